@@ -1,0 +1,137 @@
+"""BabyLLaVA-V2 in transformers' Llava structure (same module names, so weights are Llava-compatible).
+
+What differs from Llava:
+- feature selection can apply the ViT's final LayerNorm (`vision_feature_use_final_norm`), which the original
+  BabyLLaVA-V2 does: it feeds all 197 post-norm tokens of the last layer to the connector;
+- a mismatch between `<image>` tokens and image features raises one `ValueError` with both counts;
+- labels at `<image>` positions are always ignored by the loss, whatever the collator did.
+"""
+
+import torch
+from transformers.cache_utils import Cache
+from transformers.modeling_outputs import BaseModelOutputWithPooling
+from transformers.models.llava.modeling_llava import (
+    LlavaCausalLMOutputWithPast,
+    LlavaForConditionalGeneration,
+    LlavaModel,
+    LlavaPreTrainedModel,
+)
+
+from .configuration_babyllava_v2 import BabyLlavaV2Config
+
+IGNORE_INDEX = -100
+
+
+class BabyLlavaV2PreTrainedModel(LlavaPreTrainedModel):
+    config: BabyLlavaV2Config
+    config_class = BabyLlavaV2Config
+    _no_split_modules = ["Dinov2Layer", "LlamaDecoderLayer"]
+
+
+class BabyLlavaV2Model(BabyLlavaV2PreTrainedModel, LlavaModel):
+    """Vision tower + connector + language model, without the LM head."""
+
+    def get_image_features(
+        self,
+        pixel_values: torch.Tensor,
+        vision_feature_layer: int | None = None,
+        vision_feature_select_strategy: str | None = None,
+        **kwargs,
+    ) -> BaseModelOutputWithPooling:
+        """Encode `pixel_values` (num_images, 3, H, W) into projected features.
+
+        Returns the vision tower's output with `pooler_output` set to a list holding one
+        `(image_seq_length, text_hidden_size)` tensor per image, as Llava does.
+        """
+        layer = self.config.vision_feature_layer if vision_feature_layer is None else vision_feature_layer
+        strategy = (
+            self.config.vision_feature_select_strategy
+            if vision_feature_select_strategy is None
+            else vision_feature_select_strategy
+        )
+        use_final_norm = self.config.vision_feature_use_final_norm
+        # `last_hidden_state` is already post-norm, so hidden states are only needed for another layer or pre-norm.
+        needs_hidden_states = not (use_final_norm and layer == -1)
+        kwargs.pop("return_dict", None)
+        vision_outputs = self.vision_tower(
+            pixel_values.to(self.vision_tower.dtype),
+            output_hidden_states=needs_hidden_states or kwargs.pop("output_hidden_states", False),
+            return_dict=True,
+            **kwargs,
+        )
+        if needs_hidden_states:
+            selected = vision_outputs.hidden_states[layer]
+            if use_final_norm:
+                selected = self.vision_tower.layernorm(selected)
+        else:
+            selected = vision_outputs.last_hidden_state
+        if strategy == "default":
+            selected = selected[:, 1:]
+        image_features = self.multi_modal_projector(selected)
+        vision_outputs.pooler_output = list(image_features)
+        return vision_outputs
+
+    def get_placeholder_mask(self, input_ids, inputs_embeds, image_features):
+        if input_ids is None:
+            image_token_embedding = self.get_input_embeddings()(
+                torch.tensor(self.config.image_token_id, dtype=torch.long, device=inputs_embeds.device)
+            )
+            special_image_mask = (inputs_embeds == image_token_embedding).all(-1)
+        else:
+            special_image_mask = input_ids == self.config.image_token_id
+        n_image_tokens = int(special_image_mask.sum())
+        n_image_features = image_features.shape[0]
+        if n_image_tokens != n_image_features:
+            raise ValueError(
+                f"Image features and image tokens do not match: the text has {n_image_tokens} `<image>` tokens but "
+                f"the images give {n_image_features} features ({self.config.image_seq_length} per image). Expand each "
+                f"`<image>` placeholder with BabyLlavaV2Processor and pass exactly one image per placeholder."
+            )
+        return special_image_mask.unsqueeze(-1).to(inputs_embeds.device)
+
+
+class BabyLlavaV2ForConditionalGeneration(BabyLlavaV2PreTrainedModel, LlavaForConditionalGeneration):
+    """BabyLLaVA-V2 with a language-modelling head; `generate()` works as for Llava."""
+
+    def __init__(self, config: BabyLlavaV2Config):
+        BabyLlavaV2PreTrainedModel.__init__(self, config)
+        self.model = BabyLlavaV2Model(config)
+        self.lm_head = torch.nn.Linear(config.text_config.hidden_size, config.text_config.vocab_size, bias=False)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        past_key_values: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        vision_feature_layer: int | None = None,
+        vision_feature_select_strategy: str | None = None,
+        labels: torch.LongTensor | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
+        image_sizes: torch.Tensor | None = None,
+        mm_encoder_outputs: dict[str, BaseModelOutputWithPooling] | None = None,
+        **kwargs,
+    ) -> LlavaCausalLMOutputWithPast:
+        if labels is not None and input_ids is not None:
+            # Image positions carry features, not text: they must never be predicted.
+            labels = labels.masked_fill(input_ids == self.config.image_token_id, IGNORE_INDEX)
+        return super().forward(
+            input_ids=input_ids,
+            pixel_values=pixel_values,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            past_key_values=past_key_values,
+            inputs_embeds=inputs_embeds,
+            vision_feature_layer=vision_feature_layer,
+            vision_feature_select_strategy=vision_feature_select_strategy,
+            labels=labels,
+            logits_to_keep=logits_to_keep,
+            image_sizes=image_sizes,
+            mm_encoder_outputs=mm_encoder_outputs,
+            **kwargs,
+        )
+
+__all__ = ["BabyLlavaV2PreTrainedModel", "BabyLlavaV2Model", "BabyLlavaV2ForConditionalGeneration"]

@@ -1,0 +1,75 @@
+"""Training the BabyLLaVA-V2 tokenizer: byte-level BPE on child-directed utterances (REFERENCE §2)."""
+
+from collections.abc import Iterable
+
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from transformers import PreTrainedTokenizerFast
+
+PAD_TOKEN, UNK_TOKEN, BOS_TOKEN, EOS_TOKEN = "<pad>", "<unk>", "<sos>", "<eos>"
+IMAGE_TOKEN = "<image>"
+# Ids 0-3 in this order, as in the original tokenizer.
+SPECIAL_TOKENS = [PAD_TOKEN, UNK_TOKEN, BOS_TOKEN, EOS_TOKEN]
+
+
+def train_tokenizer(
+    utterances: Iterable[str],
+    vocab_size: int = 6000,
+    min_frequency: int = 3,
+    model_max_length: int = 8192,
+) -> PreTrainedTokenizerFast:
+    """Train the byte-level BPE tokenizer of BabyLLaVA-V2 and wrap it as a transformers fast tokenizer.
+
+    Text is normalised with NFKC + lowercase; `<pad>`=0, `<unk>`=1, `<sos>`=2, `<eos>`=3 come first and
+    `<sos>` is prepended to every encoded sequence. `<image>` is added after training (id `vocab_size`,
+    so the full vocabulary is `vocab_size + 1`), matching `BabyLlavaV2Config`'s defaults.
+
+    Args:
+        utterances: any iterable of strings (a list, a generator over a transcript table, a dataset column).
+        vocab_size: size of the BPE vocabulary, the four specials included.
+        min_frequency: minimum count for a merge.
+        model_max_length: context length recorded in the tokenizer.
+
+    Example:
+
+    ```python
+    >>> tokenizer = train_tokenizer(["Look at the ball!", "The red ball.", "a ball"] * 10, vocab_size=300, min_frequency=1)
+    >>> tokenizer("The ball").input_ids[0] == tokenizer.bos_token_id == 2
+    True
+    >>> tokenizer.decode(tokenizer("The BALL").input_ids, skip_special_tokens=True)
+    'the ball'
+    ```
+    """
+    tokenizer = Tokenizer(models.BPE(unk_token=UNK_TOKEN))
+    tokenizer.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator((text for text in utterances if isinstance(text, str) and text), trainer=trainer)
+    if tokenizer.get_vocab_size() < len(SPECIAL_TOKENS) + 1:
+        raise ValueError("tokenizer training saw no text: pass a non-empty iterable of utterances")
+    bos_id = tokenizer.token_to_id(BOS_TOKEN)
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"{BOS_TOKEN} $A", pair=f"{BOS_TOKEN} $A {BOS_TOKEN} $B", special_tokens=[(BOS_TOKEN, bos_id)]
+    )
+    fast_tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        bos_token=BOS_TOKEN,
+        eos_token=EOS_TOKEN,
+        pad_token=PAD_TOKEN,
+        unk_token=UNK_TOKEN,
+        model_max_length=model_max_length,
+        clean_up_tokenization_spaces=False,
+        extra_special_tokens={"image_token": IMAGE_TOKEN},
+    )
+    if fast_tokenizer.convert_tokens_to_ids(IMAGE_TOKEN) != tokenizer.get_vocab_size():
+        raise RuntimeError(f"{IMAGE_TOKEN} was not appended after the trained vocabulary")
+    return fast_tokenizer
+
+
+__all__ = ["train_tokenizer", "IMAGE_TOKEN", "SPECIAL_TOKENS"]
