@@ -50,8 +50,17 @@ def train_tokenizer(
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tokenizer.train_from_iterator((text for text in utterances if isinstance(text, str) and text), trainer=trainer)
-    if tokenizer.get_vocab_size() < len(SPECIAL_TOKENS) + 1:
+    seen = 0
+
+    def texts():
+        nonlocal seen
+        for text in utterances:
+            if isinstance(text, str) and text.strip():
+                seen += 1
+                yield text
+
+    tokenizer.train_from_iterator(texts(), trainer=trainer)
+    if not seen:
         raise ValueError("tokenizer training saw no text: pass a non-empty iterable of utterances")
     bos_id = tokenizer.token_to_id(BOS_TOKEN)
     tokenizer.post_processor = processors.TemplateProcessing(

@@ -1,0 +1,25 @@
+# Fresh-machine entry points: each target creates .venv (Python 3.11) and installs the pinned dependencies first.
+PYTHON ?= python3.11
+VENV := .venv
+INSTALLED := $(VENV)/.installed
+OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+
+.PHONY: demo test bench install
+
+install: $(INSTALLED)
+
+$(INSTALLED): pyproject.toml constraints.txt
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 or run 'make PYTHON=/path/to/python3.11 ...'"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet -c constraints.txt -e ".[test]"
+	touch $@
+
+demo: $(INSTALLED)
+	$(OFFLINE) $(VENV)/bin/babyvlm-demo
+
+test: $(INSTALLED)
+	$(OFFLINE) $(VENV)/bin/python -m pytest -n 2 --durations=15 tests
+
+bench: $(INSTALLED)
+	@for script in benchmarks/bench_*.py; do echo "== $$script"; $(OFFLINE) $(VENV)/bin/python $$script || exit 1; done

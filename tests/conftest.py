@@ -1,0 +1,40 @@
+"""Shared fixtures: everything runs offline on tiny random models."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+SHARED_SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "devcv_samples"
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A saved tiny random BabyLLaVA-V2 checkpoint with its processor (17 tokens per 32x32 image)."""
+    from babyvlm.tiny import build_tiny_babyllava
+
+    directory = tmp_path_factory.mktemp("babyllava-v2-tiny")
+    build_tiny_babyllava(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_model_and_processor(tiny_model_dir):
+    """The tiny checkpoint loaded through the Auto classes (fp32, eval mode)."""
+    import babyvlm  # noqa: F401  (registers the Auto classes)
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    model = AutoModelForImageTextToText.from_pretrained(tiny_model_dir).eval()
+    return model, AutoProcessor.from_pretrained(tiny_model_dir)
+
+
+@pytest.fixture
+def devcv_samples() -> Path:
+    """The real DevCV samples from ../shared; skips when that folder is not beside the checkout."""
+    if not SHARED_SAMPLES.is_dir():
+        pytest.skip(f"DevCV samples not found at {SHARED_SAMPLES}")
+    return SHARED_SAMPLES
