@@ -3,7 +3,7 @@
 from .chat_templates import BABY_PLAIN, BABY_V1, CHAT_TEMPLATES
 from .image_processing_babyllava_v2 import BabyLlavaV2ImageProcessor, BabyLlavaV2ImageProcessorPil, to_rgb_compatible
 from .processing_babyllava_v2 import BabyLlavaV2Processor
-from .tokenization_babyllava_v2 import IMAGE_TOKEN, train_tokenizer
+from .tokenization_babyllava_v2 import IMAGE_TOKEN, add_image_token, train_tokenizer
 from .video_processing_babyllava_v2 import sample_video_frames
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "BABY_V1",
     "CHAT_TEMPLATES",
     "IMAGE_TOKEN",
+    "add_image_token",
     "BabyLlavaV2ImageProcessor",
     "BabyLlavaV2ImageProcessorPil",
     "BabyLlavaV2Processor",

@@ -74,11 +74,27 @@ def train_tokenizer(
         unk_token=UNK_TOKEN,
         model_max_length=model_max_length,
         clean_up_tokenization_spaces=False,
-        extra_special_tokens={"image_token": IMAGE_TOKEN},
     )
-    if fast_tokenizer.convert_tokens_to_ids(IMAGE_TOKEN) != tokenizer.get_vocab_size():
-        raise RuntimeError(f"{IMAGE_TOKEN} was not appended after the trained vocabulary")
-    return fast_tokenizer
+    return add_image_token(fast_tokenizer)
 
 
-__all__ = ["train_tokenizer", "IMAGE_TOKEN", "SPECIAL_TOKENS"]
+def add_image_token(tokenizer: PreTrainedTokenizerFast) -> PreTrainedTokenizerFast:
+    """Append `<image>` as a special token named `image_token` (saved with the tokenizer), if it is missing.
+
+    The original BabyLLaVA-V2 tokenizer has no image token (it splices the sentinel id -200); ours gets it as the
+    id right after the existing vocabulary, so the model's embeddings grow by exactly one row.
+    """
+    if getattr(tokenizer, "image_token", None) == IMAGE_TOKEN and IMAGE_TOKEN in tokenizer.get_vocab():
+        return tokenizer
+    if IMAGE_TOKEN in tokenizer.get_vocab():
+        raise ValueError(f"{IMAGE_TOKEN} is already an ordinary token of this tokenizer; it must be a special token")
+    expected_id = len(tokenizer)
+    # transformers offers named multimodal tokens only at construction; this is the same registration afterwards.
+    tokenizer._set_model_specific_special_tokens({"image_token": IMAGE_TOKEN})
+    tokenizer.add_special_tokens({"extra_special_tokens": [IMAGE_TOKEN]}, replace_extra_special_tokens=False)
+    if tokenizer.convert_tokens_to_ids(IMAGE_TOKEN) != expected_id:
+        raise RuntimeError(f"{IMAGE_TOKEN} did not get id {expected_id}")
+    return tokenizer
+
+
+__all__ = ["add_image_token", "train_tokenizer", "IMAGE_TOKEN", "SPECIAL_TOKENS"]

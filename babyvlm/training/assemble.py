@@ -1,0 +1,74 @@
+"""Compose stage-0 checkpoints into a BabyLLaVA-V2 checkpoint (the start of phase 1).
+
+`babyvlm-assemble --vision DIR --language-model DIR --output DIR` takes a transformers vision model (the
+DINO-trained ViT exported by `recipes/pretrain_vision.py`, a `Dinov2Model` folder) and a causal LM with its
+tokenizer (phase 0 of `recipes/sft.py`), adds `<image>` to the tokenizer if it is missing (resizing the
+embeddings by one mean-initialised row), joins them with a freshly initialised connector, and saves the model,
+the processor (chat templates included) and a model card.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
+
+from ..modeling import BabyLlavaV2Config, BabyLlavaV2ForConditionalGeneration
+from ..processing import BabyLlavaV2ImageProcessor, BabyLlavaV2Processor, add_image_token
+from .model_card import render_model_card
+
+
+def assemble(vision_path: str | Path, language_model_path: str | Path, output_dir: str | Path | None = None, seed: int = 0):
+    """Build (and optionally save) a BabyLLaVA-V2 model and processor from a vision model and a causal LM."""
+    vision = AutoModel.from_pretrained(vision_path)
+    language_model = AutoModelForCausalLM.from_pretrained(language_model_path)
+    tokenizer = add_image_token(AutoTokenizer.from_pretrained(language_model_path))
+    if language_model.get_input_embeddings().num_embeddings < len(tokenizer):
+        language_model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
+
+    config = BabyLlavaV2Config(
+        vision_config=vision.config.to_dict(),
+        text_config=language_model.config.to_dict(),
+        image_token_index=tokenizer.image_token_id,
+    )
+    torch.manual_seed(seed)  # the connector is the only freshly initialised part
+    model = BabyLlavaV2ForConditionalGeneration(config)
+    model.model.vision_tower.load_state_dict(vision.state_dict())
+    model.model.language_model.load_state_dict(language_model.model.state_dict())
+    model.lm_head.load_state_dict(language_model.lm_head.state_dict())
+
+    image_size = config.vision_config.image_size
+    processor = BabyLlavaV2Processor.from_model_config(
+        config, BabyLlavaV2ImageProcessor(size={"height": image_size, "width": image_size}), tokenizer
+    )
+    if output_dir is not None:
+        output_dir = Path(output_dir)
+        model.save_pretrained(output_dir)
+        processor.save_pretrained(output_dir)
+        card = render_model_card(
+            "assembled",
+            "Stage-0 vision and language checkpoints joined by a freshly initialised connector; the start of phase 1.",
+            [],
+            f"vision: {vision_path}; language model: {language_model_path}",
+            {"connector_seed": seed, "image_seq_length": config.image_seq_length, "vocab_size": len(tokenizer)},
+        )
+        (output_dir / "README.md").write_text(card)
+    return model, processor
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--vision", required=True, help="transformers vision model folder (e.g. the exported DINO teacher)")
+    parser.add_argument("--language-model", required=True, help="causal LM folder with its tokenizer (phase-0 output)")
+    parser.add_argument("--output", required=True, help="where to write the BabyLLaVA-V2 checkpoint")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the connector initialisation")
+    args = parser.parse_args(argv)
+    model, processor = assemble(args.vision, args.language_model, args.output, args.seed)
+    print(f"assembled BabyLLaVA-V2 ({sum(p.numel() for p in model.parameters()):,} parameters, "
+          f"{processor.image_seq_length} tokens per image) -> {args.output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""Training data: one dataset or a weighted mixture of dataset folders (DevCV tasks, SAYCam corpora)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from datasets import Dataset, concatenate_datasets, interleave_datasets, load_dataset
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One source of a mixture: `path` (a dataset folder), optional `name` (config) and `split`, and a `weight`."""
+
+    path: str
+    name: str | None = None
+    split: str = "train"
+    weight: float | None = None
+
+    @classmethod
+    def parse(cls, spec: str | dict) -> "DatasetSpec":
+        """Accept a mapping (from YAML) or `"path[:name][@split][*weight]"` (from the command line)."""
+        if isinstance(spec, dict):
+            unknown = set(spec) - {"path", "name", "split", "weight"}
+            if unknown or "path" not in spec:
+                raise ValueError(f"dataset spec {spec!r}: needs 'path', may have 'name', 'split', 'weight'")
+            return cls(**spec)
+        text, weight = (spec.rsplit("*", 1) + [None])[:2] if "*" in spec else (spec, None)
+        text, split = text.rsplit("@", 1) if "@" in text else (text, "train")
+        path, name = text.split(":", 1) if ":" in text else (text, None)
+        return cls(path, name, split, float(weight) if weight is not None else None)
+
+
+def load_mixture(specs: list[str | dict], seed: int = 0, keep_columns: tuple[str, ...] | None = ("messages", "images")) -> Dataset:
+    """Load every spec and mix them: concatenated when no weights are given, else interleaved by weight.
+
+    `keep_columns` drops the metadata columns that a collator does not read (their schemas differ between
+    corpora); pass None to keep everything.
+    """
+    if not specs:
+        raise ValueError("no training dataset given")
+    parsed = [DatasetSpec.parse(spec) for spec in specs]
+    datasets = []
+    for spec in parsed:
+        dataset = load_dataset(spec.path, spec.name, split=spec.split)
+        if keep_columns is not None:
+            missing = [column for column in keep_columns if column not in dataset.column_names]
+            if missing:
+                raise ValueError(f"dataset {spec.path} ({spec.name or 'default'}, {spec.split}) has no column(s) {missing}")
+            dataset = dataset.select_columns(list(keep_columns))
+        datasets.append(dataset)
+    if len(datasets) == 1:
+        return datasets[0]
+    weights = [spec.weight for spec in parsed]
+    if all(weight is None for weight in weights):
+        return concatenate_datasets(datasets)
+    if any(weight is None or weight <= 0 for weight in weights):
+        raise ValueError(f"give every dataset of a weighted mixture a positive weight, got {weights}")
+    total = sum(weights)
+    return interleave_datasets(datasets, probabilities=[w / total for w in weights], seed=seed, stopping_strategy="all_exhausted")
