@@ -10,7 +10,7 @@ from transformers import TrainerCallback
 
 HYPERPARAMETERS = (
     "learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps", "num_train_epochs", "max_steps",
-    "lr_scheduler_type", "warmup_ratio", "weight_decay", "adam_beta2", "max_grad_norm", "bf16", "seed", "max_length",
+    "lr_scheduler_type", "warmup_steps", "weight_decay", "adam_beta2", "max_grad_norm", "bf16", "seed", "max_length",
     "gradient_checkpointing",
 )
 

@@ -1,0 +1,334 @@
+"""Stage 0 vision: DINOv2-style self-supervised pretraining of the BabyLLaVA-V2 ViT on image frames.
+
+    accelerate launch recipes/pretrain_vision.py --config recipes/babyllava_v2/stage0_vision.yaml
+    ACCELERATE_USE_CPU=true accelerate launch recipes/pretrain_vision.py \\
+        --config recipes/babyllava_v2/tiny/stage0_vision.yaml --dataset_name path/to/frames --output_dir runs/tiny
+
+Any YAML key can be overridden on the command line (``--max_steps 10``). The student and the EMA teacher are
+transformers ``Dinov2Model``s (by default the BabyLLaVA-V2 vision tower: ViT-L/16 at 224, LayerScale 1e-5). The run
+saves ``checkpoint-{step}`` folders in ``output_dir`` and resumes from the last one when started again; at the end
+the teacher backbone is saved in ``output_dir`` itself (``config.json``, ``model.safetensors``, ``README.md``), a
+``Dinov2Model`` folder that ``BabyLlavaV2Config(vision_config=...)`` and ``model.vision_tower`` accept as is.
+See ``recipes/README_vision.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import torch
+import yaml
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import Dinov2Model
+from trl import TrlParser
+
+from babyvlm.modeling import BabyLlavaV2Config
+from babyvlm.training.dino import DinoConfig, DinoPretrainingModel, cosine_schedule, parameter_groups
+from babyvlm.training.dino_data import (
+    MultiCropAugmentation,
+    MultiCropConfig,
+    MultiCropDataset,
+    StreamBatchSampler,
+    collate_crops,
+    load_image_dataset,
+)
+
+CHECKPOINT_PATTERN = re.compile(r"checkpoint-(\d+)")
+STATE_FILE = "trainer_state.json"
+
+
+@dataclass
+class PretrainVisionArguments:
+    """Data, model, optimisation, schedules and bookkeeping of a stage-0 vision run."""
+
+    dataset_name: str = field(metadata={"help": "load_dataset-able folder or Hub id with an image column (the `frames` corpus)."})
+    output_dir: str = field(metadata={"help": "Checkpoints, logs and, at the end, the exported teacher."})
+    dataset_config: str | None = field(default=None, metadata={"help": "Dataset config name."})
+    dataset_split: str = field(default="train", metadata={"help": "Split to train on."})
+    image_column: str = field(default="image", metadata={"help": "Column holding the images."})
+    model_name_or_path: str | None = field(default=None, metadata={"help": "Dinov2Model checkpoint to start from (random init when unset)."})
+    vision_config: dict | str | None = field(
+        default=None,
+        metadata={"help": "Overrides of the BabyLLaVA-V2 vision config for a random init (a mapping, or JSON on the CLI)."},
+    )
+    drop_path_rate: float = field(default=0.3, metadata={"help": "Stochastic depth of the student."})
+    gradient_checkpointing: bool = field(default=False, metadata={"help": "Recompute the student's activations."})
+    seed: int = field(default=42, metadata={"help": "Seed of the init, the data order, the crops and the masks."})
+    max_steps: int = field(default=125_000, metadata={"help": "Optimisation steps (DINOv2: 100 epochs of 1,250)."})
+    per_device_train_batch_size: int = field(default=64, metadata={"help": "Images per process and step."})
+    learning_rate: float = field(default=4e-3, metadata={"help": "Peak LR, for a global batch of 1024 under sqrt scaling."})
+    learning_rate_scaling: Literal["sqrt_wrt_1024", "none"] = field(
+        default="sqrt_wrt_1024", metadata={"help": "sqrt_wrt_1024: peak LR = learning_rate * sqrt(global batch / 1024)."}
+    )
+    min_learning_rate: float = field(default=1e-6, metadata={"help": "LR at the end of the cosine decay."})
+    warmup_steps: int = field(default=12_500, metadata={"help": "Linear LR warm-up steps."})
+    weight_decay: float = field(default=0.04, metadata={"help": "Weight decay at step 0 (cosine schedule)."})
+    weight_decay_end: float = field(default=0.4, metadata={"help": "Weight decay at the last step."})
+    adam_beta1: float = field(default=0.9, metadata={"help": "AdamW beta1."})
+    adam_beta2: float = field(default=0.999, metadata={"help": "AdamW beta2."})
+    max_grad_norm: float = field(default=3.0, metadata={"help": "Gradient clipping (0 disables)."})
+    layerwise_lr_decay: float = field(default=0.9, metadata={"help": "LR multiplier per ViT block from the top."})
+    patch_embed_lr_multiplier: float = field(default=0.2, metadata={"help": "Extra LR multiplier of the patch embedding."})
+    freeze_last_layer_steps: int = field(default=1250, metadata={"help": "Steps during which the head prototypes do not move."})
+    teacher_momentum: float = field(default=0.992, metadata={"help": "EMA momentum of the teacher at step 0."})
+    teacher_momentum_end: float = field(default=1.0, metadata={"help": "EMA momentum at the last step (cosine schedule)."})
+    teacher_temperature_start: float = field(default=0.04, metadata={"help": "Teacher temperature at step 0."})
+    teacher_temperature: float = field(default=0.07, metadata={"help": "Teacher temperature after the warm-up."})
+    teacher_temperature_warmup_steps: int = field(default=37_500, metadata={"help": "Linear warm-up of the teacher temperature."})
+    bf16: bool = field(default=False, metadata={"help": "bf16 autocast (GPUs)."})
+    dataloader_num_workers: int = field(default=0, metadata={"help": "Data-loading processes per training process."})
+    logging_steps: int = field(default=10, metadata={"help": "Log averaged losses and monitors every N steps."})
+    save_steps: int = field(default=1250, metadata={"help": "Save a resumable checkpoint every N steps (and at the end)."})
+    save_total_limit: int | None = field(default=2, metadata={"help": "Checkpoints kept in output_dir (None keeps all)."})
+    resume_from_checkpoint: str | None = field(default=None, metadata={"help": "Checkpoint to resume; default: the last one in output_dir."})
+    report_to: str = field(default="none", metadata={"help": "none, or comma-separated trackers: tensorboard, trackio, wandb."})
+    push_to_hub: bool = field(default=False, metadata={"help": "Upload the exported teacher to the Hub."})
+    hub_model_id: str | None = field(default=None, metadata={"help": "Hub repository (default: the output_dir name)."})
+    hub_private_repo: bool = field(default=False, metadata={"help": "Create the Hub repository as private."})
+
+    def __post_init__(self):
+        if isinstance(self.vision_config, str):
+            self.vision_config = json.loads(self.vision_config)
+        for name in ("max_steps", "per_device_train_batch_size", "logging_steps", "save_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.model_name_or_path and self.vision_config:
+            raise ValueError("give either model_name_or_path (start from a checkpoint) or vision_config (random init), not both")
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[PretrainVisionArguments, DinoConfig, MultiCropConfig]:
+    """YAML (``--config``) then command-line overrides, as in the other recipes."""
+    return TrlParser((PretrainVisionArguments, DinoConfig, MultiCropConfig)).parse_args_and_config(argv)
+
+
+def build_backbone(args: PretrainVisionArguments) -> Dinov2Model:
+    """The student ViT: a checkpoint, or a random BabyLLaVA-V2 vision tower with ``args.vision_config`` overrides."""
+    if args.model_name_or_path:
+        return Dinov2Model.from_pretrained(args.model_name_or_path, drop_path_rate=args.drop_path_rate)
+    config = BabyLlavaV2Config(vision_config=args.vision_config or {}).vision_config
+    config.drop_path_rate = args.drop_path_rate
+    return Dinov2Model(config)
+
+
+def build_optimizer(model: DinoPretrainingModel, args: PretrainVisionArguments) -> torch.optim.AdamW:
+    """AdamW over the student, grouped by LR and weight-decay multipliers (values are set every step)."""
+    groups = parameter_groups(model, args.layerwise_lr_decay, args.patch_embed_lr_multiplier)
+    return torch.optim.AdamW(groups, lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2))
+
+
+def schedule_values(args: PretrainVisionArguments, step: int, global_batch_size: int) -> dict[str, float]:
+    """LR, weight decay, teacher momentum and temperature at ``step``: pure functions of the step, so a resumed
+    run needs nothing but the step to continue them."""
+    peak_lr = args.learning_rate
+    if args.learning_rate_scaling == "sqrt_wrt_1024":
+        peak_lr *= math.sqrt(global_batch_size / 1024)
+    total = args.max_steps
+    return {
+        "learning_rate": cosine_schedule(step, total, peak_lr, args.min_learning_rate, args.warmup_steps),
+        "weight_decay": cosine_schedule(step, total, args.weight_decay, args.weight_decay_end),
+        "teacher_momentum": cosine_schedule(step, total, args.teacher_momentum, args.teacher_momentum_end),
+        "teacher_temperature": cosine_schedule(
+            step, total, args.teacher_temperature, args.teacher_temperature,
+            args.teacher_temperature_warmup_steps, args.teacher_temperature_start,
+        ),
+    }
+
+
+def training_step(accelerator: Accelerator, model, optimizer, batch: dict[str, torch.Tensor], step: int, args: PretrainVisionArguments):
+    """Forward, backward, clip, AdamW step, teacher EMA. Returns the model output and the logged scalars."""
+    values = schedule_values(args, step, args.per_device_train_batch_size * accelerator.num_processes)
+    for group in optimizer.param_groups:
+        group["lr"] = values["learning_rate"] * group["lr_multiplier"]
+        group["weight_decay"] = values["weight_decay"] * group["weight_decay_multiplier"]
+    output = model(**batch, teacher_temperature=values["teacher_temperature"])
+    accelerator.backward(output.loss)
+    unwrapped = accelerator.unwrap_model(model)
+    if step < args.freeze_last_layer_steps:  # DINO: moving prototypes early on destabilises the targets
+        unwrapped.student["head"].prototypes.weight.grad = None
+    if args.max_grad_norm > 0:
+        values["grad_norm"] = float(accelerator.clip_grad_norm_(unwrapped.student.parameters(), args.max_grad_norm))
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    unwrapped.update_teacher(values["teacher_momentum"])
+    return output, values
+
+
+def checkpoints(output_dir: Path) -> list[Path]:
+    """The ``checkpoint-{step}`` folders, by step (a folder gets that name only once it is complete)."""
+    found = [(int(m.group(1)), path) for path in output_dir.glob("checkpoint-*") if (m := CHECKPOINT_PATTERN.fullmatch(path.name))]
+    return [path for _, path in sorted(found)]
+
+
+def save_checkpoint(accelerator: Accelerator, output_dir: Path, step: int, save_total_limit: int | None) -> None:
+    """Save model (student, teacher, centres), optimizer and RNG states to ``checkpoint-{step}`` atomically."""
+    staging = output_dir / f".checkpoint-{step}.partial"
+    accelerator.save_state(str(staging))
+    if accelerator.is_main_process:
+        (staging / STATE_FILE).write_text(json.dumps({"global_step": step}) + "\n")
+        final = output_dir / f"checkpoint-{step}"
+        shutil.rmtree(final, ignore_errors=True)
+        staging.rename(final)
+        if save_total_limit:
+            for old in checkpoints(output_dir)[:-save_total_limit]:
+                shutil.rmtree(old)
+    accelerator.wait_for_everyone()
+
+
+def resume(accelerator: Accelerator, args: PretrainVisionArguments) -> int:
+    """Load the checkpoint to resume from (if any) and return its step."""
+    if args.resume_from_checkpoint:
+        checkpoint = Path(args.resume_from_checkpoint)
+    else:
+        saved = checkpoints(Path(args.output_dir))
+        if not saved:
+            return 0
+        checkpoint = saved[-1]
+    if not (checkpoint / STATE_FILE).is_file():
+        raise FileNotFoundError(f"{checkpoint} is not a checkpoint of this recipe (no {STATE_FILE})")
+    accelerator.load_state(str(checkpoint))
+    step = json.loads((checkpoint / STATE_FILE).read_text())["global_step"]
+    accelerator.print(f"resumed from {checkpoint} at step {step}")
+    return step
+
+
+def model_card(args: PretrainVisionArguments, dino: DinoConfig, crops: MultiCropConfig, num_images: int, step: int, num_processes: int, metrics: dict) -> str:
+    """README.md of the exported teacher: stage, data, parent, schedule, last metrics and every hyperparameter."""
+    parent = args.model_name_or_path or "random initialisation (BabyLLaVA-V2 vision config)"
+    header = {"library_name": "transformers", "pipeline_tag": "image-feature-extraction", "tags": ["babyvlm", "dinov2", "self-supervised", "stage0-vision"]}
+    if args.model_name_or_path:
+        header["base_model"] = args.model_name_or_path
+    hyperparameters = yaml.safe_dump({"training": asdict(args), "objective": asdict(dino), "crops": asdict(crops)}, sort_keys=False)
+    last = ", ".join(f"{key} {value:.4g}" for key, value in metrics.items()) or "none logged"
+    return f"""---
+{yaml.safe_dump(header, sort_keys=False)}---
+
+# BabyLLaVA-V2 vision tower: stage 0 (DINOv2-style self-supervision)
+
+EMA teacher of a DINO + iBOT + KoLeo run (`recipes/pretrain_vision.py`), saved as a transformers `Dinov2Model`.
+Use it as the vision tower of BabyLLaVA-V2: `BabyLlavaV2Config(vision_config=AutoConfig.from_pretrained(path))`
+and its weights as `model.vision_tower` (the `babyvlm-assemble` step does both).
+
+- **Stage**: 0, vision (self-supervised, no text)
+- **Data**: `{args.dataset_name}` (config `{args.dataset_config}`, split `{args.dataset_split}`, column `{args.image_column}`): {num_images:,} images
+- **Parent checkpoint**: {parent}
+- **Steps**: {step:,} of {args.max_steps:,}, global batch {args.per_device_train_batch_size * num_processes} ({num_processes} process(es) x {args.per_device_train_batch_size})
+- **Crops**: {crops.global_crops_number} x {crops.global_crops_size} px global + {crops.local_crops_number} x {crops.local_crops_size} px local
+- **Last logged metrics**: {last}
+
+## Hyperparameters
+
+```yaml
+{hyperparameters}```
+"""
+
+
+def export_teacher(model: DinoPretrainingModel, output_dir: Path, card: str) -> None:
+    """Save the teacher backbone and its card into ``output_dir``; ``config.json`` lands last, so a folder with a
+    config always has the matching weights."""
+    staging = output_dir / ".export.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    model.teacher["backbone"].save_pretrained(staging)
+    (staging / "README.md").write_text(card)
+    for path in sorted(staging.iterdir(), key=lambda p: p.name == "config.json"):
+        os.replace(path, output_dir / path.name)
+    staging.rmdir()
+
+
+def push_to_hub(args: PretrainVisionArguments, output_dir: Path) -> None:
+    """Upload the exported files (not the checkpoints) to ``args.hub_model_id``."""
+    from huggingface_hub import create_repo, upload_folder
+
+    repo_id = create_repo(args.hub_model_id or output_dir.name, private=args.hub_private_repo, exist_ok=True).repo_id
+    upload_folder(repo_id=repo_id, folder_path=output_dir, allow_patterns=["config.json", "*.safetensors", "README.md"])
+
+
+def tracker_config(*configs) -> dict:
+    """Flat scalar hyperparameters, which every accelerate tracker accepts."""
+    flat = {}
+    for config in configs:
+        for key, value in asdict(config).items():
+            flat[key] = value if isinstance(value, (int, float, str, bool)) else json.dumps(value)
+    return flat
+
+
+def main(argv: list[str] | None = None) -> None:
+    args, dino_config, crop_config = parse_args(argv)
+    trackers = [] if args.report_to == "none" else args.report_to.split(",")
+    accelerator = Accelerator(mixed_precision="bf16" if args.bf16 else None, log_with=trackers or None, project_dir=args.output_dir)
+    output_dir = Path(args.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    if dino_config.koleo_loss_weight > 0 and args.per_device_train_batch_size < 2:
+        raise ValueError("KoLeo needs per_device_train_batch_size >= 2 (a nearest neighbour per image)")
+    set_seed(args.seed)
+
+    with accelerator.main_process_first():  # one process prepares the dataset cache, the others reuse it
+        images = load_image_dataset(args.dataset_name, args.dataset_config, args.dataset_split, args.image_column)
+    backbone = build_backbone(args)
+    if args.gradient_checkpointing:
+        backbone.gradient_checkpointing_enable()
+    if crop_config.global_crops_size != backbone.config.image_size:
+        accelerator.print(f"note: global crops of {crop_config.global_crops_size} px train a ViT built for {backbone.config.image_size} px")
+    model = DinoPretrainingModel(backbone, dino_config)
+    optimizer = build_optimizer(model, args)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    start_step = resume(accelerator, args)
+
+    augmentation = MultiCropAugmentation(crop_config, backbone.config.patch_size)
+    sampler = StreamBatchSampler(args.per_device_train_batch_size, start_step, accelerator.num_processes, accelerator.process_index)
+    loader = DataLoader(
+        MultiCropDataset(images, args.image_column, augmentation, args.seed),
+        batch_sampler=sampler,
+        collate_fn=collate_crops,
+        num_workers=args.dataloader_num_workers,
+        pin_memory=accelerator.device.type == "cuda",
+        generator=torch.Generator(),  # keeps the loader off the global RNG that checkpoints restore
+    )
+    accelerator.init_trackers("stage0_vision", config=tracker_config(args, dino_config, crop_config))
+
+    model.train()
+    progress = tqdm(total=args.max_steps, initial=start_step, desc="stage 0 vision", disable=not accelerator.is_local_main_process)
+    window: dict[str, list[float]] = defaultdict(list)
+    metrics: dict[str, float] = {}
+    for step, batch in zip(range(start_step, args.max_steps), loader):
+        batch = {key: value.to(accelerator.device, non_blocking=True) for key, value in batch.items()}
+        output, values = training_step(accelerator, model, optimizer, batch, step, args)
+        for key in ("loss", "dino_loss", "ibot_loss", "koleo_loss", "teacher_entropy", "teacher_marginal_entropy"):
+            window[key].append(output[key].detach().float())
+        done = step + 1
+        if done % args.logging_steps == 0 or done == args.max_steps:
+            averages = {key: accelerator.reduce(torch.stack(v).mean(), "mean").item() for key, v in window.items()}
+            metrics = {**averages, **values}
+            window.clear()
+            accelerator.log(metrics, step=done)
+            if accelerator.is_main_process:
+                progress.write(json.dumps({"step": done, **{k: round(v, 6) for k, v in metrics.items()}}))
+            if not all(math.isfinite(v) for v in averages.values()):
+                raise FloatingPointError(f"non-finite losses at step {done}: {averages}")
+        progress.update(1)
+        if done % args.save_steps == 0 or done == args.max_steps:
+            save_checkpoint(accelerator, output_dir, done, args.save_total_limit)
+    progress.close()
+
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        card = model_card(args, dino_config, crop_config, len(images), args.max_steps, accelerator.num_processes, metrics)
+        export_teacher(accelerator.unwrap_model(model), output_dir, card)
+        print(f"exported the teacher vision tower to {output_dir}")
+        if args.push_to_hub:
+            push_to_hub(args, output_dir)
+    accelerator.end_training()
+
+
+if __name__ == "__main__":
+    main()
