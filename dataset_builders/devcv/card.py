@@ -1,0 +1,169 @@
+"""The dataset folder's README.md: YAML ``configs`` that make ``load_dataset`` work, plus the dataset card."""
+
+from __future__ import annotations
+
+import yaml
+
+from .audit import ShortcutAudit, format_audit_markdown
+from .report import BuildReport
+from .schema import COLUMN_DESCRIPTIONS, DEVCV_FEATURES
+from .tasks import TASKS
+
+ALL_CONFIG = "all"
+SPLIT_ORDER = ("train", "validation", "test")
+
+ACCESS_NOTE = """\
+SAYCam frames are gated: access goes through Databrary and requires an approved data-use
+agreement. `babyvlm-build-devcv` only packages a copy the user already holds; it never downloads
+or redistributes frames. A folder built from SAYCam items (or from any source with a licence
+that forbids redistribution) must not be uploaded publicly. Ego4D items fall under the Ego4D
+licence; the public Ego4D DevCV test set is released as `wsashawn/devcv_toolbox_ego4d`."""
+
+
+def _ordered_splits(splits) -> list[str]:
+    return sorted(set(splits), key=lambda split: (SPLIT_ORDER.index(split) if split in SPLIT_ORDER else len(SPLIT_ORDER), split))
+
+
+def shard_pattern(task: str, split: str) -> str:
+    """Glob of the parquet shards of one task and split, relative to the dataset folder."""
+    return f"data/{task}/{split}-*.parquet"
+
+
+def configs_yaml(counts: dict[str, dict[str, int]], fingerprint: str) -> list[dict]:
+    """The README ``configs``: ``all`` (default, every task) then one config per task, in registry order.
+
+    Each config's ``description`` carries the shard fingerprint: 🤗 datasets keys its cache of a
+    local folder on the README configs only (not on the files), so without it a rebuilt folder
+    would be served from the stale cache of the previous build.
+    """
+    all_splits = _ordered_splits(split for per_split in counts.values() for split in per_split)
+    configs = [
+        {
+            "config_name": ALL_CONFIG,
+            "default": True,
+            "description": f"every DevCV task; shards sha256 {fingerprint}",
+            "data_files": [{"split": split, "path": shard_pattern("*", split)} for split in all_splits],
+        }
+    ]
+    for task in TASKS:
+        written = {split: n for split, n in counts.get(task, {}).items() if n}
+        if written:
+            configs.append(
+                {
+                    "config_name": task,
+                    "description": f"{TASKS[task].display_name}; shards sha256 {fingerprint}",
+                    "data_files": [{"split": split, "path": shard_pattern(task, split)} for split in _ordered_splits(written)],
+                }
+            )
+    return configs
+
+
+def _counts_table(counts: dict[str, dict[str, int]]) -> str:
+    splits = _ordered_splits(split for per_split in counts.values() for split in per_split)
+    lines = [
+        "| task | harness key | " + " | ".join(splits) + " | answer | chance | primary metric |",
+        "|" + "---|" * (len(splits) + 5),
+    ]
+    for name, task in TASKS.items():
+        if name in counts:
+            cells = [str(counts[name].get(split, 0)) for split in splits]
+            lines.append(
+                f"| {name} | `{task.harness_key}` | " + " | ".join(cells)
+                + f" | {task.answer_type} | {100 * task.chance:.1f}% | {task.primary_metric} |"
+            )
+    return "\n".join(lines)
+
+
+def _prompts_section(prompts: dict[str, str]) -> str:
+    lines = []
+    for task in TASKS:
+        if task in prompts:
+            # One line per task: escape the newline some prompts have (Picture Vocabulary).
+            prompt = prompts[task].replace("\n", "\\n")
+            lines.append(f"- **{task}**: `{prompt}`" if prompt else f"- **{task}**: no prompt (scored by LM loss)")
+    return "\n".join(lines)
+
+
+def _schema_table() -> str:
+    lines = ["| column | type | description |", "|---|---|---|"]
+    lines += [f"| `{name}` | `{DEVCV_FEATURES[name]!r}` | {description} |" for name, description in COLUMN_DESCRIPTIONS.items()]
+    return "\n".join(lines)
+
+
+def render_card(report: BuildReport, sources: list[str], prompts: dict[str, str], audit: list[ShortcutAudit] | None) -> str:
+    """Full README.md: YAML front matter with the configs, then provenance, access, schema, counts, prompts, audit.
+
+    ``prompts`` maps each task to the text of one released prompt (``<image>`` where images go).
+    """
+    counts = report.counts()
+    front_matter = {
+        "pretty_name": "DevCV Toolbox",
+        "license": "other",
+        "language": ["en"],
+        "task_categories": ["visual-question-answering"],
+        "tags": ["developmental-psychology", "babyvlm", "devcv"],
+        "configs": configs_yaml(counts, report.fingerprint),
+    }
+    skip_lines = "\n".join(f"- `{reason}`: {count}" for reason, count in sorted(report.skip_reasons().items())) or "- none"
+    audit_section = format_audit_markdown(audit) if audit else "Not run (build with the audit enabled, or run `babyvlm-audit-devcv`)."
+    return f"""---
+{yaml.safe_dump(front_matter, sort_keys=False).rstrip()}
+---
+
+# DevCV Toolbox
+
+The DevCV Toolbox (BabyVLM-V2) adapts the vision measures of the NIH Baby Toolbox into
+developmentally grounded tasks for vision-language models. This folder holds the released items
+as a 🤗 dataset: one config per task and an `all` config (the default) holding every task.
+
+```python
+from datasets import load_dataset
+
+pv = load_dataset("path/to/this/folder", "picture_vocabulary", split="test")
+everything = load_dataset("path/to/this/folder")  # the `all` config
+```
+
+## Provenance
+
+Built by `babyvlm-build-devcv` from the released JSON layouts of: {", ".join(sorted(set(sources)))}.
+Items are reproduced losslessly: `babyvlm.dataset_builders.devcv.export` writes them back to the
+released layout. Shard fingerprint (SHA-256): `{report.fingerprint}`.
+
+## Licence and access
+
+{ACCESS_NOTE}
+
+## Schema
+
+Every config has the same columns.
+
+{_schema_table()}
+
+## Tasks and counts
+
+{_counts_table(counts)}
+
+## Prompts
+
+One released prompt per task (`<image>` marks where an image goes):
+
+{_prompts_section(prompts)}
+
+## Shortcut audit
+
+How often the gold answer is recoverable without solving the task (`majority`: always give the
+most frequent gold answer of each round; `gold position`: share of gold answers per option
+position, A = first option offered; `gold = query`: gold option image byte-identical to the query
+image; `pixel solver`: pick the option whose pixels are nearest the query's). Compare with chance.
+
+{audit_section}
+
+## Build report
+
+{report.items} released items read, {report.written} written, {len(report.skipped)} skipped
+({len(report.skipped_files)} file(s) skipped). Skip reasons:
+
+{skip_lines}
+
+Every skipped item is listed in `build_report.json`.
+"""

@@ -1,0 +1,130 @@
+"""Build accounting: every released item is either written or skipped with a reason.
+
+Reasons are short stable codes (grep-able, countable) plus a human detail naming the field or file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+
+MISSING_IMAGE = "missing_image"
+UNREADABLE_IMAGE = "unreadable_image"
+PLACEHOLDER_MISMATCH = "placeholder_mismatch"
+MALFORMED_CONVERSATION = "malformed_conversation"
+MALFORMED_FIELD = "malformed_field"
+PATH_OUTSIDE_ROOT = "path_outside_root"
+DUPLICATE_ID = "duplicate_id"
+# File-level reasons: the whole file is skipped and its items cannot be counted one by one.
+UNKNOWN_TASK = "unknown_task"
+UNREADABLE_FILE = "unreadable_file"
+
+
+class ItemSkipped(Exception):
+    """An item (or file) that cannot be written, with a reason code and a detail naming the culprit."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+    def __reduce__(self):
+        # Travels back from image-loading worker processes.
+        return ItemSkipped, (self.reason, self.detail)
+
+
+@dataclass
+class SkippedItem:
+    file: str
+    index: int
+    """Position of the item in its released JSON list."""
+    id: str | None
+    task: str
+    split: str
+    reason: str
+    detail: str
+
+
+@dataclass
+class SkippedFile:
+    file: str
+    reason: str
+    detail: str
+
+
+@dataclass
+class FileSummary:
+    file: str
+    source: str
+    source_task: str
+    task: str
+    split: str
+    items: int = 0
+    written: int = 0
+
+
+@dataclass
+class BuildReport:
+    """What a build read, wrote and skipped; serialised as ``build_report.json`` in the dataset folder."""
+
+    files: list[FileSummary] = field(default_factory=list)
+    skipped_files: list[SkippedFile] = field(default_factory=list)
+    skipped: list[SkippedItem] = field(default_factory=list)
+    fingerprint: str = ""
+    """SHA-256 over the written parquet shards: the same input gives the same fingerprint."""
+
+    @property
+    def items(self) -> int:
+        return sum(summary.items for summary in self.files)
+
+    @property
+    def written(self) -> int:
+        return sum(summary.written for summary in self.files)
+
+    @property
+    def ok(self) -> bool:
+        """Nothing was skipped (what ``--strict`` requires)."""
+        return not self.skipped and not self.skipped_files
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Written items per task and split."""
+        counts: dict[str, dict[str, int]] = {}
+        for summary in self.files:
+            per_split = counts.setdefault(summary.task, {})
+            per_split[summary.split] = per_split.get(summary.split, 0) + summary.written
+        return counts
+
+    def skip_reasons(self) -> Counter:
+        return Counter(skip.reason for skip in [*self.skipped, *self.skipped_files])
+
+    def to_dict(self) -> dict:
+        return {
+            "items": self.items,
+            "written": self.written,
+            "skipped": len(self.skipped),
+            "skipped_files": len(self.skipped_files),
+            "skip_reasons": dict(sorted(self.skip_reasons().items())),
+            "counts": self.counts(),
+            "fingerprint": self.fingerprint,
+            "files": [asdict(summary) for summary in self.files],
+            "skipped_file_list": [asdict(skip) for skip in self.skipped_files],
+            "skipped_item_list": [asdict(skip) for skip in self.skipped],
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
+
+    def summary(self, max_listed: int = 20) -> str:
+        """Printable summary: totals, skip reasons and the first skipped items."""
+        lines = [f"DevCV build: {self.items} items read, {self.written} written, {len(self.skipped)} skipped"]
+        if self.skipped_files:
+            lines.append(f"{len(self.skipped_files)} file(s) skipped:")
+            lines += [f"  {skip.file}: {skip.reason}: {skip.detail}" for skip in self.skipped_files]
+        for reason, count in sorted(self.skip_reasons().items()):
+            lines.append(f"  {reason}: {count}")
+        for skip in self.skipped[:max_listed]:
+            lines.append(f"  skipped {skip.file}[{skip.index}] id={skip.id!r}: {skip.reason}: {skip.detail}")
+        if len(self.skipped) > max_listed:
+            lines.append(f"  ... and {len(self.skipped) - max_listed} more (see build_report.json)")
+        return "\n".join(lines)
