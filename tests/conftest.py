@@ -1,6 +1,7 @@
 """Shared fixtures: everything runs offline on tiny random models."""
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,9 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# datasets 5 caches a local dataset folder by its card and name, not its files: tests that build folders with the
+# same names must never read each other's (or an earlier run's) cache.
+os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp(prefix="babyvlm-datasets-cache-")
 
 SHARED_SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "devcv_samples"
 

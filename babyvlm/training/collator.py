@@ -5,9 +5,12 @@ this collator does both right for chat records (`messages` + `images`, see `baby
 
 - labels cover exactly the assistant answers of every turn (`{% generation %}` spans of the chat template),
   never the `<image>` tokens, the user turns or padding;
-- `packing=True` concatenates the batch into one row with `position_ids` restarting at 0 for every sample and no
+- `packing=True` concatenates samples into rows with `position_ids` restarting at 0 for every sample and no
   attention mask: transformers then builds a block-diagonal causal mask (SDPA/eager on CPU) or runs the
-  flash-attention varlen kernel, so attention never crosses samples and no compute is spent on padding;
+  flash-attention varlen kernel, so attention never crosses samples and no compute is spent on padding.
+  Without `max_length` the whole batch is one row (the padding-free layout flash-attention varlen wants); with
+  it, samples are packed best-fit-decreasing into rows of at most `max_length` tokens, which keeps the
+  quadratic attention of the masked SDPA path (CPU) small;
 - a sample longer than `max_length` is cut before the first image block that does not fit whole (never inside
   one; its images are dropped with it), or rejected with `truncation="error"`.
 """
@@ -38,7 +41,7 @@ class BabyLlavaV2Collator:
         processor: a `BabyLlavaV2Processor` (any processor with a `{% generation %}` chat template works).
         chat_template: template name or Jinja string (`"baby_v1"` for phases 2-3, `"baby_plain"` for phase 1).
         max_length: token budget per sample (None: no limit).
-        packing: return one padding-free row per batch instead of a right-padded batch.
+        packing: pack samples into rows (one row without `max_length`) instead of a right-padded batch.
         truncation: `"cut_before_image"` or `"error"` for samples longer than `max_length`.
         pad_to_multiple_of: round the padded length (or the packed row) up to a multiple of this.
     """
@@ -113,19 +116,39 @@ class BabyLlavaV2Collator:
         return self._with_pixels({"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}, samples)
 
     def pack(self, samples: list[TokenizedSample]) -> dict[str, Any]:
-        """One padding-free row; `position_ids` restart per sample so attention never crosses samples."""
-        input_ids = torch.cat([s.input_ids for s in samples])
-        labels = torch.cat([s.labels for s in samples])
-        position_ids = torch.cat([torch.arange(len(s.input_ids)) for s in samples])
-        padding = self._padded_length(len(input_ids)) - len(input_ids)
-        if padding:  # a trailing dummy sample of pad tokens, its own block, never in the loss
-            input_ids = torch.cat([input_ids, torch.full((padding,), self.processor.tokenizer.pad_token_id)])
-            labels = torch.cat([labels, torch.full((padding,), IGNORE_INDEX)])
-            position_ids = torch.cat([position_ids, torch.arange(padding)])
-        batch = {"input_ids": input_ids[None], "labels": labels[None], "position_ids": position_ids[None]}
+        """Rows of whole samples; `position_ids` restart per sample so attention never crosses samples."""
+        rows = self._assign_rows(samples)
+        width = self._padded_length(max(sum(len(s.input_ids) for s in row) for row in rows))
+        input_ids, labels, position_ids = [], [], []
+        for row in rows:
+            padding = width - sum(len(s.input_ids) for s in row)
+            # trailing pad tokens form a block of their own (positions restart) and never enter the loss
+            input_ids.append(torch.cat([*(s.input_ids for s in row), torch.full((padding,), self.processor.tokenizer.pad_token_id)]))
+            labels.append(torch.cat([*(s.labels for s in row), torch.full((padding,), IGNORE_INDEX)]))
+            position_ids.append(torch.cat([*(torch.arange(len(s.input_ids)) for s in row), torch.arange(padding)]))
+        batch = {"input_ids": torch.stack(input_ids), "labels": torch.stack(labels), "position_ids": torch.stack(position_ids)}
         # With a KV cache transformers skips packed-sequence detection, so training must not build one.
         batch["use_cache"] = False
-        return self._with_pixels(batch, samples)
+        # images follow their placeholders: row by row, sample by sample
+        return self._with_pixels(batch, [sample for row in rows for sample in row])
+
+    def _assign_rows(self, samples: list[TokenizedSample]) -> list[list[TokenizedSample]]:
+        """Best-fit decreasing into rows of `max_length` tokens (a single row when there is no limit)."""
+        if self.max_length is None:
+            return [samples]
+        rows: list[list[TokenizedSample]] = []
+        free: list[int] = []
+        for sample in sorted(samples, key=lambda s: len(s.input_ids), reverse=True):
+            length = len(sample.input_ids)
+            fitting = [index for index, space in enumerate(free) if space >= length]
+            if fitting:
+                best = min(fitting, key=free.__getitem__)
+                rows[best].append(sample)
+                free[best] -= length
+            else:
+                rows.append([sample])
+                free.append(self.max_length - length)
+        return rows
 
     @staticmethod
     def _with_pixels(batch: dict[str, Any], samples: list[TokenizedSample]) -> dict[str, Any]:
