@@ -59,7 +59,7 @@ def main() -> None:
         text_config={"hidden_size": 256, "intermediate_size": 688, "num_hidden_layers": 4, "num_attention_heads": 8, "num_key_value_heads": 2},
     )
     model.train()
-    ours = BabyLlavaV2Collator(processor, packing=True, max_length=args.row_length)
+    ours = BabyLlavaV2Collator(processor, packing=True, row_length=args.row_length)
     trl = DataCollatorForVisionLanguageModeling(processor=processor)
     items = make_items(args.batch_size * args.batches)
     chunks = [items[i : i + args.batch_size] for i in range(0, len(items), args.batch_size)]

@@ -2,7 +2,6 @@
 
 import os
 
-import av
 import numpy as np
 import torch
 
@@ -20,6 +19,8 @@ def uniform_frame_indices(num_available: int, num_frames: int) -> list[int]:
 
 
 def _decode_all_frames(path: str) -> list[np.ndarray]:
+    import av  # only needed to decode video files; frame arrays work without it
+
     try:
         with av.open(path) as container:
             if not container.streams.video:

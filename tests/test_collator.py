@@ -65,24 +65,24 @@ def test_packed_batch_is_one_row_with_restarting_positions(model_and_processor):
     assert torch.equal(packed["pixel_values"], padded["pixel_values"])
 
 
-def test_rows_are_best_fit_under_max_length(model_and_processor):
+def test_rows_are_best_fit_under_row_length(model_and_processor):
     _, processor = model_and_processor
     lengths = collate(processor)["attention_mask"].sum(1).tolist()
     budget = max(lengths) + 5  # the longest sample alone, the two others together
-    packed = collate(processor, packing=True, max_length=budget)
+    packed = collate(processor, packing=True, row_length=budget)
     assert packed["input_ids"].shape[0] == 2 and packed["input_ids"].shape[1] <= budget
     starts = (packed["position_ids"] == 0).sum().item()
     assert starts == 3 + int((packed["input_ids"][:, -1] == processor.tokenizer.pad_token_id).sum())  # samples + pad blocks
     assert int((packed["labels"] != IGNORE_INDEX).sum()) == int((collate(processor)["labels"] != IGNORE_INDEX).sum())
 
 
-@pytest.mark.parametrize("max_length", [None, 160])
-def test_packed_loss_and_gradients_equal_unpacked(model_and_processor, max_length):
+@pytest.mark.parametrize("row_length", [None, 160])
+def test_packed_loss_and_gradients_equal_unpacked(model_and_processor, row_length):
     model, processor = model_and_processor
     results = []
     for packing in (False, True):
         model.zero_grad(set_to_none=True)
-        loss = model(**collate(processor, packing=packing, max_length=max_length)).loss
+        loss = model(**collate(processor, packing=packing, row_length=row_length)).loss
         loss.backward()
         results.append((loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
     model.zero_grad(set_to_none=True)

@@ -8,9 +8,9 @@ this collator does both right for chat records (`messages` + `images`, see `baby
 - `packing=True` concatenates samples into rows with `position_ids` restarting at 0 for every sample and no
   attention mask: transformers then builds a block-diagonal causal mask (SDPA/eager on CPU) or runs the
   flash-attention varlen kernel, so attention never crosses samples and no compute is spent on padding.
-  Without `max_length` the whole batch is one row (the padding-free layout flash-attention varlen wants); with
-  it, samples are packed best-fit-decreasing into rows of at most `max_length` tokens, which keeps the
-  quadratic attention of the masked SDPA path (CPU) small;
+  Without `row_length` the whole batch is one row (the padding-free layout flash-attention varlen wants); with
+  it, samples are packed best-fit-decreasing into rows of at most `row_length` tokens (a longer sample gets a row
+  of its own), which keeps the quadratic cost of the masked SDPA path small: pick about the longest sample;
 - a sample longer than `max_length` is cut before the first image block that does not fit whole (never inside
   one; its images are dropped with it), or rejected with `truncation="error"`.
 """
@@ -41,7 +41,8 @@ class BabyLlavaV2Collator:
         processor: a `BabyLlavaV2Processor` (any processor with a `{% generation %}` chat template works).
         chat_template: template name or Jinja string (`"baby_v1"` for phases 2-3, `"baby_plain"` for phase 1).
         max_length: token budget per sample (None: no limit).
-        packing: pack samples into rows (one row without `max_length`) instead of a right-padded batch.
+        packing: pack samples into rows instead of right-padding a batch.
+        row_length: packed row budget in tokens (None: the whole batch in one row).
         truncation: `"cut_before_image"` or `"error"` for samples longer than `max_length`.
         pad_to_multiple_of: round the padded length (or the packed row) up to a multiple of this.
     """
@@ -50,6 +51,7 @@ class BabyLlavaV2Collator:
     chat_template: str | None = None
     max_length: int | None = None
     packing: bool = False
+    row_length: int | None = None
     truncation: str = "cut_before_image"
     pad_to_multiple_of: int | None = None
 
@@ -133,8 +135,8 @@ class BabyLlavaV2Collator:
         return self._with_pixels(batch, [sample for row in rows for sample in row])
 
     def _assign_rows(self, samples: list[TokenizedSample]) -> list[list[TokenizedSample]]:
-        """Best-fit decreasing into rows of `max_length` tokens (a single row when there is no limit)."""
-        if self.max_length is None:
+        """Best-fit decreasing into rows of `row_length` tokens (a single row when there is no budget)."""
+        if self.row_length is None:
             return [samples]
         rows: list[list[TokenizedSample]] = []
         free: list[int] = []
@@ -147,7 +149,7 @@ class BabyLlavaV2Collator:
                 free[best] -= length
             else:
                 rows.append([sample])
-                free.append(self.max_length - length)
+                free.append(self.row_length - length)
         return rows
 
     @staticmethod
