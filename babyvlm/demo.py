@@ -1,60 +1,216 @@
-"""The main job on the built-in default: build, save, reload and run a small BabyLLaVA-V2.
+"""The main job: train BabyLLaVA-V2 end to end on the toy world and score it on DevCV.
 
-`babyvlm-demo [--output DIR]` builds a randomly initialised tiny BabyLLaVA-V2 (tokenizer trained on sample
-utterances), saves model + processor, reloads them through `AutoModelForImageTextToText` / `AutoProcessor`
-and generates an answer about a real photograph shipped with matplotlib. The weights are random, so the
-answer is too: the run shows that every part is wired together.
+`babyvlm-demo [--output babyvlm-demo] [--force] [--smoke]` runs every part of the framework, in order:
+
+    toy world -> SAYCam-format corpora -> DevCV items -> phase 0 (tokenizer + LM, ViT self-supervision)
+    -> phase 1 (connector) -> phase 2 (joint) -> phase 3 (DevCV instruction tuning) -> DevCV evaluation
+
+It is a thin driver: the data steps call the builders, the training steps run the real recipes
+(`recipes/sft.py`, `recipes/pretrain_vision.py`) with the CPU-sized YAMLs of `recipes/babyllava_v2/tiny/`,
+and the evaluation is `babyvlm-eval`'s runner. Finished stages are reused on a second run (unless `--force`
+or their settings changed). Everything is written under `--output`: the checkpoint in `model/`, the
+leaderboard `results.json` and `summary.json` (per task: score, chance, n, one-sided binomial p-value).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
 import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import matplotlib.cbook
-import PIL.Image
-import torch
-from transformers import AutoModelForImageTextToText, AutoProcessor
+from scipy.stats import binomtest
+from tqdm.auto import tqdm
 
-import babyvlm
-from babyvlm.tiny import build_tiny_babyllava
-
-
-def sample_photo() -> PIL.Image.Image:
-    """Grace Hopper's portrait, as shipped in matplotlib's sample data."""
-    with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as handle:
-        return PIL.Image.open(handle).convert("RGB")
+REPO = Path(__file__).resolve().parents[1]
+RECIPES = REPO / "recipes"
+TINY = RECIPES / "babyllava_v2" / "tiny"
+SIGNIFICANCE = 0.01
+# Memory's primary metric scores learned objects, (rounds + 1) // 3 = 5 per generated 15-round item.
+MEMORY_OBJECTS_PER_ITEM = 5
 
 
-def run(output: Path, max_new_tokens: int = 12) -> str:
-    started = time.perf_counter()
-    model, _ = build_tiny_babyllava(output)
-    print(f"built a tiny random BabyLLaVA-V2 ({sum(p.numel() for p in model.parameters()):,} parameters) -> {output}")
+@dataclass(frozen=True)
+class DemoSize:
+    """How much data and training each stage gets."""
 
-    model = AutoModelForImageTextToText.from_pretrained(output).eval()
-    processor = AutoProcessor.from_pretrained(output)
-    print(f"reloaded {type(model).__name__} and {type(processor).__name__} through the transformers Auto classes")
+    toyworld_scale: str = "demo"
+    devcv_items: dict = field(default_factory=lambda: {"train": 400, "validation": 40, "test": 120})
+    recipe_overrides: dict = field(default_factory=dict)
+    """Extra command-line overrides per recipe stage (`stage0_lm`, `stage0_vision`, `stage1`, `stage2`, `stage3`)."""
 
-    photo = sample_photo()
-    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": " What do you see?"}]}]
-    prompt = processor.apply_chat_template(messages, add_generation_prompt=True)
-    inputs = processor(text=prompt, images=[photo], return_tensors="pt")
-    with torch.no_grad():
-        generated = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
-    answer = processor.decode(generated[0, inputs.input_ids.shape[1]:], skip_special_tokens=True)
-    print(f"prompt: {prompt!r} + a {photo.width}x{photo.height} photo ({processor.image_seq_length} image tokens)")
-    print(f"greedy answer from random weights: {answer!r}")
-    print(f"done in {time.perf_counter() - started:.1f}s (babyvlm {babyvlm.__version__})")
-    return answer
+
+DEFAULT = DemoSize()
+# Seconds instead of minutes: the same driver and recipes, a few steps each (tests; not expected to learn).
+SMOKE = DemoSize(
+    toyworld_scale="small",
+    devcv_items={"train": 8, "validation": 2, "test": 4},
+    recipe_overrides={name: ["--max_steps", "2"] for name in ("stage0_lm", "stage0_vision", "stage1", "stage2", "stage3")},
+)
+
+
+@dataclass
+class Stage:
+    name: str
+    description: str
+    run: Callable[[], None]
+    settings: dict
+
+
+class Demo:
+    def __init__(self, output: Path, size: DemoSize, seed: int = 0):
+        self.output, self.size, self.seed = output, size, seed
+        self.paths = {name: output / name for name in
+                      ("toyworld", "corpora", "devcv", "stage0_lm", "stage0_vision", "stage1_align", "stage2_pretrain", "model", "eval")}
+
+    # --- data -------------------------------------------------------------------------------------------
+
+    def toyworld(self):
+        from babyvlm.dataset_builders.toyworld.generate import generate_toyworld
+
+        generate_toyworld(self.paths["toyworld"], seed=self.seed, scale=self.size.toyworld_scale, overwrite=True)
+
+    def corpora(self):
+        from babyvlm.dataset_builders.saycam.build import BuildInputs, build_saycam
+
+        toyworld = self.paths["toyworld"]
+        inputs = BuildInputs(videos=toyworld / "videos", transcripts=toyworld / "transcripts.csv", children=toyworld / "children.csv")
+        build_saycam(inputs, self.paths["corpora"], num_proc=min(2, os.cpu_count() or 1), overwrite=True)
+
+    def devcv(self):
+        from babyvlm.dataset_builders.devcv.generators.config import GeneratorConfig
+        from babyvlm.dataset_builders.devcv.generators.generate import generate_devcv
+
+        config = GeneratorConfig(seed=self.seed, items_per_split=self.size.devcv_items)
+        generate_devcv(self.paths["toyworld"] / "annotations", self.paths["devcv"], config,
+                       video_root=self.paths["toyworld"] / "videos", overwrite=True)
+
+    # --- training: the real recipes ----------------------------------------------------------------------
+
+    def recipe(self, script: str, config: str, stage: str, *arguments: str):
+        command = [sys.executable, str(RECIPES / script), "--config", str(TINY / config), *arguments,
+                   *self.size.recipe_overrides.get(stage, [])]
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+        subprocess.run(command, check=True, env=env, cwd=REPO)
+
+    def stage0_lm(self):
+        self.recipe("sft.py", "stage0_lm.yaml", "stage0_lm", "--datasets", str(self.paths["corpora"] / "utterances"),
+                    "--output_dir", str(self.paths["stage0_lm"]))
+
+    def stage0_vision(self):
+        self.recipe("pretrain_vision.py", "stage0_vision.yaml", "stage0_vision", "--dataset_name", str(self.paths["corpora"] / "frames"),
+                    "--output_dir", str(self.paths["stage0_vision"]))
+
+    def stage1(self):
+        self.recipe("sft.py", "stage1_align.yaml", "stage1", "--vision_model_path", str(self.paths["stage0_vision"]),
+                    "--language_model_path", str(self.paths["stage0_lm"]), "--datasets", str(self.paths["corpora"] / "image_utterance"),
+                    "--output_dir", str(self.paths["stage1_align"]))
+
+    def stage2(self):
+        self.recipe("sft.py", "stage2_pretrain.yaml", "stage2", "--model_name_or_path", str(self.paths["stage1_align"]),
+                    "--datasets", str(self.paths["corpora"] / "mix"), "--output_dir", str(self.paths["stage2_pretrain"]))
+
+    def stage3(self):
+        self.recipe("sft.py", "stage3_instruct.yaml", "stage3", "--model_name_or_path", str(self.paths["stage2_pretrain"]),
+                    "--datasets", f"{self.paths['devcv']}:all@train", "--output_dir", str(self.paths["model"]))
+
+    # --- evaluation ---------------------------------------------------------------------------------------
+
+    def evaluate(self):
+        from babyvlm.evaluate_metrics.runner import evaluate_devcv
+
+        evaluate_devcv(self.paths["model"], self.paths["devcv"], self.paths["eval"], split="test", batch_size=16)
+        shutil.copyfile(self.paths["eval"] / "results.json", self.output / "results.json")
+        summary = significance_summary(json.loads((self.paths["eval"] / "summary.json").read_text()))
+        (self.output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+    def stages(self) -> list[Stage]:
+        def stage(name, description, run, **settings):
+            return Stage(name, description, run, {"size": asdict(self.size), "seed": self.seed, **settings})
+
+        return [
+            stage("toyworld", "generate the toy world (videos, transcripts, annotations)", self.toyworld),
+            stage("corpora", "build the SAYCam-format pretraining corpora", self.corpora),
+            stage("devcv", "generate DevCV items from the toy-world annotations", self.devcv),
+            stage("stage0_lm", "phase 0: tokenizer + language model from scratch", self.stage0_lm),
+            stage("stage0_vision", "phase 0: ViT self-supervision (DINO-style)", self.stage0_vision),
+            stage("stage1_align", "phase 1: connector alignment (baby_plain)", self.stage1),
+            stage("stage2_pretrain", "phase 2: joint pretraining on the corpora mixture", self.stage2),
+            stage("model", "phase 3: instruction tuning on DevCV train items", self.stage3),
+            stage("eval", "evaluate on the DevCV test split", self.evaluate),
+        ]
+
+    def run(self, force: bool = False) -> dict:
+        self.output.mkdir(parents=True, exist_ok=True)
+        markers = self.output / ".stages"
+        markers.mkdir(exist_ok=True)
+        stages = self.stages()
+        timings = {}
+        invalidated = force
+        for stage in tqdm(stages, desc="babyvlm demo", unit="stage"):
+            marker = markers / f"{stage.name}.json"
+            settings = json.dumps(stage.settings, sort_keys=True)
+            if not invalidated and marker.is_file() and marker.read_text() == settings:
+                tqdm.write(f"[{stage.name}] finished earlier, reused ({self.paths[stage.name]})")
+                continue
+            invalidated = True  # every later stage depends on this one
+            if self.paths[stage.name].exists():
+                shutil.rmtree(self.paths[stage.name])
+            marker.unlink(missing_ok=True)
+            tqdm.write(f"[{stage.name}] {stage.description}")
+            started = time.perf_counter()
+            stage.run()
+            timings[stage.name] = time.perf_counter() - started
+            marker.write_text(settings)
+            tqdm.write(f"[{stage.name}] done in {timings[stage.name]:.0f}s")
+        return json.loads((self.output / "summary.json").read_text())
+
+
+def significance_summary(runner_summary: dict) -> dict:
+    """Per task: primary score, chance, n and the one-sided binomial p-value of beating chance."""
+    tasks = {}
+    for harness_key, entry in runner_summary["tasks"].items():
+        metric = entry["primary_metric"]
+        score = entry["metrics"][metric]
+        trials = entry["n"] * (MEMORY_OBJECTS_PER_ITEM if entry["task"] == "memory" else 1)
+        successes = round(score * trials)
+        p_value = float(binomtest(successes, trials, entry["chance"], alternative="greater").pvalue) if trials else 1.0
+        tasks[entry["task"]] = {"harness_key": harness_key, "metric": metric, "score": score, "chance": entry["chance"],
+                                "n": entry["n"], "trials": trials, "successes": successes, "p_value": p_value,
+                                "above_chance": p_value < SIGNIFICANCE}
+    significant = sorted(name for name, task in tasks.items() if task["above_chance"])
+    return {"tasks": tasks, "overall": runner_summary.get("overall"), "significance_level": SIGNIFICANCE,
+            "tasks_above_chance": significant}
+
+
+def print_summary(output: Path, summary: dict) -> None:
+    print(f"\n{'task':<26}{'metric':<22}{'score':>7}{'chance':>8}{'n':>6}{'p-value':>11}")
+    for name, task in sorted(summary["tasks"].items()):
+        mark = " *" if task["above_chance"] else ""
+        print(f"{name:<26}{task['metric']:<22}{task['score']:>7.3f}{task['chance']:>8.3f}{task['n']:>6}{task['p_value']:>11.2e}{mark}")
+    print(f"* above chance at p < {summary['significance_level']}: {len(summary['tasks_above_chance'])} tasks")
+    print(f"\ncheckpoint  {output / 'model'}  (AutoModelForImageTextToText.from_pretrained after `import babyvlm`)")
+    print(f"results     {output / 'results.json'} (leaderboard), {output / 'summary.json'} (scores, chance, p-values)")
+    print(f"report      {output / 'eval' / 'results.md'}, plots in {output / 'eval'}")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--output", type=Path, default=Path("babyllava-v2-tiny"), help="checkpoint folder to write")
-    parser.add_argument("--max-new-tokens", type=int, default=12)
+    parser.add_argument("--output", type=Path, default=Path("babyvlm-demo"), help="folder for every artefact")
+    parser.add_argument("--force", action="store_true", help="rerun every stage, even finished ones")
+    parser.add_argument("--smoke", action="store_true", help="a few steps per stage: checks the wiring in about a minute")
+    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    run(args.output, args.max_new_tokens)
+    started = time.perf_counter()
+    summary = Demo(args.output, SMOKE if args.smoke else DEFAULT, args.seed).run(force=args.force)
+    print_summary(args.output, summary)
+    print(f"total {time.perf_counter() - started:.0f}s")
 
 
 if __name__ == "__main__":

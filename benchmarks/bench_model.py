@@ -8,9 +8,9 @@ interleaved runs, target <= 1.05). Headline on the last line.
 
 import argparse
 import statistics
-import time
 
 import torch
+from timing import forward_backward_seconds
 from transformers import LlavaConfig, LlavaForConditionalGeneration
 
 from babyvlm.modeling import BabyLlavaV2ForConditionalGeneration
@@ -53,12 +53,6 @@ def make_batch(model, batch_size: int, text_tokens: int, images_per_row: int, im
     return {"input_ids": input_ids, "pixel_values": pixel_values, "labels": input_ids}
 
 
-def step_time(model, batch) -> float:
-    model.zero_grad(set_to_none=True)
-    start = time.perf_counter()
-    model(**batch).loss.backward()
-    return time.perf_counter() - start
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -77,11 +71,11 @@ def main() -> None:
 
     ours.train(), llava.train()
     for model in (ours, llava):  # warm-up
-        step_time(model, batch)
+        forward_backward_seconds(model, batch)
     ours_times, llava_times = [], []
     for _ in range(args.repeats):  # interleaved so that machine noise hits both alike
-        ours_times.append(step_time(ours, batch))
-        llava_times.append(step_time(llava, batch))
+        ours_times.append(forward_backward_seconds(ours, batch))
+        llava_times.append(forward_backward_seconds(llava, batch))
     ours_median, llava_median = statistics.median(ours_times), statistics.median(llava_times)
     tokens = batch["input_ids"].numel()
     print(f"shapes: batch {args.batch_size} x {batch['input_ids'].shape[1]} tokens, {batch['pixel_values'].shape[0]} images of {image_size}px, {torch.get_num_threads()} threads")

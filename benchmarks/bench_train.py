@@ -8,10 +8,10 @@ tokens included, padding excluded). Prints the padding fraction of both and the 
 import argparse
 import random
 import statistics
-import time
 
 import PIL.Image
 import torch
+from timing import forward_backward_seconds
 from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
 
 from babyvlm.tiny import build_tiny_babyllava
@@ -41,12 +41,6 @@ def real_tokens(batch) -> int:
     return int(batch["attention_mask"].sum()) if "attention_mask" in batch else batch["input_ids"].numel()
 
 
-def step(model, batch) -> float:
-    model.zero_grad(set_to_none=True)
-    start = time.perf_counter()
-    model(**batch).loss.backward()
-    return time.perf_counter() - start
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -68,12 +62,12 @@ def main() -> None:
 
     tokens = {"packed": sum(real_tokens(b) for b in packed_batches), "padded": sum(real_tokens(b) for b in padded_batches)}
     slots = {"packed": sum(b["input_ids"].numel() for b in packed_batches), "padded": sum(b["input_ids"].numel() for b in padded_batches)}
-    step(model, packed_batches[0]), step(model, padded_batches[0])  # warm-up
+    forward_backward_seconds(model, packed_batches[0]), forward_backward_seconds(model, padded_batches[0])  # warm-up
     seconds = {"packed": [], "padded": []}
     for _ in range(args.repeats):
         for packed, padded in zip(packed_batches, padded_batches):  # interleaved: machine noise hits both alike
-            seconds["packed"].append(step(model, packed))
-            seconds["padded"].append(step(model, padded))
+            seconds["packed"].append(forward_backward_seconds(model, packed))
+            seconds["padded"].append(forward_backward_seconds(model, padded))
     per_batch = {name: statistics.median(values) for name, values in seconds.items()}
     rate = {name: tokens[name] / (per_batch[name] * len(chunks)) for name in per_batch}
     images = sum(len(item["images"]) for item in items)

@@ -19,15 +19,16 @@ import math
 import os
 import re
 import shutil
+import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import torch
-import yaml
 from accelerate import Accelerator
 from accelerate.utils import set_seed
+from huggingface_hub import create_repo, upload_folder
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import Dinov2Model
@@ -43,6 +44,7 @@ from babyvlm.training.dino_data import (
     collate_crops,
     load_image_dataset,
 )
+from babyvlm.training.model_card import render_model_card
 
 CHECKPOINT_PATTERN = re.compile(r"checkpoint-(\d+)")
 STATE_FILE = "trainer_state.json"
@@ -57,7 +59,9 @@ class PretrainVisionArguments:
     dataset_config: str | None = field(default=None, metadata={"help": "Dataset config name."})
     dataset_split: str = field(default="train", metadata={"help": "Split to train on."})
     image_column: str = field(default="image", metadata={"help": "Column holding the images."})
-    model_name_or_path: str | None = field(default=None, metadata={"help": "Dinov2Model checkpoint to start from (random init when unset)."})
+    model_name_or_path: str | None = field(
+        default=None, metadata={"help": "Dinov2Model checkpoint to start from (random init when unset)."}
+    )
     vision_config: dict | str | None = field(
         default=None,
         metadata={"help": "Overrides of the BabyLLaVA-V2 vision config for a random init (a mapping, or JSON on the CLI)."},
@@ -91,7 +95,9 @@ class PretrainVisionArguments:
     logging_steps: int = field(default=10, metadata={"help": "Log averaged losses and monitors every N steps."})
     save_steps: int = field(default=1250, metadata={"help": "Save a resumable checkpoint every N steps (and at the end)."})
     save_total_limit: int | None = field(default=2, metadata={"help": "Checkpoints kept in output_dir (None keeps all)."})
-    resume_from_checkpoint: str | None = field(default=None, metadata={"help": "Checkpoint to resume; default: the last one in output_dir."})
+    resume_from_checkpoint: str | None = field(
+        default=None, metadata={"help": "Checkpoint folder to resume from; default: the last one in output_dir."}
+    )
     report_to: str = field(default="none", metadata={"help": "none, or comma-separated trackers: tensorboard, trackio, wandb."})
     push_to_hub: bool = field(default=False, metadata={"help": "Upload the exported teacher to the Hub."})
     hub_model_id: str | None = field(default=None, metadata={"help": "Hub repository (default: the output_dir name)."})
@@ -145,13 +151,18 @@ def schedule_values(args: PretrainVisionArguments, step: int, global_batch_size:
     }
 
 
-def training_step(accelerator: Accelerator, model, optimizer, batch: dict[str, torch.Tensor], step: int, args: PretrainVisionArguments):
+def training_step(
+    accelerator: Accelerator, model, optimizer, batch: dict[str, torch.Tensor], step: int, args: PretrainVisionArguments
+):
     """Forward, backward, clip, AdamW step, teacher EMA. Returns the model output and the logged scalars."""
     values = schedule_values(args, step, args.per_device_train_batch_size * accelerator.num_processes)
     for group in optimizer.param_groups:
         group["lr"] = values["learning_rate"] * group["lr_multiplier"]
         group["weight_decay"] = values["weight_decay"] * group["weight_decay_multiplier"]
     output = model(**batch, teacher_temperature=values["teacher_temperature"])
+    if not torch.isfinite(output.loss):  # stop before a NaN reaches the weights, the teacher or a checkpoint
+        terms = {key: float(output[key]) for key in ("dino_loss", "ibot_loss", "koleo_loss")}
+        raise FloatingPointError(f"non-finite loss at step {step + 1}: {terms}")
     accelerator.backward(output.loss)
     unwrapped = accelerator.unwrap_model(model)
     if step < args.freeze_last_layer_steps:  # DINO: moving prototypes early on destabilises the targets
@@ -166,8 +177,8 @@ def training_step(accelerator: Accelerator, model, optimizer, batch: dict[str, t
 
 def checkpoints(output_dir: Path) -> list[Path]:
     """The ``checkpoint-{step}`` folders, by step (a folder gets that name only once it is complete)."""
-    found = [(int(m.group(1)), path) for path in output_dir.glob("checkpoint-*") if (m := CHECKPOINT_PATTERN.fullmatch(path.name))]
-    return [path for _, path in sorted(found)]
+    matches = [(CHECKPOINT_PATTERN.fullmatch(path.name), path) for path in output_dir.glob("checkpoint-*")]
+    return [path for _, path in sorted((int(match.group(1)), path) for match, path in matches if match)]
 
 
 def save_checkpoint(accelerator: Accelerator, output_dir: Path, step: int, save_total_limit: int | None) -> None:
@@ -202,35 +213,18 @@ def resume(accelerator: Accelerator, args: PretrainVisionArguments) -> int:
     return step
 
 
-def model_card(args: PretrainVisionArguments, dino: DinoConfig, crops: MultiCropConfig, num_images: int, step: int, num_processes: int, metrics: dict) -> str:
-    """README.md of the exported teacher: stage, data, parent, schedule, last metrics and every hyperparameter."""
-    parent = args.model_name_or_path or "random initialisation (BabyLLaVA-V2 vision config)"
-    header = {"library_name": "transformers", "pipeline_tag": "image-feature-extraction", "tags": ["babyvlm", "dinov2", "self-supervised", "stage0-vision"]}
-    if args.model_name_or_path:
-        header["base_model"] = args.model_name_or_path
-    hyperparameters = yaml.safe_dump({"training": asdict(args), "objective": asdict(dino), "crops": asdict(crops)}, sort_keys=False)
+def model_card(args: PretrainVisionArguments, hyperparameters: dict, num_images: int, num_processes: int, metrics: dict) -> str:
+    """README.md of the exported teacher: stage, data, parent, run size, last metrics and every hyperparameter."""
     last = ", ".join(f"{key} {value:.4g}" for key, value in metrics.items()) or "none logged"
-    return f"""---
-{yaml.safe_dump(header, sort_keys=False)}---
-
-# BabyLLaVA-V2 vision tower: stage 0 (DINOv2-style self-supervision)
-
-EMA teacher of a DINO + iBOT + KoLeo run (`recipes/pretrain_vision.py`), saved as a transformers `Dinov2Model`.
-Use it as the vision tower of BabyLLaVA-V2: `BabyLlavaV2Config(vision_config=AutoConfig.from_pretrained(path))`
-and its weights as `model.vision_tower` (the `babyvlm-assemble` step does both).
-
-- **Stage**: 0, vision (self-supervised, no text)
-- **Data**: `{args.dataset_name}` (config `{args.dataset_config}`, split `{args.dataset_split}`, column `{args.image_column}`): {num_images:,} images
-- **Parent checkpoint**: {parent}
-- **Steps**: {step:,} of {args.max_steps:,}, global batch {args.per_device_train_batch_size * num_processes} ({num_processes} process(es) x {args.per_device_train_batch_size})
-- **Crops**: {crops.global_crops_number} x {crops.global_crops_size} px global + {crops.local_crops_number} x {crops.local_crops_size} px local
-- **Last logged metrics**: {last}
-
-## Hyperparameters
-
-```yaml
-{hyperparameters}```
-"""
+    description = (
+        "EMA teacher of a DINOv2-style self-supervised run (DINO CLS loss + iBOT masked-patch loss + KoLeo, "
+        "`recipes/pretrain_vision.py`), saved as a transformers `Dinov2Model`: the vision tower of BabyLLaVA-V2 "
+        "(`BabyLlavaV2Config(vision_config=AutoConfig.from_pretrained(path))`, weights under `model.vision_tower`).\n\n"
+        f"{args.max_steps:,} steps of global batch {args.per_device_train_batch_size * num_processes} "
+        f"({num_processes} process(es)) on {num_images:,} images. Last logged metrics: {last}."
+    )
+    data = f"{args.dataset_name} (config {args.dataset_config}, split {args.dataset_split}, column {args.image_column})"
+    return render_model_card("vision", description, [data], args.model_name_or_path, hyperparameters)
 
 
 def export_teacher(model: DinoPretrainingModel, output_dir: Path, card: str) -> None:
@@ -247,14 +241,12 @@ def export_teacher(model: DinoPretrainingModel, output_dir: Path, card: str) -> 
 
 def push_to_hub(args: PretrainVisionArguments, output_dir: Path) -> None:
     """Upload the exported files (not the checkpoints) to ``args.hub_model_id``."""
-    from huggingface_hub import create_repo, upload_folder
-
     repo_id = create_repo(args.hub_model_id or output_dir.name, private=args.hub_private_repo, exist_ok=True).repo_id
     upload_folder(repo_id=repo_id, folder_path=output_dir, allow_patterns=["config.json", "*.safetensors", "README.md"])
 
 
-def tracker_config(*configs) -> dict:
-    """Flat scalar hyperparameters, which every accelerate tracker accepts."""
+def flat_hyperparameters(*configs) -> dict:
+    """Every field of the argument dataclasses as a scalar (lists and mappings as JSON): what trackers accept."""
     flat = {}
     for config in configs:
         for key, value in asdict(config).items():
@@ -265,7 +257,9 @@ def tracker_config(*configs) -> dict:
 def main(argv: list[str] | None = None) -> None:
     args, dino_config, crop_config = parse_args(argv)
     trackers = [] if args.report_to == "none" else args.report_to.split(",")
-    accelerator = Accelerator(mixed_precision="bf16" if args.bf16 else None, log_with=trackers or None, project_dir=args.output_dir)
+    accelerator = Accelerator(
+        mixed_precision="bf16" if args.bf16 else None, log_with=trackers or None, project_dir=args.output_dir
+    )
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     if dino_config.koleo_loss_weight > 0 and args.per_device_train_batch_size < 2:
@@ -278,14 +272,18 @@ def main(argv: list[str] | None = None) -> None:
     if args.gradient_checkpointing:
         backbone.gradient_checkpointing_enable()
     if crop_config.global_crops_size != backbone.config.image_size:
-        accelerator.print(f"note: global crops of {crop_config.global_crops_size} px train a ViT built for {backbone.config.image_size} px")
+        accelerator.print(
+            f"note: global crops of {crop_config.global_crops_size} px train a ViT built for {backbone.config.image_size} px"
+        )
     model = DinoPretrainingModel(backbone, dino_config)
     optimizer = build_optimizer(model, args)
     model, optimizer = accelerator.prepare(model, optimizer)
     start_step = resume(accelerator, args)
 
     augmentation = MultiCropAugmentation(crop_config, backbone.config.patch_size)
-    sampler = StreamBatchSampler(args.per_device_train_batch_size, start_step, accelerator.num_processes, accelerator.process_index)
+    sampler = StreamBatchSampler(
+        args.per_device_train_batch_size, start_step, accelerator.num_processes, accelerator.process_index
+    )
     loader = DataLoader(
         MultiCropDataset(images, args.image_column, augmentation, args.seed),
         batch_sampler=sampler,
@@ -294,27 +292,32 @@ def main(argv: list[str] | None = None) -> None:
         pin_memory=accelerator.device.type == "cuda",
         generator=torch.Generator(),  # keeps the loader off the global RNG that checkpoints restore
     )
-    accelerator.init_trackers("stage0_vision", config=tracker_config(args, dino_config, crop_config))
+    hyperparameters = flat_hyperparameters(args, dino_config, crop_config)
+    accelerator.init_trackers("stage0_vision", config=hyperparameters)
 
     model.train()
-    progress = tqdm(total=args.max_steps, initial=start_step, desc="stage 0 vision", disable=not accelerator.is_local_main_process)
-    window: dict[str, list[float]] = defaultdict(list)
+    progress = tqdm(
+        total=args.max_steps, initial=start_step, desc="stage 0 vision", disable=not accelerator.is_local_main_process
+    )
+    window: dict[str, list[torch.Tensor]] = defaultdict(list)
     metrics: dict[str, float] = {}
-    for step, batch in zip(range(start_step, args.max_steps), loader):
+    window_start, global_batch = time.perf_counter(), args.per_device_train_batch_size * accelerator.num_processes
+    for step, batch in zip(range(start_step, args.max_steps), loader, strict=False):  # the loader is endless
         batch = {key: value.to(accelerator.device, non_blocking=True) for key, value in batch.items()}
         output, values = training_step(accelerator, model, optimizer, batch, step, args)
         for key in ("loss", "dino_loss", "ibot_loss", "koleo_loss", "teacher_entropy", "teacher_marginal_entropy"):
             window[key].append(output[key].detach().float())
         done = step + 1
         if done % args.logging_steps == 0 or done == args.max_steps:
+            window_steps = len(window["loss"])
             averages = {key: accelerator.reduce(torch.stack(v).mean(), "mean").item() for key, v in window.items()}
-            metrics = {**averages, **values}
+            images_per_second = window_steps * global_batch / (time.perf_counter() - window_start)
+            metrics = {**averages, **values, "images_per_second": images_per_second}
             window.clear()
+            window_start = time.perf_counter()
             accelerator.log(metrics, step=done)
             if accelerator.is_main_process:
                 progress.write(json.dumps({"step": done, **{k: round(v, 6) for k, v in metrics.items()}}))
-            if not all(math.isfinite(v) for v in averages.values()):
-                raise FloatingPointError(f"non-finite losses at step {done}: {averages}")
         progress.update(1)
         if done % args.save_steps == 0 or done == args.max_steps:
             save_checkpoint(accelerator, output_dir, done, args.save_total_limit)
@@ -322,7 +325,7 @@ def main(argv: list[str] | None = None) -> None:
 
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        card = model_card(args, dino_config, crop_config, len(images), args.max_steps, accelerator.num_processes, metrics)
+        card = model_card(args, hyperparameters, len(images), accelerator.num_processes, metrics)
         export_teacher(accelerator.unwrap_model(model), output_dir, card)
         print(f"exported the teacher vision tower to {output_dir}")
         if args.push_to_hub:
