@@ -1,0 +1,206 @@
+"""Stage 0 vision end to end on a tiny ViT: `accelerate launch recipes/pretrain_vision.py` on CPU, resume after a
+kill, the exported teacher inside BabyLLaVA-V2, and learning on a fixed batch."""
+
+import importlib.util
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import PIL.ImageDraw
+import pytest
+import torch
+from accelerate import Accelerator
+from filelock import FileLock
+from safetensors.torch import load_file
+from transformers import AutoConfig, Dinov2Model
+
+from babyvlm.modeling import BabyLlavaV2ForConditionalGeneration
+from babyvlm.tiny import tiny_config
+from babyvlm.training.dino_data import MultiCropAugmentation, collate_crops
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPE = REPO / "recipes" / "pretrain_vision.py"
+TINY_YAML = REPO / "recipes" / "babyllava_v2" / "tiny" / "stage0_vision.yaml"
+ACCELERATE = str(Path(sys.executable).with_name("accelerate"))
+# One thread everywhere: the resumed run must repeat the reference run's arithmetic bit for bit.
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "true"}
+SHORT_RUN = ["--max_steps", "4", "--save_steps", "2", "--save_total_limit", "3", "--logging_steps", "1",
+             "--per_device_train_batch_size", "4", "--warmup_steps", "1"]
+
+
+def shapes_image(seed: int) -> PIL.Image.Image:
+    """A frame-like image: a plain background with three coloured rectangles."""
+    rng = np.random.default_rng(seed)
+    image = PIL.Image.new("RGB", (48, 40), tuple(int(c) for c in rng.integers(0, 256, 3)))
+    draw = PIL.ImageDraw.Draw(image)
+    for _ in range(3):
+        left, top = (int(v) for v in rng.integers(0, 30, 2))
+        width, height = (int(v) for v in rng.integers(5, 18, 2))
+        draw.rectangle([left, top, left + width, top + height], fill=tuple(int(c) for c in rng.integers(0, 256, 3)))
+    return image
+
+
+@pytest.fixture(scope="module")
+def frames(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("frames")
+    for index in range(12):
+        shapes_image(index).save(folder / f"frame_{index:02d}.png")
+    return folder
+
+
+def recipe_command(frames: Path, output_dir: Path) -> list[str]:
+    return [str(RECIPE), "--config", str(TINY_YAML), "--dataset_name", str(frames), "--output_dir", str(output_dir), *SHORT_RUN]
+
+
+def logged_steps(stdout: str) -> list[dict]:
+    return [json.loads(line) for line in re.findall(r'\{"step".*?\}', stdout)]
+
+
+@pytest.fixture(scope="module")
+def reference_run(frames, tmp_path_factory) -> tuple[Path, str]:
+    """An uninterrupted 4-step run through `accelerate launch` on CPU, made once per test session: pytest-xdist
+    workers share it through a locked folder of the session instead of each training its own."""
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the session's folder, above the workers' own
+    output_dir, log = shared / "stage0-vision-reference", shared / "stage0-vision-reference.log"
+    with FileLock(f"{log}.lock"):
+        if not log.is_file():
+            launcher = [ACCELERATE, "launch", "--cpu", "--num_processes", "1", "--num_machines", "1",
+                        "--mixed_precision", "no", "--dynamo_backend", "no", "--num_cpu_threads_per_process", "1"]
+            result = subprocess.run(launcher + recipe_command(frames, output_dir), env=ENV, cwd=REPO,
+                                    capture_output=True, text=True, timeout=300)
+            assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+            log.write_text(result.stdout + result.stderr)
+    return output_dir, log.read_text()
+
+
+def test_accelerate_launch_logs_finite_losses_and_collapse_monitors(reference_run):
+    output_dir, output = reference_run
+    logs = logged_steps(output)
+    assert [entry["step"] for entry in logs] == [1, 2, 3, 4]
+    monitors = ("loss", "dino_loss", "ibot_loss", "koleo_loss", "teacher_entropy", "teacher_marginal_entropy")
+    for entry in logs:
+        assert all(np.isfinite(entry[key]) for key in monitors), entry
+        assert 0 <= entry["teacher_entropy"] <= np.log(64) + 1e-4  # 64 prototypes in the tiny YAML
+    assert logs[0]["teacher_temperature"] == pytest.approx(0.04) and logs[0]["teacher_momentum"] == pytest.approx(0.992)
+    assert sorted(p.name for p in output_dir.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
+    assert not list(output_dir.glob(".*partial"))
+
+
+def test_exported_teacher_is_the_vision_tower_of_babyllava(reference_run):
+    output_dir, _ = reference_run
+    teacher = Dinov2Model.from_pretrained(output_dir).eval()
+    vision_config = AutoConfig.from_pretrained(output_dir)
+    assert vision_config.model_type == "dinov2" and vision_config.drop_path_rate == 0.0
+    card = (output_dir / "README.md").read_text()
+    assert "stage `vision`" in card and "on 12 images" in card and "split train, column image" in card
+    assert "| teacher_momentum | 0.992 |" in card
+
+    config = tiny_config(vocab_size=64, image_token_id=63, vision_config=vision_config.to_dict())
+    model = BabyLlavaV2ForConditionalGeneration(config).eval()
+    model.model.vision_tower.load_state_dict(teacher.state_dict())
+    pixels = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        features = torch.stack(model.model.get_image_features(pixel_values=pixels).pooler_output)
+        expected = model.model.multi_modal_projector(teacher(pixels).last_hidden_state)
+    torch.testing.assert_close(features, expected)
+
+    # The last checkpoint holds the same teacher, next to the student and the centres.
+    checkpoint = load_file(output_dir / "checkpoint-4" / "model.safetensors")
+    assert all(torch.equal(checkpoint[f"teacher.backbone.{key}"], value) for key, value in teacher.state_dict().items())
+    assert {"cls_targets.center", "patch_targets.center"} <= checkpoint.keys()
+
+
+def test_resume_after_kill_reaches_the_same_weights(frames, reference_run, tmp_path):
+    reference_dir, _ = reference_run
+    output_dir = tmp_path / "killed"
+    command = [sys.executable, *recipe_command(frames, output_dir)]
+    process = subprocess.Popen(command, env=ENV, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    deadline = time.monotonic() + 240
+    while not (output_dir / "checkpoint-2").is_dir() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert (output_dir / "checkpoint-2").is_dir()
+    # A tiny step is faster than the polling: drop whatever the run wrote after checkpoint-2, as if the kill had
+    # landed right after it.
+    shutil.rmtree(output_dir / "checkpoint-4", ignore_errors=True)
+    for leftover in ("config.json", "model.safetensors", "README.md"):
+        (output_dir / leftover).unlink(missing_ok=True)
+
+    result = subprocess.run(command, env=ENV, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    assert f"resumed from {output_dir / 'checkpoint-2'} at step 2" in result.stdout
+    assert [entry["step"] for entry in logged_steps(result.stdout + result.stderr)] == [3, 4]
+    for name in ("checkpoint-4/model.safetensors", "model.safetensors"):
+        resumed, uninterrupted = load_file(output_dir / name), load_file(reference_dir / name)
+        assert resumed.keys() == uninterrupted.keys()
+        assert all(torch.equal(resumed[key], uninterrupted[key]) for key in resumed), name
+
+
+def test_ddp_on_two_cpu_processes(frames, tmp_path):
+    launcher = [ACCELERATE, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision",
+                "no", "--dynamo_backend", "no", "--num_cpu_threads_per_process", "1"]
+    command = recipe_command(frames, tmp_path) + ["--max_steps", "2", "--per_device_train_batch_size", "2",
+                                                  "--centering", "sinkhorn_knopp"]
+    result = subprocess.run(launcher + command, env=ENV, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    logs = logged_steps(result.stdout + result.stderr)
+    assert [entry["step"] for entry in logs] == [1, 2]  # the main process alone logs
+    assert all(np.isfinite(entry["loss"]) for entry in logs)
+    checkpoint = tmp_path / "checkpoint-2"
+    assert {"random_states_0.pkl", "random_states_1.pkl", "optimizer.bin"} <= {p.name for p in checkpoint.iterdir()}
+    assert "global batch 4 (2 process(es))" in (tmp_path / "README.md").read_text()
+
+
+@pytest.fixture(scope="module")
+def recipe():
+    """recipes/pretrain_vision.py as a module (it is a script, not part of the package)."""
+    spec = importlib.util.spec_from_file_location("pretrain_vision", RECIPE)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve their module through sys.modules
+    spec.loader.exec_module(module)
+    yield module
+    del sys.modules[spec.name]
+
+
+@pytest.fixture
+def one_thread():
+    """A model this small runs fastest on one thread, especially on cores shared with other jobs."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("centering", ["centering", "sinkhorn_knopp"])
+def test_loss_decreases_on_a_fixed_batch(recipe, one_thread, tmp_path, centering):
+    # Constant schedules, and (with centring) a centre that follows the batch at once: the teacher targets keep their
+    # sharpness, so the loss can only fall by the student learning to predict them.
+    constant = ["--learning_rate", "3e-4", "--min_learning_rate", "3e-4", "--warmup_steps", "0", "--weight_decay_end", "0.04",
+                "--teacher_temperature_start", "0.04", "--teacher_temperature", "0.04", "--teacher_momentum_end", "0.992",
+                "--freeze_last_layer_steps", "0", "--drop_path_rate", "0", "--center_momentum", "0"]
+    args, dino_config, crop_config = recipe.parse_args(
+        ["--config", str(TINY_YAML), "--dataset_name", "unused", "--output_dir", str(tmp_path), "--max_steps", "20",
+         "--centering", centering, *constant]
+    )
+    torch.manual_seed(0)
+    model = recipe.DinoPretrainingModel(recipe.build_backbone(args), dino_config).train()
+    optimizer = recipe.build_optimizer(model, args)
+    augmentation = MultiCropAugmentation(crop_config, patch_size=8)
+    batch = collate_crops([augmentation(shapes_image(index), seed=index) for index in range(8)])
+    accelerator = Accelerator()  # the model and the batch stay on the CPU; only backward and clipping go through it
+    losses = [recipe.training_step(accelerator, model, optimizer, batch, step, args)[0].loss.item() for step in range(20)]
+    assert all(np.isfinite(losses))
+    # Step 0 uses the zero-initialised centre; from step 1 on the targets are centred.
+    assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[1:6]), losses
