@@ -12,6 +12,12 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # datasets 5 caches a local dataset folder by its card and name, not its files: tests that build folders with the
 # same names must never read each other's (or an earlier run's) cache.
 os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp(prefix="babyvlm-datasets-cache-")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # one intra-op thread per xdist worker: two workers with two threads each fight over the two cores
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(1)
 
 SHARED_SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "devcv_samples"
 

@@ -1,0 +1,57 @@
+"""Reading a DevCV dataset folder (``babyvlm-build-devcv`` output: parquet shards + README ``configs``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import datasets
+from babyvlm.dataset_builders.devcv.tasks import DevCVTask, canonical_task
+
+
+class MissingTaskError(ValueError):
+    """A requested task or split is not in the dataset folder."""
+
+
+def available_tasks(data_dir: str | Path) -> dict[str, str]:
+    """The DevCV tasks a dataset folder holds: canonical task name -> config name (``all`` is skipped)."""
+    data_dir = Path(data_dir)
+    if not (data_dir / "README.md").is_file():
+        raise FileNotFoundError(f"{data_dir} is not a DevCV dataset folder (no README.md with a `configs` block)")
+    tasks = {}
+    for config in datasets.get_dataset_config_names(str(data_dir)):
+        try:
+            tasks[canonical_task(config).name] = config
+        except KeyError:
+            continue  # e.g. the `all` config
+    return tasks
+
+
+def task_data_files(data_dir: str | Path, config: str, split: str) -> list[str]:
+    """The parquet files of one task's split, as the folder's README ``configs`` block lists them."""
+    data_files = datasets.load_dataset_builder(str(data_dir), config).config.data_files or {}
+    if split not in data_files:
+        raise MissingTaskError(f"{data_dir}: task {config!r} has no split {split!r} (splits: {', '.join(data_files)})")
+    return list(data_files[split])
+
+
+def load_task_split(data_dir: str | Path, config: str, split: str) -> datasets.Dataset:
+    """One task's split of a DevCV dataset folder.
+
+    Loaded from its parquet files by path: 🤗 datasets keys its cache of a local folder on the
+    README alone, so two folders (or a rebuilt one) with the same README would share stale rows.
+    """
+    return datasets.load_dataset("parquet", data_files={split: task_data_files(data_dir, config, split)}, split=split)
+
+
+def resolve_tasks(data_dir: str | Path, names: list[str] | None) -> list[tuple[DevCVTask, str]]:
+    """The requested tasks (all of the folder's when ``names`` is None) with their config names."""
+    available = available_tasks(data_dir)
+    if names is None:
+        names = list(available)
+    resolved = []
+    for name in names:
+        task = canonical_task(name)
+        if task.name not in available:
+            raise MissingTaskError(f"{data_dir} has no task {name!r} (it has: {', '.join(available) or 'none'})")
+        resolved.append((task, available[task.name]))
+    return resolved

@@ -1,0 +1,89 @@
+"""DevCV Toolbox metrics as an ``evaluate`` module: ``evaluate.load("evaluate_metrics/devcv", "<task>")``.
+
+The configuration name is a DevCV task (canonical name, harness key such as ``baby_pv``, or released
+file key such as ``vdr-binary``). Parsing and scoring live in ``babyvlm.evaluate_metrics.devcv`` so
+the evaluation runner and the lmms-eval plugin score items exactly like this module.
+"""
+
+import datasets
+import evaluate
+from babyvlm.dataset_builders.devcv.tasks import canonical_task
+from babyvlm.evaluate_metrics.devcv.items import score_item
+from babyvlm.evaluate_metrics.devcv.scores import mean_scores
+
+_DESCRIPTION = """\
+Scores model answers on one DevCV Toolbox task (BabyVLM-V2). Generated answers are parsed like the
+benchmark does (first standalone letter A-D; first integer or number word; direction words) and an
+unparsable answer counts as wrong. Memory items are scored per dialogue, Looking While Listening
+from 2x2 loss matrices.
+"""
+
+_KWARGS_DESCRIPTION = """\
+Args:
+    predictions: the model's generated answers (one string per item); for `memory`, one list of
+        per-round answers per item; for `looking_while_listening`, one 2x2 loss matrix per item
+        (`losses[image i][phrase j]`, phrase j describes image j).
+    references: the gold answers (one string per item; for `memory`, one list per item). Not used
+        for `looking_while_listening`.
+    labels: `memory` only: per item, per round, the object label of each option in option order.
+Returns:
+    The task's metrics, e.g. `{"acc": ...}`, `{"acc_exact": ..., "acc_adjacent": ...}`,
+    `{"acc_learning": ..., "acc_testing_raw": ..., "acc_testing_adjusted": ...}` or
+    `{"text_score": ..., "image_score": ..., "group_score": ...}`, plus `unparsable`: the number of
+    answers that held no parsable answer.
+Examples:
+    >>> pv = evaluate.load("evaluate_metrics/devcv", "baby_pv")
+    >>> pv.compute(predictions=["A", "the second image (b)", "i like dogs"], references=["A", "B", "C"])
+    {'acc': 0.6666666666666666, 'unparsable': 1}
+"""
+
+_CITATION = """\
+@inproceedings{wang2026babyvlmv2,
+  title     = {BabyVLM-V2: Toward Developmentally Grounded Pretraining and Benchmarking of Vision Foundation Models},
+  booktitle = {CVPR},
+  year      = {2026},
+  note      = {arXiv:2512.10932}
+}
+"""
+
+_TEXT = datasets.Value("string")
+_FEATURES_BY_ANSWER = {
+    "generation": datasets.Features({"predictions": _TEXT, "references": _TEXT}),
+    "dialogue": datasets.Features(
+        {
+            "predictions": datasets.List(_TEXT),
+            "references": datasets.List(_TEXT),
+            "labels": datasets.List(datasets.List(_TEXT)),
+        }
+    ),
+    "losses": datasets.Features({"predictions": datasets.List(datasets.List(datasets.Value("float64")))}),
+}
+
+
+@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
+class DevCV(evaluate.Metric):
+    def _info(self):
+        task = canonical_task(self.config_name)
+        if task.answer_type == "loglikelihood":
+            features = _FEATURES_BY_ANSWER["losses"]
+        elif task.name == "memory":
+            features = _FEATURES_BY_ANSWER["dialogue"]
+        else:
+            features = _FEATURES_BY_ANSWER["generation"]
+        return evaluate.MetricInfo(
+            description=_DESCRIPTION,
+            citation=_CITATION,
+            inputs_description=_KWARGS_DESCRIPTION,
+            features=features,
+            reference_urls=["https://arxiv.org/abs/2512.10932"],
+        )
+
+    def _compute(self, predictions, references=None, labels=None):
+        task = canonical_task(self.config_name)
+        references = references if references is not None else [None] * len(predictions)
+        labels = labels if labels is not None else [()] * len(predictions)
+        items = [
+            score_item(task, prediction, reference, item_labels)
+            for prediction, reference, item_labels in zip(predictions, references, labels)
+        ]
+        return {**mean_scores([item.scores for item in items]), "unparsable": sum(item.unparsable for item in items)}

@@ -1,0 +1,118 @@
+"""The DevCV metrics as plain functions (REFERENCE §5, "Evaluation protocol and metrics").
+
+Per-item functions take already-parsed answers (see :mod:`.parsing`; ``None`` = unparsable, always
+wrong) and return ``{metric: value}``; every task metric is the mean of its per-item values over
+the items (:func:`mean_scores`), which is also how lmms-eval aggregates them.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+
+from babyvlm.dataset_builders.devcv.tasks import TASKS
+
+from .parsing import DIRECTIONS, LETTERS
+
+
+def accuracy_item(prediction, gold) -> dict[str, float]:
+    """``acc``: 1 when the parsed prediction equals the gold answer."""
+    return {"acc": float(prediction is not None and prediction == gold)}
+
+
+def is_adjacent(prediction: str | None, gold: str) -> bool:
+    """Whether ``prediction`` is ``gold`` or a compass neighbour of it ("left" accepts "top left")."""
+    if prediction is None:
+        return False
+    distance = abs(DIRECTIONS.index(prediction) - DIRECTIONS.index(gold)) % len(DIRECTIONS)
+    return min(distance, len(DIRECTIONS) - distance) <= 1
+
+
+def vdr_item(prediction: str | None, gold: str) -> dict[str, float]:
+    """Visual Delayed Response: ``acc_exact`` and ``acc_adjacent`` (a neighbouring direction counts)."""
+    return {"acc_exact": float(prediction == gold), "acc_adjacent": float(is_adjacent(prediction, gold))}
+
+
+def memory_learning_rounds(num_rounds: int) -> int:
+    """Rounds that introduce the learned objects: 5 of 15, 10 of the 30-round NIH item."""
+    return (num_rounds + 1) // 3
+
+
+def memory_item(
+    predictions: Sequence[str | None], golds: Sequence[str], labels: Sequence[Sequence[str]]
+) -> dict[str, float]:
+    """Memory: learning accuracy, raw testing accuracy and the adjusted (primary) testing score.
+
+    ``labels[r]`` names the options of round ``r`` in option order (object labels, or any key that
+    identifies the object, such as an image fingerprint). In a testing round the option that is not
+    the gold "new" one is the learned object being tested; ``acc_testing_adjusted`` is the share of
+    learned objects whose every testing round (two per object) is answered right.
+    """
+    num_rounds = len(golds)
+    if len(predictions) != num_rounds or len(labels) != num_rounds:
+        raise ValueError(
+            f"memory item: {len(predictions)} predictions and {len(labels)} label rounds for {num_rounds} gold rounds"
+        )
+    base = memory_learning_rounds(num_rounds)
+    if not 0 < base < num_rounds:
+        raise ValueError(f"memory item: {num_rounds} rounds leave no testing rounds")
+    correct = [prediction == gold for prediction, gold in zip(predictions, golds)]
+
+    tested: dict[str, list[bool]] = defaultdict(list)
+    for round_index in range(base, num_rounds):
+        options, gold = labels[round_index], golds[round_index]
+        if len(options) != 2 or gold not in LETTERS[:2]:
+            raise ValueError(
+                f"memory item, round {round_index + 1}: a testing round needs 2 option labels and gold A or B, "
+                f"got labels {list(options)} and gold {gold!r}"
+            )
+        tested[options[1 - LETTERS.index(gold)]].append(correct[round_index])
+
+    testing = correct[base:]
+    return {
+        "acc_learning": sum(correct[:base]) / base,
+        "acc_testing_raw": sum(testing) / len(testing),
+        "acc_testing_adjusted": sum(all(rounds) for rounds in tested.values()) / len(tested),
+    }
+
+
+def lwl_item(losses: Sequence[Sequence[float]]) -> dict[str, float]:
+    """Looking While Listening from the 2×2 losses ``losses[image i][phrase j]`` (phrase j describes image j).
+
+    Text score: each image prefers its own phrase; image score: each phrase prefers its own image;
+    group score (primary): both.
+    """
+    (l00, l01), (l10, l11) = losses
+    text = l00 < l01 and l11 < l10
+    image = l00 < l10 and l11 < l01
+    return {"text_score": float(text), "image_score": float(image), "group_score": float(text and image)}
+
+
+def mean_scores(item_scores: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    """Average per-item metric dicts into task metrics; ``ValueError`` when there are no items."""
+    if not item_scores:
+        raise ValueError("cannot score a task with no items")
+    return {metric: sum(scores[metric] for scores in item_scores) / len(item_scores) for metric in item_scores[0]}
+
+
+def chance_normalized(score: float, chance: float) -> float:
+    """Rescale a score so that chance is 0 and perfect is 1 (below chance is negative)."""
+    return (score - chance) / (1 - chance)
+
+
+def overall_score(results: Mapping[str, Mapping[str, float]]) -> float:
+    """Mean of the 11 primary metrics over the leaderboard tasks; a missing task counts 0.
+
+    ``results`` maps harness keys to metric dicts, as in the leaderboard ``results.json``.
+    """
+    overall = [task for task in TASKS.values() if task.in_overall]
+    return sum(results.get(task.harness_key, {}).get(task.primary_metric, 0.0) for task in overall) / len(overall)
+
+
+def overall_chance_normalized(results: Mapping[str, Mapping[str, float]]) -> float:
+    """Mean chance-normalised primary metric over the 11 leaderboard tasks (a missing task counts 0)."""
+    overall = [task for task in TASKS.values() if task.in_overall]
+    return sum(
+        chance_normalized(results.get(task.harness_key, {}).get(task.primary_metric, 0.0), task.chance)
+        for task in overall
+    ) / len(overall)

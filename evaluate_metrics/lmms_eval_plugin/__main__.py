@@ -1,0 +1,3 @@
+from .task_folder import main
+
+main()

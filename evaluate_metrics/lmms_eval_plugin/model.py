@@ -1,0 +1,105 @@
+"""lmms-eval model wrapper: any transformers image-text-to-text model run by babyvlm's batched engine.
+
+``lmms-eval --model babyvlm --model_args pretrained=DIR[,max_new_tokens=16,dtype=float32,system_prompts=False]``
+``--batch_size 8 --device cpu``
+
+Prompts arrive as released strings with ``<image>`` placeholders and are turned back into chat
+content blocks, so the model sees exactly what ``babyvlm-eval`` shows it. Generation stops at the
+model's end of turn (lmms-eval ``until`` strings are not applied, as in ``babyvlm-eval``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import torch
+from babyvlm.dataset_builders.chat import text_to_content
+from babyvlm.dataset_builders.devcv.tasks import canonical_task
+from lmms_eval.api.instance import Instance
+from lmms_eval.api.model import lmms
+from tqdm.auto import tqdm
+
+from ..inference import ChatModel, Conversation
+from ..protocol import run_dialogues, system_messages
+
+
+def _as_bool(value) -> bool:
+    return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
+
+
+def _batches(items: Sequence, size: int) -> Iterator[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class BabyVLM(lmms):
+    """Batched greedy generation, log-likelihood and multi-round dialogue for lmms-eval."""
+
+    is_simple = True
+
+    def __init__(
+        self,
+        pretrained: str,
+        batch_size: int | str = 8,
+        max_new_tokens: int | str = 16,
+        device: str = "cpu",
+        dtype: str = "float32",
+        system_prompts: bool | str = False,
+        max_batch_size: int | None = None,  # passed by lmms-eval to every model; batches here have a fixed size
+    ):
+        super().__init__()
+        self.chat = ChatModel.from_pretrained(
+            pretrained, max_new_tokens=int(max_new_tokens), device=device, dtype=getattr(torch, dtype)
+        )
+        self.batch_size = int(batch_size)
+        self.use_system_prompt = _as_bool(system_prompts)
+
+    def _system(self, task_name: str) -> list[dict]:
+        return system_messages(canonical_task(task_name), self.use_system_prompt)
+
+    def _user_turn(self, text: str, images: list) -> Conversation:
+        return Conversation([{"role": "user", "content": text_to_content(text)}], list(images))
+
+    def _doc(self, task_name: str, split: str, doc_id: int):
+        return self.task_dict[task_name][split][doc_id]
+
+    def generate_until(self, requests: list[Instance]) -> list[str]:
+        answers = []
+        for batch in tqdm(list(_batches(requests, self.batch_size)), desc="generate", disable=self.rank != 0):
+            conversations = []
+            for context, _, doc_to_visual, doc_id, task_name, split in (request.args for request in batch):
+                turn = self._user_turn(context, doc_to_visual(self._doc(task_name, split, doc_id)))
+                conversations.append(Conversation(self._system(task_name) + turn.messages, turn.images))
+            max_new_tokens = batch[0].args[1].get("max_new_tokens")
+            answers += self.chat.generate(conversations, max_new_tokens=max_new_tokens)
+        return answers
+
+    def loglikelihood(self, requests: list[Instance]) -> list[tuple[float, bool]]:
+        """``(loss, is_greedy)`` per request: lmms-eval's convention returns the mean token loss."""
+        scores = []
+        for batch in tqdm(list(_batches(requests, self.batch_size)), desc="loglikelihood", disable=self.rank != 0):
+            conversations, continuations = [], []
+            for context, continuation, doc_to_visual, doc_id, task_name, split in (request.args for request in batch):
+                conversations.append(self._user_turn(context, doc_to_visual(self._doc(task_name, split, doc_id))))
+                continuations.append(continuation)
+            scores += self.chat.score_continuations(conversations, continuations)
+        return scores
+
+    def generate_until_multi_round(self, requests: list[Instance]) -> list[list[str]]:
+        """Real dialogues: the task's ``doc_to_text`` gives each next user turn; the model's own answers stay
+        in the history."""
+        dialogues = []
+        for batch in tqdm(list(_batches(requests, self.batch_size)), desc="dialogue", disable=self.rank != 0):
+            args = [request.args for request in batch]
+            docs = [self._doc(task_name, split, doc_id) for *_, doc_id, task_name, split in args]
+
+            def next_turn(k: int, round_index: int, answers: list[str]) -> Conversation | None:
+                context, _, doc_to_visual, doc_to_text, _, task_name, _ = args[k]
+                if round_index == 0:
+                    turn = self._user_turn(context, doc_to_visual(docs[k]))
+                    return Conversation(self._system(task_name) + turn.messages, turn.images)
+                images, text, done, _, _ = doc_to_text(docs[k], previous_output=answers, round_idx=round_index)
+                return None if done else self._user_turn(text, images)
+
+            dialogues += run_dialogues(self.chat, len(batch), next_turn)
+        return dialogues

@@ -1,0 +1,75 @@
+"""The resumable per-item prediction log of an evaluation run (``predictions.jsonl``).
+
+One JSON line per scored item, appended batch by batch and flushed to disk, so an interrupted run
+loses at most the batch in flight. A restarted run reads the log back, skips the items already in
+it and drops a torn last line. ``run.json`` records what produced the log; resuming with a
+different model, data, split or generation setting is refused instead of mixing two runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from pathlib import Path
+
+PREDICTIONS_FILE = "predictions.jsonl"
+RUN_FILE = "run.json"
+
+
+class RunMismatchError(ValueError):
+    """The output folder holds predictions of a differently configured run."""
+
+
+class PredictionLog:
+    """Append-only log of scored items, grouped by task on read."""
+
+    def __init__(self, output_dir: str | Path, run_config: dict):
+        self.output_dir = Path(output_dir)
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        self.path = self.output_dir / PREDICTIONS_FILE
+        self._check_run_config(run_config)
+        self.entries: dict[str, dict[str, dict]] = defaultdict(dict)
+        if self.path.exists():
+            self._read()
+
+    def _check_run_config(self, run_config: dict) -> None:
+        run_file = self.output_dir / RUN_FILE
+        if run_file.exists() and self.path.exists():
+            previous = json.loads(run_file.read_text())
+            if previous != run_config:
+                changed = sorted(
+                    key for key in previous.keys() | run_config.keys() if previous.get(key) != run_config.get(key)
+                )
+                raise RunMismatchError(
+                    f"{self.output_dir} holds predictions of another run (different {', '.join(changed)}); "
+                    "choose a new output folder or delete it"
+                )
+        run_file.write_text(json.dumps(run_config, indent=2, sort_keys=True) + "\n")
+
+    def _read(self) -> None:
+        data = self.path.read_bytes()
+        # A run killed mid-write leaves a last line without its newline: drop it, it is redone.
+        complete = data[: data.rfind(b"\n") + 1]
+        if len(complete) != len(data):
+            with self.path.open("r+b") as handle:
+                handle.truncate(len(complete))
+        for line_number, line in enumerate(complete.decode().splitlines(), start=1):
+            try:
+                entry = json.loads(line)
+                self.entries[entry["task"]][entry["id"]] = entry
+            except (json.JSONDecodeError, KeyError, TypeError) as error:
+                raise ValueError(f"{self.path}, line {line_number}: not a prediction entry ({error})") from error
+
+    def done(self, task: str) -> dict[str, dict]:
+        """The logged entries of ``task`` by item id."""
+        return self.entries[task]
+
+    def append(self, entries: list[dict]) -> None:
+        """Log entries durably (flushed and synced) before they count as done."""
+        with self.path.open("a") as handle:
+            handle.writelines(json.dumps(entry) + "\n" for entry in entries)
+            handle.flush()
+            os.fsync(handle.fileno())
+        for entry in entries:
+            self.entries[entry["task"]][entry["id"]] = entry

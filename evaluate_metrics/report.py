@@ -1,0 +1,96 @@
+"""Human-readable outputs of an evaluation run: a Markdown table and PNG plots.
+
+Every file is written to a temporary name in the output folder and then renamed, so a file that
+exists is complete.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, never a display
+import matplotlib.pyplot as plt  # noqa: E402
+
+from .devcv.parsing import parse_number  # noqa: E402
+
+SCORES_PLOT = "scores_vs_chance.png"
+COUNT_PLOT = "count_accuracy_by_true_count.png"
+
+
+def write_atomic(path: Path, write) -> None:
+    """Call ``write(temporary_path)`` and move the result onto ``path`` only once it is complete."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(handle)
+    try:
+        write(Path(temporary))
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    write_atomic(path, lambda temporary: temporary.write_text(text))
+
+
+def markdown_table(summary: dict) -> str:
+    """One row per task metric (task, metric, score, chance, n), primary metrics first, then the overall score."""
+    lines = ["| task | metric | score | chance | n |", "|---|---|---:|---:|---:|"]
+    for task in summary["tasks"].values():
+        primary = task["primary_metric"]
+        for metric in [primary, *(m for m in task["metrics"] if m != primary)]:
+            chance = f"{task['chance']:.3f}" if metric == primary else ""
+            label = f"**{metric}**" if metric == primary else metric
+            lines.append(
+                f"| {task['display_name']} | {label} | {task['metrics'][metric]:.3f} | {chance} | {task['n']} |"
+            )
+    lines += [
+        "",
+        f"Overall (mean of the 11 primary metrics, a missing task counts 0): **{summary['overall']:.3f}**",
+        f"Overall chance-normalised ((score - chance) / (1 - chance)): {summary['overall_chance_normalized']:.3f}",
+    ]
+    unparsable = {task["display_name"]: task["unparsable"] for task in summary["tasks"].values() if task["unparsable"]}
+    if unparsable:
+        listed = ", ".join(f"{name} {count}" for name, count in unparsable.items())
+        lines.append(f"Unparsable answers (counted wrong): {listed}")
+    return "\n".join(lines) + "\n"
+
+
+def plot_scores(summary: dict, path: Path) -> None:
+    """Bar per task (primary metric) with its chance level marked."""
+    tasks = list(summary["tasks"].values())
+    figure, axis = plt.subplots(figsize=(max(4.0, 0.9 * len(tasks) + 1), 4))
+    positions = range(len(tasks))
+    axis.bar(positions, [task["metrics"][task["primary_metric"]] for task in tasks], color="tab:blue", label="score")
+    axis.scatter(
+        positions, [task["chance"] for task in tasks], color="tab:red", marker="_", s=600, label="chance", zorder=3
+    )
+    axis.set_xticks(list(positions), [task["display_name"] for task in tasks], rotation=40, ha="right")
+    axis.set_ylim(0, 1)
+    axis.set_ylabel("primary metric")
+    axis.legend()
+    figure.tight_layout()
+    write_atomic(path, lambda temporary: figure.savefig(temporary, format="png"))
+    plt.close(figure)
+
+
+def plot_count_accuracy(entries: list[dict], path: Path) -> None:
+    """Object Counting accuracy for each true count (how performance falls with more objects)."""
+    by_count: dict[int, list[float]] = defaultdict(list)
+    for entry in entries:
+        by_count[parse_number(entry["gold"][0])].append(entry["scores"]["acc"])
+    counts = sorted(by_count)
+    figure, axis = plt.subplots(figsize=(5, 3.5))
+    axis.bar(counts, [sum(by_count[c]) / len(by_count[c]) for c in counts], color="tab:green")
+    axis.set_xticks(counts)
+    axis.set_xlabel("true count")
+    axis.set_ylabel("accuracy")
+    axis.set_ylim(0, 1)
+    figure.tight_layout()
+    write_atomic(path, lambda temporary: figure.savefig(temporary, format="png"))
+    plt.close(figure)

@@ -1,0 +1,283 @@
+"""The DevCV evaluation runner: batch-size invariance, resuming, outputs, scoring plumbing and errors."""
+
+import hashlib
+import json
+import shutil
+
+import pytest
+from babyvlm.dataset_builders.chat import count_image_blocks
+from babyvlm.evaluate_metrics.data import MissingTaskError, available_tasks, load_task_split, resolve_tasks
+from babyvlm.evaluate_metrics.inference import ChatModel
+from babyvlm.evaluate_metrics.predictions import PREDICTIONS_FILE, PredictionLog, RunMismatchError
+from babyvlm.evaluate_metrics.protocol import memory_option_keys
+from babyvlm.evaluate_metrics.runner import evaluate_devcv, main
+from babyvlm.evaluate_metrics.testing import save_tiny_llava, synthetic_items, write_devcv_folder
+
+ITEMS = {"picture_vocabulary": 8, "count": 6, "vdr_open": 4, "memory": 2, "looking_while_listening": 4}
+RUN = {"max_new_tokens": 3, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def llava_dir(tmp_path_factory):
+    return save_tiny_llava(tmp_path_factory.mktemp("tiny-llava"))
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return {task: synthetic_items(task, count) for task, count in ITEMS.items()}
+
+
+@pytest.fixture(scope="module")
+def devcv_dir(tmp_path_factory, rows):
+    return write_devcv_folder(tmp_path_factory.mktemp("devcv"), rows)
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory, llava_dir, devcv_dir):
+    """The whole folder evaluated once with batch size 8."""
+    output = tmp_path_factory.mktemp("run-bs8")
+    evaluate_devcv(llava_dir, devcv_dir, output, batch_size=8, **RUN)
+    return output
+
+
+def predictions(output_dir) -> dict:
+    lines = (output_dir / PREDICTIONS_FILE).read_text().splitlines()
+    entries = [json.loads(line) for line in lines]
+    assert len(entries) == len({(e["task"], e["id"]) for e in entries}), "an item was logged twice"
+    return {(e["task"], e["id"]): e["output"] for e in entries}
+
+
+def results(output_dir) -> dict:
+    return json.loads((output_dir / "results.json").read_text())
+
+
+def test_batch_size_one_gives_identical_results(tmp_path, llava_dir, devcv_dir, reference_run):
+    evaluate_devcv(llava_dir, devcv_dir, tmp_path, batch_size=1, **RUN)
+    reference = predictions(reference_run)
+    assert len(reference) == sum(ITEMS.values())
+    assert predictions(tmp_path) == reference
+    assert results(tmp_path) == results(reference_run)
+
+
+def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch, llava_dir, devcv_dir, reference_run):
+    generate, calls = ChatModel.generate, []
+
+    def crash_on_fourth_batch(self, conversations, max_new_tokens=None):
+        calls.append(len(conversations))
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return generate(self, conversations, max_new_tokens)
+
+    monkeypatch.setattr(ChatModel, "generate", crash_on_fourth_batch)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate_devcv(llava_dir, devcv_dir, tmp_path, batch_size=3, **RUN)
+    logged = (tmp_path / PREDICTIONS_FILE).read_text()
+    assert 0 < len(logged.splitlines()) < sum(ITEMS.values())
+    assert not (tmp_path / "results.json").exists()
+    # A run killed while writing leaves a torn last line behind.
+    (tmp_path / PREDICTIONS_FILE).write_text(logged + '{"task": "count", "id": "cou')
+
+    monkeypatch.setattr(ChatModel, "generate", generate)
+    evaluate_devcv(llava_dir, devcv_dir, tmp_path, batch_size=3, **RUN)
+    assert (tmp_path / PREDICTIONS_FILE).read_text().startswith(logged)
+    assert predictions(tmp_path) == predictions(reference_run)
+    assert results(tmp_path) == results(reference_run)
+
+
+def test_resuming_refuses_a_differently_configured_run(reference_run):
+    config = json.loads((reference_run / "run.json").read_text())
+    with pytest.raises(RunMismatchError, match="max_new_tokens"):
+        PredictionLog(reference_run, {**config, "max_new_tokens": 99})
+
+
+def test_outputs(reference_run):
+    harness_keys = {"baby_pv", "baby_count", "baby_vdr_open", "baby_memory", "baby_winoground"}
+    scores = results(reference_run)["results"]
+    assert set(scores) == harness_keys
+    assert set(scores["baby_memory"]) == {"acc_learning", "acc_testing_raw", "acc_testing_adjusted"}
+    assert all(0.0 <= value <= 1.0 for task in scores.values() for value in task.values())
+
+    summary = json.loads((reference_run / "summary.json").read_text())
+    assert summary["tasks"]["baby_count"]["n"] == ITEMS["count"]
+    primary = sum(task["metrics"][task["primary_metric"]] for task in summary["tasks"].values())
+    assert summary["overall"] == pytest.approx(primary / 11)
+
+    table = (reference_run / "results.md").read_text()
+    assert table.startswith("| task | metric | score | chance | n |")
+    assert "| Memory | **acc_testing_adjusted** |" in table and "Overall" in table
+    for plot in ("scores_vs_chance.png", "count_accuracy_by_true_count.png"):
+        assert (reference_run / plot).read_bytes().startswith(b"\x89PNG")
+
+
+def _fingerprint(images) -> str:
+    return hashlib.sha1(b"".join(image.tobytes() for image in images)).hexdigest()
+
+
+class OracleChat(ChatModel):
+    """Answers every question right, chattily, from the gold answers keyed by the asked-about images."""
+
+    def __init__(self, model, processor, rows):
+        super().__init__(model, processor)
+        self.gold, self.lwl_phrases = {}, {}
+        for row in [row for task_rows in rows.values() for row in task_rows]:
+            images, answers = list(row["images"]), iter(row["answer"])
+            for message in row["messages"]:
+                count = count_image_blocks([message]) if message["role"] == "user" else 0
+                if count:
+                    self.gold[_fingerprint(images[:count])] = next(answers)
+                    images = images[count:]
+            for image, phrase in zip(row["images"], row["choices"]):
+                self.lwl_phrases[_fingerprint([image])] = phrase
+
+    def generate(self, conversations, max_new_tokens=None):
+        answers = []
+        for conversation in conversations:
+            asked = count_image_blocks(conversation.messages[-1:])
+            gold = self.gold[_fingerprint(conversation.images[-asked:])]
+            answers.append(f"I think ({gold})" if len(gold) == 1 and gold.isalpha() else f"it is {gold}, I think")
+        return answers
+
+    def score_continuations(self, conversations, continuations):
+        return [
+            (0.0 if self.lwl_phrases[_fingerprint(c.images)] == phrase else 1.0, True)
+            for c, phrase in zip(conversations, continuations)
+        ]
+
+
+def test_a_perfect_model_scores_one_everywhere(tmp_path, llava_dir, devcv_dir, rows):
+    chat = ChatModel.from_pretrained(llava_dir)
+    summary = evaluate_devcv(OracleChat(chat.model, chat.processor, rows), devcv_dir, tmp_path, progress=False)
+    for task in summary["tasks"].values():
+        assert task["unparsable"] == 0
+        assert all(value == 1.0 for value in task["metrics"].values()), task
+
+
+def test_memory_dialogue_feeds_back_the_models_own_answers(tmp_path, llava_dir, devcv_dir):
+    seen = []
+    chat = ChatModel.from_pretrained(llava_dir, max_new_tokens=2)
+    generate = chat.generate
+
+    def record(conversations, max_new_tokens=None):
+        seen.append([list(c.messages) for c in conversations])
+        return generate(conversations, max_new_tokens)
+
+    chat.generate = record
+    evaluate_devcv(chat, devcv_dir, tmp_path, tasks=["memory"], progress=False)
+    entries = [json.loads(line) for line in (tmp_path / PREDICTIONS_FILE).read_text().splitlines()]
+    last_round = seen[-1]
+    for entry, messages in zip(entries, last_round):
+        assistant = [m["content"][0]["text"] for m in messages if m["role"] == "assistant"]
+        assert assistant == entry["output"][:-1]  # the model's answers, not the gold ones
+        assert len([m for m in messages if m["role"] == "user"]) == 15
+    assert len(seen) == 15  # one batched generation per round
+
+
+def test_system_prompts_only_when_asked(tmp_path, llava_dir, devcv_dir):
+    chat = ChatModel.from_pretrained(llava_dir, max_new_tokens=1)
+    generate, first_messages = chat.generate, []
+
+    def record(conversations, max_new_tokens=None):
+        first_messages.extend(conversation.messages[0] for conversation in conversations)
+        return generate(conversations, max_new_tokens)
+
+    chat.generate = record
+    for use_system_prompt in (False, True):
+        first_messages.clear()
+        output = tmp_path / f"system-{use_system_prompt}"
+        evaluate_devcv(chat, devcv_dir, output, tasks=["count"], use_system_prompt=use_system_prompt, progress=False)
+        roles = {message["role"] for message in first_messages}
+        assert roles == ({"system"} if use_system_prompt else {"user"})
+    assert first_messages[0]["content"] == [{"type": "text", "text": "Answer with only a number."}]
+
+
+@pytest.mark.parametrize(
+    ("argument", "value", "message"),
+    [
+        ("--tasks", "colour", "unknown DevCV task 'colour'"),
+        ("--tasks", "localize", "has no task 'localize'"),
+        ("--split", "validation", "has no split 'validation'"),
+    ],
+)
+def test_cli_reports_bad_tasks_and_splits(tmp_path, capsys, llava_dir, devcv_dir, argument, value, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            [
+                "--model",
+                str(llava_dir),
+                "--data",
+                str(devcv_dir),
+                "--output",
+                str(tmp_path),
+                argument,
+                value,
+                "--no-progress",
+            ]
+        )
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_reports_an_incompatible_model(tmp_path, capsys, devcv_dir):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--model", str(devcv_dir), "--data", str(devcv_dir), "--output", str(tmp_path), "--no-progress"])
+    assert exit_info.value.code == 2
+    assert "cannot load an image-text-to-text model" in capsys.readouterr().err
+
+
+def test_cli_on_babyllava_v2_is_batch_size_invariant(tmp_path, capsys, tiny_model_dir, devcv_dir):
+    outputs = {}
+    for batch_size in (1, 4):
+        output = tmp_path / f"bs{batch_size}"
+        main(
+            [
+                "--model",
+                str(tiny_model_dir),
+                "--data",
+                str(devcv_dir),
+                "--output",
+                str(output),
+                "--tasks",
+                "baby_pv,looking_while_listening",
+                "--batch-size",
+                str(batch_size),
+                "--max-new-tokens",
+                "3",
+                "--no-progress",
+            ]
+        )
+        outputs[batch_size] = predictions(output)
+    assert outputs[1] == outputs[4]
+    assert "| Picture Vocabulary | **acc** |" in capsys.readouterr().out
+
+
+def test_released_samples(tmp_path, devcv_samples, tiny_model_dir):
+    from babyvlm.dataset_builders.devcv.builder import build_devcv
+
+    data = tmp_path / "ego4d"
+    build_devcv([devcv_samples / "ego4d"], data, progress=False, audit=False)
+    assert set(available_tasks(data)) >= {"picture_vocabulary", "memory", "count"}
+    # The released Ego4D Memory items carry no labels: learned objects are recognised by their crops.
+    for row in load_task_split(data, "memory", "test"):
+        keys = memory_option_keys(row)
+        golds = row["answer"]
+        tested = [keys[r][1 - "AB".index(golds[r])] for r in range(5, 15)]
+        assert sorted(tested.count(key) for key in set(tested)) == [2] * 5
+    summary = evaluate_devcv(tiny_model_dir, data, tmp_path / "out", tasks=["count"], **RUN)
+    assert summary["tasks"]["baby_count"]["n"] == 3
+
+
+def test_missing_task_error_lists_available_tasks(devcv_dir):
+    with pytest.raises(MissingTaskError, match="it has: picture_vocabulary, count"):
+        resolve_tasks(devcv_dir, ["compare_real"])
+    empty = devcv_dir.parent / "not-devcv"
+    empty.mkdir(exist_ok=True)
+    with pytest.raises(FileNotFoundError, match="not a DevCV dataset folder"):
+        resolve_tasks(empty, None)
+    shutil.rmtree(empty)
+
+
+def test_folders_with_the_same_readme_load_their_own_rows(tmp_path):
+    # 🤗 datasets caches a local folder by its README alone; the runner must not see stale rows.
+    for name, count in (("first", 2), ("second", 3)):
+        folder = write_devcv_folder(tmp_path / name / "devcv", {"count": synthetic_items("count", count, seed=count)})
+        assert len(load_task_split(folder, "count", "test")) == count

@@ -1,0 +1,136 @@
+"""The lmms-eval plugin, run by the released lmms-eval CLI (`--include_path`), scores like `babyvlm-eval`."""
+
+import json
+import sys
+
+import numpy as np
+import pytest
+
+lmms_eval = pytest.importorskip("lmms_eval")
+
+from babyvlm.evaluate_metrics.data import MissingTaskError  # noqa: E402
+from babyvlm.evaluate_metrics.lmms_eval_plugin import MODEL_ID, manifests  # noqa: E402
+from babyvlm.evaluate_metrics.lmms_eval_plugin.model import BabyVLM  # noqa: E402
+from babyvlm.evaluate_metrics.lmms_eval_plugin.task_folder import write_task_folder  # noqa: E402
+from babyvlm.evaluate_metrics.runner import evaluate_devcv  # noqa: E402
+from babyvlm.evaluate_metrics.testing import save_tiny_llava, synthetic_items, write_devcv_folder  # noqa: E402
+
+ITEMS = {"picture_vocabulary": 3, "count": 3, "memory": 1, "looking_while_listening": 2}
+HARNESS_KEYS = ["baby_pv", "baby_count", "baby_memory", "baby_winoground"]
+MAX_NEW_TOKENS = 3
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return {task: synthetic_items(task, n) for task, n in ITEMS.items()}
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory, rows):
+    root = tmp_path_factory.mktemp("lmms")
+    model = save_tiny_llava(root / "model")
+    data = write_devcv_folder(root / "devcv", rows)
+    write_task_folder(data, root / "tasks")
+    return root, model, data
+
+
+@pytest.fixture(scope="module")
+def lmms_output(setup):
+    """The released lmms-eval CLI on the generated task folder, with the model registered as its entry point would."""
+    from lmms_eval.__main__ import cli_evaluate
+    from lmms_eval.models import MODEL_REGISTRY_V2
+
+    root, model, _ = setup
+    for manifest in manifests():
+        MODEL_REGISTRY_V2.register_manifest(manifest, overwrite=True)
+    argv = [
+        "lmms-eval",
+        "--model",
+        MODEL_ID,
+        "--model_args",
+        f"pretrained={model},max_new_tokens={MAX_NEW_TOKENS}",
+        "--batch_size",
+        "2",
+        "--include_path",
+        str(root / "tasks"),
+        "--tasks",
+        "devcv",
+        "--output_path",
+        str(root / "lmms-out"),
+        "--log_samples",
+        "--verbosity",
+        "WARNING",
+    ]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "argv", argv)
+        cli_evaluate()
+    return root / "lmms-out"
+
+
+@pytest.fixture(scope="module")
+def runner_output(setup):
+    root, model, data = setup
+    output = root / "runner-out"
+    evaluate_devcv(model, data, output, batch_size=3, max_new_tokens=MAX_NEW_TOKENS, progress=False)
+    return output
+
+
+def test_lmms_eval_scores_equal_the_runners(lmms_output, runner_output):
+    (results_file,) = lmms_output.rglob("*_results.json")
+    lmms_results = json.loads(results_file.read_text())["results"]
+    runner_results = json.loads((runner_output / "results.json").read_text())["results"]
+    assert set(runner_results) == set(HARNESS_KEYS)
+    for task, metrics in runner_results.items():
+        for metric, value in metrics.items():
+            assert lmms_results[task][f"{metric},none"] == pytest.approx(value, abs=1e-12), (task, metric)
+
+
+def test_lmms_eval_answers_equal_the_runners(lmms_output, runner_output, rows):
+    entries = {}
+    for line in (runner_output / "predictions.jsonl").read_text().splitlines():
+        entry = json.loads(line)
+        entries[entry["task"], entry["id"]] = entry["output"]
+    # lmms-eval numbers docs in dataset order.
+    runner_outputs = {task: [entries[task, row["id"]] for row in task_rows] for task, task_rows in rows.items()}
+    samples = {
+        key: [json.loads(line) for line in next(lmms_output.rglob(f"*_samples_{key}.jsonl")).read_text().splitlines()]
+        for key in HARNESS_KEYS
+    }
+    by_doc = {key: sorted(rows, key=lambda row: row["doc_id"]) for key, rows in samples.items()}
+    assert [row["filtered_resps"] for row in by_doc["baby_pv"]] == runner_outputs["picture_vocabulary"]
+    assert [row["filtered_resps"] for row in by_doc["baby_count"]] == runner_outputs["count"]
+    assert [row["filtered_resps"] for row in by_doc["baby_memory"]] == runner_outputs["memory"]
+    # One lmms-eval doc per (LWL item, image), holding that image's row of the loss matrix. Losses
+    # of differently shaped batches agree to float32 rounding, not bit for bit.
+    lwl_rows = [row["group_score"]["losses"] for row in by_doc["baby_winoground"]]
+    lwl_matrices = [lwl_rows[2 * k : 2 * k + 2] for k in range(ITEMS["looking_while_listening"])]
+    np.testing.assert_allclose(lwl_matrices, runner_outputs["looking_while_listening"], rtol=1e-5)
+
+
+def test_manifest_resolves_to_the_wrapper():
+    from lmms_eval.models.registry_v2 import ModelRegistryV2
+
+    registry = ModelRegistryV2()
+    for manifest in manifests():
+        registry.register_manifest(manifest)
+    assert registry.get_model_class(MODEL_ID) is BabyVLM
+    assert registry.get_model_class("babyllava_v2") is BabyVLM
+
+
+def test_task_folder(setup, tmp_path):
+    from lmms_eval.utils import load_yaml_config
+
+    root, _, data = setup
+    assert sorted(path.name for path in (root / "tasks").iterdir()) == sorted(
+        [f"{key}.yaml" for key in HARNESS_KEYS] + ["devcv.yaml"]
+    )
+    memory = load_yaml_config(str(root / "tasks" / "baby_memory.yaml"))
+    assert memory["output_type"] == "generate_until_multi_round" and callable(memory["doc_to_text"])
+    assert memory["dataset_kwargs"]["data_files"] == {"test": [str(data / "memory" / "test-00000-of-00001.parquet")]}
+
+    assert write_task_folder(data, tmp_path / "one", tasks=["pv"]) == ["baby_pv"]
+    with pytest.raises(MissingTaskError, match="has no task 'localize'"):
+        write_task_folder(data, tmp_path / "bad", tasks=["localize"])
+    with pytest.raises(MissingTaskError, match="has no split 'train'"):
+        write_task_folder(data, tmp_path / "bad", split="train")
+    assert not (tmp_path / "bad").exists()
