@@ -47,13 +47,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--batches", type=int, default=6)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--row-length", type=int, default=1024, help="packed row length (>= the longest item)")
     args = parser.parse_args()
     model, processor = build_tiny_babyllava(
         text_config={"hidden_size": 256, "intermediate_size": 688, "num_hidden_layers": 4, "num_attention_heads": 8, "num_key_value_heads": 2},
     )
     model.train()
-    ours = BabyLlavaV2Collator(processor, packing=True, row_length=args.row_length)
+    ours = BabyLlavaV2Collator(processor, packing=True)
     trl = DataCollatorForVisionLanguageModeling(processor=processor)
     items = make_items(args.batch_size * args.batches)
     chunks = [items[i : i + args.batch_size] for i in range(0, len(items), args.batch_size)]

@@ -49,9 +49,10 @@ class BabyLlavaV2Arguments:
     language_model_path: str | None = field(default=None, metadata={"help": "align: phase-0 LM (+ tokenizer) to assemble"})
     chat_template: str | None = field(default=None, metadata={"help": "override the stage's template (baby_v1 / baby_plain)"})
     vlm_packing: bool = field(default=False, metadata={"help": "padding-free packing of multi-image samples"})
-    pack_row_length: int | None = field(
-        default=None,
-        metadata={"help": "packed row budget in tokens: about the longest sample for SDPA; unset = one row per batch (flash-attention varlen)"},
+    pack_row_length: str = field(
+        default="longest",
+        metadata={"help": "packed rows: `longest` (the batch's longest sample; best with SDPA), a number of tokens, "
+                          "or `single` (one row per batch, for flash-attention varlen)"},
     )
     truncation: str = field(default="cut_before_image", metadata={"help": "cut_before_image | error"})
     vision_learning_rate: float | None = field(default=None, metadata={"help": "instruct: learning rate of the ViT"})
@@ -66,6 +67,14 @@ class BabyLlavaV2Arguments:
     lm_num_attention_heads: int = 32
     lm_num_key_value_heads: int = 4
     lm_max_position_embeddings: int = 8192
+
+
+def parse_row_length(value: str) -> int | str | None:
+    if value in ("longest", "single"):
+        return None if value == "single" else value
+    if not value.isdigit():
+        raise ValueError(f"pack_row_length must be `longest`, `single` or a number of tokens, got {value!r}")
+    return int(value)
 
 
 def build_language_model(args: BabyLlavaV2Arguments, train_dataset, training_args: SFTConfig):
@@ -131,7 +140,7 @@ def main(args: BabyLlavaV2Arguments, training_args: SFTConfig) -> Path:
         template = args.chat_template or stage.chat_template
         collator = BabyLlavaV2Collator(
             processing_class, chat_template=template, max_length=training_args.max_length,
-            packing=args.vlm_packing, row_length=args.pack_row_length, truncation=args.truncation, pad_to_multiple_of=training_args.pad_to_multiple_of,
+            packing=args.vlm_packing, row_length=parse_row_length(args.pack_row_length), truncation=args.truncation, pad_to_multiple_of=training_args.pad_to_multiple_of,
         )
         # TRL would re-tokenize with its own VLM collator, which cannot pack images nor mask them: we collate.
         training_args.dataset_kwargs = {**(training_args.dataset_kwargs or {}), "skip_prepare_dataset": True}

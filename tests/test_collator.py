@@ -54,9 +54,9 @@ def test_labels_cover_exactly_the_assistant_answers(model_and_processor):
     assert (batch["attention_mask"].sum(1) == (batch["input_ids"] != processor.tokenizer.pad_token_id).sum(1)).all()
 
 
-def test_packed_batch_is_one_row_with_restarting_positions(model_and_processor):
+def test_single_row_packing_with_restarting_positions(model_and_processor):
     _, processor = model_and_processor
-    padded, packed = collate(processor), collate(processor, packing=True)
+    padded, packed = collate(processor), collate(processor, packing=True, row_length=None)
     lengths = padded["attention_mask"].sum(1).tolist()
     assert packed["input_ids"].shape == (1, sum(lengths)) and "attention_mask" not in packed
     starts = torch.nonzero(packed["position_ids"][0] == 0).flatten().tolist()
@@ -76,7 +76,16 @@ def test_rows_are_best_fit_under_row_length(model_and_processor):
     assert int((packed["labels"] != IGNORE_INDEX).sum()) == int((collate(processor)["labels"] != IGNORE_INDEX).sum())
 
 
-@pytest.mark.parametrize("row_length", [None, 160])
+def test_default_rows_never_exceed_the_longest_sample(model_and_processor):
+    _, processor = model_and_processor
+    longest = int(collate(processor)["attention_mask"].sum(1).max())
+    packed = collate(processor, packing=True)
+    assert packed["input_ids"].shape[1] == longest and packed["input_ids"].shape[0] == 2
+    with pytest.raises(ValueError, match="row_length must be"):
+        BabyLlavaV2Collator(processor, packing=True, row_length="shortest")
+
+
+@pytest.mark.parametrize("row_length", [None, 160, "longest"])
 def test_packed_loss_and_gradients_equal_unpacked(model_and_processor, row_length):
     model, processor = model_and_processor
     results = []
