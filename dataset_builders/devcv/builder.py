@@ -12,19 +12,14 @@ interrupted or failed build never leaves a folder that looks complete.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import shutil
-import tempfile
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ..chat import content_to_text
-from .audit import audit_dataset
-from .card import render_card
+from .card import first_prompt, render_card
+from .folder import fingerprint_shards, staged_folder, write_card_and_audit
 from .images import ImageLoader
 from .layouts import DEFAULT_SPLIT, TaskFile, find_task_files
 from .release import PendingRecord, parse_released_item
@@ -61,20 +56,6 @@ def _read_items(path: Path) -> list:
     if not isinstance(items, list):
         raise ItemSkipped(UNREADABLE_FILE, f"expected a JSON list of items, got {type(items).__name__}")
     return items
-
-
-def _first_prompt(row: dict) -> str:
-    """Text of the first user turn (``""`` for prompt-less tasks), shown in the dataset card."""
-    return next((content_to_text(message["content"]) for message in row["messages"] if message["role"] == "user"), "")
-
-
-def fingerprint_shards(folder: Path) -> str:
-    """SHA-256 over the relative paths and bytes of every parquet shard under ``folder``."""
-    digest = hashlib.sha256()
-    for path in sorted(folder.rglob("*.parquet")):
-        digest.update(path.relative_to(folder).as_posix().encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
 
 
 class _ShardAssembler:
@@ -139,21 +120,11 @@ class _ShardAssembler:
             self._writers[shard_key] = ParquetShardWriter(folder, task_file.split, DEVCV_FEATURES, self.max_shard_bytes)
         self._writers[shard_key].write(row)
         if task.name not in self.prompts:
-            self.prompts[task.name] = _first_prompt(row)
+            self.prompts[task.name] = first_prompt(row)
 
     def close(self) -> None:
         for writer in self._writers.values():
             writer.close()
-
-
-def _move_into_place(staging: Path, output_dir: Path) -> None:
-    if not output_dir.exists():
-        staging.rename(output_dir)
-        return
-    previous = output_dir.with_name(f".{output_dir.name}.old-{uuid.uuid4().hex[:8]}")
-    output_dir.rename(previous)
-    staging.rename(output_dir)
-    shutil.rmtree(previous)
 
 
 def build_devcv(
@@ -188,18 +159,12 @@ def build_devcv(
     Returns the :class:`~.report.BuildReport` (also written as ``build_report.json``). Raises
     :class:`DevCVBuildError` when strict mode finds a skip or nothing could be written.
     """
-    output_dir = Path(output_dir)
-    if output_dir.exists() and not overwrite:
-        raise FileExistsError(f"{output_dir} already exists; pass overwrite=True (--overwrite) to replace it")
     task_files = [
         task_file
         for source in sources
         for task_file in find_task_files(source, split=split, source_name=source_name, image_root=image_root)
     ]
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = output_dir.with_name(f".{output_dir.name}.tmp-{uuid.uuid4().hex[:8]}")
-    staging.mkdir()
-    try:
+    with staged_folder(output_dir, overwrite) as staging:
         with ImageLoader(embed=embed_images, num_proc=num_proc) as loader:
             assembler = _ShardAssembler(staging, loader, max_shard_bytes, progress)
             for task_file in task_files:
@@ -212,17 +177,6 @@ def build_devcv(
             raise DevCVBuildError("no item could be written", report)
         report.fingerprint = fingerprint_shards(staging)
         sources_used = [summary.source for summary in report.files]
-        card_path = staging / "README.md"
-        card_path.write_text(render_card(report, sources_used, assembler.prompts, audit=None), encoding="utf-8")
-        if audit:
-            # The audit loads the staged folder through its README configs, exactly as users will;
-            # its throw-away cache keeps lock files named after the staging folder out of the user's.
-            with tempfile.TemporaryDirectory() as cache_dir:
-                results = audit_dataset(staging, cache_dir=cache_dir)
-            card_path.write_text(render_card(report, sources_used, assembler.prompts, audit=results), encoding="utf-8")
+        write_card_and_audit(staging, lambda results: render_card(report, sources_used, assembler.prompts, audit=results), audit)
         (staging / REPORT_FILE).write_text(report.to_json(), encoding="utf-8")
-        _move_into_place(staging, output_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return report

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import yaml
 
+from ..chat import content_to_text
 from .audit import ShortcutAudit, format_audit_markdown
 from .report import BuildReport
 from .schema import COLUMN_DESCRIPTIONS, DEVCV_FEATURES
@@ -74,6 +75,11 @@ def _counts_table(counts: dict[str, dict[str, int]]) -> str:
     return "\n".join(lines)
 
 
+def first_prompt(row: dict) -> str:
+    """Text of a row's first user turn (``""`` for prompt-less tasks): what the card shows per task."""
+    return next((content_to_text(message["content"]) for message in row["messages"] if message["role"] == "user"), "")
+
+
 def _prompts_section(prompts: dict[str, str]) -> str:
     lines = []
     for task in TASKS:
@@ -90,21 +96,31 @@ def _schema_table() -> str:
     return "\n".join(lines)
 
 
-def render_card(report: BuildReport, sources: list[str], prompts: dict[str, str], audit: list[ShortcutAudit] | None) -> str:
-    """Full README.md: YAML front matter with the configs, then provenance, access, schema, counts, prompts, audit.
+def render_devcv_card(
+    *,
+    counts: dict[str, dict[str, int]],
+    fingerprint: str,
+    prompts: dict[str, str],
+    audit: list[ShortcutAudit] | None,
+    contents: str,
+    provenance: str,
+    access: str,
+    build_report: str,
+) -> str:
+    """Full README.md of a DevCV folder: YAML front matter with the configs, then what the folder holds
+    (``contents``), ``provenance``, ``access``, schema, counts, prompts, shortcut audit, ``build_report``.
 
-    ``prompts`` maps each task to the text of one released prompt (``<image>`` where images go).
+    ``counts`` are written items per task and split; ``prompts`` maps each task to the text of one of
+    its prompts (``<image>`` where images go).
     """
-    counts = report.counts()
     front_matter = {
         "pretty_name": "DevCV Toolbox",
         "license": "other",
         "language": ["en"],
         "task_categories": ["visual-question-answering"],
         "tags": ["developmental-psychology", "babyvlm", "devcv"],
-        "configs": configs_yaml(counts, report.fingerprint),
+        "configs": configs_yaml(counts, fingerprint),
     }
-    skip_lines = "\n".join(f"- `{reason}`: {count}" for reason, count in sorted(report.skip_reasons().items())) or "- none"
     audit_section = format_audit_markdown(audit) if audit else "Not run (build with the audit enabled, or run `babyvlm-audit-devcv`)."
     return f"""---
 {yaml.safe_dump(front_matter, sort_keys=False).rstrip()}
@@ -113,7 +129,7 @@ def render_card(report: BuildReport, sources: list[str], prompts: dict[str, str]
 # DevCV Toolbox
 
 The DevCV Toolbox (BabyVLM-V2) adapts the vision measures of the NIH Baby Toolbox into
-developmentally grounded tasks for vision-language models. This folder holds the released items
+developmentally grounded tasks for vision-language models. This folder holds {contents}
 as a 🤗 dataset: one config per task and an `all` config (the default) holding every task.
 
 ```python
@@ -125,13 +141,11 @@ everything = load_dataset("path/to/this/folder")  # the `all` config
 
 ## Provenance
 
-Built by `babyvlm-build-devcv` from the released JSON layouts of: {", ".join(sorted(set(sources)))}.
-Items are reproduced losslessly: `babyvlm.dataset_builders.devcv.export` writes them back to the
-released layout. Shard fingerprint (SHA-256): `{report.fingerprint}`.
+{provenance}
 
 ## Licence and access
 
-{ACCESS_NOTE}
+{access}
 
 ## Schema
 
@@ -145,7 +159,7 @@ Every config has the same columns.
 
 ## Prompts
 
-One released prompt per task (`<image>` marks where an image goes):
+One prompt per task (`<image>` marks where an image goes):
 
 {_prompts_section(prompts)}
 
@@ -160,10 +174,27 @@ image; `pixel solver`: pick the option whose pixels are nearest the query's). Co
 
 ## Build report
 
-{report.items} released items read, {report.written} written, {len(report.skipped)} skipped
+{build_report}
+"""
+
+
+def render_card(report: BuildReport, sources: list[str], prompts: dict[str, str], audit: list[ShortcutAudit] | None) -> str:
+    """The card of a folder built from released layouts (see :func:`render_devcv_card`)."""
+    skip_lines = "\n".join(f"- `{reason}`: {count}" for reason, count in sorted(report.skip_reasons().items())) or "- none"
+    return render_devcv_card(
+        counts=report.counts(),
+        fingerprint=report.fingerprint,
+        prompts=prompts,
+        audit=audit,
+        contents="the released items",
+        provenance=f"""Built by `babyvlm-build-devcv` from the released JSON layouts of: {", ".join(sorted(set(sources)))}.
+Items are reproduced losslessly: `babyvlm.dataset_builders.devcv.export` writes them back to the
+released layout. Shard fingerprint (SHA-256): `{report.fingerprint}`.""",
+        access=ACCESS_NOTE,
+        build_report=f"""{report.items} released items read, {report.written} written, {len(report.skipped)} skipped
 ({len(report.skipped_files)} file(s) skipped). Skip reasons:
 
 {skip_lines}
 
-Every skipped item is listed in `build_report.json`.
-"""
+Every skipped item is listed in `build_report.json`.""",
+    )
