@@ -17,8 +17,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import runpy
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -41,7 +41,10 @@ class DemoSize:
     """How much data and training each stage gets."""
 
     toyworld_scale: str = "demo"
-    devcv_items: dict = field(default_factory=lambda: {"train": 400, "validation": 40, "test": 120})
+    devcv_items: dict = field(default_factory=lambda: {"train": 200, "validation": 20, "test": 60})
+    instruct_tasks: tuple = ("count", "picture_vocabulary", "localize", "leftright", "spatialdetails", "compare_real", "compare_synthetic")
+    """DevCV tasks whose train split phase 3 uses (the demo skips the long multi-image Memory and VDR items to fit
+    its CPU budget; every task is still evaluated)."""
     recipe_overrides: dict = field(default_factory=dict)
     """Extra command-line overrides per recipe stage (`stage0_lm`, `stage0_vision`, `stage1`, `stage2`, `stage3`)."""
 
@@ -88,16 +91,19 @@ class Demo:
         from babyvlm.dataset_builders.devcv.generators.generate import generate_devcv
 
         config = GeneratorConfig(seed=self.seed, items_per_split=self.size.devcv_items)
-        generate_devcv(self.paths["toyworld"] / "annotations", self.paths["devcv"], config,
-                       video_root=self.paths["toyworld"] / "videos", overwrite=True)
+        generate_devcv(self.paths["toyworld"], self.paths["devcv"], config, overwrite=True)
 
     # --- training: the real recipes ----------------------------------------------------------------------
 
     def recipe(self, script: str, config: str, stage: str, *arguments: str):
-        command = [sys.executable, str(RECIPES / script), "--config", str(TINY / config), *arguments,
-                   *self.size.recipe_overrides.get(stage, [])]
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-        subprocess.run(command, check=True, env=env, cwd=REPO)
+        """Run a recipe script exactly as `python recipes/<script> --config ...` would, in this process."""
+        argv = [str(RECIPES / script), "--config", str(TINY / config), *arguments, *self.size.recipe_overrides.get(stage, [])]
+        saved_argv = sys.argv
+        sys.argv = argv
+        try:
+            runpy.run_path(argv[0], run_name="__main__")
+        finally:
+            sys.argv = saved_argv
 
     def stage0_lm(self):
         self.recipe("sft.py", "stage0_lm.yaml", "stage0_lm", "--datasets", str(self.paths["corpora"] / "utterances"),
@@ -116,16 +122,34 @@ class Demo:
         self.recipe("sft.py", "stage2_pretrain.yaml", "stage2", "--model_name_or_path", str(self.paths["stage1_align"]),
                     "--datasets", str(self.paths["corpora"] / "mix"), "--output_dir", str(self.paths["stage2_pretrain"]))
 
+    def tasks_with_split(self, split: str, wanted=None) -> list[str]:
+        """Configs of the generated DevCV folder that have items in `split` (a small toy world lacks some)."""
+        from babyvlm.evaluate_metrics.data import MissingTaskError, available_tasks, task_data_files
+
+        present = available_tasks(self.paths["devcv"])
+        tasks = []
+        for task in wanted or present:
+            try:
+                task_data_files(self.paths["devcv"], present[task], split)
+            except (KeyError, MissingTaskError):
+                continue
+            tasks.append(present[task])
+        if not tasks:
+            raise RuntimeError(f"{self.paths['devcv']} has no {split} items for {wanted or 'any task'}")
+        return tasks
+
     def stage3(self):
         self.recipe("sft.py", "stage3_instruct.yaml", "stage3", "--model_name_or_path", str(self.paths["stage2_pretrain"]),
-                    "--datasets", f"{self.paths['devcv']}:all@train", "--output_dir", str(self.paths["model"]))
+                    "--datasets", *(f"{self.paths['devcv']}:{task}@train" for task in self.tasks_with_split("train", self.size.instruct_tasks)),
+                    "--output_dir", str(self.paths["model"]))
 
     # --- evaluation ---------------------------------------------------------------------------------------
 
     def evaluate(self):
         from babyvlm.evaluate_metrics.runner import evaluate_devcv
 
-        evaluate_devcv(self.paths["model"], self.paths["devcv"], self.paths["eval"], split="test", batch_size=16)
+        evaluate_devcv(self.paths["model"], self.paths["devcv"], self.paths["eval"], tasks=self.tasks_with_split("test"),
+                       split="test", batch_size=16)
         shutil.copyfile(self.paths["eval"] / "results.json", self.output / "results.json")
         summary = significance_summary(json.loads((self.paths["eval"] / "summary.json").read_text()))
         (self.output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

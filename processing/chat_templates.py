@@ -2,7 +2,8 @@
 
 Content may be a plain string or a list of blocks: a text block renders its text verbatim, an image block
 renders `<image>` and a video block `<video>` (the processor expands it into one `<image>` per sampled frame).
-`{% generation %}` marks what the loss covers, so `return_assistant_tokens_mask=True` masks exactly the answers.
+`{% generation %}` marks what the loss covers, so `return_assistant_tokens_mask=True` masks exactly the answers
+(in `baby_v1` with the space that follows "ASSISTANT:", which is what a model generates after the prompt).
 
 - `baby_v1` (default; phases 2-3 and evaluation): `" USER: q1 ASSISTANT: a1<eos>USER: q2 ASSISTANT: a2<eos>"`;
   a system message, if any, replaces the empty system prompt before the first space; the generation prompt ends
@@ -43,7 +44,8 @@ BABY_V1 = (
     "{%- if message.role == 'user' -%}"
     "{{- 'USER: ' + render_content(message.content) + ' ' -}}"
     "{%- elif message.role == 'assistant' -%}"
-    "{{- 'ASSISTANT: ' -}}{%- generation -%}{{- render_content(message.content) + eos_token -}}{%- endgeneration -%}"
+    # the space after "ASSISTANT:" is part of the answer: generation starts right after the prompt's "ASSISTANT:"
+    "{{- 'ASSISTANT:' -}}{%- generation -%}{{- ' ' + render_content(message.content) + eos_token -}}{%- endgeneration -%}"
     "{%- else -%}{{- raise_exception('baby_v1 supports the roles system, user and assistant, got ' + message.role) -}}"
     "{%- endif -%}"
     "{%- endfor -%}"

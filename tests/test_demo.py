@@ -1,16 +1,52 @@
-"""The README's main job runs end to end and leaves a checkpoint that the Auto classes load."""
+"""The main job's driver, shrunken: every stage runs through the same builders and recipes, a few steps each."""
 
+import json
+
+import pytest
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
-from babyvlm.demo import run
+from babyvlm.demo import SMOKE, Demo, main, significance_summary
 from babyvlm.modeling import BabyLlavaV2ForConditionalGeneration
 from babyvlm.processing import BabyLlavaV2Processor
 
 
-def test_demo_builds_saves_reloads_and_generates(tmp_path, capsys):
-    answer = run(tmp_path / "babyllava-v2-tiny", max_new_tokens=4)
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    output = tmp_path_factory.mktemp("demo")
+    main(["--smoke", "--output", str(output)])
+    return output
+
+
+def test_every_artefact_is_written(smoke_run, capsys):
+    model = AutoModelForImageTextToText.from_pretrained(smoke_run / "model")
+    assert type(model) is BabyLlavaV2ForConditionalGeneration
+    assert type(AutoProcessor.from_pretrained(smoke_run / "model")) is BabyLlavaV2Processor
+    assert "stage `instruct`" in (smoke_run / "model" / "README.md").read_text()
+    results = json.loads((smoke_run / "results.json").read_text())["results"]
+    summary = json.loads((smoke_run / "summary.json").read_text())
+    # the small toy world has test items for a few tasks only; every one of them is scored
+    assert len(results) >= 3 and set(results) == {task["harness_key"] for task in summary["tasks"].values()}
+    for task in summary["tasks"].values():
+        assert 0.0 <= task["p_value"] <= 1.0 and task["n"] > 0 and task["chance"] > 0
+    for folder in ("toyworld", "corpora", "devcv", "stage0_lm", "stage0_vision", "stage1_align", "stage2_pretrain", "eval"):
+        assert (smoke_run / folder).is_dir(), folder
+
+
+def test_second_run_reuses_finished_stages(smoke_run, capsys):
+    before = (smoke_run / "model" / "model.safetensors").stat().st_mtime_ns
+    Demo(smoke_run, SMOKE).run()
     printed = capsys.readouterr().out
-    assert "reloaded BabyLlavaV2ForConditionalGeneration and BabyLlavaV2Processor" in printed
-    assert isinstance(answer, str) and "greedy answer" in printed
-    assert type(AutoModelForImageTextToText.from_pretrained(tmp_path / "babyllava-v2-tiny")) is BabyLlavaV2ForConditionalGeneration
-    assert type(AutoProcessor.from_pretrained(tmp_path / "babyllava-v2-tiny")) is BabyLlavaV2Processor
+    assert printed.count("finished earlier, reused") == 9
+    assert (smoke_run / "model" / "model.safetensors").stat().st_mtime_ns == before
+
+
+def test_significance_summary_is_a_one_sided_binomial_test():
+    runner_summary = {"overall": 0.5, "tasks": {
+        "baby_pv": {"task": "picture_vocabulary", "primary_metric": "acc", "metrics": {"acc": 0.5}, "chance": 0.25, "n": 100},
+        "baby_memory": {"task": "memory", "primary_metric": "acc_testing_adjusted", "metrics": {"acc_testing_adjusted": 0.25}, "chance": 0.25, "n": 20},
+    }}
+    summary = significance_summary(runner_summary)
+    pv, memory = summary["tasks"]["picture_vocabulary"], summary["tasks"]["memory"]
+    assert (pv["successes"], pv["trials"]) == (50, 100) and pv["p_value"] < 1e-6 and pv["above_chance"]
+    assert memory["trials"] == 100 and 0.4 < memory["p_value"] < 0.6 and not memory["above_chance"]
+    assert summary["tasks_above_chance"] == ["picture_vocabulary"]
