@@ -23,6 +23,12 @@ SHARED_SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "data" 
 
 
 @pytest.fixture(scope="session")
+def datasets_cache() -> Path:
+    """The session's private 🤗 datasets cache (never the shared ~/.cache)."""
+    return Path(os.environ["HF_DATASETS_CACHE"])
+
+
+@pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A saved tiny random BabyLLaVA-V2 checkpoint with its processor (17 tokens per 32x32 image)."""
     from babyvlm.tiny import build_tiny_babyllava

@@ -2,7 +2,6 @@
 
 import json
 
-import datasets
 import numpy as np
 import pytest
 from babyvlm.dataset_builders.devcv.audit import (
@@ -18,24 +17,14 @@ from fixtures_devcv import write_split_layout
 AUDITED_TASKS = ("leftright", "spatialdetails", "memory", "vdr_binary", "count", "looking_while_listening")
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("hf_cache")
-
-
-@pytest.fixture(autouse=True)
-def private_datasets_cache(cache, monkeypatch):
-    """load_dataset's lock files go to a temporary folder, not the shared ~/.cache."""
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(cache))
-
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory, cache):
+def built(tmp_path_factory, datasets_cache):
     root = tmp_path_factory.mktemp("release") / "saycam"
     write_split_layout(root, AUDITED_TASKS, splits=("test",), n=6)
     output = tmp_path_factory.mktemp("built") / "devcv"
     build_devcv([root], output, progress=False)
-    return output, {result.task: result for result in audit_dataset(output, cache_dir=cache)}
+    return output, {result.task: result for result in audit_dataset(output, cache_dir=datasets_cache)}
 
 
 def test_query_option_shortcuts(built):

@@ -4,7 +4,6 @@ determinism, lossless round trip and feeding the processor — on synthetic rele
 import json
 from pathlib import Path
 
-import datasets
 import pyarrow.parquet as pq
 import pytest
 from babyvlm.dataset_builders.chat import content_to_text, count_image_blocks
@@ -48,16 +47,6 @@ def synthetic(tmp_path_factory):
     report = build_devcv([root], output, progress=False)
     return root, items, output, report
 
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("hf_cache")
-
-
-@pytest.fixture(autouse=True)
-def private_datasets_cache(cache, monkeypatch):
-    """load_dataset's Arrow cache and lock files go to a temporary folder, not the shared ~/.cache."""
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(cache))
 
 
 # --- loading and schema ------------------------------------------------------------------------------------
