@@ -37,8 +37,9 @@ def make_items(count: int, seed: int = 0) -> list[dict]:
     return items
 
 
-def real_tokens(batch) -> int:
-    return int(batch["attention_mask"].sum()) if "attention_mask" in batch else batch["input_ids"].numel()
+def real_tokens(batch, pad_token_id: int) -> int:
+    """Tokens of the samples themselves: `<pad>` never occurs inside a sample, only as padding."""
+    return int((batch["input_ids"] != pad_token_id).sum())
 
 
 
@@ -59,7 +60,8 @@ def main() -> None:
     packed_batches = [ours([dict(x) for x in chunk]) for chunk in chunks]
     padded_batches = [trl([dict(x) for x in chunk]) for chunk in chunks]
 
-    tokens = {"packed": sum(real_tokens(b) for b in packed_batches), "padded": sum(real_tokens(b) for b in padded_batches)}
+    pad = processor.tokenizer.pad_token_id
+    tokens = {"packed": sum(real_tokens(b, pad) for b in packed_batches), "padded": sum(real_tokens(b, pad) for b in padded_batches)}
     slots = {"packed": sum(b["input_ids"].numel() for b in packed_batches), "padded": sum(b["input_ids"].numel() for b in padded_batches)}
     forward_backward_seconds(model, packed_batches[0]), forward_backward_seconds(model, padded_batches[0])  # warm-up
     seconds = {"packed": [], "padded": []}
