@@ -6,6 +6,10 @@ with a processor work alike. Batches are left-padded and every forward pass gets
 counted from the attention mask, so a row's result does not depend on what else is in its batch:
 in float32, batch size 1 and 8 give the same answers, and continuation losses agree to float
 rounding (the last bits depend on the padded batch shape).
+
+Dialogues (:class:`DialogueCache`) keep each dialogue's keys and values from round to round, so a
+round encodes only what it adds to the history; models the reuse does not suit re-encode the
+whole history every round.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import babyvlm.processing  # noqa: F401
 import torch
 from PIL import Image
 from transformers import AutoModelForImageTextToText, AutoProcessor
+from transformers.cache_utils import DynamicCache, DynamicLayer
 
 
 @dataclass
@@ -56,10 +61,12 @@ def load_model_and_processor(
 class ChatModel:
     """A model and its processor, answering batches of conversations."""
 
-    def __init__(self, model, processor, *, max_new_tokens: int = 16):
+    def __init__(self, model, processor, *, max_new_tokens: int = 16, reuse_dialogue_cache: bool = True):
         self.model = model
         self.processor = processor
         self.max_new_tokens = max_new_tokens
+        # Off: every dialogue round goes through `generate` with the whole history (slower, same answers).
+        self.reuse_dialogue_cache = reuse_dialogue_cache
         processor.tokenizer.padding_side = "left"
         parameters = inspect.signature(model.forward).parameters
         self._takes_position_ids = "position_ids" in parameters
@@ -89,18 +96,34 @@ class ChatModel:
     def prompt(self, messages: list[dict]) -> str:
         return self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
-    @torch.inference_mode()
-    def generate(self, conversations: Sequence[Conversation], max_new_tokens: int | None = None) -> list[str]:
-        """Greedy answers (stripped text) to the last user turn of each conversation, in one batch."""
-        inputs = self._encode([self.prompt(c.messages) for c in conversations], conversations)
-        output = self.model.generate(
+    def _generate(self, inputs: dict, max_new_tokens: int | None = None, **kwargs):
+        """Greedy generation; the output holds the sequences and the cache."""
+        return self.model.generate(
             **inputs,
             do_sample=False,
             max_new_tokens=max_new_tokens or self.max_new_tokens,
             pad_token_id=self.processor.tokenizer.pad_token_id,
+            return_dict_in_generate=True,
+            **kwargs,
         )
-        new_tokens = output[:, inputs["input_ids"].shape[1] :]
+
+    def _decode(self, sequences: torch.Tensor, prompt_length: int) -> list[str]:
+        """The stripped text generated after the prompt."""
+        new_tokens = sequences[:, prompt_length:]
         return [text.strip() for text in self.processor.batch_decode(new_tokens, skip_special_tokens=True)]
+
+    def _answer(self, inputs: dict, max_new_tokens: int | None = None) -> list[str]:
+        return self._decode(self._generate(inputs, max_new_tokens).sequences, inputs["input_ids"].shape[1])
+
+    @torch.inference_mode()
+    def generate(self, conversations: Sequence[Conversation], max_new_tokens: int | None = None) -> list[str]:
+        """Greedy answers (stripped text) to the last user turn of each conversation, in one batch."""
+        inputs = self._encode([self.prompt(c.messages) for c in conversations], conversations)
+        return self._answer(inputs, max_new_tokens)
+
+    def start_dialogues(self) -> DialogueCache:
+        """A fresh state for a batch of dialogues played round by round (see :class:`DialogueCache`)."""
+        return DialogueCache(self)
 
     @torch.inference_mode()
     def score_continuations(
@@ -153,3 +176,125 @@ class ChatModel:
         return [
             (-token_log_probs[row, -n:].mean().item(), bool(is_greedy[row, -n:].all())) for row, n in enumerate(scored)
         ]
+
+
+class DialogueCache:
+    """Answers the rounds of a batch of dialogues, keeping each dialogue's keys and values in between.
+
+    A round's prompt is the previous round's prompt followed by the model's answer and the next user
+    turn, so only those tokens and the new images are encoded: the keys and values of the previous
+    prompt are reused (the answer is re-encoded as the chat template renders it, a few tokens).
+
+    The cache has one row per dialogue. Rows are left-padded, and each round appends chunks of
+    different lengths plus the generated tokens, which the next round replaces by the template's
+    rendering: the attention mask hides those padding and stale slots, and the position ids, counted
+    from the mask, number only the row's own tokens. Every token thus attends to exactly the tokens,
+    at the positions, of its dialogue's unpadded prompt, and the answers are those of re-encoding the
+    whole history (to float rounding, as for batching).
+
+    Reuse needs a model whose inputs are token ids, a mask and one pixel tensor per image, whose
+    positions come from the mask, and whose cache is plain full attention (Llava and BabyLLaVA-V2,
+    say). Other models, a row whose new prompt does not extend its previous one token for token,
+    and chats made with ``reuse_dialogue_cache=False`` encode the whole history instead.
+    """
+
+    _REUSABLE_INPUTS = frozenset({"input_ids", "attention_mask", "pixel_values"})
+
+    def __init__(self, chat: ChatModel):
+        self.chat = chat
+        self.enabled = chat.reuse_dialogue_cache and chat._takes_position_ids
+        self.keys: list = []  # the dialogue of each cache row
+        self.cache: DynamicCache | None = None
+        self.slots: torch.Tensor | None = None  # (rows, cache length): the token in each cache slot
+        self.valid: torch.Tensor | None = None  # (rows, cache length): 1 where the slot is in the row's last prompt
+        self.prompts: list[torch.Tensor] = []  # per row: its last prompt's tokens
+        self.images: list[list[Image.Image]] = []  # per row: its last prompt's images
+
+    @torch.inference_mode()
+    def generate(self, keys: Sequence, conversations: Sequence[Conversation]) -> list[str]:
+        """Greedy answers to the dialogues ``keys`` (those still running: the first round's, then a subset
+        of the previous round's), whose histories are ``conversations``."""
+        if not self.enabled:
+            return self.chat.generate(conversations)
+        prompts = [self.chat.prompt(conversation.messages) for conversation in conversations]
+        inputs = self.chat._encode(prompts, conversations)
+        if not self._reusable(inputs, conversations):
+            self.enabled, self.cache = False, None
+            return self.chat._answer(inputs)
+        self._keep_rows(list(keys))
+        tokens = [ids[mask.bool()] for ids, mask in zip(inputs["input_ids"], inputs["attention_mask"])]
+        new_inputs = self._new_inputs(tokens, conversations, inputs.get("pixel_values"))
+        output = self.chat._generate(new_inputs, past_key_values=self.cache)
+        self._remember(output, new_inputs["attention_mask"], tokens, conversations)
+        return self.chat._decode(output.sequences, new_inputs["input_ids"].shape[1])
+
+    def _reusable(self, inputs: dict, conversations: Sequence[Conversation]) -> bool:
+        # Other inputs (image sizes, grids, token types) would need slicing per chunk, which only the model knows.
+        image_count = sum(len(conversation.images) for conversation in conversations)
+        return set(inputs) <= self._REUSABLE_INPUTS and (
+            "pixel_values" not in inputs or len(inputs["pixel_values"]) == image_count
+        )
+
+    def _keep_rows(self, keys: list) -> None:
+        """Drop the cache rows of dialogues that are over."""
+        if self.cache is not None and keys != self.keys:
+            rows = [self.keys.index(key) for key in keys]
+            self.cache.batch_select_indices(torch.tensor(rows, device=self.slots.device))
+            self.slots, self.valid = self.slots[rows], self.valid[rows]
+            self.prompts = [self.prompts[row] for row in rows]
+            self.images = [self.images[row] for row in rows]
+        self.keys = keys
+
+    def _reused_length(self, row: int, tokens: torch.Tensor, images: list[Image.Image]) -> int:
+        """How many leading tokens of the row's new prompt the cache holds: its whole previous prompt, or none."""
+        if self.cache is None:
+            return 0
+        previous, previous_images = self.prompts[row], self.images[row]
+        extends = (
+            len(tokens) > len(previous)
+            and torch.equal(tokens[: len(previous)], previous)
+            and len(images) >= len(previous_images)
+            and all(new is old for new, old in zip(images, previous_images))
+        )
+        return len(previous) if extends else 0
+
+    def _new_inputs(self, tokens: list[torch.Tensor], conversations, pixel_values: torch.Tensor | None) -> dict:
+        """Cached slots followed by each row's new tokens (left-padded), and the new images' pixels."""
+        chunks, new_images, first_image = [], [], 0
+        for row, (row_tokens, conversation) in enumerate(zip(tokens, conversations)):
+            reused = self._reused_length(row, row_tokens, conversation.images)
+            if self.cache is not None and not reused:
+                self.valid[row] = 0  # the history changed before its end: encode it all again
+            chunks.append(row_tokens[reused:])
+            # The previous prompt held the first images; the rest have placeholders in the new tokens.
+            seen = len(self.images[row]) if reused else 0
+            new_images += range(first_image + seen, first_image + len(conversation.images))
+            first_image += len(conversation.images)
+        width, pad = max(len(chunk) for chunk in chunks), self.chat.processor.tokenizer.pad_token_id
+        device = tokens[0].device
+        new_ids = torch.full((len(chunks), width), pad, device=device)
+        new_mask = torch.zeros((len(chunks), width), dtype=torch.long, device=device)
+        for row, chunk in enumerate(chunks):
+            new_ids[row, width - len(chunk) :] = chunk
+            new_mask[row, width - len(chunk) :] = 1
+        if self.cache is not None:
+            # Hidden slots show as padding, so whatever reads the ids (logits processors) sees each row's prompt.
+            new_ids = torch.cat([self.slots.masked_fill(self.valid == 0, pad), new_ids], dim=1)
+            new_mask = torch.cat([self.valid, new_mask], dim=1)
+        inputs = {"input_ids": new_ids, "attention_mask": new_mask}
+        if new_images:
+            inputs["pixel_values"] = pixel_values[new_images]
+        return inputs
+
+    def _remember(self, output, attention_mask: torch.Tensor, tokens: list[torch.Tensor], conversations) -> None:
+        cache = output.past_key_values
+        if not (isinstance(cache, DynamicCache) and all(type(layer) is DynamicLayer for layer in cache.layers)):
+            self.enabled, self.cache = False, None  # sliding windows or other caches: no reuse
+            return
+        length = cache.get_seq_length()
+        self.cache = cache
+        self.slots = output.sequences[:, :length]
+        # The generated tokens' slots are stale: the next prompt holds the answer as the template renders it.
+        self.valid = torch.nn.functional.pad(attention_mask, (0, length - attention_mask.shape[1]))
+        self.prompts = tokens
+        self.images = [list(conversation.images) for conversation in conversations]

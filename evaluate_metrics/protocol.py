@@ -97,11 +97,13 @@ def run_dialogues(chat: ChatModel, count: int, next_turn: NextTurn) -> list[list
 
     ``next_turn(k, round_index, answers)`` gives dialogue ``k``'s next messages (a user turn, after
     any system message in round 0) with their images, given its answers so far, or ``None`` once
-    the dialogue is over. Each answer goes back into the history.
+    the dialogue is over. Each answer goes back into the history. Earlier rounds' keys and values are
+    reused where the model allows (:class:`~.inference.DialogueCache`).
     """
     histories = [Conversation([]) for _ in range(count)]
     answers: list[list[str]] = [[] for _ in range(count)]
     active, round_index = list(range(count)), 0
+    dialogues = chat.start_dialogues()
     while active:
         turns = {k: next_turn(k, round_index, answers[k]) for k in active}
         active = [k for k in active if turns[k] is not None]
@@ -109,7 +111,7 @@ def run_dialogues(chat: ChatModel, count: int, next_turn: NextTurn) -> list[list
             histories[k].messages.extend(turns[k].messages)
             histories[k].images.extend(turns[k].images)
         if active:
-            for k, answer in zip(active, chat.generate([histories[k] for k in active])):
+            for k, answer in zip(active, dialogues.generate(active, [histories[k] for k in active])):
                 histories[k].messages.append({"role": "assistant", "content": [{"type": "text", "text": answer}]})
                 answers[k].append(answer)
         round_index += 1

@@ -25,6 +25,7 @@ from transformers import (
     LlavaConfig,
     LlavaForConditionalGeneration,
     LlavaProcessor,
+    MistralConfig,
     PreTrainedTokenizerFast,
 )
 
@@ -70,8 +71,12 @@ def _tokenizer() -> PreTrainedTokenizerFast:
     )
 
 
-def save_tiny_llava(directory: str | Path, seed: int = 0) -> Path:
-    """Save a random ``LlavaForConditionalGeneration`` (a few thousand weights) and its processor."""
+def save_tiny_llava(directory: str | Path, seed: int = 0, sliding_window: int | None = None) -> Path:
+    """Save a random ``LlavaForConditionalGeneration`` (a few thousand weights) and its processor.
+
+    With ``sliding_window``, the language model is a Mistral with that attention window, whose cache
+    the dialogue key/value reuse does not support (the tests' other kind of model).
+    """
     torch.manual_seed(seed)
     tokenizer = _tokenizer()
     patch = IMAGE_SIZE // 2
@@ -86,6 +91,25 @@ def save_tiny_llava(directory: str | Path, seed: int = 0) -> Path:
         num_additional_image_tokens=1,
         chat_template=_CHAT_TEMPLATE,
     )
+    text_settings = {
+        "vocab_size": len(tokenizer),
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 2048,
+        # Large random weights make answers depend on the input, which the tests need.
+        "initializer_range": 0.5,
+        "pad_token_id": 0,
+        "bos_token_id": 2,
+        "eos_token_id": 3,
+    }
+    text_config = (
+        MistralConfig(sliding_window=sliding_window, **text_settings)
+        if sliding_window
+        else LlamaConfig(**text_settings)
+    )
     config = LlavaConfig(
         vision_config=CLIPVisionConfig(
             image_size=IMAGE_SIZE,
@@ -96,20 +120,7 @@ def save_tiny_llava(directory: str | Path, seed: int = 0) -> Path:
             num_attention_heads=2,
             projection_dim=16,
         ),
-        text_config=LlamaConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=2048,
-            # Large random weights make answers depend on the input, which the tests need.
-            initializer_range=0.5,
-            pad_token_id=0,
-            bos_token_id=2,
-            eos_token_id=3,
-        ),
+        text_config=text_config,
         image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
         vision_feature_layer=-1,
         vision_feature_select_strategy="full",
