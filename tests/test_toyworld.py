@@ -27,7 +27,7 @@ from babyvlm.dataset_builders.annotations import (
 from babyvlm.dataset_builders.saycam.layout import parse_recording_name
 from babyvlm.dataset_builders.toyworld import cli
 from babyvlm.dataset_builders.toyworld.generate import generate_toyworld
-from babyvlm.dataset_builders.toyworld.vocabulary import COLORS, NUMBER_WORDS
+from babyvlm.dataset_builders.toyworld.vocabulary import COLORS, INTRO_OPENERS, NUMBER_WORDS, OUTRO_OPENERS
 from babyvlm.dataset_builders.toyworld.world import (
     DIRECTION_VECTORS,
     SCALES,
@@ -95,11 +95,12 @@ def test_transcripts_name_exactly_what_is_on_screen(world, annotations):
     checked = 0
     for row in _transcript(world):
         text = row["text"]
-        if not text.startswith(("look, ", "now ")) or text.endswith("no more toys"):
+        opener, _, scene = text.partition(", ")
+        if opener not in INTRO_OPENERS + OUTRO_OPENERS or scene == "no more toys":
             continue
         # Named groups "two red balls and one blue car" must equal the visible objects mid-utterance.
         said = Counter()
-        for group in text.split(", ", 1)[-1].removeprefix("now ").split(" and "):
+        for group in scene.split(" and "):
             number, color, noun = group.split()
             said[(color, noun.removesuffix("s"))] += NUMBER_WORDS.index(number) + 1
         middle = (int(row["start_ms"]) + int(row["end_ms"])) // 2

@@ -36,17 +36,32 @@ def scene_phrase(groups: list[tuple[int, str, str]]) -> str:
     return " and ".join(phrases) if phrases else "no more toys"
 
 
-def intro_utterance(groups: list[tuple[int, str, str]]) -> str:
-    return f"look, {scene_phrase(groups)}"
+# Openers of the scene utterances, drawn at random: besides naming what is visible, the parent asks what
+# toddlers are asked ("how many do you see", "point at them"). The transcripts then hold the words of the
+# DevCV prompts, so the tokenizer trained on them gives those words tokens of their own and the language
+# model has seen them before instruction tuning.
+INTRO_OPENERS = ("look", "look at the image", "what do you see", "how many do you see", "point at them", "touch the image")
+OUTRO_OPENERS = ("now", "and now", "which image has more", "do you see", "how many now", "is it the same as this")
 
 
-def exit_utterance(color: str, category: str, direction: str) -> str:
+def intro_utterance(groups: list[tuple[int, str, str]], opener: str = INTRO_OPENERS[0]) -> str:
+    """``"look, two red balls"``: an opener, then every group on screen."""
+    return f"{opener}, {scene_phrase(groups)}"
+
+
+def outro_utterance(groups: list[tuple[int, str, str]], opener: str = OUTRO_OPENERS[0]) -> str:
+    """``"now, one red ball"``: what is left after an object left or came in."""
+    return f"{opener}, {scene_phrase(groups)}"
+
+
+def exit_utterance(color: str, category: str, direction: str, variant: int = 0) -> str:
+    """An object leaving through ``direction``, in one of two wordings (the second as VDR asks it)."""
+    if variant:
+        return f"the {color} {category} leaves the frame through the {direction} side"
     return f"bye bye {color} {category}, it went out the {direction}"
 
 
-def enter_utterance(color: str, category: str, direction: str) -> str:
+def enter_utterance(color: str, category: str, direction: str, variant: int = 0) -> str:
+    if variant:
+        return f"a {color} {category} comes into the frame from the {direction} side"
     return f"here comes a {color} {category} from the {direction}"
-
-
-def outro_utterance(groups: list[tuple[int, str, str]]) -> str:
-    return f"now {scene_phrase(groups)}"

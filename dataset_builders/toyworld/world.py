@@ -206,15 +206,18 @@ def _script_utterances(rng, objects, motion, start_frame, num_frames, fps) -> tu
 
     newcomer = {motion.instance_id} if motion and motion.kind == "enter" else set()
     leaver = {motion.instance_id} if motion and motion.kind == "exit" else set()
-    spans = [(start_ms + gap, still_end - gap, vocabulary.intro_utterance(_groups(objects, newcomer)))]
+    intro = vocabulary.intro_utterance(_groups(objects, newcomer), rng.choice(vocabulary.INTRO_OPENERS))
+    spans = [(start_ms + gap, still_end - gap, intro)]
     if motion:
         mover = next(obj for obj in objects if obj.instance_id == motion.instance_id)
         say = vocabulary.exit_utterance if motion.kind == "exit" else vocabulary.enter_utterance
-        spans.append((still_end, start_ms + motion.end_frame * frame_ms, say(mover.color, mover.category, motion.direction)))
+        said = say(mover.color, mover.category, motion.direction, rng.randrange(2))
+        spans.append((still_end, start_ms + motion.end_frame * frame_ms, said))
         settled = start_ms + motion.end_frame * frame_ms
     else:
         settled = still_end
-    spans.append((settled + gap, end_ms - gap, vocabulary.outro_utterance(_groups(objects, leaver))))
+    outro = vocabulary.outro_utterance(_groups(objects, leaver), rng.choice(vocabulary.OUTRO_OPENERS))
+    spans.append((settled + gap, end_ms - gap, outro))
 
     return tuple(
         Utterance(round(begin), round(end), text, round(_confidence(rng), 3)) for begin, end, text in spans
