@@ -1,6 +1,8 @@
 """Shared fixtures: everything runs offline on tiny random models."""
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -12,6 +14,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # datasets 5 caches a local dataset folder by its card and name, not its files: tests that build folders with the
 # same names must never read each other's (or an earlier run's) cache.
 os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp(prefix="babyvlm-datasets-cache-")
+# Each test process (xdist worker) owns its cache: removed when that process exits.
+atexit.register(shutil.rmtree, os.environ["HF_DATASETS_CACHE"], ignore_errors=True)
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # one intra-op thread per xdist worker: two workers with two threads each fight over the two cores
     os.environ.setdefault("OMP_NUM_THREADS", "1")
