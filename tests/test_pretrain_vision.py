@@ -195,9 +195,10 @@ def test_loss_decreases_on_a_fixed_batch(recipe, one_thread, tmp_path, centering
          "--centering", centering, *constant]
     )
     torch.manual_seed(0)
-    model = recipe.DinoPretrainingModel(recipe.build_backbone(args), dino_config).train()
+    backbone = recipe.build_backbone(args)
+    model = recipe.DinoPretrainingModel(backbone, dino_config).train()
     optimizer = recipe.build_optimizer(model, args)
-    augmentation = MultiCropAugmentation(crop_config, patch_size=8)
+    augmentation = MultiCropAugmentation(crop_config, backbone.config.patch_size)
     batch = collate_crops([augmentation(shapes_image(index), seed=index) for index in range(8)])
     accelerator = Accelerator()  # the model and the batch stay on the CPU; only backward and clipping go through it
     losses = [recipe.training_step(accelerator, model, optimizer, batch, step, args)[0].loss.item() for step in range(20)]
