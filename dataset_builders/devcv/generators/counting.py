@@ -10,9 +10,9 @@ from collections import Counter, defaultdict
 
 from ...annotations import ObjectBox
 from . import prompts
-from .corpus import Scene, identity
+from .corpus import Scene
 from .imaging import canvas, crop_object, rescale
-from .items import ItemImage, Skip, TaskGenerator, object_record
+from .items import ItemImage, ObjectViewGenerator, Skip, TaskGenerator, object_record
 from .prompts import LETTERS
 from .sampling import AnswerQuota, PositionCycle, interleave_by, place_gold
 from .vocabulary import pluralize
@@ -103,15 +103,12 @@ class CompareRealGenerator(TaskGenerator):
         return self.ctx.row([(prompt, LETTERS[gold])], [image for _, _, image in options], digest=digest, provenance=provenance, notes=notes)
 
 
-class CompareSyntheticGenerator(TaskGenerator):
+class CompareSyntheticGenerator(ObjectViewGenerator):
     """One object crop pasted different numbers of times on two plain canvases."""
 
     def __init__(self, ctx):
         super().__init__(ctx)
         self.positions = PositionCycle(2, self.rng)
-
-    def candidates(self) -> list:
-        return interleave_by(self.ctx.object_views(), key=lambda view: identity(view[1]), rng=self.rng)
 
     def build(self, candidate) -> dict:
         scene, obj = candidate

@@ -18,10 +18,11 @@ from ...chat import count_image_blocks, text_to_content
 from ..release import prompt_choices
 from ..tasks import DevCVTask
 from .config import GeneratorConfig
-from .corpus import Corpus, Scene
+from .corpus import Corpus, Scene, identity
 from .frames import FrameStore
 from .imaging import png_bytes
 from .report import DUPLICATE_CONTENT, Skip, TaskSummary
+from .sampling import interleave_by
 
 MIN_OBJECT_PX = 8.0
 """Objects smaller than this (box width or height) are too small to crop into an option image."""
@@ -153,3 +154,14 @@ class TaskGenerator:
     def build(self, candidate) -> dict:
         """The schema row of one item, or :class:`Skip` with the reason none can be built."""
         raise NotImplementedError
+
+
+class ObjectViewGenerator(TaskGenerator):
+    """Candidates are the objects in full view (``ctx.object_views()``), tried one identity at a time."""
+
+    def __init__(self, ctx: TaskContext):
+        super().__init__(ctx)
+        self.views = ctx.object_views()
+
+    def candidates(self) -> list:
+        return interleave_by(self.views, key=lambda view: identity(view[1]), rng=self.rng)

@@ -12,7 +12,7 @@ from ...annotations import ObjectBox
 from . import prompts
 from .corpus import Scene, identity
 from .imaging import crop_object
-from .items import ItemImage, Skip, TaskGenerator, object_record
+from .items import ItemImage, ObjectViewGenerator, Skip, object_record
 from .prompts import LETTERS
 from .sampling import PositionCycle, interleave_by, place_gold
 from .vocabulary import NoDistractors, describe, with_article
@@ -32,19 +32,15 @@ def view_record(view) -> dict:
     return {**scene.provenance(), "object": object_record(obj)}
 
 
-class _CropGenerator(TaskGenerator):
-    """Candidates are the objects in full view, tried one identity at a time."""
+class _CropGenerator(ObjectViewGenerator):
+    """Object views grouped by identity, and their crops made once."""
 
     def __init__(self, ctx):
         super().__init__(ctx)
-        self.views = ctx.object_views()
         self.by_identity: dict[tuple, list] = defaultdict(list)
         for view in self.views:
             self.by_identity[identity(view[1])].append(view)
         self._crops: dict[tuple, ItemImage] = {}
-
-    def candidates(self) -> list:
-        return interleave_by(self.views, key=lambda view: identity(view[1]), rng=self.rng)
 
     def crop(self, view: tuple[Scene, ObjectBox]) -> ItemImage:
         """The PNG crop of a viewed object (memoised: Memory and PV reuse objects across items)."""

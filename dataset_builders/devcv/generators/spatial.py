@@ -32,7 +32,7 @@ from .imaging import (
     on_neutral_backdrop,
     rescale,
 )
-from .items import ItemImage, Skip, TaskGenerator, object_record
+from .items import ItemImage, ObjectViewGenerator, Skip, TaskGenerator, object_record
 from .prompts import LETTERS, QUADRANTS
 from .sampling import AnswerQuota, PositionCycle, interleave_by, place_gold
 
@@ -107,15 +107,12 @@ class LocalizeGenerator(TaskGenerator):
         return None
 
 
-class LeftRightGenerator(TaskGenerator):
+class LeftRightGenerator(ObjectViewGenerator):
     """An object, then three options: the same object (gold) and two mirror images (see the module doc)."""
 
     def __init__(self, ctx):
         super().__init__(ctx)
         self.positions = PositionCycle(3, self.rng)
-
-    def candidates(self) -> list:
-        return interleave_by(self.ctx.object_views(), key=lambda view: identity(view[1]), rng=self.rng)
 
     def build(self, candidate) -> dict:
         scene, obj = candidate
@@ -149,22 +146,18 @@ class LeftRightGenerator(TaskGenerator):
         return self.ctx.row([(prompt, LETTERS[gold])], [images[0], *(images[option] for option in options)], digest=digest, provenance=provenance)
 
 
-class SpatialDetailsGenerator(TaskGenerator):
+class SpatialDetailsGenerator(ObjectViewGenerator):
     """An object crop, then three frames of which exactly one shows that object (see the module doc)."""
 
     def __init__(self, ctx):
         super().__init__(ctx)
         self.positions = PositionCycle(3, self.rng)
-        self.views = ctx.object_views()
         self.scenes_with_instance: dict[tuple, list] = defaultdict(list)
         for scene in ctx.scenes:
             for obj in scene.full_view:
                 self.scenes_with_instance[scene.frame.recording, obj.instance_id].append(scene)
         self._backgrounds: dict[tuple, tuple[int, int, int]] = {}
         self._near_misses: dict[tuple, list] = {}
-
-    def candidates(self) -> list:
-        return interleave_by(self.views, key=lambda view: identity(view[1]), rng=self.rng)
 
     def near_misses(self, looks: tuple[str, str]) -> list:
         """The scenes without an object of identity ``looks`` but with its category or its colour."""
