@@ -104,6 +104,7 @@ class ChatModel:
             max_new_tokens=max_new_tokens or self.max_new_tokens,
             pad_token_id=self.processor.tokenizer.pad_token_id,
             return_dict_in_generate=True,
+            use_cache=True,  # checkpoints saved by a Trainer say `use_cache: false`, their training setting
             **kwargs,
         )
 

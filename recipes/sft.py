@@ -32,7 +32,7 @@ from babyvlm.training.collator import BabyLlavaV2Collator
 from babyvlm.training.data import load_mixture
 from babyvlm.training.model_card import ModelCardCallback, render_model_card, training_hyperparameters
 from babyvlm.training.stages import apply_stage_freezing, get_stage
-from babyvlm.training.trainer import BabyLlavaV2SFTTrainer
+from babyvlm.training.trainer import BabyLlavaV2SFTTrainer, enable_generation_cache
 
 logger = logging.getLogger("babyvlm.sft")
 
@@ -161,6 +161,7 @@ def main(args: BabyLlavaV2Arguments, training_args: SFTConfig) -> Path:
     if last_checkpoint:
         logger.info("resuming from %s", last_checkpoint)
     trainer.train(resume_from_checkpoint=last_checkpoint)
+    enable_generation_cache(trainer.model)
     trainer.save_model(str(output_dir))
     if trainer.is_world_process_zero():
         processing_class.save_pretrained(output_dir)

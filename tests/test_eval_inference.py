@@ -87,3 +87,16 @@ def test_a_history_that_does_not_extend_the_last_prompt_is_encoded_again(model_k
         second[1],
     ]
     assert dialogues.generate([0, 1], histories) == plain.generate(histories)
+
+
+def test_a_checkpoint_saved_without_cache_still_generates_with_it(tiny_model_dir, records):
+    """Trainer checkpoints say `use_cache: false` (their training setting); evaluation keeps the KV cache anyway."""
+    chat = ChatModel.from_pretrained(tiny_model_dir, max_new_tokens=MAX_NEW_TOKENS)
+    chat.model.config.get_text_config().use_cache = False
+    chat.model.generation_config.use_cache = False
+    counter = VisionCounter(chat.model)
+    try:
+        run_record_dialogues(chat, records, [])
+    finally:
+        counter.handle.remove()
+    assert counter.images == sum(len(record["images"]) for record in records)

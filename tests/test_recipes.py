@@ -13,7 +13,7 @@ import PIL.Image
 import pytest
 import torch
 from safetensors.torch import load_file
-from transformers import Dinov2Config, Dinov2Model
+from transformers import AutoConfig, Dinov2Config, Dinov2Model, GenerationConfig
 
 from babyvlm.dataset_builders.chat import IMAGES_FEATURE, MESSAGES_FEATURE
 from babyvlm.tiny import SAMPLE_UTTERANCES, build_tiny_babyllava
@@ -77,6 +77,9 @@ def test_every_stage_runs_through_accelerate_launch(data, tmp_path):
     for directory, stage in ((lm, "lm"), (align, "align"), (pretrain, "pretrain"), (instruct, "instruct")):
         assert f"stage `{stage}`" in (directory / "README.md").read_text()
         assert (directory / "checkpoint-2").is_dir()
+        # the Trainer trains with use_cache=False; the saved checkpoint generates with the KV cache again
+        assert AutoConfig.from_pretrained(directory).get_text_config().use_cache, directory
+        assert GenerationConfig.from_pretrained(directory).use_cache, directory
     assert json.loads((lm / "config.json").read_text())["model_type"] == "llama"
 
     vision = load_file(data / "vision" / "model.safetensors")
