@@ -1,10 +1,12 @@
 """The main job's driver, shrunken: every stage runs through the same builders and recipes, a few steps each."""
 
 import json
+import shutil
 
 import pytest
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
+from babyvlm import demo
 from babyvlm.demo import SMOKE, Demo, main, significance_summary
 from babyvlm.modeling import BabyLlavaV2ForConditionalGeneration
 from babyvlm.processing import BabyLlavaV2Processor
@@ -38,6 +40,17 @@ def test_second_run_reuses_finished_stages(smoke_run, capsys):
     printed = capsys.readouterr().out
     assert printed.count("finished earlier, reused") == 9
     assert (smoke_run / "model" / "model.safetensors").stat().st_mtime_ns == before
+
+
+def test_an_edited_recipe_yaml_invalidates_its_stage(tmp_path, monkeypatch):
+    recipes = tmp_path / "tiny"
+    shutil.copytree(demo.TINY, recipes)
+    monkeypatch.setattr(demo, "TINY", recipes)
+    before = {stage.name: stage.settings for stage in Demo(tmp_path, SMOKE).stages()}
+    with (recipes / "stage2_pretrain.yaml").open("a") as config:
+        config.write("learning_rate: 1.0e-3\n")
+    after = {stage.name: stage.settings for stage in Demo(tmp_path, SMOKE).stages()}
+    assert [name for name in before if before[name] != after[name]] == ["stage2_pretrain"]
 
 
 def test_significance_summary_is_a_one_sided_binomial_test():
