@@ -48,7 +48,7 @@ class DemoSize:
     for test gives ~120-150 test items per task instead of ~60 (the builder's 15 %): with 150 items a one-sided
     binomial test tells a 10-point gain over chance at p < 0.01; with 60 it needs 15 points."""
     instruct_tasks: tuple = ("count", "localize", "compare_real", "compare_synthetic", "picture_vocabulary")
-    """DevCV tasks whose train split phase 3 uses; every task is still evaluated. The CPU budget buys 16 epochs
+    """DevCV tasks whose train split phase 3 uses; every task is still evaluated. The CPU budget buys 20 epochs
     of these five. Measured: adding Spatial Details (4 images an item) or VDR (5-9 frames) left them at chance and
     took time from the others; Memory (29 images an item) costs ~25 count items' time per item."""
     recipe_overrides: dict = field(default_factory=dict)
