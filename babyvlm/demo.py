@@ -35,6 +35,14 @@ TINY = RECIPES / "babyllava_v2" / "tiny"
 SIGNIFICANCE = 0.01
 # Memory's primary metric scores learned objects, (rounds + 1) // 3 = 5 per generated 15-round item.
 MEMORY_OBJECTS_PER_ITEM = 5
+# The CPU-sized YAML of each training stage, by the stage's key in `DemoSize.recipe_overrides`.
+RECIPE_CONFIGS = {
+    "stage0_lm": "stage0_lm.yaml",
+    "stage0_vision": "stage0_vision.yaml",
+    "stage1": "stage1_align.yaml",
+    "stage2": "stage2_pretrain.yaml",
+    "stage3": "stage3_instruct.yaml",
+}
 
 
 @dataclass(frozen=True)
@@ -52,7 +60,7 @@ class DemoSize:
     of these five. Measured: adding Spatial Details (4 images an item) or VDR (5-9 frames) left them at chance and
     took time from the others; Memory (29 images an item) costs ~25 count items' time per item."""
     recipe_overrides: dict = field(default_factory=dict)
-    """Extra command-line overrides per recipe stage (`stage0_lm`, `stage0_vision`, `stage1`, `stage2`, `stage3`)."""
+    """Extra command-line overrides per recipe stage (the keys of `RECIPE_CONFIGS`)."""
 
 
 DEFAULT = DemoSize()
@@ -60,7 +68,7 @@ DEFAULT = DemoSize()
 SMOKE = DemoSize(
     toyworld_scale="small",
     devcv_items={"train": 8, "validation": 2, "test": 4},
-    recipe_overrides={name: ["--max_steps", "2"] for name in ("stage0_lm", "stage0_vision", "stage1", "stage2", "stage3")},
+    recipe_overrides={name: ["--max_steps", "2"] for name in RECIPE_CONFIGS},
 )
 
 
@@ -101,9 +109,10 @@ class Demo:
 
     # --- training: the real recipes ----------------------------------------------------------------------
 
-    def recipe(self, script: str, config: str, stage: str, *arguments: str):
+    def recipe(self, script: str, stage: str, *arguments: str):
         """Run a recipe script exactly as `python recipes/<script> --config ...` would, in this process."""
-        argv = [str(RECIPES / script), "--config", str(TINY / config), *arguments, *self.size.recipe_overrides.get(stage, [])]
+        config = TINY / RECIPE_CONFIGS[stage]
+        argv = [str(RECIPES / script), "--config", str(config), *arguments, *self.size.recipe_overrides.get(stage, [])]
         saved_argv = sys.argv
         sys.argv = argv
         try:
@@ -112,20 +121,20 @@ class Demo:
             sys.argv = saved_argv
 
     def stage0_lm(self):
-        self.recipe("sft.py", "stage0_lm.yaml", "stage0_lm", "--datasets", str(self.paths["corpora"] / "utterances"),
+        self.recipe("sft.py", "stage0_lm", "--datasets", str(self.paths["corpora"] / "utterances"),
                     "--output_dir", str(self.paths["stage0_lm"]))
 
     def stage0_vision(self):
-        self.recipe("pretrain_vision.py", "stage0_vision.yaml", "stage0_vision", "--dataset_name", str(self.paths["corpora"] / "frames"),
+        self.recipe("pretrain_vision.py", "stage0_vision", "--dataset_name", str(self.paths["corpora"] / "frames"),
                     "--output_dir", str(self.paths["stage0_vision"]))
 
     def stage1(self):
-        self.recipe("sft.py", "stage1_align.yaml", "stage1", "--vision_model_path", str(self.paths["stage0_vision"]),
+        self.recipe("sft.py", "stage1", "--vision_model_path", str(self.paths["stage0_vision"]),
                     "--language_model_path", str(self.paths["stage0_lm"]), "--datasets", str(self.paths["corpora"] / "image_utterance"),
                     "--output_dir", str(self.paths["stage1_align"]))
 
     def stage2(self):
-        self.recipe("sft.py", "stage2_pretrain.yaml", "stage2", "--model_name_or_path", str(self.paths["stage1_align"]),
+        self.recipe("sft.py", "stage2", "--model_name_or_path", str(self.paths["stage1_align"]),
                     "--datasets", str(self.paths["corpora"] / "mix"), "--output_dir", str(self.paths["stage2_pretrain"]))
 
     def tasks_with_split(self, split: str, wanted=None) -> list[str]:
@@ -145,7 +154,7 @@ class Demo:
         return tasks
 
     def stage3(self):
-        self.recipe("sft.py", "stage3_instruct.yaml", "stage3", "--model_name_or_path", str(self.paths["stage2_pretrain"]),
+        self.recipe("sft.py", "stage3", "--model_name_or_path", str(self.paths["stage2_pretrain"]),
                     "--datasets", *(f"{self.paths['devcv']}:{task}@train" for task in self.tasks_with_split("train", self.size.instruct_tasks)),
                     "--output_dir", str(self.paths["model"]))
 
@@ -164,18 +173,18 @@ class Demo:
         def stage(name, description, run, recipe: str | None = None):
             settings = {"size": asdict(self.size), "seed": self.seed}
             if recipe:  # an edited recipe YAML makes its stage (and every later one) run again
-                settings["recipe"] = hashlib.sha256((TINY / recipe).read_bytes()).hexdigest()
+                settings["recipe"] = hashlib.sha256((TINY / RECIPE_CONFIGS[recipe]).read_bytes()).hexdigest()
             return Stage(name, description, run, settings)
 
         return [
             stage("toyworld", "generate the toy world (videos, transcripts, annotations)", self.toyworld),
             stage("corpora", "build the SAYCam-format pretraining corpora", self.corpora),
             stage("devcv", "generate DevCV items from the toy-world annotations", self.devcv),
-            stage("stage0_lm", "phase 0: tokenizer + language model from scratch", self.stage0_lm, "stage0_lm.yaml"),
-            stage("stage0_vision", "phase 0: ViT self-supervision (DINO-style)", self.stage0_vision, "stage0_vision.yaml"),
-            stage("stage1_align", "phase 1: connector alignment (baby_plain)", self.stage1, "stage1_align.yaml"),
-            stage("stage2_pretrain", "phase 2: joint pretraining on the corpora mixture", self.stage2, "stage2_pretrain.yaml"),
-            stage("model", "phase 3: instruction tuning on DevCV train items", self.stage3, "stage3_instruct.yaml"),
+            stage("stage0_lm", "phase 0: tokenizer + language model from scratch", self.stage0_lm, "stage0_lm"),
+            stage("stage0_vision", "phase 0: ViT self-supervision (DINO-style)", self.stage0_vision, "stage0_vision"),
+            stage("stage1_align", "phase 1: connector alignment (baby_plain)", self.stage1, "stage1"),
+            stage("stage2_pretrain", "phase 2: joint pretraining on the corpora mixture", self.stage2, "stage2"),
+            stage("model", "phase 3: instruction tuning on DevCV train items", self.stage3, "stage3"),
             stage("eval", "evaluate on the DevCV test split", self.evaluate),
         ]
 
