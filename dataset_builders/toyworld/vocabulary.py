@@ -44,13 +44,8 @@ INTRO_OPENERS = ("look", "look at the image", "what do you see", "how many do yo
 OUTRO_OPENERS = ("now", "and now", "which image has more", "do you see", "how many now", "is it the same as this")
 
 
-def intro_utterance(groups: list[tuple[int, str, str]], opener: str = INTRO_OPENERS[0]) -> str:
-    """``"look, two red balls"``: an opener, then every group on screen."""
-    return f"{opener}, {scene_phrase(groups)}"
-
-
-def outro_utterance(groups: list[tuple[int, str, str]], opener: str = OUTRO_OPENERS[0]) -> str:
-    """``"now, one red ball"``: what is left after an object left or came in."""
+def scene_utterance(opener: str, groups: list[tuple[int, str, str]]) -> str:
+    """``"look, two red balls"``, ``"now, one red ball"``: an opener, then every group on screen."""
     return f"{opener}, {scene_phrase(groups)}"
 
 

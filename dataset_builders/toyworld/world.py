@@ -206,7 +206,7 @@ def _script_utterances(rng, objects, motion, start_frame, num_frames, fps) -> tu
 
     newcomer = {motion.instance_id} if motion and motion.kind == "enter" else set()
     leaver = {motion.instance_id} if motion and motion.kind == "exit" else set()
-    intro = vocabulary.intro_utterance(_groups(objects, newcomer), rng.choice(vocabulary.INTRO_OPENERS))
+    intro = vocabulary.scene_utterance(rng.choice(vocabulary.INTRO_OPENERS), _groups(objects, newcomer))
     spans = [(start_ms + gap, still_end - gap, intro)]
     if motion:
         mover = next(obj for obj in objects if obj.instance_id == motion.instance_id)
@@ -216,7 +216,7 @@ def _script_utterances(rng, objects, motion, start_frame, num_frames, fps) -> tu
         settled = start_ms + motion.end_frame * frame_ms
     else:
         settled = still_end
-    outro = vocabulary.outro_utterance(_groups(objects, leaver), rng.choice(vocabulary.OUTRO_OPENERS))
+    outro = vocabulary.scene_utterance(rng.choice(vocabulary.OUTRO_OPENERS), _groups(objects, leaver))
     spans.append((settled + gap, end_ms - gap, outro))
 
     return tuple(
