@@ -83,8 +83,20 @@ class Stage:
 class Demo:
     def __init__(self, output: Path, size: DemoSize, seed: int = 0):
         self.output, self.size, self.seed = output, size, seed
-        self.paths = {name: output / name for name in
-                      ("toyworld", "corpora", "devcv", "stage0_lm", "stage0_vision", "stage1_align", "stage2_pretrain", "model", "eval")}
+        self.paths = {
+            name: output / name
+            for name in (
+                "toyworld",
+                "corpora",
+                "devcv",
+                "stage0_lm",
+                "stage0_vision",
+                "stage1_align",
+                "stage2_pretrain",
+                "model",
+                "eval",
+            )
+        }
 
     # --- data -------------------------------------------------------------------------------------------
 
@@ -97,14 +109,18 @@ class Demo:
         from babyvlm.dataset_builders.saycam.build import BuildInputs, build_saycam
 
         toyworld = self.paths["toyworld"]
-        inputs = BuildInputs(videos=toyworld / "videos", transcripts=toyworld / "transcripts.csv", children=toyworld / "children.csv")
+        inputs = BuildInputs(
+            videos=toyworld / "videos", transcripts=toyworld / "transcripts.csv", children=toyworld / "children.csv"
+        )
         build_saycam(inputs, self.paths["corpora"], num_proc=min(2, os.cpu_count() or 1), overwrite=True)
 
     def devcv(self):
         from babyvlm.dataset_builders.devcv.generators.config import GeneratorConfig
         from babyvlm.dataset_builders.devcv.generators.generate import generate_devcv
 
-        config = GeneratorConfig(seed=self.seed, items_per_split=self.size.devcv_items, split_fractions=self.size.devcv_split_fractions)
+        config = GeneratorConfig(
+            seed=self.seed, items_per_split=self.size.devcv_items, split_fractions=self.size.devcv_split_fractions
+        )
         generate_devcv(self.paths["toyworld"], self.paths["devcv"], config, overwrite=True)
 
     # --- training: the real recipes ----------------------------------------------------------------------
@@ -121,21 +137,50 @@ class Demo:
             sys.argv = saved_argv
 
     def stage0_lm(self):
-        self.recipe("sft.py", "stage0_lm", "--datasets", str(self.paths["corpora"] / "utterances"),
-                    "--output_dir", str(self.paths["stage0_lm"]))
+        self.recipe(
+            "sft.py",
+            "stage0_lm",
+            "--datasets",
+            str(self.paths["corpora"] / "utterances"),
+            "--output_dir",
+            str(self.paths["stage0_lm"]),
+        )
 
     def stage0_vision(self):
-        self.recipe("pretrain_vision.py", "stage0_vision", "--dataset_name", str(self.paths["corpora"] / "frames"),
-                    "--output_dir", str(self.paths["stage0_vision"]))
+        self.recipe(
+            "pretrain_vision.py",
+            "stage0_vision",
+            "--dataset_name",
+            str(self.paths["corpora"] / "frames"),
+            "--output_dir",
+            str(self.paths["stage0_vision"]),
+        )
 
     def stage1(self):
-        self.recipe("sft.py", "stage1", "--vision_model_path", str(self.paths["stage0_vision"]),
-                    "--language_model_path", str(self.paths["stage0_lm"]), "--datasets", str(self.paths["corpora"] / "image_utterance"),
-                    "--output_dir", str(self.paths["stage1_align"]))
+        self.recipe(
+            "sft.py",
+            "stage1",
+            "--vision_model_path",
+            str(self.paths["stage0_vision"]),
+            "--language_model_path",
+            str(self.paths["stage0_lm"]),
+            "--datasets",
+            str(self.paths["corpora"] / "image_utterance"),
+            "--output_dir",
+            str(self.paths["stage1_align"]),
+        )
 
     def stage2(self):
-        self.recipe("sft.py", "stage2", "--model_name_or_path", str(self.paths["stage1_align"]),
-                    "--datasets", str(self.paths["corpora"] / "mix"), "--output_dir", str(self.paths["stage2_pretrain"]))
+        self.recipe(
+            "sft.py",
+            "stage2",
+            "--model_name_or_path",
+            str(self.paths["stage1_align"]),
+            "--datasets",
+            str(self.paths["corpora"] / "mix"),
+            "--output_dir",
+            str(self.paths["stage2_pretrain"]),
+        )
 
     def tasks_with_split(self, split: str, wanted=None) -> list[str]:
         """Configs of the generated DevCV folder that have items in `split` (a small toy world lacks some)."""
@@ -154,17 +199,33 @@ class Demo:
         return tasks
 
     def stage3(self):
-        self.recipe("sft.py", "stage3", "--model_name_or_path", str(self.paths["stage2_pretrain"]),
-                    "--datasets", *(f"{self.paths['devcv']}:{task}@train" for task in self.tasks_with_split("train", self.size.instruct_tasks)),
-                    "--output_dir", str(self.paths["model"]))
+        self.recipe(
+            "sft.py",
+            "stage3",
+            "--model_name_or_path",
+            str(self.paths["stage2_pretrain"]),
+            "--datasets",
+            *(
+                f"{self.paths['devcv']}:{task}@train"
+                for task in self.tasks_with_split("train", self.size.instruct_tasks)
+            ),
+            "--output_dir",
+            str(self.paths["model"]),
+        )
 
     # --- evaluation ---------------------------------------------------------------------------------------
 
     def evaluate(self):
         from babyvlm.evaluate_metrics.runner import evaluate_devcv
 
-        evaluate_devcv(self.paths["model"], self.paths["devcv"], self.paths["eval"], tasks=self.tasks_with_split("test"),
-                       split="test", batch_size=16)
+        evaluate_devcv(
+            self.paths["model"],
+            self.paths["devcv"],
+            self.paths["eval"],
+            tasks=self.tasks_with_split("test"),
+            split="test",
+            batch_size=16,
+        )
         shutil.copyfile(self.paths["eval"] / "results.json", self.output / "results.json")
         summary = significance_summary(json.loads((self.paths["eval"] / "summary.json").read_text()))
         (self.output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -223,19 +284,33 @@ def significance_summary(runner_summary: dict) -> dict:
         trials = entry["n"] * (MEMORY_OBJECTS_PER_ITEM if entry["task"] == "memory" else 1)
         successes = round(score * trials)
         p_value = float(binomtest(successes, trials, entry["chance"], alternative="greater").pvalue) if trials else 1.0
-        tasks[entry["task"]] = {"harness_key": harness_key, "metric": metric, "score": score, "chance": entry["chance"],
-                                "n": entry["n"], "trials": trials, "successes": successes, "p_value": p_value,
-                                "above_chance": p_value < SIGNIFICANCE}
+        tasks[entry["task"]] = {
+            "harness_key": harness_key,
+            "metric": metric,
+            "score": score,
+            "chance": entry["chance"],
+            "n": entry["n"],
+            "trials": trials,
+            "successes": successes,
+            "p_value": p_value,
+            "above_chance": p_value < SIGNIFICANCE,
+        }
     significant = sorted(name for name, task in tasks.items() if task["above_chance"])
-    return {"tasks": tasks, "overall": runner_summary.get("overall"), "significance_level": SIGNIFICANCE,
-            "tasks_above_chance": significant}
+    return {
+        "tasks": tasks,
+        "overall": runner_summary.get("overall"),
+        "significance_level": SIGNIFICANCE,
+        "tasks_above_chance": significant,
+    }
 
 
 def print_summary(output: Path, summary: dict) -> None:
     print(f"\n{'task':<26}{'metric':<22}{'score':>7}{'chance':>8}{'n':>6}{'p-value':>11}")
     for name, task in sorted(summary["tasks"].items()):
         mark = " *" if task["above_chance"] else ""
-        print(f"{name:<26}{task['metric']:<22}{task['score']:>7.3f}{task['chance']:>8.3f}{task['n']:>6}{task['p_value']:>11.2e}{mark}")
+        print(
+            f"{name:<26}{task['metric']:<22}{task['score']:>7.3f}{task['chance']:>8.3f}{task['n']:>6}{task['p_value']:>11.2e}{mark}"
+        )
     print(f"* above chance at p < {summary['significance_level']}: {len(summary['tasks_above_chance'])} tasks")
     print(f"\ncheckpoint  {output / 'model'}  (AutoModelForImageTextToText.from_pretrained after `import babyvlm`)")
     print(f"results     {output / 'results.json'} (leaderboard), {output / 'summary.json'} (scores, chance, p-values)")
@@ -246,7 +321,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, default=Path("babyvlm-demo"), help="folder for every artefact")
     parser.add_argument("--force", action="store_true", help="rerun every stage, even finished ones")
-    parser.add_argument("--smoke", action="store_true", help="a few steps per stage: checks the wiring in about a minute")
+    parser.add_argument(
+        "--smoke", action="store_true", help="a few steps per stage: checks the wiring in about a minute"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     started = time.perf_counter()

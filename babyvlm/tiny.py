@@ -32,7 +32,13 @@ SAMPLE_UTTERANCES = [
 
 def tiny_config(vocab_size: int, image_token_id: int, image_size: int = 32, **overrides) -> BabyLlavaV2Config:
     """A BabyLLaVA-V2 config with 2-layer towers of width 32-64 (17 tokens per image at the defaults)."""
-    vision = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "image_size": image_size, "patch_size": 8}
+    vision = {
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "image_size": image_size,
+        "patch_size": 8,
+    }
     text = {
         "vocab_size": vocab_size,
         "hidden_size": 64,

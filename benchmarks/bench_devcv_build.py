@@ -37,7 +37,13 @@ def write_release(root: Path) -> None:
         paths = [f"images/lr_{index:04d}_{k}.jpg" for k in range(4)]
         for path in paths:
             (folder / path).write_bytes(buffer.getvalue())
-        items.append({"id": f"lr_{index}", "conversations": [{"from": "human", "value": PROMPT}, {"from": "gpt", "value": "A"}], "image": paths})
+        items.append(
+            {
+                "id": f"lr_{index}",
+                "conversations": [{"from": "human", "value": PROMPT}, {"from": "gpt", "value": "A"}],
+                "image": paths,
+            }
+        )
     (folder / "data.json").write_text(json.dumps(items))
 
 

@@ -78,7 +78,9 @@ def main() -> None:
         sparse = frames / best_of(args.repeats, lambda: extract_frames(video, every_ms=1000))
         print(f"PyAV alone, decode every frame to RGB:        {plain:8.1f} frames/s")
         print(f"builder, every frame to JPEG:                 {builder:8.1f} frames/s")
-        print(f"builder, 1 fps to JPEG (video frames read/s): {sparse:8.1f} frames/s ({sparse / plain:.1f}x PyAV alone)")
+        print(
+            f"builder, 1 fps to JPEG (video frames read/s): {sparse:8.1f} frames/s ({sparse / plain:.1f}x PyAV alone)"
+        )
 
         raw = scratch / "raw"
         (raw / "videos").mkdir(parents=True)
@@ -88,7 +90,10 @@ def main() -> None:
             writer.writerow(["recording", "start_ms", "end_ms", "text", "confidence"])
             for name in names:
                 shutil.copy(video, raw / "videos" / f"{name}.mp4")
-                writer.writerows((name, start, start + 1800, "look at that", 0.9) for start in range(0, int(args.seconds * 1000) - 2000, 2000))
+                writer.writerows(
+                    (name, start, start + 1800, "look at that", 0.9)
+                    for start in range(0, int(args.seconds * 1000) - 2000, 2000)
+                )
         inputs = BuildInputs(raw / "videos", raw / "transcripts.csv")
         serial = best_of(1, lambda: build_saycam(inputs, scratch / "one", num_proc=1, overwrite=True, progress=False))
         parallel = best_of(1, lambda: build_saycam(inputs, scratch / "two", num_proc=2, overwrite=True, progress=False))

@@ -10,10 +10,10 @@ import argparse
 import statistics
 
 import torch
+from babyvlm.modeling import BabyLlavaV2ForConditionalGeneration
 from timing import forward_backward_seconds
 from transformers import LlavaConfig, LlavaForConditionalGeneration
 
-from babyvlm.modeling import BabyLlavaV2ForConditionalGeneration
 from babyvlm.tiny import tiny_config
 
 
@@ -24,7 +24,13 @@ def build_pair(vocab_size: int, image_size: int):
         image_size=image_size,
         vision_feature_use_final_norm=False,
         vision_config={"hidden_size": 128, "num_hidden_layers": 4, "num_attention_heads": 4},
-        text_config={"hidden_size": 256, "intermediate_size": 688, "num_hidden_layers": 4, "num_attention_heads": 8, "num_key_value_heads": 2},
+        text_config={
+            "hidden_size": 256,
+            "intermediate_size": 688,
+            "num_hidden_layers": 4,
+            "num_attention_heads": 8,
+            "num_key_value_heads": 2,
+        },
     )
     torch.manual_seed(0)
     ours = BabyLlavaV2ForConditionalGeneration(config)
@@ -53,7 +59,6 @@ def make_batch(model, batch_size: int, text_tokens: int, images_per_row: int, im
     return {"input_ids": input_ids, "pixel_values": pixel_values, "labels": input_ids}
 
 
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15)
@@ -78,8 +83,12 @@ def main() -> None:
         llava_times.append(forward_backward_seconds(llava, batch))
     ours_median, llava_median = statistics.median(ours_times), statistics.median(llava_times)
     tokens = batch["input_ids"].numel()
-    print(f"shapes: batch {args.batch_size} x {batch['input_ids'].shape[1]} tokens, {batch['pixel_values'].shape[0]} images of {image_size}px, {torch.get_num_threads()} threads")
-    print(f"BabyLLaVA-V2 step: {ours_median * 1e3:.1f} ms ({tokens / ours_median:,.0f} tokens/s); Llava step: {llava_median * 1e3:.1f} ms")
+    print(
+        f"shapes: batch {args.batch_size} x {batch['input_ids'].shape[1]} tokens, {batch['pixel_values'].shape[0]} images of {image_size}px, {torch.get_num_threads()} threads"
+    )
+    print(
+        f"BabyLLaVA-V2 step: {ours_median * 1e3:.1f} ms ({tokens / ours_median:,.0f} tokens/s); Llava step: {llava_median * 1e3:.1f} ms"
+    )
     print(f"max |delta logits| (fp32): {max_delta:.2e} (must be <= 1e-5): {'ok' if max_delta <= 1e-5 else 'FAIL'}")
     ratio = ours_median / llava_median
     print(f"ours vs Llava forward+backward step time: {ratio:.3f}x (target <= 1.05)")

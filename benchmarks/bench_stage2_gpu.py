@@ -15,8 +15,8 @@ import statistics
 import time
 
 import torch
-
 from babyvlm.modeling import BabyLlavaV2Config, BabyLlavaV2ForConditionalGeneration
+
 from babyvlm.training.collator import IGNORE_INDEX, BabyLlavaV2Collator, TokenizedSample
 from babyvlm.training.stages import STAGES, apply_stage_freezing
 
@@ -35,7 +35,9 @@ def make_sample(rng: random.Random, config, image_size: int) -> TokenizedSample:
     turns = {"image": [1], "video": [8], "interleaved": [1] * rng.randint(4, 8)}[kind]
     ids, labels = [2], [IGNORE_INDEX]
     for images in turns:
-        prompt = [config.image_token_id] * (images * config.image_seq_length) + [rng.randrange(4, 6000) for _ in range(6)]
+        prompt = [config.image_token_id] * (images * config.image_seq_length) + [
+            rng.randrange(4, 6000) for _ in range(6)
+        ]
         answer = [rng.randrange(4, 6000) for _ in range(rng.randint(4, 24))] + [3]
         ids += prompt + answer
         labels += [IGNORE_INDEX] * len(prompt) + answer
@@ -57,7 +59,10 @@ def model_flops(config, batch, n_vit: int, n_lm: int) -> float:
     tokens = sum(lengths)
     n_images = batch["pixel_values"].shape[0]
     lm = 6 * n_lm * tokens + 6 * text.num_hidden_layers * text.hidden_size * sum(l * l for l in lengths)
-    vit = 2 * n_vit * n_images * config.image_seq_length + 4 * vision.num_hidden_layers * vision.hidden_size * n_images * config.image_seq_length**2
+    vit = (
+        2 * n_vit * n_images * config.image_seq_length
+        + 4 * vision.num_hidden_layers * vision.hidden_size * n_images * config.image_seq_length**2
+    )
     return lm + vit
 
 
@@ -78,7 +83,9 @@ def run(model, optimizer, batches, steps: int) -> list[float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--row-length", type=int, default=2048, help="packed row budget (0: the whole batch in one row)")
+    parser.add_argument(
+        "--row-length", type=int, default=2048, help="packed row budget (0: the whole batch in one row)"
+    )
     parser.add_argument("--samples-per-batch", type=int, default=16)
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--peak-tflops", type=float, default=989.0, help="bf16 dense peak of the GPU (H100 SXM: 989)")
@@ -94,7 +101,11 @@ def main() -> None:
         model.gradient_checkpointing_enable()
     trainable = apply_stage_freezing(model, STAGES["pretrain"])
     n_vit = sum(p.numel() for p in model.model.vision_tower.parameters())
-    n_lm = trainable["language_model"] + trainable["connector"] - 2 * config.text_config.vocab_size * config.text_config.hidden_size
+    n_lm = (
+        trainable["language_model"]
+        + trainable["connector"]
+        - 2 * config.text_config.vocab_size * config.text_config.hidden_size
+    )
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5, fused=True)
 
     rng = random.Random(0)
@@ -121,15 +132,21 @@ def main() -> None:
         slots = statistics.mean(b["input_ids"].numel() for b in batches)
         step = statistics.median(times)
         results[name] = (real_tokens / step, flops / step / 1e12, 1 - real_tokens / slots, step)
-        print(f"{name:>6}: step {step * 1e3:.0f} ms, {real_tokens / step:,.0f} tokens/s (image tokens included), "
-              f"{flops / step / 1e12:.0f} model TFLOP/s, MFU {flops / step / 1e12 / args.peak_tflops:.1%} of {args.peak_tflops:.0f}, "
-              f"padding {1 - real_tokens / slots:.1%}, peak memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")
+        print(
+            f"{name:>6}: step {step * 1e3:.0f} ms, {real_tokens / step:,.0f} tokens/s (image tokens included), "
+            f"{flops / step / 1e12:.0f} model TFLOP/s, MFU {flops / step / 1e12 / args.peak_tflops:.1%} of {args.peak_tflops:.0f}, "
+            f"padding {1 - real_tokens / slots:.1%}, peak memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB"
+        )
         torch.cuda.reset_peak_memory_stats()
-    print(f"{torch.cuda.get_device_name()}, {args.samples_per_batch} samples/step, rows of {args.row_length or 'one batch'}, "
-          f"gradient checkpointing {'on' if args.gradient_checkpointing else 'off'}, attention {model.config.text_config._attn_implementation}")
+    print(
+        f"{torch.cuda.get_device_name()}, {args.samples_per_batch} samples/step, rows of {args.row_length or 'one batch'}, "
+        f"gradient checkpointing {'on' if args.gradient_checkpointing else 'off'}, attention {model.config.text_config._attn_implementation}"
+    )
     packed, padded = results["packed"], results["padded"]
-    print(f"stage-2 full size: {packed[0]:,.0f} tokens/s, MFU {packed[1] / args.peak_tflops:.1%} packed; "
-          f"packed vs padded tokens/s: {packed[0] / padded[0]:.2f}x")
+    print(
+        f"stage-2 full size: {packed[0]:,.0f} tokens/s, MFU {packed[1] / args.peak_tflops:.1%} packed; "
+        f"packed vs padded tokens/s: {packed[0] / padded[0]:.2f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -244,7 +244,9 @@ def load_annotations(folder: str | Path) -> WorldAnnotations:
     for frame in frames:
         info = recordings.get(frame.recording)
         if info is None:
-            raise AnnotationError(f"{folder / FRAMES_FILE}: frame {frame.frame_index} names unknown recording {frame.recording!r}")
+            raise AnnotationError(
+                f"{folder / FRAMES_FILE}: frame {frame.frame_index} names unknown recording {frame.recording!r}"
+            )
         if frame.frame_index >= info.num_frames:
             raise AnnotationError(
                 f"{folder / FRAMES_FILE}: frame {frame.frame_index} of {frame.recording!r} is past its {info.num_frames} frames"
@@ -252,7 +254,9 @@ def load_annotations(folder: str | Path) -> WorldAnnotations:
         seen_instances.update((frame.recording, obj.instance_id) for obj in frame.objects)
     for event in exits:
         if event.recording not in recordings:
-            raise AnnotationError(f"{folder / EXITS_FILE}: exit of {event.instance_id!r} names unknown recording {event.recording!r}")
+            raise AnnotationError(
+                f"{folder / EXITS_FILE}: exit of {event.instance_id!r} names unknown recording {event.recording!r}"
+            )
         if (event.recording, event.instance_id) not in seen_instances:
             raise AnnotationError(
                 f"{folder / EXITS_FILE}: instance {event.instance_id!r} of {event.recording!r} exits but is never visible"

@@ -65,7 +65,9 @@ def conversations_to_messages(conversations: list[dict]) -> list[dict]:
             raise ValueError(f"turn {turn_index}: expected an object with 'from' and 'value', got {turn!r}")
         speaker, value = turn["from"], turn["value"]
         if speaker not in ROLE_FROM_SPEAKER:
-            raise ValueError(f"turn {turn_index}: unknown speaker {speaker!r} (expected one of {sorted(ROLE_FROM_SPEAKER)})")
+            raise ValueError(
+                f"turn {turn_index}: unknown speaker {speaker!r} (expected one of {sorted(ROLE_FROM_SPEAKER)})"
+            )
         if not isinstance(value, str):
             raise ValueError(f"turn {turn_index}: 'value' must be a string, got {type(value).__name__}")
         messages.append({"role": ROLE_FROM_SPEAKER[speaker], "content": text_to_content(value)})

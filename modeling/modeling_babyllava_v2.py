@@ -134,4 +134,5 @@ class BabyLlavaV2ForConditionalGeneration(BabyLlavaV2PreTrainedModel, LlavaForCo
             **kwargs,
         )
 
+
 __all__ = ["BabyLlavaV2PreTrainedModel", "BabyLlavaV2Model", "BabyLlavaV2ForConditionalGeneration"]

@@ -34,8 +34,7 @@ _RENDER_PLACEHOLDERS = (
 )
 
 BABY_V1 = (
-    _RENDER_CONTENT
-    + "{%- set ns = namespace(system='') -%}"
+    _RENDER_CONTENT + "{%- set ns = namespace(system='') -%}"
     "{%- for message in messages if message.role == 'system' -%}"
     "{%- set ns.system = render_content(message.content) -%}"
     "{%- endfor -%}"
@@ -53,9 +52,7 @@ BABY_V1 = (
 )
 
 BABY_PLAIN = (
-    _RENDER_CONTENT
-    + _RENDER_PLACEHOLDERS
-    + "{%- set sep = separator if separator is defined else eos_token -%}"
+    _RENDER_CONTENT + _RENDER_PLACEHOLDERS + "{%- set sep = separator if separator is defined else eos_token -%}"
     "{%- for message in messages -%}"
     "{%- if message.role == 'user' -%}{{- render_placeholders(message.content) -}}"
     "{%- elif message.role == 'assistant' -%}"

@@ -80,7 +80,9 @@ class BabyLlavaV2Processor(ProcessorMixin):
                 source = image_iter if match.group() == self.image_token else video_iter
                 visual = next(source, None)
                 if visual is None:
-                    raise ValueError(f"more {match.group()} placeholders in the text than {match.group()[1:-1]}s passed")
+                    raise ValueError(
+                        f"more {match.group()} placeholders in the text than {match.group()[1:-1]}s passed"
+                    )
                 if source is video_iter:
                     ordered_images.extend(sample_video_frames(visual, self.num_frames))
                 else:

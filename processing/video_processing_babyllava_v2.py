@@ -44,7 +44,9 @@ def sample_video_frames(video, num_frames: int = 8) -> list[np.ndarray]:
         frames = list(video)
     elif isinstance(video, (np.ndarray, torch.Tensor)):
         if video.ndim != 4:
-            raise ValueError(f"a video array must be 4-D (frames, height, width, channels), got shape {tuple(video.shape)}")
+            raise ValueError(
+                f"a video array must be 4-D (frames, height, width, channels), got shape {tuple(video.shape)}"
+            )
         frames = list(video.detach().cpu().numpy() if isinstance(video, torch.Tensor) else video)
     else:
         raise TypeError(f"expected a video path, a 4-D array/tensor or a list of frames, got {type(video).__name__}")

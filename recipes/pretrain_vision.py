@@ -28,13 +28,13 @@ from typing import Literal
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
+from babyvlm.modeling import BabyLlavaV2Config
 from huggingface_hub import create_repo, upload_folder
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import Dinov2Model
 from trl import TrlParser
 
-from babyvlm.modeling import BabyLlavaV2Config
 from babyvlm.training.dino import DinoConfig, DinoPretrainingModel, cosine_schedule, parameter_groups
 from babyvlm.training.dino_data import (
     MultiCropAugmentation,
@@ -54,7 +54,9 @@ STATE_FILE = "trainer_state.json"
 class PretrainVisionArguments:
     """Data, model, optimisation, schedules and bookkeeping of a stage-0 vision run."""
 
-    dataset_name: str = field(metadata={"help": "load_dataset-able folder or Hub id with an image column (the `frames` corpus)."})
+    dataset_name: str = field(
+        metadata={"help": "load_dataset-able folder or Hub id with an image column (the `frames` corpus)."}
+    )
     output_dir: str = field(metadata={"help": "Checkpoints, logs and, at the end, the exported teacher."})
     dataset_config: str | None = field(default=None, metadata={"help": "Dataset config name."})
     dataset_split: str = field(default="train", metadata={"help": "Split to train on."})
@@ -64,16 +66,21 @@ class PretrainVisionArguments:
     )
     vision_config: dict | str | None = field(
         default=None,
-        metadata={"help": "Overrides of the BabyLLaVA-V2 vision config for a random init (a mapping, or JSON on the CLI)."},
+        metadata={
+            "help": "Overrides of the BabyLLaVA-V2 vision config for a random init (a mapping, or JSON on the CLI)."
+        },
     )
     drop_path_rate: float = field(default=0.3, metadata={"help": "Stochastic depth of the student."})
     gradient_checkpointing: bool = field(default=False, metadata={"help": "Recompute the student's activations."})
     seed: int = field(default=42, metadata={"help": "Seed of the init, the data order, the crops and the masks."})
     max_steps: int = field(default=125_000, metadata={"help": "Optimisation steps (DINOv2: 100 epochs of 1,250)."})
     per_device_train_batch_size: int = field(default=64, metadata={"help": "Images per process and step."})
-    learning_rate: float = field(default=4e-3, metadata={"help": "Peak LR, for a global batch of 1024 under sqrt scaling."})
+    learning_rate: float = field(
+        default=4e-3, metadata={"help": "Peak LR, for a global batch of 1024 under sqrt scaling."}
+    )
     learning_rate_scaling: Literal["sqrt_wrt_1024", "none"] = field(
-        default="sqrt_wrt_1024", metadata={"help": "sqrt_wrt_1024: peak LR = learning_rate * sqrt(global batch / 1024)."}
+        default="sqrt_wrt_1024",
+        metadata={"help": "sqrt_wrt_1024: peak LR = learning_rate * sqrt(global batch / 1024)."},
     )
     min_learning_rate: float = field(default=1e-6, metadata={"help": "LR at the end of the cosine decay."})
     warmup_steps: int = field(default=12_500, metadata={"help": "Linear LR warm-up steps."})
@@ -83,22 +90,36 @@ class PretrainVisionArguments:
     adam_beta2: float = field(default=0.999, metadata={"help": "AdamW beta2."})
     max_grad_norm: float = field(default=3.0, metadata={"help": "Gradient clipping (0 disables)."})
     layerwise_lr_decay: float = field(default=0.9, metadata={"help": "LR multiplier per ViT block from the top."})
-    patch_embed_lr_multiplier: float = field(default=0.2, metadata={"help": "Extra LR multiplier of the patch embedding."})
-    freeze_last_layer_steps: int = field(default=1250, metadata={"help": "Steps during which the head prototypes do not move."})
+    patch_embed_lr_multiplier: float = field(
+        default=0.2, metadata={"help": "Extra LR multiplier of the patch embedding."}
+    )
+    freeze_last_layer_steps: int = field(
+        default=1250, metadata={"help": "Steps during which the head prototypes do not move."}
+    )
     teacher_momentum: float = field(default=0.992, metadata={"help": "EMA momentum of the teacher at step 0."})
-    teacher_momentum_end: float = field(default=1.0, metadata={"help": "EMA momentum at the last step (cosine schedule)."})
+    teacher_momentum_end: float = field(
+        default=1.0, metadata={"help": "EMA momentum at the last step (cosine schedule)."}
+    )
     teacher_temperature_start: float = field(default=0.04, metadata={"help": "Teacher temperature at step 0."})
     teacher_temperature: float = field(default=0.07, metadata={"help": "Teacher temperature after the warm-up."})
-    teacher_temperature_warmup_steps: int = field(default=37_500, metadata={"help": "Linear warm-up of the teacher temperature."})
+    teacher_temperature_warmup_steps: int = field(
+        default=37_500, metadata={"help": "Linear warm-up of the teacher temperature."}
+    )
     bf16: bool = field(default=False, metadata={"help": "bf16 autocast (GPUs)."})
     dataloader_num_workers: int = field(default=0, metadata={"help": "Data-loading processes per training process."})
     logging_steps: int = field(default=10, metadata={"help": "Log averaged losses and monitors every N steps."})
-    save_steps: int = field(default=1250, metadata={"help": "Save a resumable checkpoint every N steps (and at the end)."})
-    save_total_limit: int | None = field(default=2, metadata={"help": "Checkpoints kept in output_dir (None keeps all)."})
+    save_steps: int = field(
+        default=1250, metadata={"help": "Save a resumable checkpoint every N steps (and at the end)."}
+    )
+    save_total_limit: int | None = field(
+        default=2, metadata={"help": "Checkpoints kept in output_dir (None keeps all)."}
+    )
     resume_from_checkpoint: str | None = field(
         default=None, metadata={"help": "Checkpoint folder to resume from; default: the last one in output_dir."}
     )
-    report_to: str = field(default="none", metadata={"help": "none, or comma-separated trackers: tensorboard, trackio, wandb."})
+    report_to: str = field(
+        default="none", metadata={"help": "none, or comma-separated trackers: tensorboard, trackio, wandb."}
+    )
     push_to_hub: bool = field(default=False, metadata={"help": "Upload the exported teacher to the Hub."})
     hub_model_id: str | None = field(default=None, metadata={"help": "Hub repository (default: the output_dir name)."})
     hub_private_repo: bool = field(default=False, metadata={"help": "Create the Hub repository as private."})
@@ -110,7 +131,9 @@ class PretrainVisionArguments:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.model_name_or_path and self.vision_config:
-            raise ValueError("give either model_name_or_path (start from a checkpoint) or vision_config (random init), not both")
+            raise ValueError(
+                "give either model_name_or_path (start from a checkpoint) or vision_config (random init), not both"
+            )
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[PretrainVisionArguments, DinoConfig, MultiCropConfig]:
@@ -145,8 +168,12 @@ def schedule_values(args: PretrainVisionArguments, step: int, global_batch_size:
         "weight_decay": cosine_schedule(step, total, args.weight_decay, args.weight_decay_end),
         "teacher_momentum": cosine_schedule(step, total, args.teacher_momentum, args.teacher_momentum_end),
         "teacher_temperature": cosine_schedule(
-            step, total, args.teacher_temperature, args.teacher_temperature,
-            args.teacher_temperature_warmup_steps, args.teacher_temperature_start,
+            step,
+            total,
+            args.teacher_temperature,
+            args.teacher_temperature,
+            args.teacher_temperature_warmup_steps,
+            args.teacher_temperature_start,
         ),
     }
 
@@ -213,7 +240,9 @@ def resume(accelerator: Accelerator, args: PretrainVisionArguments) -> int:
     return step
 
 
-def model_card(args: PretrainVisionArguments, hyperparameters: dict, num_images: int, num_processes: int, metrics: dict) -> str:
+def model_card(
+    args: PretrainVisionArguments, hyperparameters: dict, num_images: int, num_processes: int, metrics: dict
+) -> str:
     """README.md of the exported teacher: stage, data, parent, run size, last metrics and every hyperparameter."""
     last = ", ".join(f"{key} {value:.4g}" for key, value in metrics.items()) or "none logged"
     description = (

@@ -20,13 +20,13 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from babyvlm.modeling import BabyLlavaV2ForConditionalGeneration
+from babyvlm.processing import add_image_token, train_tokenizer
 from transformers import AutoProcessor, AutoTokenizer, LlamaConfig, LlamaForCausalLM, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 from trl import SFTConfig, SFTTrainer, TrlParser
 
 import babyvlm  # noqa: F401  (registers the Auto classes)
-from babyvlm.modeling import BabyLlavaV2ForConditionalGeneration
-from babyvlm.processing import add_image_token, train_tokenizer
 from babyvlm.training.assemble import assemble
 from babyvlm.training.collator import BabyLlavaV2Collator
 from babyvlm.training.data import load_mixture
@@ -42,17 +42,25 @@ class BabyLlavaV2Arguments:
     stage: str = field(metadata={"help": "lm | align | pretrain | instruct"})
     datasets: list[str] = field(
         default_factory=list,
-        metadata={"help": "dataset folders as `path[:config][@split][*weight]` (YAML: mappings with path/name/split/weight)"},
+        metadata={
+            "help": "dataset folders as `path[:config][@split][*weight]` (YAML: mappings with path/name/split/weight)"
+        },
     )
     model_name_or_path: str | None = field(default=None, metadata={"help": "BabyLLaVA-V2 checkpoint to start from"})
     vision_model_path: str | None = field(default=None, metadata={"help": "align: vision model to assemble"})
-    language_model_path: str | None = field(default=None, metadata={"help": "align: phase-0 LM (+ tokenizer) to assemble"})
-    chat_template: str | None = field(default=None, metadata={"help": "override the stage's template (baby_v1 / baby_plain)"})
+    language_model_path: str | None = field(
+        default=None, metadata={"help": "align: phase-0 LM (+ tokenizer) to assemble"}
+    )
+    chat_template: str | None = field(
+        default=None, metadata={"help": "override the stage's template (baby_v1 / baby_plain)"}
+    )
     vlm_packing: bool = field(default=False, metadata={"help": "padding-free packing of multi-image samples"})
     pack_row_length: str = field(
         default="longest",
-        metadata={"help": "packed rows: `longest` (the batch's longest sample; best with SDPA), a number of tokens, "
-                          "or `single` (one row per batch, for flash-attention varlen)"},
+        metadata={
+            "help": "packed rows: `longest` (the batch's longest sample; best with SDPA), a number of tokens, "
+            "or `single` (one row per batch, for flash-attention varlen)"
+        },
     )
     truncation: str = field(default="cut_before_image", metadata={"help": "cut_before_image | error"})
     vision_learning_rate: float | None = field(default=None, metadata={"help": "instruct: learning rate of the ViT"})
@@ -83,7 +91,9 @@ def build_language_model(args: BabyLlavaV2Arguments, train_dataset, training_arg
         tokenizer = add_image_token(AutoTokenizer.from_pretrained(args.tokenizer_name_or_path))
     else:
         tokenizer = train_tokenizer(
-            train_dataset["text"], vocab_size=args.tokenizer_vocab_size, min_frequency=args.tokenizer_min_frequency,
+            train_dataset["text"],
+            vocab_size=args.tokenizer_vocab_size,
+            min_frequency=args.tokenizer_min_frequency,
             model_max_length=args.lm_max_position_embeddings,
         )
     config = LlamaConfig(
@@ -139,8 +149,13 @@ def main(args: BabyLlavaV2Arguments, training_args: SFTConfig) -> Path:
         trainable = apply_stage_freezing(model, stage)
         template = args.chat_template or stage.chat_template
         collator = BabyLlavaV2Collator(
-            processing_class, chat_template=template, max_length=training_args.max_length,
-            packing=args.vlm_packing, row_length=parse_row_length(args.pack_row_length), truncation=args.truncation, pad_to_multiple_of=training_args.pad_to_multiple_of,
+            processing_class,
+            chat_template=template,
+            max_length=training_args.max_length,
+            packing=args.vlm_packing,
+            row_length=parse_row_length(args.pack_row_length),
+            truncation=args.truncation,
+            pad_to_multiple_of=training_args.pad_to_multiple_of,
         )
         # TRL would re-tokenize with its own VLM collator, which cannot pack images nor mask them: we collate.
         training_args.dataset_kwargs = {**(training_args.dataset_kwargs or {}), "skip_prepare_dataset": True}
@@ -150,13 +165,26 @@ def main(args: BabyLlavaV2Arguments, training_args: SFTConfig) -> Path:
     logger.info("stage %s: trainable parameters %s", stage.name, trainable)
 
     card = render_model_card(
-        stage.name, stage.description, args.datasets, parent,
-        training_hyperparameters(training_args, {"trainable_parameters": trainable, "vlm_packing": args.vlm_packing,
-                                                 "vision_learning_rate": args.vision_learning_rate}),
+        stage.name,
+        stage.description,
+        args.datasets,
+        parent,
+        training_hyperparameters(
+            training_args,
+            {
+                "trainable_parameters": trainable,
+                "vlm_packing": args.vlm_packing,
+                "vision_learning_rate": args.vision_learning_rate,
+            },
+        ),
     )
     trainer = trainer_class(
-        model=model, args=training_args, train_dataset=train_dataset, processing_class=processing_class,
-        callbacks=[ModelCardCallback(card)], **extra_kwargs,
+        model=model,
+        args=training_args,
+        train_dataset=train_dataset,
+        processing_class=processing_class,
+        callbacks=[ModelCardCallback(card)],
+        **extra_kwargs,
     )
     if last_checkpoint:
         logger.info("resuming from %s", last_checkpoint)

@@ -66,14 +66,21 @@ def _content(task: str, index: int, seed: int) -> tuple[dict, list[Image.Image]]
         return item, [noise_image(seed + k) for k in range(3)]
     if task == "memory":
         rounds = _turns(
-            "Touch the new image. (A) <image>", "A",
-            "Let's try more. Touch the new image. (A) <image> (B) <image>", "B",
-            "Let's try more. Touch the new image. (A) <image> (B) <image>", "A",
+            "Touch the new image. (A) <image>",
+            "A",
+            "Let's try more. Touch the new image. (A) <image> (B) <image>",
+            "B",
+            "Let's try more. Touch the new image. (A) <image> (B) <image>",
+            "A",
         )
         item = {"labels": [["cup"], ["cup", "dog"], ["ball", "dog"]], "conversations": rounds}
         return item, [noise_image(seed + k) for k in range(5)]
     if task in ("compare_real", "compare_synthetic"):
-        prompt = "Which image has more cups? (A) <image> (B) <image>" if task == "compare_real" else "Which image has more cups? Answer (A) <image> (B) <image>"
+        prompt = (
+            "Which image has more cups? (A) <image> (B) <image>"
+            if task == "compare_real"
+            else "Which image has more cups? Answer (A) <image> (B) <image>"
+        )
         item = {"conversations": _turns(prompt, "AB"[index % 2])}
         if task == "compare_real":
             item = {"notes": "first should have 2 second should have 1", **item}
@@ -104,7 +111,9 @@ def write_json(path: Path, items: list[dict]) -> None:
     path.write_text(json.dumps(items, indent=2))
 
 
-def write_split_layout(root: Path, tasks=ALL_TASKS, splits=("train", "val", "test"), n: int = 2) -> dict[tuple[str, str], list[dict]]:
+def write_split_layout(
+    root: Path, tasks=ALL_TASKS, splits=("train", "val", "test"), n: int = 2
+) -> dict[tuple[str, str], list[dict]]:
     """``<root>/<split>/<task>/data.json`` (the SAYCam release layout); returns the items per (task, split folder)."""
     written = {}
     for split in splits:
@@ -125,7 +134,9 @@ def write_task_layout(root: Path, tasks=ALL_TASKS, n: int = 2) -> dict[str, list
     return written
 
 
-def write_flat_layout(root: Path, image_root: Path, tasks=ALL_TASKS, split: str = "test", n: int = 2) -> dict[str, list[dict]]:
+def write_flat_layout(
+    root: Path, image_root: Path, tasks=ALL_TASKS, split: str = "test", n: int = 2
+) -> dict[str, list[dict]]:
     """``<root>/<task>_<split>.json`` with image paths relative to ``image_root``."""
     written = {}
     for task in tasks:

@@ -20,8 +20,13 @@ def text(value):
 IMAGE = {"type": "image", "text": None}
 
 EXAMPLES = [
-    {"messages": [{"role": "user", "content": [IMAGE, text(" how many balls?")]}, {"role": "assistant", "content": [text("two")]}],
-     "images": [image("red")]},
+    {
+        "messages": [
+            {"role": "user", "content": [IMAGE, text(" how many balls?")]},
+            {"role": "assistant", "content": [text("two")]},
+        ],
+        "images": [image("red")],
+    },
     {  # Memory-style: several rounds, images in several turns
         "messages": [
             {"role": "user", "content": [text("Touch the new image. (A) "), IMAGE]},
@@ -47,7 +52,10 @@ def collate(processor, **kwargs):
 def test_labels_cover_exactly_the_assistant_answers(model_and_processor):
     _, processor = model_and_processor
     batch = collate(processor)
-    answers = [processor.tokenizer.decode(row[labels != IGNORE_INDEX]) for row, labels in zip(batch["input_ids"], batch["labels"])]
+    answers = [
+        processor.tokenizer.decode(row[labels != IGNORE_INDEX])
+        for row, labels in zip(batch["input_ids"], batch["labels"])
+    ]
     assert answers == [" two<eos>", " a<eos> b<eos>", " the dog<eos>"]
     assert not (batch["labels"] == processor.image_token_id).any()
     assert batch["pixel_values"].shape[0] == 4
@@ -72,7 +80,9 @@ def test_rows_are_best_fit_under_row_length(model_and_processor):
     packed = collate(processor, packing=True, row_length=budget)
     assert packed["input_ids"].shape[0] == 2 and packed["input_ids"].shape[1] <= budget
     starts = (packed["position_ids"] == 0).sum().item()
-    assert starts == 3 + int((packed["input_ids"][:, -1] == processor.tokenizer.pad_token_id).sum())  # samples + pad blocks
+    assert starts == 3 + int(
+        (packed["input_ids"][:, -1] == processor.tokenizer.pad_token_id).sum()
+    )  # samples + pad blocks
     assert int((packed["labels"] != IGNORE_INDEX).sum()) == int((collate(processor)["labels"] != IGNORE_INDEX).sum())
 
 

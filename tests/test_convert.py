@@ -14,13 +14,6 @@ import PIL.Image
 import pytest
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-from torchvision.models.vision_transformer import VisionTransformer as TorchvisionViT
-from transformers import AutoModel, AutoModelForImageTextToText, AutoProcessor, Dinov2Model
-
-import babyvlm  # noqa: F401  (registers the Auto classes)
-from babyvlm.convert import convert_original, main
 from babyvlm.modeling import BabyLlavaV2Config, BabyLlavaV2ForConditionalGeneration
 from babyvlm.modeling.convert_babyllava_v2_original import (
     CheckpointMismatchError,
@@ -28,6 +21,13 @@ from babyvlm.modeling.convert_babyllava_v2_original import (
     convert_llava_checkpoint,
     convert_vision_checkpoint,
 )
+from safetensors.torch import save_file
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from torchvision.models.vision_transformer import VisionTransformer as TorchvisionViT
+from transformers import AutoModel, AutoModelForImageTextToText, AutoProcessor, Dinov2Model
+
+import babyvlm  # noqa: F401  (registers the Auto classes)
+from babyvlm.convert import convert_original, main
 from babyvlm.tiny import SAMPLE_UTTERANCES
 
 timm_vision_transformer = pytest.importorskip("timm.models.vision_transformer")

@@ -4,12 +4,12 @@ import json
 import shutil
 
 import pytest
+from babyvlm.modeling import BabyLlavaV2ForConditionalGeneration
+from babyvlm.processing import BabyLlavaV2Processor
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from babyvlm import demo
 from babyvlm.demo import SMOKE, Demo, main, significance_summary
-from babyvlm.modeling import BabyLlavaV2ForConditionalGeneration
-from babyvlm.processing import BabyLlavaV2Processor
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,16 @@ def test_every_artefact_is_written(smoke_run, capsys):
     assert len(results) >= 3 and set(results) == {task["harness_key"] for task in summary["tasks"].values()}
     for task in summary["tasks"].values():
         assert 0.0 <= task["p_value"] <= 1.0 and task["n"] > 0 and task["chance"] > 0
-    for folder in ("toyworld", "corpora", "devcv", "stage0_lm", "stage0_vision", "stage1_align", "stage2_pretrain", "eval"):
+    for folder in (
+        "toyworld",
+        "corpora",
+        "devcv",
+        "stage0_lm",
+        "stage0_vision",
+        "stage1_align",
+        "stage2_pretrain",
+        "eval",
+    ):
         assert (smoke_run / folder).is_dir(), folder
 
 
@@ -54,10 +63,25 @@ def test_an_edited_recipe_yaml_invalidates_its_stage(tmp_path, monkeypatch):
 
 
 def test_significance_summary_is_a_one_sided_binomial_test():
-    runner_summary = {"overall": 0.5, "tasks": {
-        "baby_pv": {"task": "picture_vocabulary", "primary_metric": "acc", "metrics": {"acc": 0.5}, "chance": 0.25, "n": 100},
-        "baby_memory": {"task": "memory", "primary_metric": "acc_testing_adjusted", "metrics": {"acc_testing_adjusted": 0.25}, "chance": 0.25, "n": 20},
-    }}
+    runner_summary = {
+        "overall": 0.5,
+        "tasks": {
+            "baby_pv": {
+                "task": "picture_vocabulary",
+                "primary_metric": "acc",
+                "metrics": {"acc": 0.5},
+                "chance": 0.25,
+                "n": 100,
+            },
+            "baby_memory": {
+                "task": "memory",
+                "primary_metric": "acc_testing_adjusted",
+                "metrics": {"acc_testing_adjusted": 0.25},
+                "chance": 0.25,
+                "n": 20,
+            },
+        },
+    }
     summary = significance_summary(runner_summary)
     pv, memory = summary["tasks"]["picture_vocabulary"], summary["tasks"]["memory"]
     assert (pv["successes"], pv["trials"]) == (50, 100) and pv["p_value"] < 1e-6 and pv["above_chance"]

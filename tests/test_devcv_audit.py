@@ -17,7 +17,6 @@ from fixtures_devcv import write_split_layout
 AUDITED_TASKS = ("leftright", "spatialdetails", "memory", "vdr_binary", "count", "looking_while_listening")
 
 
-
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, datasets_cache):
     root = tmp_path_factory.mktemp("release") / "saycam"
@@ -51,7 +50,14 @@ def test_answer_priors_and_positions(built):
 
 def test_position_bias_of_a_constant_letter():
     rows = [
-        {"source": "nih", "task": "localize", "split": "test", "answer": ["C"], "choices": ["A", "B", "C", "D"], "images": []}
+        {
+            "source": "nih",
+            "task": "localize",
+            "split": "test",
+            "answer": ["C"],
+            "choices": ["A", "B", "C", "D"],
+            "images": [],
+        }
         for _ in range(4)
     ]
     (result,) = audit_rows(rows)
@@ -86,6 +92,8 @@ def test_audit_of_the_released_samples(tmp_path):
         pytest.skip(f"DevCV samples not found at {SHARED_SAMPLES}")
     report = build_devcv([SHARED_SAMPLES / "saycam"], tmp_path / "devcv", progress=False)
     results = audit_dataset(tmp_path / "devcv")
-    assert {(r.task, r.split) for r in results} == {(task, split) for task, splits in report.counts().items() for split in splits}
+    assert {(r.task, r.split) for r in results} == {
+        (task, split) for task, splits in report.counts().items() for split in splits
+    }
     # Known flaw of the release (REFERENCE §5): Left/Right is solvable by pixel matching alone.
     assert all(r.pixel_solver > TASKS["leftright"].chance for r in results if r.task == "leftright")

@@ -48,8 +48,8 @@ def synthetic(tmp_path_factory):
     return root, items, output, report
 
 
-
 # --- loading and schema ------------------------------------------------------------------------------------
+
 
 def test_every_task_is_a_config_and_all_is_the_default(synthetic):
     _, items, output, report = synthetic
@@ -74,17 +74,28 @@ def test_task_config_has_schema_features_and_images_at_placeholders(synthetic, t
             assert row["messages"] == [] and row["answer"] == [] and row["choices"] == item["phrases"]
         else:
             assert count_image_blocks(row["messages"]) == len(row["images"])
-            assert [content_to_text(m["content"]) for m in row["messages"]] == [turn["value"] for turn in item["conversations"]]
+            assert [content_to_text(m["content"]) for m in row["messages"]] == [
+                turn["value"] for turn in item["conversations"]
+            ]
         # The n-th image block is images[n]: same bytes as the n-th released file.
         task_folder = root / "test" / release_name(task)
-        assert [image["bytes"] for image in raw_row["images"]] == [(task_folder / path).read_bytes() for path in item["image"]]
+        assert [image["bytes"] for image in raw_row["images"]] == [
+            (task_folder / path).read_bytes() for path in item["image"]
+        ]
 
 
 def test_task_metadata_columns(synthetic):
     _, _, output, _ = synthetic
-    row = {task: load(output, task, "test")[0] for task in ("localize", "memory", "vdr_binary", "vdr_open", "compare_real", "count", "picture_vocabulary")}
+    row = {
+        task: load(output, task, "test")[0]
+        for task in ("localize", "memory", "vdr_binary", "vdr_open", "compare_real", "count", "picture_vocabulary")
+    }
     assert row["localize"]["bbox"] == [1.0, 2.5, 10.0, 6.0]
-    assert row["memory"]["answer"] == ["A", "B", "A"] and row["memory"]["labels"] == [["cup"], ["cup", "dog"], ["ball", "dog"]]
+    assert row["memory"]["answer"] == ["A", "B", "A"] and row["memory"]["labels"] == [
+        ["cup"],
+        ["cup", "dog"],
+        ["ball", "dog"],
+    ]
     assert row["memory"]["choices"] == ["A", "B"]
     assert row["vdr_binary"]["choices"] == ["left", "right"] and row["vdr_binary"]["gif"] == "images/clip_0.gif"
     assert len(row["vdr_open"]["choices"]) == 8 and row["vdr_open"]["answer"] == ["top left"]
@@ -107,8 +118,13 @@ def test_unknown_and_empty_released_keys_round_trip(tmp_path):
     folder = tmp_path / "nih" / "count"
     (folder / "images").mkdir(parents=True)
     noise_image(1).save(folder / "images" / "x.png")
-    item = {"id": "c0", "conversations": [{"from": "human", "value": "<image> How many?"}, {"from": "gpt", "value": "3"}],
-            "image": ["images/x.png"], "notes": "", "difficulty": 2}
+    item = {
+        "id": "c0",
+        "conversations": [{"from": "human", "value": "<image> How many?"}, {"from": "gpt", "value": "3"}],
+        "image": ["images/x.png"],
+        "notes": "",
+        "difficulty": 2,
+    }
     write_json(folder / "data.json", [item])
     build_devcv([tmp_path / "nih"], tmp_path / "out", progress=False, audit=False)
     row = load(tmp_path / "out", "count", "test")[0]
@@ -118,12 +134,20 @@ def test_unknown_and_empty_released_keys_round_trip(tmp_path):
 
 # --- layouts -----------------------------------------------------------------------------------------------
 
+
 def test_task_layout_and_flat_layout(tmp_path):
     tasks = ("count", "vdr_binary", "looking_while_listening")
     write_task_layout(tmp_path / "ego4d", tasks)
     write_flat_layout(tmp_path / "flat", tmp_path / "frames", tasks, split="val")
     build_devcv([tmp_path / "ego4d"], tmp_path / "ego", split="ego4d_test", progress=False, audit=False)
-    build_devcv([tmp_path / "flat"], tmp_path / "nih", source_name="nih", image_root=tmp_path / "frames", progress=False, audit=False)
+    build_devcv(
+        [tmp_path / "flat"],
+        tmp_path / "nih",
+        source_name="nih",
+        image_root=tmp_path / "frames",
+        progress=False,
+        audit=False,
+    )
     ego = load(tmp_path / "ego")
     assert list(ego) == ["ego4d_test"] and set(ego["ego4d_test"]["source"]) == {"ego4d"}
     flat = load(tmp_path / "nih", "vdr_binary")
@@ -143,6 +167,7 @@ def test_layout_errors_name_the_problem(tmp_path):
 
 
 # --- validation report -------------------------------------------------------------------------------------
+
 
 def _count_item(item_id, value="<image> How many cups do you see?", images=("images/good.png",), turns=None):
     conversations = turns or [{"from": "human", "value": value}, {"from": "gpt", "value": "2"}]
@@ -182,10 +207,17 @@ def bad_release(tmp_path):
     (root / "test" / "memory").mkdir()
     (root / "test" / "memory" / "data.json").write_text('{"not": "a list"}')
     expected = {
-        ("missing", "missing_image"), ("corrupt", "unreadable_image"), ("truncated", "unreadable_image"),
-        ("escape", "path_outside_root"), ("absolute", "path_outside_root"), ("mismatch", "placeholder_mismatch"),
-        ("bad_speaker", "malformed_conversation"), ("no_answer", "malformed_conversation"), ("good", "duplicate_id"),
-        (None, "malformed_field"), ("bad_bb", "malformed_field"),
+        ("missing", "missing_image"),
+        ("corrupt", "unreadable_image"),
+        ("truncated", "unreadable_image"),
+        ("escape", "path_outside_root"),
+        ("absolute", "path_outside_root"),
+        ("mismatch", "placeholder_mismatch"),
+        ("bad_speaker", "malformed_conversation"),
+        ("no_answer", "malformed_conversation"),
+        ("good", "duplicate_id"),
+        (None, "malformed_field"),
+        ("bad_bb", "malformed_field"),
     }
     return root, expected
 
@@ -195,9 +227,16 @@ def test_every_item_is_written_or_skipped_with_its_reason(bad_release, tmp_path)
     report = build_devcv([root], tmp_path / "out", progress=False)
     assert {(skip.id, skip.reason) for skip in report.skipped} == expected
     assert report.items == report.written + len(report.skipped) == 12
-    assert {(Path(skip.file).parent.name, skip.reason) for skip in report.skipped_files} == {("not_a_task", "unknown_task"), ("memory", "unreadable_file")}
+    assert {(Path(skip.file).parent.name, skip.reason) for skip in report.skipped_files} == {
+        ("not_a_task", "unknown_task"),
+        ("memory", "unreadable_file"),
+    }
     details = {skip.id: skip.detail for skip in report.skipped}
-    assert "images/nowhere.png" in details["missing"] and "'..'" in details["escape"] and "2 <image>" in details["mismatch"]
+    assert (
+        "images/nowhere.png" in details["missing"]
+        and "'..'" in details["escape"]
+        and "2 <image>" in details["mismatch"]
+    )
     assert json.loads((tmp_path / "out" / "build_report.json").read_text()) == report.to_dict()
     assert load(tmp_path / "out", "count", "test")["id"] == ["good"]
 
@@ -236,6 +275,7 @@ def test_rebuilt_folder_is_not_served_from_a_stale_cache(tmp_path):
 
 
 # --- determinism, image modes, shards, CLI -----------------------------------------------------------------
+
 
 def test_same_input_same_fingerprint_whatever_num_proc(synthetic, tmp_path):
     root, _, _, report = synthetic
@@ -278,6 +318,7 @@ def test_cli_builds_and_prints_the_summary(synthetic, tmp_path, capsys):
 
 # --- the processor takes the rows as they are ----------------------------------------------------------------
 
+
 def first_row_of_each_task(dataset) -> list[dict]:
     first_index = {}
     for index, task in enumerate(dataset["task"]):
@@ -288,13 +329,17 @@ def first_row_of_each_task(dataset) -> list[dict]:
 def assert_rows_feed_processor(rows: list[dict]):
     texts = [content_to_text(m["content"]) for row in rows for m in row["messages"]]
     tokenizer = train_tokenizer(texts, vocab_size=300, min_frequency=1)
-    processor = BabyLlavaV2Processor(BabyLlavaV2ImageProcessorPil(size={"height": 32, "width": 32}), tokenizer, image_seq_length=5)
+    processor = BabyLlavaV2Processor(
+        BabyLlavaV2ImageProcessorPil(size={"height": 32, "width": 32}), tokenizer, image_seq_length=5
+    )
     for row in rows:
         if not row["messages"]:
             continue  # Looking-While-Listening has no prompt
         rendered = processor.apply_chat_template(row["messages"])
         expected = " " + "".join(
-            f"USER: {content_to_text(m['content'])} " if m["role"] == "user" else f"ASSISTANT: {content_to_text(m['content'])}<eos>"
+            f"USER: {content_to_text(m['content'])} "
+            if m["role"] == "user"
+            else f"ASSISTANT: {content_to_text(m['content'])}<eos>"
             for m in row["messages"]
         )
         assert rendered == expected
@@ -308,6 +353,7 @@ def test_dataset_rows_feed_the_processor(synthetic):
 
 
 # --- the real released samples -----------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def built_samples(tmp_path_factory):
@@ -337,8 +383,14 @@ def test_samples_missing_images_are_reported_not_fatal(built_samples):
             for index, item in enumerate(items)
             if any(not (path.parent / image).is_file() for image in item["image"])
         }
-        assert {(skip.file, skip.index) for skip in report.skipped if skip.reason == "missing_image"} == expected_missing
-        assert report.items == report.written + len(report.skipped) == sum(len(items) for _, items in _released_files(samples, source))
+        assert {
+            (skip.file, skip.index) for skip in report.skipped if skip.reason == "missing_image"
+        } == expected_missing
+        assert (
+            report.items
+            == report.written + len(report.skipped)
+            == sum(len(items) for _, items in _released_files(samples, source))
+        )
     assert reports["saycam"].skip_reasons()["missing_image"] > 0  # the sample has missing frames
     assert reports["ego4d"].skip_reasons()["duplicate_id"] > 0  # and a duplicated id
 
@@ -353,7 +405,9 @@ def test_samples_every_task_loads_and_round_trips(built_samples, tmp_path):
             for dataset in load_dataset(str(output / source), task, streaming=True).values():
                 assert dataset.features == DEVCV_FEATURES
                 rows = dataset.cast_column("images", List(Image(decode=False)))
-                assert all(row["task"] == task and count_image_blocks(row["messages"]) == len(row["images"]) for row in rows)
+                assert all(
+                    row["task"] == task and count_image_blocks(row["messages"]) == len(row["images"]) for row in rows
+                )
         export_release(output / source, tmp_path / source)
         skipped = {(skip.file, skip.index) for skip in reports[source].skipped}
         for path, items in released.items():

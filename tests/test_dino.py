@@ -115,10 +115,7 @@ def test_dino_loss_averages_every_pair_of_different_views():
     torch.manual_seed(0)
     student = torch.randn(5, 3, 6)  # 2 global + 3 local crops, batch 3
     teacher = F.softmax(torch.randn(2, 3, 6), dim=-1)
-    pairs = [
-        soft_cross_entropy(student[s], teacher[t], 0.1).mean()
-        for t in range(2) for s in range(5) if s != t
-    ]
+    pairs = [soft_cross_entropy(student[s], teacher[t], 0.1).mean() for t in range(2) for s in range(5) if s != t]
     torch.testing.assert_close(dino_loss(student, teacher, 0.1), torch.stack(pairs).mean())
 
 
@@ -137,7 +134,9 @@ def test_entropy_bounds():
 
 @pytest.mark.parametrize("warmup", [0, 10])
 def test_cosine_schedule_hits_its_endpoints(warmup):
-    values = [cosine_schedule(step, 100, start=1.0, end=0.1, warmup_steps=warmup, warmup_start=0.5) for step in range(121)]
+    values = [
+        cosine_schedule(step, 100, start=1.0, end=0.1, warmup_steps=warmup, warmup_start=0.5) for step in range(121)
+    ]
     assert values[0] == pytest.approx(0.5 if warmup else 1.0)
     assert values[warmup] == pytest.approx(1.0)
     assert values[100] == pytest.approx(0.1) and values[120] == pytest.approx(0.1)
@@ -156,7 +155,11 @@ def crop_batch(batch=4, masked=True):
     masks = torch.zeros(2, batch, 16, dtype=torch.bool)
     if masked:
         masks[0, :, :5] = True
-    return {"global_crops": torch.randn(2, batch, 3, 32, 32), "local_crops": torch.randn(2, batch, 3, 16, 16), "masks": masks}
+    return {
+        "global_crops": torch.randn(2, batch, 3, 32, 32),
+        "local_crops": torch.randn(2, batch, 3, 16, 16),
+        "masks": masks,
+    }
 
 
 def test_teacher_starts_as_the_student_and_only_the_student_learns():
@@ -204,7 +207,9 @@ def test_parameter_groups_cover_the_student_once_with_dinov2_multipliers():
         return next(g for g in groups if any(p is parameter for p in g["params"]))
 
     backbone = model.student["backbone"]  # 2 blocks: depths 0 (embeddings), 1, 2, 3 (final norm and head)
-    assert group_of(backbone.embeddings.patch_embeddings.projection.weight)["lr_multiplier"] == pytest.approx(0.5**3 * 0.2)
+    assert group_of(backbone.embeddings.patch_embeddings.projection.weight)["lr_multiplier"] == pytest.approx(
+        0.5**3 * 0.2
+    )
     assert group_of(backbone.encoder.layer[1].mlp.fc1.weight)["lr_multiplier"] == pytest.approx(0.5)
     assert group_of(model.student["head"].prototypes.weight)["lr_multiplier"] == 1.0
     assert group_of(backbone.encoder.layer[0].mlp.fc1.weight)["weight_decay_multiplier"] == 1.0
@@ -248,7 +253,9 @@ def test_augmentation_is_a_function_of_the_seed_and_leaves_the_global_generator_
 
 
 def test_stream_visits_every_image_once_per_pass_and_resumes_exactly():
-    images = datasets.Dataset.from_dict({"image": [noise_image(i) for i in range(6)]}).cast_column("image", datasets.Image())
+    images = datasets.Dataset.from_dict({"image": [noise_image(i) for i in range(6)]}).cast_column(
+        "image", datasets.Image()
+    )
     dataset = MultiCropDataset(images, "image", MultiCropAugmentation(MultiCropConfig(**TINY_CROPS), 8), seed=0)
     assert sorted(dataset._row(position) for position in range(6)) == list(range(6))
     assert [dataset._row(p) for p in range(6)] != [dataset._row(p) for p in range(6, 12)]  # reshuffled each pass

@@ -29,7 +29,9 @@ from datasets import get_dataset_config_names, load_dataset
 from scipy.stats import binomtest
 
 # Big enough for every task in a train and a test split (Memory needs 15 different-looking objects per split).
-TEST_SCALE = toyworld.ToyWorldScale(recordings_per_child=3, episodes_per_recording=6, episode_seconds=4.0, fps=5, width=128, height=96)
+TEST_SCALE = toyworld.ToyWorldScale(
+    recordings_per_child=3, episodes_per_recording=6, episode_seconds=4.0, fps=5, width=128, height=96
+)
 SPLITS = {"train": 0.5, "test": 0.5}
 ITEMS = 40
 LETTER_TASKS = ("picture_vocabulary", "localize", "leftright", "spatialdetails", "compare_real", "compare_synthetic")
@@ -93,6 +95,7 @@ def user_text(row) -> str:
 
 # --- the folder: configs, splits, card ----------------------------------------------------------------------
 
+
 def test_every_task_loads_by_config_with_held_out_tasks_test_only(generated):
     output, report = generated
     assert set(get_dataset_config_names(str(output))) == {"all", *TASKS}
@@ -129,7 +132,10 @@ def test_every_candidate_is_accounted_for(generated):
         assert summary.untried >= 0
         if summary.written < summary.requested:  # ran out of candidates: all were tried
             assert summary.untried == 0, summary
-    assert report.frames["frames"] == report.frames["scenes"] + report.frames["same_layout_as_a_scene"] + report.frames["no_objects"]
+    assert (
+        report.frames["frames"]
+        == report.frames["scenes"] + report.frames["same_layout_as_a_scene"] + report.frames["no_objects"]
+    )
 
 
 # --- prompts: the original wording --------------------------------------------------------------------------
@@ -173,7 +179,9 @@ def released_prompts(folder):
             yield task, [turn["value"] for turn in item["conversations"] if turn["from"] == "human"]
 
 
-@pytest.mark.parametrize("variant, folders", [("saycam", ("saycam/train", "saycam/val", "saycam/test")), ("ego4d", ("ego4d",))])
+@pytest.mark.parametrize(
+    "variant, folders", [("saycam", ("saycam/train", "saycam/val", "saycam/test")), ("ego4d", ("ego4d",))]
+)
 def test_prompt_templates_match_the_released_prompts(variant, folders, devcv_samples):
     patterns = prompt_patterns(variant)
     matched = Counter()
@@ -201,15 +209,20 @@ def test_generated_prompts_follow_the_released_wording(rows):
 
 def test_ego4d_variant_uses_the_ego4d_wording(world, tmp_path):
     tasks = ("picture_vocabulary", "leftright", "spatialdetails")
-    generate_devcv(world, tmp_path / "ego4d", config(tasks=tasks, variant="ego4d", items_per_split={"test": 4}), audit=False)
+    generate_devcv(
+        world, tmp_path / "ego4d", config(tasks=tasks, variant="ego4d", items_per_split={"test": 4}), audit=False
+    )
     patterns = prompt_patterns("ego4d")
     for task in tasks:
         for row in load_dataset(str(tmp_path / "ego4d"), task, split="test"):
             assert patterns[task][0].fullmatch(user_text(row)), user_text(row)
-    assert "Answer with a number" not in prompts.leftright("ego4d") and "Answer with a number" in prompts.leftright("saycam")
+    assert "Answer with a number" not in prompts.leftright("ego4d") and "Answer with a number" in prompts.leftright(
+        "saycam"
+    )
 
 
 # --- answers are right by construction ------------------------------------------------------------------------
+
 
 def test_counted_objects_are_in_the_frame(rows, frame_annotations):
     for by_task in rows.values():
@@ -234,7 +247,10 @@ def test_who_has_more_answers_the_image_with_more(rows, frame_annotations):
         for row in by_task["compare_real"]:
             origin = provenance(row)
             counts = [
-                sum(obj.category == origin["category"] for obj in frame_annotations[option["recording"], option["frame_index"]].objects)
+                sum(
+                    obj.category == origin["category"]
+                    for obj in frame_annotations[option["recording"], option["frame_index"]].objects
+                )
                 for option in origin["options"]
             ]
             assert counts[0] != counts[1] and row["answer"] == ["AB"[int(np.argmax(counts))]]
@@ -264,7 +280,8 @@ def test_localize_target_lies_in_the_answered_quadrant(rows, frame_annotations):
             assert (y >= height / 2) if bottom else (y + h <= height / 2)
             left, top, window_right, window_bottom = origin["window"]
             rivals = [
-                obj for obj in frame_annotations[origin["recording"], origin["frame_index"]].objects
+                obj
+                for obj in frame_annotations[origin["recording"], origin["frame_index"]].objects
                 if obj.category == origin["object"]["category"] and obj.instance_id != origin["object"]["instance_id"]
             ]
             for obj in rivals:  # no other object of the category shows in the crop
@@ -297,12 +314,18 @@ def test_spatialdetails_exactly_one_option_shows_the_object(rows, frame_annotati
             origin = provenance(row)
             obj = origin["query"]["object"]
             shows = [
-                any((o.category, o.color) == (obj["category"], obj["color"]) for o in frame_annotations[option["recording"], option["frame_index"]].objects)
+                any(
+                    (o.category, o.color) == (obj["category"], obj["color"])
+                    for o in frame_annotations[option["recording"], option["frame_index"]].objects
+                )
                 for option in origin["options"]
             ]
             assert shows.count(True) == 1 and row["answer"] == ["ABC"[shows.index(True)]]
             gold = origin["options"][shows.index(True)]
-            assert (gold["recording"], gold["frame_index"]) != (origin["query"]["recording"], origin["query"]["frame_index"])
+            assert (gold["recording"], gold["frame_index"]) != (
+                origin["query"]["recording"],
+                origin["query"]["frame_index"],
+            )
             query_bytes = png_bytes(row["images"][0])
             assert all(png_bytes(image) != query_bytes for image in row["images"][1:])
 
@@ -323,7 +346,10 @@ def test_vdr_frames_show_the_exit_and_the_answer_is_its_direction(rows, frame_an
                     assert row["answer"] == [event.direction]
                 else:
                     side = row["answer"][0]
-                    assert side in event.direction.split() and set(row["choices"]) == {side, {"top": "bottom", "bottom": "top", "left": "right", "right": "left"}[side]}
+                    assert side in event.direction.split() and set(row["choices"]) == {
+                        side,
+                        {"top": "bottom", "bottom": "top", "left": "right", "right": "left"}[side],
+                    }
 
 
 def test_memory_rounds_learn_five_objects_then_test_each_twice(rows):
@@ -335,7 +361,9 @@ def test_memory_rounds_learn_five_objects_then_test_each_twice(rows):
             image_index = 0
             for round_labels, answer in zip(labels, answers):
                 new = [label for label in round_labels if label not in seen]
-                assert len(new) == 1 and round_labels["AB".index(answer)] == new[0]  # the gold option is the unseen object
+                assert (
+                    len(new) == 1 and round_labels["AB".index(answer)] == new[0]
+                )  # the gold option is the unseen object
                 new_objects.append(new[0])
                 shown_again += [label for label in round_labels if label in seen]
                 for label in round_labels:  # an object is always shown as the same crop
@@ -369,6 +397,7 @@ def test_picture_vocabulary_and_lwl_name_what_the_crops_show(rows):
 
 # --- balance and shortcuts -------------------------------------------------------------------------------------
 
+
 def not_above_chance(hits: int, n: int, chance: float) -> bool:
     return binomtest(hits, n, chance, alternative="greater").pvalue > 0.01
 
@@ -399,6 +428,7 @@ def test_shortcut_audit_is_in_the_card_and_stays_at_chance(generated, rows):
 
 
 # --- determinism, de-duplication, reporting --------------------------------------------------------------------
+
 
 def test_same_seed_same_bytes_other_seed_other_items(world, tmp_path):
     settings = {"tasks": ("count", "localize", "memory"), "items_per_split": {"train": 10, "test": 10}}
@@ -451,8 +481,15 @@ def test_nothing_generated_leaves_no_folder(world, tmp_path):
 
 # --- vocabulary options -----------------------------------------------------------------------------------------
 
+
 def test_cdi_filter_and_recorded_distractor_method(world, tmp_path):
-    embeddings = {"ball": [1, 0, 0, 0], "car": [0, 1, 0, 0], "star": [0, 0, 1, 0], "cup": [0.5, 0, 0, 0.87], "block": [0, 0.5, 0.87, 0]}
+    embeddings = {
+        "ball": [1, 0, 0, 0],
+        "car": [0, 1, 0, 0],
+        "star": [0, 0, 1, 0],
+        "cup": [0.5, 0, 0, 0.87],
+        "block": [0, 0.5, 0.87, 0],
+    }
     policy = DistractorPolicy(embeddings={word: np.array(vector, dtype=float) for word, vector in embeddings.items()})
     cdi = frozenset({"ball", "car", "star", "cup"})  # no "block"
     settings = config(tasks=("picture_vocabulary",), items_per_split={"train": 20}, cdi_words=cdi, distractors=policy)
@@ -479,12 +516,17 @@ def test_distractors_are_close_but_never_synonyms_or_homophones():
 
 # --- the rest of the package takes the items ---------------------------------------------------------------------
 
+
 def test_items_score_perfectly_with_their_gold_answers(rows):
     from babyvlm.evaluate_metrics.runner import score_entry
 
     for task, task_rows in rows["test"].items():
         for row in task_rows[:5]:
-            gold = [[0.1, 0.9], [0.9, 0.1]] if task == "looking_while_listening" else (row["answer"] if task == "memory" else row["answer"][0])
+            gold = (
+                [[0.1, 0.9], [0.9, 0.1]]
+                if task == "looking_while_listening"
+                else (row["answer"] if task == "memory" else row["answer"][0])
+            )
             scores = score_entry(TASKS[task], row, gold)["scores"]
             assert scores[TASKS[task].primary_metric] == 1.0, (task, scores)
 
@@ -493,12 +535,21 @@ def test_items_train_a_tiny_model(rows, tiny_model_and_processor):
     from babyvlm.training.collator import IGNORE_INDEX, BabyLlavaV2Collator
 
     model, processor = tiny_model_and_processor
-    examples = [{"messages": row["messages"], "images": row["images"]} for task, task_rows in rows["train"].items() for row in task_rows[:1]]
+    examples = [
+        {"messages": row["messages"], "images": row["images"]}
+        for task, task_rows in rows["train"].items()
+        for row in task_rows[:1]
+    ]
     lwl = rows["test"]["looking_while_listening"][0]
-    examples.append({
-        "messages": [{"role": "user", "content": [{"type": "image", "text": None}]}, {"role": "assistant", "content": [{"type": "text", "text": lwl["choices"][0]}]}],
-        "images": lwl["images"][:1],
-    })
+    examples.append(
+        {
+            "messages": [
+                {"role": "user", "content": [{"type": "image", "text": None}]},
+                {"role": "assistant", "content": [{"type": "text", "text": lwl["choices"][0]}]},
+            ],
+            "images": lwl["images"][:1],
+        }
+    )
     batch = BabyLlavaV2Collator(processor)(examples)
     assert (batch["labels"] != IGNORE_INDEX).sum(dim=1).min() > 0
     with torch.no_grad():
@@ -508,8 +559,26 @@ def test_items_train_a_tiny_model(rows, tiny_model_and_processor):
 
 def test_cli_generates_and_rejects_bad_input(world, tmp_path, capsys):
     output = tmp_path / "cli"
-    assert generate_main(["--annotations", str(world / "annotations"), "--output", str(output), "--tasks", "count", "vdr-open",
-                          "--items-per-task", "5", "--split-fractions", "train=0.5,test=0.5", "--train-tasks", "--no-audit"]) == 0
+    assert (
+        generate_main(
+            [
+                "--annotations",
+                str(world / "annotations"),
+                "--output",
+                str(output),
+                "--tasks",
+                "count",
+                "vdr-open",
+                "--items-per-task",
+                "5",
+                "--split-fractions",
+                "train=0.5,test=0.5",
+                "--train-tasks",
+                "--no-audit",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "count" in printed and "vdr_open" in printed
     assert set(get_dataset_config_names(str(output))) == {"all", "count", "vdr_open"}
@@ -526,7 +595,9 @@ def test_the_runner_evaluates_a_generated_folder(world, tiny_model_dir, tmp_path
     # Memory dialogues take the runner seconds even on a tiny model; its items are scored above.
     tasks = ("count", "vdr_binary", "looking_while_listening")
     report = generate_devcv(world, tmp_path / "devcv", config(tasks=tasks, items_per_split={"test": 3}), audit=False)
-    summary = evaluate_devcv(tiny_model_dir, tmp_path / "devcv", tmp_path / "eval", split="test", max_new_tokens=2, progress=False)
+    summary = evaluate_devcv(
+        tiny_model_dir, tmp_path / "devcv", tmp_path / "eval", split="test", max_new_tokens=2, progress=False
+    )
     assert {task["task"]: task["n"] for task in summary["tasks"].values()} == dict.fromkeys(tasks, 3)
     assert (tmp_path / "eval" / "results.json").is_file() and report.written == 9
 
@@ -536,5 +607,7 @@ def test_generated_folder_round_trips_through_the_released_layout(generated, tmp
     from babyvlm.dataset_builders.devcv.export import export_release
 
     export_release(generated[0], tmp_path / "release")
-    rebuilt = build_devcv([tmp_path / "release" / "toyworld"], tmp_path / "rebuilt", strict=True, audit=False, progress=False)
+    rebuilt = build_devcv(
+        [tmp_path / "release" / "toyworld"], tmp_path / "rebuilt", strict=True, audit=False, progress=False
+    )
     assert rebuilt.counts() == generated[1].counts()

@@ -2,10 +2,10 @@
 
 import pytest
 import torch
+from babyvlm.modeling import BabyLlavaV2Config, BabyLlavaV2ForConditionalGeneration, BabyLlavaV2Model
 from transformers import AutoModel, AutoModelForImageTextToText, LlavaConfig, LlavaForConditionalGeneration
 
 import babyvlm  # noqa: F401
-from babyvlm.modeling import BabyLlavaV2Config, BabyLlavaV2ForConditionalGeneration, BabyLlavaV2Model
 from babyvlm.tiny import tiny_config
 
 IMAGE_TOKEN_ID = 99
@@ -28,9 +28,19 @@ def test_default_config_reproduces_original():
     assert config.vision_feature_use_final_norm is True
     vision, text = config.vision_config, config.text_config
     assert (vision.model_type, vision.hidden_size, vision.num_hidden_layers, vision.patch_size, vision.image_size) == (
-        "dinov2", 1024, 24, 16, 224)
+        "dinov2",
+        1024,
+        24,
+        16,
+        224,
+    )
     assert vision.layerscale_value == 1e-5
-    assert (text.model_type, text.hidden_size, text.intermediate_size, text.num_hidden_layers) == ("llama", 2048, 5632, 22)
+    assert (text.model_type, text.hidden_size, text.intermediate_size, text.num_hidden_layers) == (
+        "llama",
+        2048,
+        5632,
+        22,
+    )
     assert (text.num_attention_heads, text.num_key_value_heads, text.max_position_embeddings) == (32, 4, 8192)
     assert text.vocab_size == 6001 and config.image_token_id == 6000
     assert (text.pad_token_id, text.bos_token_id, text.eos_token_id) == (0, 2, 3)
@@ -57,7 +67,11 @@ def test_weight_names_match_llava():
     )
     llava = LlavaForConditionalGeneration(llava_config)
     assert set(model.state_dict()) == set(llava.state_dict())
-    assert {"model.multi_modal_projector.linear_1.weight", "model.multi_modal_projector.linear_2.weight", "lm_head.weight"} <= set(model.state_dict())
+    assert {
+        "model.multi_modal_projector.linear_1.weight",
+        "model.multi_modal_projector.linear_2.weight",
+        "lm_head.weight",
+    } <= set(model.state_dict())
 
 
 def test_image_features_are_post_norm_last_layer_with_cls():
@@ -79,7 +93,9 @@ def test_image_features_are_post_norm_last_layer_with_cls():
     [(-1, "full", False, 17), (-2, "full", True, 17), (-1, "default", True, 16), (-2, "default", False, 16)],
 )
 def test_feature_selection_settings(layer, strategy, final_norm, tokens):
-    model = make_model(vision_feature_layer=layer, vision_feature_select_strategy=strategy, vision_feature_use_final_norm=final_norm)
+    model = make_model(
+        vision_feature_layer=layer, vision_feature_select_strategy=strategy, vision_feature_use_final_norm=final_norm
+    )
     assert model.config.image_seq_length == tokens
     pixel_values = torch.randn(1, 3, 32, 32)
     with torch.no_grad():
@@ -118,7 +134,9 @@ def test_generate_with_kv_cache_matches_no_cache():
     model = make_model()
     ids = prompt_ids(model)
     pixel_values = torch.randn(1, 3, 32, 32)
-    kwargs = dict(input_ids=ids, attention_mask=torch.ones_like(ids), pixel_values=pixel_values, max_new_tokens=6, do_sample=False)
+    kwargs = dict(
+        input_ids=ids, attention_mask=torch.ones_like(ids), pixel_values=pixel_values, max_new_tokens=6, do_sample=False
+    )
     with_cache = model.generate(**kwargs, use_cache=True)
     without_cache = model.generate(**kwargs, use_cache=False)
     assert with_cache.shape[1] == ids.shape[1] + 6
@@ -127,22 +145,35 @@ def test_generate_with_kv_cache_matches_no_cache():
 
 def test_batched_left_padded_generation_matches_one_at_a_time():
     model = make_model()
-    prompts = [prompt_ids(model, prefix=(2, 5)), prompt_ids(model, prefix=(2, 5, 6, 7, 8, 9)), prompt_ids(model, n_images=2)]
+    prompts = [
+        prompt_ids(model, prefix=(2, 5)),
+        prompt_ids(model, prefix=(2, 5, 6, 7, 8, 9)),
+        prompt_ids(model, n_images=2),
+    ]
     images = [torch.randn(1, 3, 32, 32), torch.randn(1, 3, 32, 32), torch.randn(2, 3, 32, 32)]
     singles = [
-        model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), pixel_values=pv, max_new_tokens=5, do_sample=False)[0, ids.shape[1]:]
+        model.generate(
+            input_ids=ids, attention_mask=torch.ones_like(ids), pixel_values=pv, max_new_tokens=5, do_sample=False
+        )[0, ids.shape[1] :]
         for ids, pv in zip(prompts, images)
     ]
     width = max(ids.shape[1] for ids in prompts)
-    batch_ids = torch.stack([torch.cat([torch.zeros(width - ids.shape[1], dtype=torch.long), ids[0]]) for ids in prompts])
-    attention = torch.stack([torch.cat([torch.zeros(width - ids.shape[1], dtype=torch.long), torch.ones(ids.shape[1], dtype=torch.long)]) for ids in prompts])
+    batch_ids = torch.stack(
+        [torch.cat([torch.zeros(width - ids.shape[1], dtype=torch.long), ids[0]]) for ids in prompts]
+    )
+    attention = torch.stack(
+        [
+            torch.cat([torch.zeros(width - ids.shape[1], dtype=torch.long), torch.ones(ids.shape[1], dtype=torch.long)])
+            for ids in prompts
+        ]
+    )
     batched = model.generate(
         input_ids=batch_ids, attention_mask=attention, pixel_values=torch.cat(images), max_new_tokens=5, do_sample=False
     )[:, width:]
     for row, single in zip(batched, singles):
         # a sequence that hit <eos> early is padded in the batch
         assert torch.equal(row[: len(single)], single)
-        assert (row[len(single):] == model.generation_config.pad_token_id).all()
+        assert (row[len(single) :] == model.generation_config.pad_token_id).all()
 
 
 def test_gradient_checkpointing_gives_same_gradients():
@@ -171,7 +202,12 @@ def test_sdpa_is_default_and_eager_matches(tmp_path):
     ids = prompt_ids(sdpa)
     pixel_values = torch.randn(1, 3, 32, 32)
     with torch.no_grad():
-        torch.testing.assert_close(sdpa(input_ids=ids, pixel_values=pixel_values).logits, eager(input_ids=ids, pixel_values=pixel_values).logits, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(
+            sdpa(input_ids=ids, pixel_values=pixel_values).logits,
+            eager(input_ids=ids, pixel_values=pixel_values).logits,
+            atol=1e-5,
+            rtol=1e-4,
+        )
 
 
 def test_save_writes_safetensors_and_auto_classes_load(tmp_path):
@@ -185,7 +221,10 @@ def test_save_writes_safetensors_and_auto_classes_load(tmp_path):
     assert type(reloaded) is BabyLlavaV2ForConditionalGeneration and type(base) is BabyLlavaV2Model
     ids, pixel_values = prompt_ids(model), torch.randn(1, 3, 32, 32)
     with torch.no_grad():
-        torch.testing.assert_close(reloaded(input_ids=ids, pixel_values=pixel_values).logits, model(input_ids=ids, pixel_values=pixel_values).logits)
+        torch.testing.assert_close(
+            reloaded(input_ids=ids, pixel_values=pixel_values).logits,
+            model(input_ids=ids, pixel_values=pixel_values).logits,
+        )
 
 
 def test_bf16_loading(tmp_path):

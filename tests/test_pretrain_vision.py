@@ -18,11 +18,11 @@ import PIL.ImageDraw
 import pytest
 import torch
 from accelerate import Accelerator
+from babyvlm.modeling import BabyLlavaV2ForConditionalGeneration
 from filelock import FileLock
 from safetensors.torch import load_file
 from transformers import AutoConfig, Dinov2Model
 
-from babyvlm.modeling import BabyLlavaV2ForConditionalGeneration
 from babyvlm.tiny import tiny_config
 from babyvlm.training.dino_data import MultiCropAugmentation, collate_crops
 
@@ -31,9 +31,27 @@ RECIPE = REPO / "recipes" / "pretrain_vision.py"
 TINY_YAML = REPO / "recipes" / "babyllava_v2" / "tiny" / "stage0_vision.yaml"
 ACCELERATE = str(Path(sys.executable).with_name("accelerate"))
 # One thread everywhere: the resumed run must repeat the reference run's arithmetic bit for bit.
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "true"}
-SHORT_RUN = ["--max_steps", "4", "--save_steps", "2", "--save_total_limit", "3", "--logging_steps", "1",
-             "--per_device_train_batch_size", "4", "--warmup_steps", "1"]
+ENV = {
+    **os.environ,
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "OMP_NUM_THREADS": "1",
+    "ACCELERATE_USE_CPU": "true",
+}
+SHORT_RUN = [
+    "--max_steps",
+    "4",
+    "--save_steps",
+    "2",
+    "--save_total_limit",
+    "3",
+    "--logging_steps",
+    "1",
+    "--per_device_train_batch_size",
+    "4",
+    "--warmup_steps",
+    "1",
+]
 
 
 def shapes_image(seed: int) -> PIL.Image.Image:
@@ -57,7 +75,16 @@ def frames(tmp_path_factory) -> Path:
 
 
 def recipe_command(frames: Path, output_dir: Path) -> list[str]:
-    return [str(RECIPE), "--config", str(TINY_YAML), "--dataset_name", str(frames), "--output_dir", str(output_dir), *SHORT_RUN]
+    return [
+        str(RECIPE),
+        "--config",
+        str(TINY_YAML),
+        "--dataset_name",
+        str(frames),
+        "--output_dir",
+        str(output_dir),
+        *SHORT_RUN,
+    ]
 
 
 def logged_steps(stdout: str) -> list[dict]:
@@ -74,10 +101,29 @@ def reference_run(frames, tmp_path_factory) -> tuple[Path, str]:
     output_dir, log = shared / "stage0-vision-reference", shared / "stage0-vision-reference.log"
     with FileLock(f"{log}.lock"):
         if not log.is_file():
-            launcher = [ACCELERATE, "launch", "--cpu", "--num_processes", "1", "--num_machines", "1",
-                        "--mixed_precision", "no", "--dynamo_backend", "no", "--num_cpu_threads_per_process", "1"]
-            result = subprocess.run(launcher + recipe_command(frames, output_dir), env=ENV, cwd=REPO,
-                                    capture_output=True, text=True, timeout=300)
+            launcher = [
+                ACCELERATE,
+                "launch",
+                "--cpu",
+                "--num_processes",
+                "1",
+                "--num_machines",
+                "1",
+                "--mixed_precision",
+                "no",
+                "--dynamo_backend",
+                "no",
+                "--num_cpu_threads_per_process",
+                "1",
+            ]
+            result = subprocess.run(
+                launcher + recipe_command(frames, output_dir),
+                env=ENV,
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
             assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
             log.write_text(result.stdout + result.stderr)
     return output_dir, log.read_text()
@@ -124,8 +170,9 @@ def test_resume_after_kill_reaches_the_same_weights(frames, reference_run, tmp_p
     reference_dir, _ = reference_run
     output_dir = tmp_path / "killed"
     command = [sys.executable, *recipe_command(frames, output_dir)]
-    process = subprocess.Popen(command, env=ENV, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        command, env=ENV, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.monotonic() + 240
     while not (output_dir / "checkpoint-2").is_dir() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -149,10 +196,29 @@ def test_resume_after_kill_reaches_the_same_weights(frames, reference_run, tmp_p
 
 
 def test_ddp_on_two_cpu_processes(frames, tmp_path):
-    launcher = [ACCELERATE, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision",
-                "no", "--dynamo_backend", "no", "--num_cpu_threads_per_process", "1"]
-    command = recipe_command(frames, tmp_path) + ["--max_steps", "2", "--per_device_train_batch_size", "2",
-                                                  "--centering", "sinkhorn_knopp"]
+    launcher = [
+        ACCELERATE,
+        "launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--num_cpu_threads_per_process",
+        "1",
+    ]
+    command = recipe_command(frames, tmp_path) + [
+        "--max_steps",
+        "2",
+        "--per_device_train_batch_size",
+        "2",
+        "--centering",
+        "sinkhorn_knopp",
+    ]
     result = subprocess.run(launcher + command, env=ENV, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     logs = logged_steps(result.stdout + result.stderr)
@@ -187,12 +253,42 @@ def one_thread():
 def test_loss_decreases_on_a_fixed_batch(recipe, one_thread, tmp_path, centering):
     # Constant schedules, and (with centring) a centre that follows the batch at once: the teacher targets keep their
     # sharpness, so the loss can only fall by the student learning to predict them.
-    constant = ["--learning_rate", "3e-4", "--min_learning_rate", "3e-4", "--warmup_steps", "0", "--weight_decay_end", "0.04",
-                "--teacher_temperature_start", "0.04", "--teacher_temperature", "0.04", "--teacher_momentum_end", "0.992",
-                "--freeze_last_layer_steps", "0", "--drop_path_rate", "0", "--center_momentum", "0"]
+    constant = [
+        "--learning_rate",
+        "3e-4",
+        "--min_learning_rate",
+        "3e-4",
+        "--warmup_steps",
+        "0",
+        "--weight_decay_end",
+        "0.04",
+        "--teacher_temperature_start",
+        "0.04",
+        "--teacher_temperature",
+        "0.04",
+        "--teacher_momentum_end",
+        "0.992",
+        "--freeze_last_layer_steps",
+        "0",
+        "--drop_path_rate",
+        "0",
+        "--center_momentum",
+        "0",
+    ]
     args, dino_config, crop_config = recipe.parse_args(
-        ["--config", str(TINY_YAML), "--dataset_name", "unused", "--output_dir", str(tmp_path), "--max_steps", "20",
-         "--centering", centering, *constant]
+        [
+            "--config",
+            str(TINY_YAML),
+            "--dataset_name",
+            "unused",
+            "--output_dir",
+            str(tmp_path),
+            "--max_steps",
+            "20",
+            "--centering",
+            centering,
+            *constant,
+        ]
     )
     torch.manual_seed(0)
     backbone = recipe.build_backbone(args)
@@ -201,7 +297,9 @@ def test_loss_decreases_on_a_fixed_batch(recipe, one_thread, tmp_path, centering
     augmentation = MultiCropAugmentation(crop_config, backbone.config.patch_size)
     batch = collate_crops([augmentation(shapes_image(index), seed=index) for index in range(8)])
     accelerator = Accelerator()  # the model and the batch stay on the CPU; only backward and clipping go through it
-    losses = [recipe.training_step(accelerator, model, optimizer, batch, step, args)[0].loss.item() for step in range(20)]
+    losses = [
+        recipe.training_step(accelerator, model, optimizer, batch, step, args)[0].loss.item() for step in range(20)
+    ]
     assert all(np.isfinite(losses))
     # Step 0 uses the zero-initialised centre; from step 1 on the targets are centred.
     assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[1:6]), losses

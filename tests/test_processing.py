@@ -5,9 +5,6 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
-from transformers import AutoProcessor, AutoTokenizer
-
-import babyvlm  # noqa: F401
 from babyvlm.processing import (
     BabyLlavaV2ImageProcessor,
     BabyLlavaV2ImageProcessorPil,
@@ -16,6 +13,9 @@ from babyvlm.processing import (
     train_tokenizer,
 )
 from babyvlm.processing.video_processing_babyllava_v2 import uniform_frame_indices
+from transformers import AutoProcessor, AutoTokenizer
+
+import babyvlm  # noqa: F401
 from babyvlm.tiny import SAMPLE_UTTERANCES
 
 TWO_TURNS = [
@@ -42,6 +42,7 @@ def solid(colour, size=(40, 30)):
 
 
 # --- tokenizer ---------------------------------------------------------------------------------------------
+
 
 def test_tokenizer_specials_and_bos(tokenizer):
     assert tokenizer.convert_tokens_to_ids(["<pad>", "<unk>", "<sos>", "<eos>"]) == [0, 1, 2, 3]
@@ -73,6 +74,7 @@ def test_tokenizer_needs_text():
 
 
 # --- images ------------------------------------------------------------------------------------------------
+
 
 def reference_pixels(image: PIL.Image.Image, size=224) -> np.ndarray:
     """Pad to square with the mean colour, resize bilinear, normalise — written from REFERENCE §2."""
@@ -134,6 +136,7 @@ def test_arrays_and_tensors_in_any_layout(image):
 
 # --- video -------------------------------------------------------------------------------------------------
 
+
 def write_video(path, colours, size=32):
     with av.open(str(path), "w") as container:
         stream = container.add_stream("mpeg4", rate=5)
@@ -168,23 +171,40 @@ def test_video_file_and_array_sampling(tmp_path):
 
 # --- processor ---------------------------------------------------------------------------------------------
 
+
 def test_golden_baby_v1_strings(processor):
     assert processor.apply_chat_template(TWO_TURNS) == " USER: q1 ASSISTANT: a1<eos>USER: q2 ASSISTANT: a2<eos>"
     assert processor.apply_chat_template(TWO_TURNS[:1], add_generation_prompt=True) == " USER: q1 ASSISTANT:"
     with_system = [{"role": "system", "content": "Answer with a letter."}] + TWO_TURNS[:1]
-    assert processor.apply_chat_template(with_system, add_generation_prompt=True) == "Answer with a letter. USER: q1 ASSISTANT:"
+    assert (
+        processor.apply_chat_template(with_system, add_generation_prompt=True)
+        == "Answer with a letter. USER: q1 ASSISTANT:"
+    )
 
 
 def test_golden_structured_content_keeps_image_positions(processor):
     messages = [
-        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": " Which of the following is the same as this? (A) "}, {"type": "image"}]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "image"},
+                {"type": "text", "text": " Which of the following is the same as this? (A) "},
+                {"type": "image"},
+            ],
+        },
         {"role": "assistant", "content": [{"type": "text", "text": "A"}]},
     ]
-    assert processor.apply_chat_template(messages) == " USER: <image> Which of the following is the same as this? (A) <image> ASSISTANT: A<eos>"
+    assert (
+        processor.apply_chat_template(messages)
+        == " USER: <image> Which of the following is the same as this? (A) <image> ASSISTANT: A<eos>"
+    )
 
 
 def test_golden_baby_plain(processor):
-    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "ignored"}]}, {"role": "assistant", "content": "look, a ball"}]
+    messages = [
+        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "ignored"}]},
+        {"role": "assistant", "content": "look, a ball"},
+    ]
     assert processor.apply_chat_template(messages, chat_template="baby_plain") == "<image>look, a ball<eos>"
     assert processor.apply_chat_template(messages, chat_template="baby_plain", separator=" ") == "<image>look, a ball "
 
@@ -192,7 +212,12 @@ def test_golden_baby_plain(processor):
 def test_each_image_expands_to_config_sequence_length(tiny_model_and_processor):
     model, processor = tiny_model_and_processor
     assert processor.image_seq_length == model.config.image_seq_length == 17
-    inputs = processor(text=["<image> a <image>", "b <image>"], images=[solid("red"), solid("green"), solid("blue")], padding=True, return_tensors="pt")
+    inputs = processor(
+        text=["<image> a <image>", "b <image>"],
+        images=[solid("red"), solid("green"), solid("blue")],
+        padding=True,
+        return_tensors="pt",
+    )
     assert inputs.pixel_values.shape == (3, 3, 32, 32)
     counts = (inputs.input_ids == model.config.image_token_id).sum(1).tolist()
     assert counts == [34, 17]
@@ -203,24 +228,40 @@ def test_each_image_expands_to_config_sequence_length(tiny_model_and_processor):
 def test_image_order_across_turns_and_videos(processor, tmp_path):
     write_video(tmp_path / "clip.mp4", [(0, 0, 255)] * 6)
     messages = [
-        {"role": "user", "content": [{"type": "image", "image": solid((255, 0, 0))}, {"type": "video", "video": str(tmp_path / "clip.mp4")}]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "image", "image": solid((255, 0, 0))},
+                {"type": "video", "video": str(tmp_path / "clip.mp4")},
+            ],
+        },
         {"role": "assistant", "content": "A"},
         {"role": "user", "content": [{"type": "text", "text": "and"}, {"type": "image", "image": solid((0, 255, 0))}]},
     ]
-    inputs = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt")
+    inputs = processor.apply_chat_template(
+        messages, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt"
+    )
     dominant = inputs.pixel_values.mean(dim=(2, 3)).argmax(1).tolist()
     assert dominant == [0] + [2] * processor.num_frames + [1]  # red, 8 blue frames, green
-    assert int((inputs.input_ids == processor.image_token_id).sum()) == (2 + processor.num_frames) * processor.image_seq_length
+    assert (
+        int((inputs.input_ids == processor.image_token_id).sum())
+        == (2 + processor.num_frames) * processor.image_seq_length
+    )
 
 
 def test_assistant_tokens_mask_marks_exactly_the_answers(processor):
     messages = [
-        {"role": "user", "content": [{"type": "image", "image": solid("red")}, {"type": "text", "text": " how many balls?"}]},
+        {
+            "role": "user",
+            "content": [{"type": "image", "image": solid("red")}, {"type": "text", "text": " how many balls?"}],
+        },
         {"role": "assistant", "content": "two"},
         {"role": "user", "content": "and now?"},
         {"role": "assistant", "content": "three balls"},
     ]
-    out = processor.apply_chat_template(messages, tokenize=True, return_dict=True, return_assistant_tokens_mask=True, return_tensors="pt")
+    out = processor.apply_chat_template(
+        messages, tokenize=True, return_dict=True, return_assistant_tokens_mask=True, return_tensors="pt"
+    )
     ids, mask = out.input_ids[0], out.assistant_masks[0].bool()
     assert processor.tokenizer.decode(ids[mask]) == " two<eos> three balls<eos>"
     assert not mask[ids == processor.image_token_id].any()
@@ -228,7 +269,12 @@ def test_assistant_tokens_mask_marks_exactly_the_answers(processor):
 
 def test_dataset_style_messages_with_separate_images(processor):
     """DevCV/SAYCam records keep images in a parallel list; image blocks carry `text: None`."""
-    messages = [{"role": "user", "content": [{"type": "image", "text": None}, {"type": "text", "text": " How many cups do you see?"}]}]
+    messages = [
+        {
+            "role": "user",
+            "content": [{"type": "image", "text": None}, {"type": "text", "text": " How many cups do you see?"}],
+        }
+    ]
     prompt = processor.apply_chat_template(messages, add_generation_prompt=True)
     assert prompt == " USER: <image> How many cups do you see? ASSISTANT:"
     inputs = processor(text=prompt, images=[solid("red")], return_tensors="pt")
@@ -256,6 +302,8 @@ def test_processor_rejects_tokenizer_without_image_token():
     from tokenizers import Tokenizer, models
     from transformers import PreTrainedTokenizerFast
 
-    plain = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel({"<unk>": 0, "a": 1}, unk_token="<unk>")), unk_token="<unk>")
+    plain = PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer(models.WordLevel({"<unk>": 0, "a": 1}, unk_token="<unk>")), unk_token="<unk>"
+    )
     with pytest.raises(ValueError, match="no '<image>' token"):
         BabyLlavaV2Processor(BabyLlavaV2ImageProcessor(), plain)

@@ -12,17 +12,23 @@ import datasets
 import PIL.Image
 import pytest
 import torch
+from babyvlm.dataset_builders.chat import IMAGES_FEATURE, MESSAGES_FEATURE
 from safetensors.torch import load_file
 from transformers import AutoConfig, Dinov2Config, Dinov2Model, GenerationConfig
 
-from babyvlm.dataset_builders.chat import IMAGES_FEATURE, MESSAGES_FEATURE
 from babyvlm.tiny import SAMPLE_UTTERANCES, build_tiny_babyllava
 
 REPO = Path(__file__).resolve().parents[1]
 SFT = str(REPO / "recipes" / "sft.py")
 ACCELERATE = str(Path(sys.executable).with_name("accelerate"))
 TINY = REPO / "recipes" / "babyllava_v2" / "tiny"
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
+ENV = {
+    **os.environ,
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "OMP_NUM_THREADS": "1",
+}
 COLOURS = {"red": (255, 0, 0), "blue": (0, 0, 255), "green": (0, 255, 0)}
 
 
@@ -31,14 +37,30 @@ def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("recipe-data")
     datasets.Dataset.from_dict({"text": SAMPLE_UTTERANCES * 10}).to_parquet(root / "utterances" / "train.parquet")
     rows = [
-        {"messages": [{"role": "user", "content": [{"type": "image", "text": None}, {"type": "text", "text": " what colour?"}]},
-                      {"role": "assistant", "content": [{"type": "text", "text": name}]}],
-         "images": [PIL.Image.new("RGB", (40, 30), COLOURS[name])]}
-        for index in range(24) for name in [list(COLOURS)[index % 3]]
+        {
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [{"type": "image", "text": None}, {"type": "text", "text": " what colour?"}],
+                },
+                {"role": "assistant", "content": [{"type": "text", "text": name}]},
+            ],
+            "images": [PIL.Image.new("RGB", (40, 30), COLOURS[name])],
+        }
+        for index in range(24)
+        for name in [list(COLOURS)[index % 3]]
     ]
     features = datasets.Features({"messages": MESSAGES_FEATURE, "images": IMAGES_FEATURE})
     datasets.Dataset.from_list(rows, features=features).to_parquet(root / "chat" / "train.parquet")
-    vision = Dinov2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=8, layerscale_value=1e-5)
+    vision = Dinov2Config(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        image_size=32,
+        patch_size=8,
+        layerscale_value=1e-5,
+    )
     Dinov2Model(vision).save_pretrained(root / "vision")
     build_tiny_babyllava(root / "tiny-vlm")
     return root
@@ -51,9 +73,26 @@ def run(command, timeout=420, **kwargs):
 
 
 def launch(config, *overrides, num_processes=1):
-    distributed = ["--multi_gpu", "--num_processes", str(num_processes)] if num_processes > 1 else ["--cpu", "--num_processes", "1"]
-    command = [ACCELERATE, "launch", *distributed, "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-               SFT, "--config", str(TINY / config), *overrides]
+    distributed = (
+        ["--multi_gpu", "--num_processes", str(num_processes)]
+        if num_processes > 1
+        else ["--cpu", "--num_processes", "1"]
+    )
+    command = [
+        ACCELERATE,
+        "launch",
+        *distributed,
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        SFT,
+        "--config",
+        str(TINY / config),
+        *overrides,
+    ]
     env = {**ENV, "ACCELERATE_USE_CPU": "true"}
     result = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=420)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
@@ -66,13 +105,53 @@ def weights(directory):
 def test_every_stage_runs_through_accelerate_launch(data, tmp_path):
     steps = ["--max_steps", "2", "--logging_steps", "1", "--per_device_train_batch_size", "4"]
     lm, align, pretrain, instruct = (tmp_path / name for name in ("lm", "align", "pretrain", "instruct"))
-    launch("stage0_lm.yaml", "--datasets", str(data / "utterances"), "--output_dir", str(lm), "--tokenizer_vocab_size", "300",
-           "--tokenizer_min_frequency", "1", "--max_length", "64", *steps)
-    launch("stage1_align.yaml", "--vision_model_path", str(data / "vision"), "--language_model_path", str(lm),
-           "--datasets", str(data / "chat"), "--output_dir", str(align), *steps)
-    launch("stage2_pretrain.yaml", "--model_name_or_path", str(align), "--datasets", str(data / "chat"), "--output_dir", str(pretrain), *steps)
-    launch("stage3_instruct.yaml", "--model_name_or_path", str(pretrain), "--datasets", f"{data / 'chat'}@train*1", f"{data / 'chat'}*1",
-           "--output_dir", str(instruct), *steps)
+    launch(
+        "stage0_lm.yaml",
+        "--datasets",
+        str(data / "utterances"),
+        "--output_dir",
+        str(lm),
+        "--tokenizer_vocab_size",
+        "300",
+        "--tokenizer_min_frequency",
+        "1",
+        "--max_length",
+        "64",
+        *steps,
+    )
+    launch(
+        "stage1_align.yaml",
+        "--vision_model_path",
+        str(data / "vision"),
+        "--language_model_path",
+        str(lm),
+        "--datasets",
+        str(data / "chat"),
+        "--output_dir",
+        str(align),
+        *steps,
+    )
+    launch(
+        "stage2_pretrain.yaml",
+        "--model_name_or_path",
+        str(align),
+        "--datasets",
+        str(data / "chat"),
+        "--output_dir",
+        str(pretrain),
+        *steps,
+    )
+    launch(
+        "stage3_instruct.yaml",
+        "--model_name_or_path",
+        str(pretrain),
+        "--datasets",
+        f"{data / 'chat'}@train*1",
+        f"{data / 'chat'}*1",
+        "--output_dir",
+        str(instruct),
+        *steps,
+    )
 
     for directory, stage in ((lm, "lm"), (align, "align"), (pretrain, "pretrain"), (instruct, "instruct")):
         assert f"stage `{stage}`" in (directory / "README.md").read_text()
@@ -83,23 +162,47 @@ def test_every_stage_runs_through_accelerate_launch(data, tmp_path):
     assert json.loads((lm / "config.json").read_text())["model_type"] == "llama"
 
     vision = load_file(data / "vision" / "model.safetensors")
-    lm_weights, align_weights, pretrain_weights, instruct_weights = weights(lm), weights(align), weights(pretrain), weights(instruct)
+    lm_weights, align_weights, pretrain_weights, instruct_weights = (
+        weights(lm),
+        weights(align),
+        weights(pretrain),
+        weights(instruct),
+    )
     # phase 1 trains the connector only: the assembled ViT and LM come through unchanged
     for name, tensor in vision.items():
         assert torch.equal(align_weights[f"model.vision_tower.{name}"], tensor)
-    assert torch.equal(align_weights["model.language_model.layers.0.mlp.up_proj.weight"], lm_weights["model.layers.0.mlp.up_proj.weight"])
+    assert torch.equal(
+        align_weights["model.language_model.layers.0.mlp.up_proj.weight"],
+        lm_weights["model.layers.0.mlp.up_proj.weight"],
+    )
     # phase 2 freezes the ViT and trains the LM; phase 3 trains the ViT as well
     tower = "model.vision_tower.encoder.layer.0.attention.attention.query.weight"
     assert torch.equal(pretrain_weights[tower], align_weights[tower])
-    assert not torch.equal(pretrain_weights["model.language_model.layers.0.mlp.up_proj.weight"], align_weights["model.language_model.layers.0.mlp.up_proj.weight"])
+    assert not torch.equal(
+        pretrain_weights["model.language_model.layers.0.mlp.up_proj.weight"],
+        align_weights["model.language_model.layers.0.mlp.up_proj.weight"],
+    )
     assert not torch.equal(instruct_weights[tower], pretrain_weights[tower])
 
 
 def test_ddp_with_two_cpu_processes(data, tmp_path):
     output = tmp_path / "ddp"
-    launch("stage2_pretrain.yaml", "--model_name_or_path", str(data / "tiny-vlm"), "--datasets", str(data / "chat"),
-           "--output_dir", str(output), "--max_steps", "3", "--per_device_train_batch_size", "2", "--logging_steps", "1",
-           num_processes=2)
+    launch(
+        "stage2_pretrain.yaml",
+        "--model_name_or_path",
+        str(data / "tiny-vlm"),
+        "--datasets",
+        str(data / "chat"),
+        "--output_dir",
+        str(output),
+        "--max_steps",
+        "3",
+        "--per_device_train_batch_size",
+        "2",
+        "--logging_steps",
+        "1",
+        num_processes=2,
+    )
     state = json.loads((output / "checkpoint-3" / "trainer_state.json").read_text())
     # 3 steps x 2 processes x 2 samples = 12 of the 24 samples: half an epoch only if both ranks trained
     assert state["epoch"] == pytest.approx(0.5)
@@ -107,14 +210,37 @@ def test_ddp_with_two_cpu_processes(data, tmp_path):
 
 
 def test_resume_after_kill_reaches_the_same_weights(data, tmp_path):
-    arguments = ["--config", str(TINY / "stage2_pretrain.yaml"), "--model_name_or_path", str(data / "tiny-vlm"),
-                 "--datasets", str(data / "chat"), "--max_steps", "24", "--save_strategy", "steps", "--save_steps", "4",
-                 "--save_total_limit", "10", "--per_device_train_batch_size", "2", "--learning_rate", "1e-3"]
+    arguments = [
+        "--config",
+        str(TINY / "stage2_pretrain.yaml"),
+        "--model_name_or_path",
+        str(data / "tiny-vlm"),
+        "--datasets",
+        str(data / "chat"),
+        "--max_steps",
+        "24",
+        "--save_strategy",
+        "steps",
+        "--save_steps",
+        "4",
+        "--save_total_limit",
+        "10",
+        "--per_device_train_batch_size",
+        "2",
+        "--learning_rate",
+        "1e-3",
+    ]
     run([sys.executable, SFT, *arguments, "--output_dir", str(tmp_path / "uninterrupted")])
 
     interrupted = tmp_path / "interrupted"
-    process = subprocess.Popen([sys.executable, SFT, *arguments, "--output_dir", str(interrupted)], env=ENV, cwd=REPO,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, SFT, *arguments, "--output_dir", str(interrupted)],
+        env=ENV,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 300
     while not (interrupted / "checkpoint-4" / "trainer_state.json").exists():
         assert process.poll() is None and time.monotonic() < deadline, "the run ended before its first checkpoint"

@@ -35,12 +35,19 @@ with open(sys.argv[2], "w") as report:
 """
 
 
-def test_fresh_process_loads_model_and_processor_with_trust_remote_code(tiny_model_dir, tiny_model_and_processor, tmp_path):
+def test_fresh_process_loads_model_and_processor_with_trust_remote_code(
+    tiny_model_dir, tiny_model_and_processor, tmp_path
+):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
     report_path = tmp_path / "report.json"
     result = subprocess.run(
         [sys.executable, "-c", FRESH_PROCESS, str(tiny_model_dir), str(report_path)],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300, stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(report_path.read_text())
@@ -49,7 +56,9 @@ def test_fresh_process_loads_model_and_processor_with_trust_remote_code(tiny_mod
     assert report["remote"] and not report["imported_babyvlm"] and report["refused_without_trust"]
 
     model, processor = tiny_model_and_processor
-    prompt = processor.apply_chat_template([{"role": "user", "content": [{"type": "image"}]}], add_generation_prompt=True)
+    prompt = processor.apply_chat_template(
+        [{"role": "user", "content": [{"type": "image"}]}], add_generation_prompt=True
+    )
     inputs = processor(text=prompt, images=[torch.zeros(3, 32, 32, dtype=torch.uint8)], return_tensors="pt")
     with torch.no_grad():
         assert abs(float(model(**inputs).logits.sum()) - report["logits_sum"]) < 1e-3

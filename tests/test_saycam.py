@@ -68,7 +68,9 @@ def _load(folder: Path, **kwargs):
 
 
 def _ids(output: Path, corpus: str) -> list[str]:
-    return sorted(i for f in output.glob(f"{corpus}/data/*/*.parquet") for i in pq.read_table(f, columns=["id"])["id"].to_pylist())
+    return sorted(
+        i for f in output.glob(f"{corpus}/data/*/*.parquet") for i in pq.read_table(f, columns=["id"])["id"].to_pylist()
+    )
 
 
 def _assert_every_row_accounted(report: dict) -> None:
@@ -127,13 +129,20 @@ def test_no_recording_is_in_two_splits(built):
 
 
 def test_split_assignment_is_deterministic_and_proportional():
-    names = [f"S_2013{month:02d}{day:02d}_1000_{segment:02d}" for month in range(1, 13) for day in range(1, 29) for segment in range(3)]
+    names = [
+        f"S_2013{month:02d}{day:02d}_1000_{segment:02d}"
+        for month in range(1, 13)
+        for day in range(1, 29)
+        for segment in range(3)
+    ]
     fractions = {"train": 0.8, "validation": 0.1, "test": 0.1}
     splits = [assign_split(name, fractions) for name in names]
     assert splits == [assign_split(name, fractions) for name in names]
     assert abs(splits.count("train") / len(names) - 0.8) < 0.04
     shards = [[name for name in names if in_shard(name, shard, 3)] for shard in range(3)]
-    assert sorted(name for shard in shards for name in shard) == sorted(names) and all(len(shard) > 250 for shard in shards)
+    assert sorted(name for shard in shards for name in shard) == sorted(names) and all(
+        len(shard) > 250 for shard in shards
+    )
     with pytest.raises(ValueError, match="sum to 1"):
         parse_splits("train=0.9,validation=0.2")
 
@@ -150,11 +159,15 @@ def test_frame_times_and_windows():
 
 def test_mix_weights_scale_each_format(world, built, tmp_path):
     output, report = built
-    config = BuildConfig(corpora=("mix",), mix_weights={"image_utterance": 0.5, "video_utterance": 0.0, "interleaved": 2.0})
+    config = BuildConfig(
+        corpora=("mix",), mix_weights={"image_utterance": 0.5, "video_utterance": 0.0, "interleaved": 2.0}
+    )
     mixed = build_saycam(_inputs(world), tmp_path / "mix", config, progress=False)["corpora"]["mix"]["details"]
     assert mixed.get("records_video_utterance", 0) == 0
     assert mixed["records_interleaved"] == 2 * report["corpora"]["interleaved"]["records"]
-    assert mixed["records_image_utterance"] == sum(copies(f"image_utterance/{i}", 0.5) for i in _ids(output, "image_utterance"))
+    assert mixed["records_image_utterance"] == sum(
+        copies(f"image_utterance/{i}", 0.5) for i in _ids(output, "image_utterance")
+    )
     assert 0 < mixed["records_image_utterance"] < report["corpora"]["image_utterance"]["records"]
 
 
@@ -163,7 +176,9 @@ def test_llava_export_writes_the_original_layout(built, tmp_path):
     counts = export_llava(output / "video_utterance", tmp_path / "llava")
     items = json.loads((tmp_path / "llava" / "train.json").read_text())
     assert len(items) == counts["train"]
-    stored = {r["id"]: r for f in output.glob("video_utterance/data/train/*.parquet") for r in pq.read_table(f).to_pylist()}
+    stored = {
+        r["id"]: r for f in output.glob("video_utterance/data/train/*.parquet") for r in pq.read_table(f).to_pylist()
+    }
     for item in items:
         assert set(item) == {"id", "image", "conversations"}
         assert item["conversations"][0] == {"from": "human", "value": "<image>" * 8}
@@ -186,17 +201,19 @@ def _broken_raw(world: Path, root: Path) -> Path:
     (root / "videos" / "holiday.mp4").write_bytes(videos[2].read_bytes())
     with open(root / "transcripts.csv", "a", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerows([
-            ("S_20140101_1000_01", 0, 2000, "a recording nobody filmed", 0.9),  # missing video
-            (videos[2].stem, 5000, 4000, "backwards", 0.9),
-            (videos[2].stem, "soon", 4000, "no start", 0.9),
-            (videos[2].stem, 100, 900, "   ", 0.9),
-            (videos[2].stem, 100, 900, "too sure", 1.5),
-            ("holiday", 0, 1000, "not a recording name", 0.9),
-            (videos[2].stem, 9000, 9900, "past the end", 0.9),
-            (videos[2].stem, 9000, 9900, "same span again", 0.9),
-            (videos[2].stem, 20000, 21500, "long after the video ends", 0.9),
-        ])
+        writer.writerows(
+            [
+                ("S_20140101_1000_01", 0, 2000, "a recording nobody filmed", 0.9),  # missing video
+                (videos[2].stem, 5000, 4000, "backwards", 0.9),
+                (videos[2].stem, "soon", 4000, "no start", 0.9),
+                (videos[2].stem, 100, 900, "   ", 0.9),
+                (videos[2].stem, 100, 900, "too sure", 1.5),
+                ("holiday", 0, 1000, "not a recording name", 0.9),
+                (videos[2].stem, 9000, 9900, "past the end", 0.9),
+                (videos[2].stem, 9000, 9900, "same span again", 0.9),
+                (videos[2].stem, 20000, 21500, "long after the video ends", 0.9),
+            ]
+        )
     return root
 
 
@@ -207,11 +224,22 @@ def test_bad_inputs_are_skipped_and_reported(world, tmp_path):
     assert report["complete"]
     reasons = {f["reason"] for f in report["failures"]}
     assert reasons >= {
-        "corrupt_video", "truncated_video", "missing_video", "bad_recording_name", "malformed_timestamps",
-        "empty_text", "malformed_confidence", "duplicate_utterance", "beyond_video_end",
+        "corrupt_video",
+        "truncated_video",
+        "missing_video",
+        "bad_recording_name",
+        "malformed_timestamps",
+        "empty_text",
+        "malformed_confidence",
+        "duplicate_utterance",
+        "beyond_video_end",
     }
     assert report["recordings"]["by_status"] == {
-        "built": 4, "corrupt_video": 1, "truncated_video": 1, "missing_video": 1, "bad_recording_name": 1,
+        "built": 4,
+        "corrupt_video": 1,
+        "truncated_video": 1,
+        "missing_video": 1,
+        "bad_recording_name": 1,
     }
     _assert_every_row_accounted(report)
     assert report["corpora"]["image_utterance"]["failed"]["malformed_timestamps"] == 2
@@ -236,7 +264,10 @@ def test_extract_frames_serves_the_frame_on_screen(tmp_path):
 def test_transcript_tables_in_every_format_and_custom_columns(world, tmp_path):
     with open(world / "transcripts.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    renamed = [{"file": r["recording"] + ".mp4", "t0": int(r["start_ms"]), "t1": int(r["end_ms"]), "words": r["text"]} for r in rows]
+    renamed = [
+        {"file": r["recording"] + ".mp4", "t0": int(r["start_ms"]), "t1": int(r["end_ms"]), "words": r["text"]}
+        for r in rows
+    ]
     (tmp_path / "t.jsonl").write_text("".join(json.dumps(r) + "\n" for r in renamed) + "{broken\n")
     columns = {"recording": "file", "start_ms": "t0", "end_ms": "t1", "text": "words"}
     transcript = read_transcripts(tmp_path / "t.jsonl", columns)
@@ -319,16 +350,40 @@ def tiny_checkpoints(tmp_path_factory) -> tuple[Path, Path]:
 
     root = tmp_path_factory.mktemp("checkpoints")
     tokenizer = _clip_tokenizer()
-    text = {"vocab_size": len(tokenizer), "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
-            "num_attention_heads": 2, "max_position_embeddings": 64, "bos_token_id": 0, "eos_token_id": 1, "pad_token_id": 1}
-    vision = {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "image_size": 32, "patch_size": 8}
+    text = {
+        "vocab_size": len(tokenizer),
+        "hidden_size": 16,
+        "intermediate_size": 32,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "max_position_embeddings": 64,
+        "bos_token_id": 0,
+        "eos_token_id": 1,
+        "pad_token_id": 1,
+    }
+    vision = {
+        "hidden_size": 16,
+        "intermediate_size": 32,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "image_size": 32,
+        "patch_size": 8,
+    }
     size = {"size": {"shortest_edge": 32}, "crop_size": {"height": 32, "width": 32}}
     torch.manual_seed(0)
     CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)).save_pretrained(root / "clip")
     CLIPProcessor(image_processor=CLIPImageProcessor(**size), tokenizer=tokenizer).save_pretrained(root / "clip")
-    video = {**vision, "num_frames": 8, "mit_hidden_size": 16, "mit_intermediate_size": 32, "mit_num_hidden_layers": 1,
-             "mit_num_attention_heads": 2}
-    XCLIPModel(XCLIPConfig(text_config=text, vision_config=video, projection_dim=16, prompt_layers=1, prompt_attention_heads=2)).save_pretrained(root / "xclip")
+    video = {
+        **vision,
+        "num_frames": 8,
+        "mit_hidden_size": 16,
+        "mit_intermediate_size": 32,
+        "mit_num_hidden_layers": 1,
+        "mit_num_attention_heads": 2,
+    }
+    XCLIPModel(
+        XCLIPConfig(text_config=text, vision_config=video, projection_dim=16, prompt_layers=1, prompt_attention_heads=2)
+    ).save_pretrained(root / "xclip")
     XCLIPProcessor(image_processor=VideoMAEImageProcessor(**size), tokenizer=tokenizer).save_pretrained(root / "xclip")
     return root / "clip", root / "xclip"
 
@@ -343,10 +398,16 @@ def _two_recordings(world: Path, folder: Path) -> BuildInputs:
 
 def test_clip_scores_are_stored_and_pick_interleaved_frames(world, tiny_checkpoints, tmp_path):
     clip, xclip = tiny_checkpoints
-    config = BuildConfig(corpora=("image_utterance", "video_utterance", "interleaved"), clip_model=str(clip), xclip_model=str(xclip),
-                         min_clip_score=-1.0, min_xclip_score=-1.0)
+    config = BuildConfig(
+        corpora=("image_utterance", "video_utterance", "interleaved"),
+        clip_model=str(clip),
+        xclip_model=str(xclip),
+        min_clip_score=-1.0,
+        min_xclip_score=-1.0,
+    )
     output = tmp_path / "scored"
     report = build_saycam(_two_recordings(world, tmp_path / "videos"), output, config, progress=False)
+
     def records(name):
         return [record for split in _load(output / name).values() for record in split]
 
@@ -365,13 +426,22 @@ def test_clip_scores_are_stored_and_pick_interleaved_frames(world, tiny_checkpoi
 
 def test_similarity_thresholds_filter_and_are_reported(world, tiny_checkpoints, tmp_path):
     clip, xclip = tiny_checkpoints
-    config = BuildConfig(corpora=("image_utterance", "video_utterance"), clip_model=str(clip), xclip_model=str(xclip),
-                         min_clip_score=1.0, min_xclip_score=1.0)
+    config = BuildConfig(
+        corpora=("image_utterance", "video_utterance"),
+        clip_model=str(clip),
+        xclip_model=str(xclip),
+        min_clip_score=1.0,
+        min_xclip_score=1.0,
+    )
     report = build_saycam(_two_recordings(world, tmp_path / "videos"), tmp_path / "strict", config, progress=False)
     image, video = report["corpora"]["image_utterance"], report["corpora"]["video_utterance"]
     assert image["records"] == video["records"] == 0
     rows = report["utterances"]["rows"]
-    assert image["filtered"]["clip_similarity"] == rows - image["filtered"].get("low_confidence", 0) - image["failed"]["missing_video"] > 0
+    assert (
+        image["filtered"]["clip_similarity"]
+        == rows - image["filtered"].get("low_confidence", 0) - image["failed"]["missing_video"]
+        > 0
+    )
     assert video["filtered"]["xclip_similarity"] > 0 and image["details"]["pairs_below_clip_score"] > 0
     with pytest.raises(FileNotFoundError, match="no config.json"):
         build_saycam(_inputs(world), tmp_path / "none", BuildConfig(clip_model=str(tmp_path)), progress=False)
@@ -381,16 +451,45 @@ def test_similarity_thresholds_filter_and_are_reported(world, tiny_checkpoints, 
 
 
 def test_cli_builds_and_exports(world, tmp_path, capsys):
-    cli.main([
-        "--videos", str(world / "videos"), "--transcripts", str(world / "transcripts.csv"), "--children", str(world / "children.csv"),
-        "--corpora", "utterances,image_utterance", "--output", str(tmp_path / "out"), "--export-llava", str(tmp_path / "llava"),
-        "--splits", "train=0.5,test=0.5", "--no-progress",
-    ])
+    cli.main(
+        [
+            "--videos",
+            str(world / "videos"),
+            "--transcripts",
+            str(world / "transcripts.csv"),
+            "--children",
+            str(world / "children.csv"),
+            "--corpora",
+            "utterances,image_utterance",
+            "--output",
+            str(tmp_path / "out"),
+            "--export-llava",
+            str(tmp_path / "llava"),
+            "--splits",
+            "train=0.5,test=0.5",
+            "--no-progress",
+        ]
+    )
     printed = capsys.readouterr().out
     assert "image_utterance" in printed and "exported image_utterance" in printed
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".progress", "build_report.json", "image_utterance", "utterances"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        ".progress",
+        "build_report.json",
+        "image_utterance",
+        "utterances",
+    ]
     assert (tmp_path / "llava" / "image_utterance" / "train.json").is_file()
     with pytest.raises(SystemExit):
-        cli.main(["--videos", str(world / "videos"), "--transcripts", str(world / "transcripts.csv"), "--output", str(tmp_path / "x"),
-                  "--corpora", "utterances,pictures"])
+        cli.main(
+            [
+                "--videos",
+                str(world / "videos"),
+                "--transcripts",
+                str(world / "transcripts.csv"),
+                "--output",
+                str(tmp_path / "x"),
+                "--corpora",
+                "utterances,pictures",
+            ]
+        )
     assert "unknown corpora ['pictures']" in capsys.readouterr().err

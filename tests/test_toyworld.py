@@ -58,7 +58,11 @@ def _decode(path: Path) -> list[np.ndarray]:
 
 
 def _digest(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_raw_layout_matches_the_saycam_conventions(world, annotations):
@@ -136,7 +140,10 @@ def test_exit_clips_show_the_object_leaving_in_the_annotated_direction(annotatio
         dx, dy = DIRECTION_VECTORS[event.direction]
         # The visible box's centre moves towards the exit side on each axis the direction names, and
         # not at all on the other (clipping at the edge only shifts it towards the exit side).
-        moved = ((last[0] + last[2] / 2) - (first[0] + first[2] / 2), (last[1] + last[3] / 2) - (first[1] + first[3] / 2))
+        moved = (
+            (last[0] + last[2] / 2) - (first[0] + first[2] / 2),
+            (last[1] + last[3] / 2) - (first[1] + first[3] / 2),
+        )
         assert tuple(int(np.sign(round(step, 3))) for step in moved) == (dx, dy), event
 
 
@@ -156,7 +163,10 @@ def test_demo_scale_covers_every_count_and_direction():
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ('{"recording": "r", "frame_index": 0, "time_ms": 0, "objects": [{"instance_id": "a", "category": "ball", "color": "red", "box": [0, 0, 5]}]}', "objects[0]: field 'box'"),
+        (
+            '{"recording": "r", "frame_index": 0, "time_ms": 0, "objects": [{"instance_id": "a", "category": "ball", "color": "red", "box": [0, 0, 5]}]}',
+            "objects[0]: field 'box'",
+        ),
         ('{"recording": "r", "frame_index": -1, "time_ms": 0, "objects": []}', "'frame_index' must be >= 0"),
         ('{"recording": "r", "time_ms": 0, "objects": []}', "missing field 'frame_index'"),
         ("not json", "invalid JSON"),
@@ -171,7 +181,15 @@ def test_invalid_frame_annotations_name_file_line_and_field(tmp_path, line, mess
 
 def test_exit_direction_must_be_a_vdr_direction(tmp_path):
     path = tmp_path / "exits.jsonl"
-    event = {"recording": "r", "instance_id": "a", "category": "ball", "color": "red", "direction": "up", "start_ms": 0, "end_ms": 10}
+    event = {
+        "recording": "r",
+        "instance_id": "a",
+        "category": "ball",
+        "color": "red",
+        "direction": "up",
+        "start_ms": 0,
+        "end_ms": 10,
+    }
     path.write_text(json.dumps(event) + "\n")
     with pytest.raises(AnnotationError, match="exits.jsonl:1: field 'direction' must be one of"):
         read_jsonl(path, ExitEvent)
@@ -183,7 +201,15 @@ def test_annotations_that_disagree_across_files_are_rejected(world, tmp_path):
     for name in ("recordings.jsonl", "frames.jsonl"):
         (folder / name).write_bytes((world / "annotations" / name).read_bytes())
     recording = json.loads((world / "annotations" / "recordings.jsonl").read_text().splitlines()[0])["recording"]
-    event = {"recording": recording, "instance_id": "ghost", "category": "ball", "color": "red", "direction": "top", "start_ms": 0, "end_ms": 10}
+    event = {
+        "recording": recording,
+        "instance_id": "ghost",
+        "category": "ball",
+        "color": "red",
+        "direction": "top",
+        "start_ms": 0,
+        "end_ms": 10,
+    }
     (folder / "exits.jsonl").write_text(json.dumps(event) + "\n")
     with pytest.raises(AnnotationError, match="instance 'ghost' .* exits but is never visible"):
         load_annotations(folder)

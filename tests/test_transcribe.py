@@ -41,22 +41,52 @@ def whisper(tmp_path_factory) -> Path:
     )
     from transformers.convert_slow_tokenizer import bytes_to_unicode
 
-    specials = ["<|endoftext|>", "<|startoftranscript|>", "<|en|>", "<|translate|>", "<|transcribe|>", "<|startoflm|>",
-                "<|startofprev|>", "<|nospeech|>", "<|notimestamps|>"] + [f"<|{k * 0.02:.2f}|>" for k in range(1501)]
+    specials = [
+        "<|endoftext|>",
+        "<|startoftranscript|>",
+        "<|en|>",
+        "<|translate|>",
+        "<|transcribe|>",
+        "<|startoflm|>",
+        "<|startofprev|>",
+        "<|nospeech|>",
+        "<|notimestamps|>",
+    ] + [f"<|{k * 0.02:.2f}|>" for k in range(1501)]
     vocab = {piece: index for index, piece in enumerate([*bytes_to_unicode().values(), *specials])}
     tokenizer = WhisperTokenizer(vocab=vocab, merges=[])
     tokenizer.add_special_tokens({"additional_special_tokens": specials})
     ids = tokenizer.convert_tokens_to_ids
-    special_ids = {"decoder_start_token_id": ids("<|startoftranscript|>"), "eos_token_id": ids("<|endoftext|>"),
-                   "pad_token_id": ids("<|endoftext|>"), "bos_token_id": ids("<|endoftext|>")}
-    config = WhisperConfig(vocab_size=len(tokenizer), num_mel_bins=80, d_model=16, encoder_layers=1, decoder_layers=1,
-                           encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32,
-                           max_source_positions=1500, max_target_positions=64, **special_ids)
+    special_ids = {
+        "decoder_start_token_id": ids("<|startoftranscript|>"),
+        "eos_token_id": ids("<|endoftext|>"),
+        "pad_token_id": ids("<|endoftext|>"),
+        "bos_token_id": ids("<|endoftext|>"),
+    }
+    config = WhisperConfig(
+        vocab_size=len(tokenizer),
+        num_mel_bins=80,
+        d_model=16,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=32,
+        decoder_ffn_dim=32,
+        max_source_positions=1500,
+        max_target_positions=64,
+        **special_ids,
+    )
     torch.manual_seed(0)
     model = WhisperForConditionalGeneration(config)
     model.generation_config = GenerationConfig(
-        **special_ids, no_timestamps_token_id=ids("<|notimestamps|>"), max_initial_timestamp_index=50,
-        is_multilingual=False, num_beams=1, max_length=16, begin_suppress_tokens=[], suppress_tokens=[],
+        **special_ids,
+        no_timestamps_token_id=ids("<|notimestamps|>"),
+        max_initial_timestamp_index=50,
+        is_multilingual=False,
+        num_beams=1,
+        max_length=16,
+        begin_suppress_tokens=[],
+        suppress_tokens=[],
     )
     folder = tmp_path_factory.mktemp("whisper")
     model.save_pretrained(folder)
@@ -84,7 +114,9 @@ def _video_with_audio(path: Path, seconds: float, rate: int = 44_100) -> None:
             container.mux(video.encode(frame))
         samples = np.stack([_tone(seconds, rate)] * 2)
         for begin in range(0, samples.shape[1], 1024):
-            chunk = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, begin : begin + 1024]), format="fltp", layout="stereo")
+            chunk = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(samples[:, begin : begin + 1024]), format="fltp", layout="stereo"
+            )
             chunk.sample_rate, chunk.pts = rate, begin
             container.mux(audio.encode(chunk))
         container.mux(video.encode())
@@ -115,7 +147,10 @@ def test_transcribed_table_feeds_the_builder(transcriber, tmp_path):
     world = tmp_path / "world"
     generate_toyworld(world, scale="small")  # its videos have no audio track
     soundfile.write(tmp_path / "S_20130101_1000_01.wav", _tone(2.0, 16_000), 16_000)
-    media = {"S_20130101_1000_01": tmp_path / "S_20130101_1000_01.wav", "A_20130218_1500_01": next(world.rglob("A_*.mp4"))}
+    media = {
+        "S_20130101_1000_01": tmp_path / "S_20130101_1000_01.wav",
+        "A_20130218_1500_01": next(world.rglob("A_*.mp4")),
+    }
     failures = transcribe_recordings(media, transcriber, tmp_path / "transcripts.parquet", progress=False)
     assert [(f.item, f.reason) for f in failures] == [(str(media["A_20130218_1500_01"]), "no_audio")]
     table = pq.read_table(tmp_path / "transcripts.parquet")
@@ -130,8 +165,21 @@ def test_cli_transcribes_then_builds(whisper, tmp_path, capsys):
     media.mkdir()
     soundfile.write(media / "Y_20130601_0900_01.wav", _tone(2.0, 16_000), 16_000)
     _video_with_audio(media / "S_20130601_0900_01.mp4", 2.0)
-    cli.main(["--videos", str(media), "--transcribe", str(whisper), "--transcripts", str(tmp_path / "t.parquet"),
-              "--corpora", "utterances,frames", "--output", str(tmp_path / "out"), "--no-progress"])
+    cli.main(
+        [
+            "--videos",
+            str(media),
+            "--transcribe",
+            str(whisper),
+            "--transcripts",
+            str(tmp_path / "t.parquet"),
+            "--corpora",
+            "utterances,frames",
+            "--output",
+            str(tmp_path / "out"),
+            "--no-progress",
+        ]
+    )
     assert (tmp_path / "t.parquet").is_file()
     report = (tmp_path / "out" / "build_report.json").read_text()
     assert '"complete": true' in report

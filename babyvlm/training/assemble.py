@@ -20,7 +20,9 @@ from ..processing import BabyLlavaV2ImageProcessor, BabyLlavaV2Processor, add_im
 from .model_card import render_model_card
 
 
-def assemble(vision_path: str | Path, language_model_path: str | Path, output_dir: str | Path | None = None, seed: int = 0):
+def assemble(
+    vision_path: str | Path, language_model_path: str | Path, output_dir: str | Path | None = None, seed: int = 0
+):
     """Build (and optionally save) a BabyLLaVA-V2 model and processor from a vision model and a causal LM."""
     vision = AutoModel.from_pretrained(vision_path)
     language_model = AutoModelForCausalLM.from_pretrained(language_model_path)
@@ -60,14 +62,18 @@ def assemble(vision_path: str | Path, language_model_path: str | Path, output_di
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--vision", required=True, help="transformers vision model folder (e.g. the exported DINO teacher)")
+    parser.add_argument(
+        "--vision", required=True, help="transformers vision model folder (e.g. the exported DINO teacher)"
+    )
     parser.add_argument("--language-model", required=True, help="causal LM folder with its tokenizer (phase-0 output)")
     parser.add_argument("--output", required=True, help="where to write the BabyLLaVA-V2 checkpoint")
     parser.add_argument("--seed", type=int, default=0, help="seed of the connector initialisation")
     args = parser.parse_args(argv)
     model, processor = assemble(args.vision, args.language_model, args.output, args.seed)
-    print(f"assembled BabyLLaVA-V2 ({sum(p.numel() for p in model.parameters()):,} parameters, "
-          f"{processor.image_seq_length} tokens per image) -> {args.output}")
+    print(
+        f"assembled BabyLLaVA-V2 ({sum(p.numel() for p in model.parameters()):,} parameters, "
+        f"{processor.image_seq_length} tokens per image) -> {args.output}"
+    )
 
 
 if __name__ == "__main__":

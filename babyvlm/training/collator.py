@@ -90,7 +90,9 @@ class BabyLlavaV2Collator:
         if self.max_length is None or len(sample.input_ids) <= self.max_length:
             return sample
         if self.truncation == "error":
-            raise ValueError(f"example {index} has {len(sample.input_ids)} tokens, more than max_length={self.max_length}")
+            raise ValueError(
+                f"example {index} has {len(sample.input_ids)} tokens, more than max_length={self.max_length}"
+            )
         image_seq_length = self.processor.image_seq_length
         is_image = sample.input_ids == self.processor.image_token_id
         cut = self.max_length
@@ -117,7 +119,11 @@ class BabyLlavaV2Collator:
         attention_mask = torch.zeros((len(samples), width), dtype=torch.long)
         for row, sample in enumerate(samples):
             length = len(sample.input_ids)
-            input_ids[row, :length], labels[row, :length], attention_mask[row, :length] = sample.input_ids, sample.labels, 1
+            input_ids[row, :length], labels[row, :length], attention_mask[row, :length] = (
+                sample.input_ids,
+                sample.labels,
+                1,
+            )
         return self._with_pixels({"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}, samples)
 
     def pack(self, samples: list[TokenizedSample]) -> dict[str, Any]:
@@ -128,10 +134,16 @@ class BabyLlavaV2Collator:
         for row in rows:
             padding = width - sum(len(s.input_ids) for s in row)
             # trailing pad tokens form a block of their own (positions restart) and never enter the loss
-            input_ids.append(torch.cat([*(s.input_ids for s in row), torch.full((padding,), self.processor.tokenizer.pad_token_id)]))
+            input_ids.append(
+                torch.cat([*(s.input_ids for s in row), torch.full((padding,), self.processor.tokenizer.pad_token_id)])
+            )
             labels.append(torch.cat([*(s.labels for s in row), torch.full((padding,), IGNORE_INDEX)]))
             position_ids.append(torch.cat([*(torch.arange(len(s.input_ids)) for s in row), torch.arange(padding)]))
-        batch = {"input_ids": torch.stack(input_ids), "labels": torch.stack(labels), "position_ids": torch.stack(position_ids)}
+        batch = {
+            "input_ids": torch.stack(input_ids),
+            "labels": torch.stack(labels),
+            "position_ids": torch.stack(position_ids),
+        }
         # With a KV cache transformers skips packed-sequence detection, so training must not build one.
         batch["use_cache"] = False
         # images follow their placeholders: row by row, sample by sample

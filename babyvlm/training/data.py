@@ -17,7 +17,7 @@ class DatasetSpec:
     weight: float | None = None
 
     @classmethod
-    def parse(cls, spec: str | dict) -> "DatasetSpec":
+    def parse(cls, spec: str | dict) -> DatasetSpec:
         """Accept a mapping (from YAML) or `"path[:name][@split][*weight]"` (from the command line)."""
         if isinstance(spec, dict):
             unknown = set(spec) - {"path", "name", "split", "weight"}
@@ -30,7 +30,9 @@ class DatasetSpec:
         return cls(path, name, split, float(weight) if weight is not None else None)
 
 
-def load_mixture(specs: list[str | dict], seed: int = 0, keep_columns: tuple[str, ...] | None = ("messages", "images")) -> Dataset:
+def load_mixture(
+    specs: list[str | dict], seed: int = 0, keep_columns: tuple[str, ...] | None = ("messages", "images")
+) -> Dataset:
     """Load every spec and mix them: concatenated when no weights are given, else interleaved by weight.
 
     `keep_columns` drops the metadata columns that a collator does not read (their schemas differ between
@@ -45,7 +47,9 @@ def load_mixture(specs: list[str | dict], seed: int = 0, keep_columns: tuple[str
         if keep_columns is not None:
             missing = [column for column in keep_columns if column not in dataset.column_names]
             if missing:
-                raise ValueError(f"dataset {spec.path} ({spec.name or 'default'}, {spec.split}) has no column(s) {missing}")
+                raise ValueError(
+                    f"dataset {spec.path} ({spec.name or 'default'}, {spec.split}) has no column(s) {missing}"
+                )
             dataset = dataset.select_columns(list(keep_columns))
         datasets.append(dataset)
     if len(datasets) == 1:
@@ -56,4 +60,6 @@ def load_mixture(specs: list[str | dict], seed: int = 0, keep_columns: tuple[str
     if any(weight is None or weight <= 0 for weight in weights):
         raise ValueError(f"give every dataset of a weighted mixture a positive weight, got {weights}")
     total = sum(weights)
-    return interleave_datasets(datasets, probabilities=[w / total for w in weights], seed=seed, stopping_strategy="all_exhausted")
+    return interleave_datasets(
+        datasets, probabilities=[w / total for w in weights], seed=seed, stopping_strategy="all_exhausted"
+    )

@@ -269,7 +269,9 @@ class DinoPretrainingModel(nn.Module):
         temperature = self.config.student_temperature
         num_prototypes = cls_logits.shape[-1]
         dino = dino_loss(
-            cls_logits.view(-1, batch, num_prototypes), teacher_cls_probs.view(num_global, batch, num_prototypes), temperature
+            cls_logits.view(-1, batch, num_prototypes),
+            teacher_cls_probs.view(num_global, batch, num_prototypes),
+            temperature,
         )
         ibot = ibot_loss(patch_logits, teacher_patch_probs, masks_flat, temperature)
         config = self.config

@@ -110,15 +110,19 @@ class MultiCropAugmentation:
             return v2.RandomApply([v2.GaussianBlur(kernel_size=9, sigma=(0.1, 2.0))], p=p)
 
         def crops(size: int, scale: list[float], *extra: v2.Transform) -> v2.Compose:
-            return v2.Compose([
-                v2.RandomResizedCrop(size, scale=tuple(scale), interpolation=InterpolationMode.BICUBIC, antialias=True),
-                v2.RandomHorizontalFlip(p=0.5),
-                v2.RandomApply([v2.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.2, hue=0.1)], p=0.8),
-                v2.RandomGrayscale(p=0.2),
-                *extra,
-                v2.ToDtype(torch.float32, scale=True),
-                v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),
-            ])
+            return v2.Compose(
+                [
+                    v2.RandomResizedCrop(
+                        size, scale=tuple(scale), interpolation=InterpolationMode.BICUBIC, antialias=True
+                    ),
+                    v2.RandomHorizontalFlip(p=0.5),
+                    v2.RandomApply([v2.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.2, hue=0.1)], p=0.8),
+                    v2.RandomGrayscale(p=0.2),
+                    *extra,
+                    v2.ToDtype(torch.float32, scale=True),
+                    v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+                ]
+            )
 
         # As in DINOv2 the first global crop is always blurred, the other ones rarely but sometimes solarised.
         size, scale = config.global_crops_size, config.global_crops_scale

@@ -9,8 +9,19 @@ from pathlib import Path
 from transformers import TrainerCallback
 
 HYPERPARAMETERS = (
-    "learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps", "num_train_epochs", "max_steps",
-    "lr_scheduler_type", "warmup_steps", "weight_decay", "adam_beta2", "max_grad_norm", "bf16", "seed", "max_length",
+    "learning_rate",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "num_train_epochs",
+    "max_steps",
+    "lr_scheduler_type",
+    "warmup_steps",
+    "weight_decay",
+    "adam_beta2",
+    "max_grad_norm",
+    "bf16",
+    "seed",
+    "max_length",
     "gradient_checkpointing",
 )
 

@@ -19,10 +19,25 @@ class Stage:
 STAGES = {
     stage.name: stage
     for stage in (
-        Stage("lm", "phase 0: Llama language model from scratch on the transcript utterances (packed text)", ("language_model",), None),
+        Stage(
+            "lm",
+            "phase 0: Llama language model from scratch on the transcript utterances (packed text)",
+            ("language_model",),
+            None,
+        ),
         Stage("align", "phase 1: connector alignment on image-utterance pairs", ("connector",), "baby_plain"),
-        Stage("pretrain", "phase 2: joint pretraining on the image/video/interleaved mixture, ViT frozen", ("connector", "language_model"), "baby_v1"),
-        Stage("instruct", "phase 3: instruction tuning on DevCV train splits, everything trained", ("vision", "connector", "language_model"), "baby_v1"),
+        Stage(
+            "pretrain",
+            "phase 2: joint pretraining on the image/video/interleaved mixture, ViT frozen",
+            ("connector", "language_model"),
+            "baby_v1",
+        ),
+        Stage(
+            "instruct",
+            "phase 3: instruction tuning on DevCV train splits, everything trained",
+            ("vision", "connector", "language_model"),
+            "baby_v1",
+        ),
     )
 }
 

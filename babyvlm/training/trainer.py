@@ -22,7 +22,8 @@ class BabyLlavaV2SFTTrainer(SFTTrainer):
         for vision in (False, True):
             for decays in (True, False):
                 params = [
-                    p for n, p in model.named_parameters()
+                    p
+                    for n, p in model.named_parameters()
                     if p.requires_grad and is_vision_parameter(n) == vision and (n in decay_names) == decays
                 ]
                 if params:

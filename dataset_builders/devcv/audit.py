@@ -83,7 +83,9 @@ def placement_distance(query: np.ndarray, option: np.ndarray) -> float:
     Details crop) slides over the option; a query that does not fit is resized to the option.
     """
     if query.shape[0] > option.shape[0] or query.shape[1] > option.shape[1]:
-        query = np.asarray(Image.fromarray(query).resize(option.shape[::-1], Image.Resampling.BILINEAR), dtype=np.float64)
+        query = np.asarray(
+            Image.fromarray(query).resize(option.shape[::-1], Image.Resampling.BILINEAR), dtype=np.float64
+        )
     if query.shape == option.shape:
         return float(((query - option) ** 2).mean())
     # Sum of squared differences at every placement: sum(O^2 over window) - 2 corr(O, Q) + sum(Q^2).
@@ -157,7 +159,9 @@ def audit_rows(rows: Iterable[dict]) -> list[ShortcutAudit]:
     return [stats.result(*key) for key, stats in sorted(groups.items())]
 
 
-def audit_dataset(path: str | Path, config: str | None = None, cache_dir: str | Path | None = None) -> list[ShortcutAudit]:
+def audit_dataset(
+    path: str | Path, config: str | None = None, cache_dir: str | Path | None = None
+) -> list[ShortcutAudit]:
     """Audit every split of a DevCV dataset folder (default config: ``all``)."""
     return audit_rows(iter_undecoded_rows(path, config, columns=list(AUDIT_COLUMNS), cache_dir=cache_dir))
 
@@ -166,7 +170,18 @@ def _percent(value: float | None) -> str:
     return "—" if value is None else f"{100 * value:.1f}%"
 
 
-AUDIT_HEADER = ("source", "task", "split", "items", "chance", "top answer", "majority", "gold position", "gold = query", "pixel solver")
+AUDIT_HEADER = (
+    "source",
+    "task",
+    "split",
+    "items",
+    "chance",
+    "top answer",
+    "majority",
+    "gold position",
+    "gold = query",
+    "pixel solver",
+)
 
 
 def audit_table_rows(results: list[ShortcutAudit]) -> list[tuple[str, ...]]:
@@ -205,7 +220,9 @@ def format_audit_markdown(results: list[ShortcutAudit]) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Console script ``babyvlm-audit-devcv``."""
     parser = argparse.ArgumentParser(prog="babyvlm-audit-devcv", description=__doc__.split("\n\n")[0])
-    parser.add_argument("dataset", help="a DevCV dataset folder written by babyvlm-build-devcv (or any folder with the DevCV schema)")
+    parser.add_argument(
+        "dataset", help="a DevCV dataset folder written by babyvlm-build-devcv (or any folder with the DevCV schema)"
+    )
     parser.add_argument("--config", default=None, help="config to audit (default: the dataset's default config, 'all')")
     parser.add_argument("--json", type=Path, help="also write the measurements to this JSON file")
     args = parser.parse_args(argv)

@@ -82,12 +82,16 @@ class _ShardAssembler:
         except ItemSkipped as skipped:
             self.report.skipped_files.append(SkippedFile(file, skipped.reason, skipped.detail))
             return
-        summary = FileSummary(file, task_file.source, task_file.source_task, task.name, task_file.split, items=len(items))
+        summary = FileSummary(
+            file, task_file.source, task_file.source_task, task.name, task_file.split, items=len(items)
+        )
         self.report.files.append(summary)
 
         def skip(index: int, item, skipped: ItemSkipped) -> None:
             item_id = item.get("id") if isinstance(item, dict) else None
-            self.report.skipped.append(SkippedItem(file, index, item_id, task.name, task_file.split, skipped.reason, skipped.detail))
+            self.report.skipped.append(
+                SkippedItem(file, index, item_id, task.name, task_file.split, skipped.reason, skipped.detail)
+            )
 
         pending: list[tuple[int, PendingRecord]] = []
         for index, item in enumerate(items):
@@ -97,7 +101,9 @@ class _ShardAssembler:
                 skip(index, item, skipped)
         loaded = self.loader.load((record.image_files, record.row["image_paths"]) for _, record in pending)
         desc = f"{task_file.source}/{task_file.split}/{task.name}"
-        for (index, record), images in tqdm(zip(pending, loaded), total=len(pending), desc=desc, disable=not self.progress):
+        for (index, record), images in tqdm(
+            zip(pending, loaded), total=len(pending), desc=desc, disable=not self.progress
+        ):
             if isinstance(images, ItemSkipped):
                 skip(index, items[index], images)
                 continue
@@ -172,11 +178,15 @@ def build_devcv(
             assembler.close()
         report = assembler.report
         if strict and not report.ok:
-            raise DevCVBuildError(f"strict build: {len(report.skipped)} item(s) and {len(report.skipped_files)} file(s) skipped", report)
+            raise DevCVBuildError(
+                f"strict build: {len(report.skipped)} item(s) and {len(report.skipped_files)} file(s) skipped", report
+            )
         if not report.written:
             raise DevCVBuildError("no item could be written", report)
         report.fingerprint = fingerprint_shards(staging)
         sources_used = [summary.source for summary in report.files]
-        write_card_and_audit(staging, lambda results: render_card(report, sources_used, assembler.prompts, audit=results), audit)
+        write_card_and_audit(
+            staging, lambda results: render_card(report, sources_used, assembler.prompts, audit=results), audit
+        )
         (staging / REPORT_FILE).write_text(report.to_json(), encoding="utf-8")
     return report

@@ -22,7 +22,9 @@ licence; the public Ego4D DevCV test set is released as `wsashawn/devcv_toolbox_
 
 
 def _ordered_splits(splits) -> list[str]:
-    return sorted(set(splits), key=lambda split: (SPLIT_ORDER.index(split) if split in SPLIT_ORDER else len(SPLIT_ORDER), split))
+    return sorted(
+        set(splits), key=lambda split: (SPLIT_ORDER.index(split) if split in SPLIT_ORDER else len(SPLIT_ORDER), split)
+    )
 
 
 def shard_pattern(task: str, split: str) -> str:
@@ -53,7 +55,9 @@ def configs_yaml(counts: dict[str, dict[str, int]], fingerprint: str) -> list[di
                 {
                     "config_name": task,
                     "description": f"{TASKS[task].display_name}; shards sha256 {fingerprint}",
-                    "data_files": [{"split": split, "path": shard_pattern(task, split)} for split in _ordered_splits(written)],
+                    "data_files": [
+                        {"split": split, "path": shard_pattern(task, split)} for split in _ordered_splits(written)
+                    ],
                 }
             )
     return configs
@@ -69,7 +73,8 @@ def _counts_table(counts: dict[str, dict[str, int]]) -> str:
         if name in counts:
             cells = [str(counts[name].get(split, 0)) for split in splits]
             lines.append(
-                f"| {name} | `{task.harness_key}` | " + " | ".join(cells)
+                f"| {name} | `{task.harness_key}` | "
+                + " | ".join(cells)
                 + f" | {task.answer_type} | {100 * task.chance:.1f}% | {task.primary_metric} |"
             )
     return "\n".join(lines)
@@ -92,7 +97,10 @@ def _prompts_section(prompts: dict[str, str]) -> str:
 
 def _schema_table() -> str:
     lines = ["| column | type | description |", "|---|---|---|"]
-    lines += [f"| `{name}` | `{DEVCV_FEATURES[name]!r}` | {description} |" for name, description in COLUMN_DESCRIPTIONS.items()]
+    lines += [
+        f"| `{name}` | `{DEVCV_FEATURES[name]!r}` | {description} |"
+        for name, description in COLUMN_DESCRIPTIONS.items()
+    ]
     return "\n".join(lines)
 
 
@@ -121,7 +129,11 @@ def render_devcv_card(
         "tags": ["developmental-psychology", "babyvlm", "devcv"],
         "configs": configs_yaml(counts, fingerprint),
     }
-    audit_section = format_audit_markdown(audit) if audit else "Not run (build with the audit enabled, or run `babyvlm-audit-devcv`)."
+    audit_section = (
+        format_audit_markdown(audit)
+        if audit
+        else "Not run (build with the audit enabled, or run `babyvlm-audit-devcv`)."
+    )
     return f"""---
 {yaml.safe_dump(front_matter, sort_keys=False).rstrip()}
 ---
@@ -178,9 +190,13 @@ image; `pixel solver`: pick the option whose pixels are nearest the query's). Co
 """
 
 
-def render_card(report: BuildReport, sources: list[str], prompts: dict[str, str], audit: list[ShortcutAudit] | None) -> str:
+def render_card(
+    report: BuildReport, sources: list[str], prompts: dict[str, str], audit: list[ShortcutAudit] | None
+) -> str:
     """The card of a folder built from released layouts (see :func:`render_devcv_card`)."""
-    skip_lines = "\n".join(f"- `{reason}`: {count}" for reason, count in sorted(report.skip_reasons().items())) or "- none"
+    skip_lines = (
+        "\n".join(f"- `{reason}`: {count}" for reason, count in sorted(report.skip_reasons().items())) or "- none"
+    )
     return render_devcv_card(
         counts=report.counts(),
         fingerprint=report.fingerprint,

@@ -19,17 +19,36 @@ from .layouts import DEFAULT_SPLIT, KNOWN_SOURCES
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="babyvlm-build-devcv", description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "sources", nargs="+", metavar="SOURCE",
+        "sources",
+        nargs="+",
+        metavar="SOURCE",
         help="released folder (<split>/<task>/data.json or <task>/data.json) or flat <task>_<split>.json file(s)",
     )
     parser.add_argument("--output", required=True, help="dataset folder to write")
-    parser.add_argument("--split", default=DEFAULT_SPLIT, help=f"split name for layouts without split folders (default: {DEFAULT_SPLIT})")
-    parser.add_argument("--source-name", help=f"source recorded in every row (default: inferred from the path: {', '.join(KNOWN_SOURCES)})")
-    parser.add_argument("--image-root", help="folder the image paths of flat JSON files are relative to (default: the JSON's folder)")
-    parser.add_argument("--strict", action="store_true", help="fail, writing nothing, if any item or file would be skipped")
-    parser.add_argument("--image-paths", action="store_true", help="store absolute image path references instead of embedding the bytes")
-    parser.add_argument("--num-proc", type=int, default=1, help="worker processes reading and decoding images (default: 1)")
-    parser.add_argument("--no-audit", action="store_true", help="skip the shortcut audit (it is stored in the dataset card)")
+    parser.add_argument(
+        "--split",
+        default=DEFAULT_SPLIT,
+        help=f"split name for layouts without split folders (default: {DEFAULT_SPLIT})",
+    )
+    parser.add_argument(
+        "--source-name",
+        help=f"source recorded in every row (default: inferred from the path: {', '.join(KNOWN_SOURCES)})",
+    )
+    parser.add_argument(
+        "--image-root", help="folder the image paths of flat JSON files are relative to (default: the JSON's folder)"
+    )
+    parser.add_argument(
+        "--strict", action="store_true", help="fail, writing nothing, if any item or file would be skipped"
+    )
+    parser.add_argument(
+        "--image-paths", action="store_true", help="store absolute image path references instead of embedding the bytes"
+    )
+    parser.add_argument(
+        "--num-proc", type=int, default=1, help="worker processes reading and decoding images (default: 1)"
+    )
+    parser.add_argument(
+        "--no-audit", action="store_true", help="skip the shortcut audit (it is stored in the dataset card)"
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser

@@ -28,7 +28,11 @@ def record_to_released_item(row: dict) -> dict:
     if row["task"] == LWL_TASK:
         item = {"id": row["id"], "image": list(row["image_paths"]), "phrases": list(row["choices"])}
     else:
-        item = {"id": row["id"], "conversations": messages_to_conversations(row["messages"]), "image": list(row["image_paths"])}
+        item = {
+            "id": row["id"],
+            "conversations": messages_to_conversations(row["messages"]),
+            "image": list(row["image_paths"]),
+        }
         for key, column in METADATA_COLUMNS.items():
             if row[column]:
                 item[key] = row[column]

@@ -90,7 +90,9 @@ def find_task_files(
             for path in split_layout
         ]
     elif task_layout := sorted(source.glob(f"*/{RELEASED_FILE_NAME}")):
-        return [TaskFile(path, path.parent, path.parent.name, normalise_split(split), source_name) for path in task_layout]
+        return [
+            TaskFile(path, path.parent, path.parent.name, normalise_split(split), source_name) for path in task_layout
+        ]
     else:
         flat_files = sorted(source.glob("*.json"))
     if not flat_files:

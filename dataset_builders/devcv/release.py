@@ -83,7 +83,11 @@ def prompt_choices(task: DevCVTask, messages: list[dict]) -> list[str]:
     if pattern is None:
         return []
     user_text = " ".join(
-        block["text"] for message in messages if message["role"] == "user" for block in message["content"] if block["type"] == "text"
+        block["text"]
+        for message in messages
+        if message["role"] == "user"
+        for block in message["content"]
+        if block["type"] == "text"
     )
     return list(dict.fromkeys(pattern.findall(user_text)))
 
@@ -117,7 +121,9 @@ def _messages_and_answers(conversations) -> tuple[list[dict], list[str]]:
     for index, message in enumerate(turns):
         expected = "user" if index % 2 == 0 else "assistant"
         if message["role"] != expected:
-            raise ItemSkipped(MALFORMED_CONVERSATION, f"turn {first_turn + index} is {message['role']!r}, expected {expected!r}")
+            raise ItemSkipped(
+                MALFORMED_CONVERSATION, f"turn {first_turn + index} is {message['role']!r}, expected {expected!r}"
+            )
     if not turns or turns[-1]["role"] != "assistant":
         raise ItemSkipped(MALFORMED_CONVERSATION, "the conversation must end with an assistant (gold answer) turn")
     answers = [content_to_text(message["content"]) for message in turns if message["role"] == "assistant"]
@@ -137,9 +143,13 @@ def _column_value(key: str, value, n_answers: int):
             return [float(number) for number in value]
         expected = "[x, y, w, h] numbers"
     else:  # labels: the object labels of each Memory round
-        if isinstance(value, list) and all(isinstance(labels, list) and all(isinstance(label, str) for label in labels) for labels in value):
+        if isinstance(value, list) and all(
+            isinstance(labels, list) and all(isinstance(label, str) for label in labels) for labels in value
+        ):
             if len(value) != n_answers:
-                raise ItemSkipped(MALFORMED_FIELD, f"'labels' has {len(value)} rounds but the conversation has {n_answers}")
+                raise ItemSkipped(
+                    MALFORMED_FIELD, f"'labels' has {len(value)} rounds but the conversation has {n_answers}"
+                )
             return value
         expected = "a list of lists of strings"
     raise ItemSkipped(MALFORMED_FIELD, f"{key!r} must be {expected}, got {value!r}")
@@ -181,7 +191,9 @@ def _conversation_record(item: dict, item_id: str, task: DevCVTask, task_file: T
     messages, answers = _messages_and_answers(item.get("conversations"))
     placeholders = count_image_blocks(messages)
     if placeholders != len(image_paths):
-        raise ItemSkipped(PLACEHOLDER_MISMATCH, f"{placeholders} <image> placeholder(s) but {len(image_paths)} image(s)")
+        raise ItemSkipped(
+            PLACEHOLDER_MISMATCH, f"{placeholders} <image> placeholder(s) but {len(image_paths)} image(s)"
+        )
     metadata, verbatim = _metadata_columns(item, len(answers))
     row = {
         **_base_row(item_id, task, task_file),
@@ -201,7 +213,9 @@ def _lwl_record(item: dict, item_id: str, task: DevCVTask, task_file: TaskFile) 
     if len(image_paths) != 2:
         raise ItemSkipped(MALFORMED_FIELD, f"Looking-While-Listening needs exactly 2 images, got {len(image_paths)}")
     if not (isinstance(phrases, list) and len(phrases) == 2 and all(isinstance(p, str) and p for p in phrases)):
-        raise ItemSkipped(MALFORMED_FIELD, f"'phrases' must be 2 non-empty strings (phrase j describes image j), got {phrases!r}")
+        raise ItemSkipped(
+            MALFORMED_FIELD, f"'phrases' must be 2 non-empty strings (phrase j describes image j), got {phrases!r}"
+        )
     row = {
         **_base_row(item_id, task, task_file),
         "messages": [],

@@ -67,7 +67,10 @@ class ParquetShardWriter:
         if self._writer is not None:
             self._close_shard()
         total = len(self._shards)
-        final = [path.with_name(f"{self.split}-{index:05d}-of-{total:05d}.parquet") for index, path in enumerate(self._shards)]
+        final = [
+            path.with_name(f"{self.split}-{index:05d}-of-{total:05d}.parquet")
+            for index, path in enumerate(self._shards)
+        ]
         for path, final_path in zip(self._shards, final):
             path.rename(final_path)
         return final

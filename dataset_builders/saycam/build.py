@@ -64,7 +64,9 @@ class Plan:
 def plan_build(inputs: BuildInputs, config: BuildConfig) -> Plan:
     """Read the inputs and turn them into one job per recording (every video and every transcribed recording)."""
     videos, video_failures = discover_media(inputs.videos)
-    transcript = read_transcripts(inputs.transcripts, inputs.columns) if inputs.transcripts else Transcript([], [], 0, False)
+    transcript = (
+        read_transcripts(inputs.transcripts, inputs.columns) if inputs.transcripts else Transcript([], [], 0, False)
+    )
     births = read_children(inputs.children) if inputs.children else {}
 
     by_recording: dict[str, list] = defaultdict(list)
@@ -75,9 +77,13 @@ def plan_build(inputs: BuildInputs, config: BuildConfig) -> Plan:
         parsed = parse_recording_name(name)
         age = age_in_months(births[parsed.child], parsed.date) if parsed.child in births else None
         if age is not None and age < 0:
-            raise ValueError(f"recording {name} is dated before child {parsed.child}'s birth date {births[parsed.child]}: check {inputs.children}")
+            raise ValueError(
+                f"recording {name} is dated before child {parsed.child}'s birth date {births[parsed.child]}: check {inputs.children}"
+            )
         utterances = tuple(sorted(by_recording.get(name, ()), key=lambda u: (u.start_ms, u.end_ms)))
-        jobs.append(RecordingJob(name, parsed.child, age, assign_split(name, config.splits), videos.get(name), utterances))
+        jobs.append(
+            RecordingJob(name, parsed.child, age, assign_split(name, config.splits), videos.get(name), utterances)
+        )
     return Plan(jobs, transcript, video_failures)
 
 
@@ -112,7 +118,11 @@ def build_saycam(
         shutil.rmtree(output)
     _claim_output(output, config)
 
-    todo = [job for job in plan.jobs if in_shard(job.name, shard, num_shards) and not _progress_path(output, job.name).exists()]
+    todo = [
+        job
+        for job in plan.jobs
+        if in_shard(job.name, shard, num_shards) and not _progress_path(output, job.name).exists()
+    ]
     errors = _run(todo, output, config, num_proc, device, progress)
     report = assemble_report(plan, output, config, inputs, errors)
     for name in config.corpora:
@@ -134,7 +144,9 @@ def _claim_output(output: Path, config: BuildConfig) -> None:
         return
     # A bare progress folder is a shard starting at the same moment, not a foreign folder.
     if output.exists() and any(path.name != PROGRESS for path in output.iterdir()):
-        raise FileExistsError(f"{output} is not empty and holds no build; use a new output folder or overwrite=True (--overwrite)")
+        raise FileExistsError(
+            f"{output} is not empty and holds no build; use a new output folder or overwrite=True (--overwrite)"
+        )
     write_json(marker, {"fingerprint": config.fingerprint(), "config": config.to_dict()})
 
 
@@ -142,7 +154,9 @@ def _progress_path(output: Path, recording: str) -> Path:
     return output / PROGRESS / "recordings" / f"{recording}.json"
 
 
-def _run(jobs: list[RecordingJob], output: Path, config: BuildConfig, num_proc: int, device: str, progress: bool) -> list[Failure]:
+def _run(
+    jobs: list[RecordingJob], output: Path, config: BuildConfig, num_proc: int, device: str, progress: bool
+) -> list[Failure]:
     """Process ``jobs``; unexpected errors are returned (the recording stays pending and is retried next run)."""
     errors = []
     with tqdm(total=len(jobs), desc="recordings", unit="rec", disable=not progress) as bar:
@@ -162,7 +176,9 @@ def _results(jobs: list[RecordingJob], output: Path, config: BuildConfig, num_pr
     # fork: workers inherit the already-imported libraries instead of importing them again; the
     # parent has not started torch threads or CUDA at this point.
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-    with ProcessPoolExecutor(num_proc, mp_context=context, initializer=_init_worker, initargs=(output, config, device, threads)) as pool:
+    with ProcessPoolExecutor(
+        num_proc, mp_context=context, initializer=_init_worker, initargs=(output, config, device, threads)
+    ) as pool:
         for future in as_completed([pool.submit(_run_job, job) for job in jobs]):
             yield future.result()
 
@@ -216,7 +232,10 @@ def process_recording(job: RecordingJob, output: Path, config: BuildConfig, scor
             path.unlink(missing_ok=True)  # left by an interrupted attempt with other inputs
     status = problem or ("truncated_video" if frames.error else "built")
     record = {
-        "recording": job.name, "split": job.split, "status": status, "has_age": job.age_months is not None,
+        "recording": job.name,
+        "split": job.split,
+        "status": status,
+        "has_age": job.age_months is not None,
         "tallies": {name: tally.to_dict() for name, tally in built.tallies.items()},
         "failures": [f.to_dict() for f in failures + built.failures],
     }
@@ -270,6 +289,9 @@ def assemble_report(plan: Plan, output: Path, config: BuildConfig, inputs: Build
             "valid": len(plan.transcript.utterances),
             "confidence_available": plan.transcript.has_confidence,
         },
-        "corpora": {name: {**tallies[name].to_dict(), "records_by_split": dict(records_by_split[name])} for name in config.corpora},
+        "corpora": {
+            name: {**tallies[name].to_dict(), "records_by_split": dict(records_by_split[name])}
+            for name in config.corpora
+        },
         "failures": failures,
     }

@@ -18,7 +18,8 @@ def _rules(name: str, config: BuildConfig) -> str:
     confidence = f"ASR confidence > {config.min_confidence} (when the transcripts have a confidence column)"
     clip = (
         f"CLIP image–text cosine similarity > {config.min_clip_score} with `{config.clip_model}`"
-        if config.clip_model else "no CLIP filter (no CLIP model was given; `clip_score` is null)"
+        if config.clip_model
+        else "no CLIP filter (no CLIP model was given; `clip_score` is null)"
     )
     rules = {
         "utterances": "Every valid transcript row (no confidence filter: the `confidence` column lets you choose one).",
@@ -30,13 +31,20 @@ def _rules(name: str, config: BuildConfig) -> str:
         "video_utterance": (
             f"Clips cut at utterance boundaries, {config.min_clip_seconds}–{config.max_clip_seconds} s long, as {config.clip_frames} frames "
             f"at the centres of equal parts of the span. Kept: {confidence}; "
-            + (f"X-CLIP video–text cosine similarity > {config.min_xclip_score} with `{config.xclip_model}`." if config.xclip_model
-               else "no X-CLIP filter (no model was given; `xclip_score` is null).")
+            + (
+                f"X-CLIP video–text cosine similarity > {config.min_xclip_score} with `{config.xclip_model}`."
+                if config.xclip_model
+                else "no X-CLIP filter (no model was given; `xclip_score` is null)."
+            )
         ),
         "interleaved": (
             f"Windows of {config.min_turns}–{config.max_turns} consecutive utterances of one recording (a window starts every "
             f"{config.turn_stride} utterances), among utterances with {confidence}. Each turn shows one frame of its utterance: "
-            + ("the one with the highest CLIP score." if config.clip_model else "the one closest to the utterance's midpoint.")
+            + (
+                "the one with the highest CLIP score."
+                if config.clip_model
+                else "the one closest to the utterance's midpoint."
+            )
         ),
         "mix": "The phase-2 mixture; copies of each format's records: "
         + ", ".join(f"{fmt} × {weight:g}" for fmt, weight in config.mix_weights.items())
@@ -51,21 +59,35 @@ def write_card(folder: Path, spec: CorpusSpec, report: dict, config: BuildConfig
     files = {p.name: sorted(p.glob("*.parquet")) for p in sorted(data.iterdir())} if data.is_dir() else {}
     splits = [split for split, paths in files.items() if paths]
     tally = report["corpora"][spec.name]
-    card = DatasetCardData(pretty_name=f"SAYCam {spec.title}", license="other", tags=["babyvlm", "saycam", "developmental", "egocentric"])
+    card = DatasetCardData(
+        pretty_name=f"SAYCam {spec.title}", license="other", tags=["babyvlm", "saycam", "developmental", "egocentric"]
+    )
     if splits:  # a corpus that kept nothing has no data files to point at
-        card.configs = [{"config_name": "default", "data_files": [{"split": s, "path": f"data/{s}/*.parquet"} for s in splits]}]
+        card.configs = [
+            {"config_name": "default", "data_files": [{"split": s, "path": f"data/{s}/*.parquet"} for s in splits]}
+        ]
         # Besides documenting the corpus, sizes and counts make `datasets` key its cache on this
         # build: it hashes the card, not the files, so two builds in same-named folders would
         # otherwise share one stale cache.
         split_infos = SplitDict()
         for split in splits:
             split_infos.add(SplitInfo(name=split, num_examples=tally["records_by_split"].get(split, 0)))
-        info = DatasetInfo(features=spec.features, splits=split_infos, download_size=sum(p.stat().st_size for s in splits for p in files[s]))
+        info = DatasetInfo(
+            features=spec.features,
+            splits=split_infos,
+            download_size=sum(p.stat().st_size for s in splits for p in files[s]),
+        )
         DatasetInfosDict({"default": info}).to_dataset_card_data(card)
     columns = "\n".join(f"| `{column}` | {_type_name(feature)} | {doc} |" for column, feature, doc in spec.columns)
-    counts = "\n".join(f"| {split} | {tally['records_by_split'].get(split, 0)} |" for split in splits) or "| (none) | 0 |"
+    counts = (
+        "\n".join(f"| {split} | {tally['records_by_split'].get(split, 0)} |" for split in splits) or "| (none) | 0 |"
+    )
     outcome = f"kept {tally['kept']}; filtered: {_counts(tally['filtered'])}; failed: {_counts(tally['failed'])}"
-    status = "" if report["complete"] else f"\n**Incomplete build**: {len(report['pending_recordings'])} recordings still pending.\n"
+    status = (
+        ""
+        if report["complete"]
+        else f"\n**Incomplete build**: {len(report['pending_recordings'])} recordings still pending.\n"
+    )
     body = f"""# SAYCam — {spec.title}
 
 {spec.description}

@@ -30,11 +30,15 @@ def _weights(spec: str) -> dict[str, float]:
     weights = dict.fromkeys(CHAT_FORMATS, 1.0)
     for name, value in _pairs(spec, "--mix-weights").items():
         if name not in weights:
-            raise argparse.ArgumentTypeError(f"--mix-weights: unknown format {name!r}; formats are {', '.join(CHAT_FORMATS)}")
+            raise argparse.ArgumentTypeError(
+                f"--mix-weights: unknown format {name!r}; formats are {', '.join(CHAT_FORMATS)}"
+            )
         try:
             weights[name] = float(value)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"--mix-weights: weight of {name} must be a number, got {value!r}") from None
+            raise argparse.ArgumentTypeError(
+                f"--mix-weights: weight of {name} must be a number, got {value!r}"
+            ) from None
     return weights
 
 
@@ -52,17 +56,49 @@ def parser() -> argparse.ArgumentParser:
         "interleaved, mix) as load_dataset-ready parquet folders with dataset cards and a build report.",
     )
     io = p.add_argument_group("inputs and output")
-    io.add_argument("--videos", type=Path, required=True, help="folder of {child}_{YYYYMMDD}_{HHMM}_{segment}.{mp4,mov,avi} files (searched recursively)")
-    io.add_argument("--transcripts", type=Path, help="transcript table (.csv, .jsonl, .parquet); with --transcribe, where to write it")
-    io.add_argument("--transcribe", type=Path, metavar="WHISPER_DIR", help="transcribe the recordings' audio with this local Whisper checkpoint")
-    io.add_argument("--children", type=Path, help="table with columns child, birth_date (YYYY-MM-DD) for ages in months")
-    io.add_argument("--columns", type=lambda s: _pairs(s, "--columns"), default={}, help="transcript column names, e.g. start_ms=begin,text=words")
-    io.add_argument("--corpora", default=",".join(CORPORA), help=f"comma-separated subset of {','.join(CORPORA)} (default: all)")
-    io.add_argument("--output", type=Path, required=True, help="output folder: one dataset folder per corpus + build_report.json")
-    io.add_argument("--export-llava", type=Path, metavar="DIR", help="also export the chat corpora to the original LLaVA JSON layout")
+    io.add_argument(
+        "--videos",
+        type=Path,
+        required=True,
+        help="folder of {child}_{YYYYMMDD}_{HHMM}_{segment}.{mp4,mov,avi} files (searched recursively)",
+    )
+    io.add_argument(
+        "--transcripts",
+        type=Path,
+        help="transcript table (.csv, .jsonl, .parquet); with --transcribe, where to write it",
+    )
+    io.add_argument(
+        "--transcribe",
+        type=Path,
+        metavar="WHISPER_DIR",
+        help="transcribe the recordings' audio with this local Whisper checkpoint",
+    )
+    io.add_argument(
+        "--children", type=Path, help="table with columns child, birth_date (YYYY-MM-DD) for ages in months"
+    )
+    io.add_argument(
+        "--columns",
+        type=lambda s: _pairs(s, "--columns"),
+        default={},
+        help="transcript column names, e.g. start_ms=begin,text=words",
+    )
+    io.add_argument(
+        "--corpora", default=",".join(CORPORA), help=f"comma-separated subset of {','.join(CORPORA)} (default: all)"
+    )
+    io.add_argument(
+        "--output", type=Path, required=True, help="output folder: one dataset folder per corpus + build_report.json"
+    )
+    io.add_argument(
+        "--export-llava",
+        type=Path,
+        metavar="DIR",
+        help="also export the chat corpora to the original LLaVA JSON layout",
+    )
 
     rules = p.add_argument_group("corpus rules")
-    rules.add_argument("--clip-model", help="local CLIPModel folder: filter image-utterance pairs, choose interleaved frames")
+    rules.add_argument(
+        "--clip-model", help="local CLIPModel folder: filter image-utterance pairs, choose interleaved frames"
+    )
     rules.add_argument("--xclip-model", help="local XCLIPModel folder: filter video-utterance clips")
     rules.add_argument("--min-confidence", type=float, default=DEFAULTS.min_confidence)
     rules.add_argument("--min-clip-score", type=float, default=DEFAULTS.min_clip_score)
@@ -75,8 +111,18 @@ def parser() -> argparse.ArgumentParser:
     rules.add_argument("--min-turns", type=int, default=DEFAULTS.min_turns)
     rules.add_argument("--max-turns", type=int, default=DEFAULTS.max_turns)
     rules.add_argument("--turn-stride", type=int, default=DEFAULTS.turn_stride)
-    rules.add_argument("--mix-weights", type=_weights, default=DEFAULTS.mix_weights, help="e.g. image_utterance=1,video_utterance=0.5,interleaved=2")
-    rules.add_argument("--splits", type=_splits, default=DEFAULTS.splits, help="split fractions by recording, e.g. train=0.9,validation=0.1")
+    rules.add_argument(
+        "--mix-weights",
+        type=_weights,
+        default=DEFAULTS.mix_weights,
+        help="e.g. image_utterance=1,video_utterance=0.5,interleaved=2",
+    )
+    rules.add_argument(
+        "--splits",
+        type=_splits,
+        default=DEFAULTS.splits,
+        help="split fractions by recording, e.g. train=0.9,validation=0.1",
+    )
     rules.add_argument("--jpeg-quality", type=int, default=DEFAULTS.jpeg_quality)
 
     run = p.add_argument_group("execution")
@@ -97,19 +143,35 @@ def main(argv: list[str] | None = None) -> None:
     try:
         config = BuildConfig(
             corpora=tuple(name.strip() for name in args.corpora.split(",") if name.strip()),
-            frames_fps=args.frames_fps, pair_fps=args.pair_fps, min_confidence=args.min_confidence,
-            clip_model=args.clip_model, min_clip_score=args.min_clip_score,
-            xclip_model=args.xclip_model, min_xclip_score=args.min_xclip_score,
-            clip_frames=args.clip_frames, min_clip_seconds=args.min_clip_seconds, max_clip_seconds=args.max_clip_seconds,
-            min_turns=args.min_turns, max_turns=args.max_turns, turn_stride=args.turn_stride,
-            mix_weights=args.mix_weights, splits=args.splits, jpeg_quality=args.jpeg_quality,
+            frames_fps=args.frames_fps,
+            pair_fps=args.pair_fps,
+            min_confidence=args.min_confidence,
+            clip_model=args.clip_model,
+            min_clip_score=args.min_clip_score,
+            xclip_model=args.xclip_model,
+            min_xclip_score=args.min_xclip_score,
+            clip_frames=args.clip_frames,
+            min_clip_seconds=args.min_clip_seconds,
+            max_clip_seconds=args.max_clip_seconds,
+            min_turns=args.min_turns,
+            max_turns=args.max_turns,
+            turn_stride=args.turn_stride,
+            mix_weights=args.mix_weights,
+            splits=args.splits,
+            jpeg_quality=args.jpeg_quality,
         )
         if args.transcribe:
             _transcribe(args)
         report = build_saycam(
-            BuildInputs(args.videos, args.transcripts, args.children, args.columns), args.output, config,
-            num_proc=args.num_proc, shard=args.shard, num_shards=args.num_shards, device=args.device,
-            overwrite=args.overwrite, progress=not args.no_progress,
+            BuildInputs(args.videos, args.transcripts, args.children, args.columns),
+            args.output,
+            config,
+            num_proc=args.num_proc,
+            shard=args.shard,
+            num_shards=args.num_shards,
+            device=args.device,
+            overwrite=args.overwrite,
+            progress=not args.no_progress,
         )
     except (ValueError, FileNotFoundError, FileExistsError) as error:
         p.error(str(error))
@@ -138,7 +200,9 @@ def _transcribe(args: argparse.Namespace) -> None:
         print(f"reusing the transcripts already written to {args.transcripts}")
         return
     media, rejected = discover_media(args.videos, VIDEO_EXTENSIONS + AUDIO_EXTENSIONS)
-    failures = transcribe_recordings(media, WhisperTranscriber(args.transcribe, args.device), args.transcripts, progress=not args.no_progress)
+    failures = transcribe_recordings(
+        media, WhisperTranscriber(args.transcribe, args.device), args.transcripts, progress=not args.no_progress
+    )
     for failure in rejected + failures:
         print(f"not transcribed: {failure.item} ({failure.reason}: {failure.detail})", file=sys.stderr)
 

@@ -41,9 +41,13 @@ class BuildConfig:
         if unknown or not self.corpora:
             raise ValueError(f"unknown corpora {unknown or '(none given)'}; choose from {', '.join(CORPORA)}")
         if set(self.mix_weights) != set(CHAT_FORMATS) or any(w < 0 for w in self.mix_weights.values()):
-            raise ValueError(f"mix weights must give a non-negative weight to each of {list(CHAT_FORMATS)}, got {self.mix_weights}")
+            raise ValueError(
+                f"mix weights must give a non-negative weight to each of {list(CHAT_FORMATS)}, got {self.mix_weights}"
+            )
         if not 1 <= self.min_turns <= self.max_turns or self.turn_stride < 1:
-            raise ValueError(f"need 1 <= min_turns ({self.min_turns}) <= max_turns ({self.max_turns}) and turn_stride >= 1")
+            raise ValueError(
+                f"need 1 <= min_turns ({self.min_turns}) <= max_turns ({self.max_turns}) and turn_stride >= 1"
+            )
         if self.frames_fps <= 0 or self.pair_fps <= 0 or self.clip_frames < 1:
             raise ValueError("frames_fps and pair_fps must be positive and clip_frames at least 1")
 

@@ -106,13 +106,25 @@ def build_recording_corpora(
     out = RecordingCorpora()
     if "utterances" in config.corpora:
         out.records["utterances"] = [
-            {"id": u.id, **origin, "text": u.text, "start_ms": u.start_ms, "end_ms": u.end_ms, "confidence": u.confidence}
+            {
+                "id": u.id,
+                **origin,
+                "text": u.text,
+                "start_ms": u.start_ms,
+                "end_ms": u.end_ms,
+                "confidence": u.confidence,
+            }
             for u in job.utterances
         ]
         out.tallies["utterances"] = Tally(records=len(job.utterances), kept=len(job.utterances))
     if "frames" in config.corpora and frames is not None:
         out.records["frames"] = [
-            {"id": f"{job.name}_{t}", **origin, "image": {"bytes": frames.jpegs[t], "path": f"{job.name}_{t}.jpg"}, "time_ms": t}
+            {
+                "id": f"{job.name}_{t}",
+                **origin,
+                "image": {"bytes": frames.jpegs[t], "path": f"{job.name}_{t}.jpg"},
+                "time_ms": t,
+            }
             for t in frames.grid
         ]
         out.tallies["frames"] = Tally(records=len(frames.grid), kept=len(frames.grid))
@@ -123,12 +135,18 @@ def build_recording_corpora(
         candidates, candidate_tally = screen(lambda u: pair_times(u, config.pair_fps))
         scores = _pair_scores(candidates, scorers.clip)
         if "image_utterance" in formats:
-            out.records["image_utterance"], out.tallies["image_utterance"] = _image_utterance(origin, candidates, scores, candidate_tally, config)
+            out.records["image_utterance"], out.tallies["image_utterance"] = _image_utterance(
+                origin, candidates, scores, candidate_tally, config
+            )
         if "interleaved" in formats:
-            out.records["interleaved"], out.tallies["interleaved"] = _interleaved(job.name, origin, candidates, scores, candidate_tally, config)
+            out.records["interleaved"], out.tallies["interleaved"] = _interleaved(
+                job.name, origin, candidates, scores, candidate_tally, config
+            )
     if "video_utterance" in formats:
         clips, clip_tally = screen(lambda u: clip_times(u, config.clip_frames), _length_rule(config))
-        out.records["video_utterance"], out.tallies["video_utterance"] = _video_utterance(origin, clips, scorers.xclip, clip_tally, config)
+        out.records["video_utterance"], out.tallies["video_utterance"] = _video_utterance(
+            origin, clips, scorers.xclip, clip_tally, config
+        )
     if "mix" in config.corpora:
         out.records["mix"], out.tallies["mix"] = _mix(out.records, config)
     for name in set(out.records) - set(config.corpora):
@@ -144,11 +162,15 @@ Candidates = list[tuple[Utterance, list[tuple[int, bytes]]]]
 class _Screen:
     """Rules 1–4 above: which utterances a format can use, and the outcome of the others."""
 
-    def __init__(self, job: RecordingJob, frames: ExtractedFrames | None, video_problem: str | None, config: BuildConfig):
+    def __init__(
+        self, job: RecordingJob, frames: ExtractedFrames | None, video_problem: str | None, config: BuildConfig
+    ):
         self.job, self.frames, self.video_problem, self.config = job, frames, video_problem, config
         self.failures: dict[tuple[int, str], Failure] = {}
 
-    def __call__(self, times_for: Callable[[Utterance], list[int]], rule: Callable[[Utterance], str | None] = lambda u: None):
+    def __call__(
+        self, times_for: Callable[[Utterance], list[int]], rule: Callable[[Utterance], str | None] = lambda u: None
+    ):
         usable: Candidates = []
         tally = Tally()
         missing_reason = "truncated_video" if self.frames is not None and self.frames.error else "beyond_video_end"
@@ -165,13 +187,20 @@ class _Screen:
                 if all(t in self.frames.jpegs for t in times):
                     usable.append((utterance, [(t, self.frames.jpegs[t]) for t in times]))
                 else:
-                    self._fail(tally, utterance, missing_reason, f"needs a frame at {max(times)} ms; video decoded to {self.frames.end_ms} ms")
+                    self._fail(
+                        tally,
+                        utterance,
+                        missing_reason,
+                        f"needs a frame at {max(times)} ms; video decoded to {self.frames.end_ms} ms",
+                    )
         return usable, tally
 
     def _fail(self, tally: Tally, utterance: Utterance, reason: str, detail: str) -> None:
         tally.failed[reason] += 1
         # One failure entry per utterance and reason, however many formats it failed in.
-        self.failures[(utterance.row, reason)] = Failure(f"{self.job.name} transcript row {utterance.row}", reason, detail)
+        self.failures[(utterance.row, reason)] = Failure(
+            f"{self.job.name} transcript row {utterance.row}", reason, detail
+        )
 
 
 def _length_rule(config: BuildConfig) -> Callable[[Utterance], str | None]:
@@ -208,11 +237,18 @@ def _image_utterance(origin, candidates: Candidates, scores, screened: Tally, co
                 tally.details["pairs_below_clip_score"] += 1
                 continue
             image = frame_image(utterance.recording, utterance.start_ms, utterance.end_ms, k, jpeg)
-            records.append({
-                "id": image["path"].removesuffix(".jpg"), **origin, **chat_columns([([image], utterance.text)]),
-                "start_ms": utterance.start_ms, "end_ms": utterance.end_ms, "frame_ms": time,
-                "confidence": utterance.confidence, "clip_score": score,
-            })
+            records.append(
+                {
+                    "id": image["path"].removesuffix(".jpg"),
+                    **origin,
+                    **chat_columns([([image], utterance.text)]),
+                    "start_ms": utterance.start_ms,
+                    "end_ms": utterance.end_ms,
+                    "frame_ms": time,
+                    "confidence": utterance.confidence,
+                    "clip_score": score,
+                }
+            )
         if len(records) > kept_before:
             tally.kept += 1
         else:
@@ -233,12 +269,22 @@ def _video_utterance(origin, clips: Candidates, xclip: XClipScorer | None, scree
         if score is not None and score <= config.min_xclip_score:
             tally.filtered["xclip_similarity"] += 1
             continue
-        images = [frame_image(utterance.recording, utterance.start_ms, utterance.end_ms, k, jpeg) for k, (_, jpeg) in enumerate(frames)]
-        records.append({
-            "id": utterance.id, **origin, **chat_columns([(images, utterance.text)]),
-            "start_ms": utterance.start_ms, "end_ms": utterance.end_ms, "frame_ms": [t for t, _ in frames],
-            "confidence": utterance.confidence, "xclip_score": score,
-        })
+        images = [
+            frame_image(utterance.recording, utterance.start_ms, utterance.end_ms, k, jpeg)
+            for k, (_, jpeg) in enumerate(frames)
+        ]
+        records.append(
+            {
+                "id": utterance.id,
+                **origin,
+                **chat_columns([(images, utterance.text)]),
+                "start_ms": utterance.start_ms,
+                "end_ms": utterance.end_ms,
+                "frame_ms": [t for t, _ in frames],
+                "confidence": utterance.confidence,
+                "xclip_score": score,
+            }
+        )
         tally.kept += 1
     tally.records = len(records)
     return records, tally
@@ -268,16 +314,25 @@ def _interleaved(recording: str, origin, candidates: Candidates, scores, screene
         for utterance, frames in candidates[start:end]:
             k = _turn_frame(utterance, frames, scores)
             time, jpeg = frames[k]
-            turns.append(([frame_image(utterance.recording, utterance.start_ms, utterance.end_ms, k, jpeg)], utterance.text))
+            turns.append(
+                ([frame_image(utterance.recording, utterance.start_ms, utterance.end_ms, k, jpeg)], utterance.text)
+            )
             chosen.append((utterance, time))
         first, last = chosen[0][0], chosen[-1][0]
-        records.append({
-            "id": f"{first.id}_turns_{len(chosen)}", **origin, **chat_columns(turns),
-            "start_ms": first.start_ms, "end_ms": last.end_ms,
-            "turn_start_ms": [u.start_ms for u, _ in chosen], "turn_end_ms": [u.end_ms for u, _ in chosen],
-            "frame_ms": [t for _, t in chosen], "confidence": [u.confidence for u, _ in chosen],
-            "clip_score": [scores.get((u.id, t)) for u, t in chosen],
-        })
+        records.append(
+            {
+                "id": f"{first.id}_turns_{len(chosen)}",
+                **origin,
+                **chat_columns(turns),
+                "start_ms": first.start_ms,
+                "end_ms": last.end_ms,
+                "turn_start_ms": [u.start_ms for u, _ in chosen],
+                "turn_end_ms": [u.end_ms for u, _ in chosen],
+                "frame_ms": [t for _, t in chosen],
+                "confidence": [u.confidence for u, _ in chosen],
+                "clip_score": [scores.get((u.id, t)) for u, t in chosen],
+            }
+        )
     tally.kept = len(covered)
     if len(candidates) > len(covered):
         tally.filtered["outside_window"] += len(candidates) - len(covered)
@@ -304,12 +359,19 @@ def _mix(records: dict[str, list[dict]], config: BuildConfig):
     for name in CHAT_FORMATS:
         for record in records.get(name, []):
             for copy in range(copies(f"{name}/{record['id']}", config.mix_weights[name])):
-                mixed.append({
-                    "id": f"{name}/{record['id']}" + (f"/{copy}" if copy else ""),
-                    "recording": record["recording"], "child": record["child"], "age_months": record["age_months"],
-                    "format": name, "messages": record["messages"], "images": record["images"],
-                    "start_ms": record["start_ms"], "end_ms": record["end_ms"],
-                })
+                mixed.append(
+                    {
+                        "id": f"{name}/{record['id']}" + (f"/{copy}" if copy else ""),
+                        "recording": record["recording"],
+                        "child": record["child"],
+                        "age_months": record["age_months"],
+                        "format": name,
+                        "messages": record["messages"],
+                        "images": record["images"],
+                        "start_ms": record["start_ms"],
+                        "end_ms": record["end_ms"],
+                    }
+                )
                 tally.details[f"records_{name}"] += 1
     tally.records = tally.kept = len(mixed)
     return mixed, tally

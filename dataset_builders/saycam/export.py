@@ -25,7 +25,9 @@ def export_llava(corpus_dir: str | Path, output_dir: str | Path) -> dict[str, in
     data = corpus_dir / "data"
     counts = {}
     for split_dir in sorted(p for p in data.iterdir() if p.is_dir()) if data.is_dir() else []:
-        counts[split_dir.name] = _export_split(sorted(split_dir.glob("*.parquet")), corpus_dir.name, output_dir, split_dir.name)
+        counts[split_dir.name] = _export_split(
+            sorted(split_dir.glob("*.parquet")), corpus_dir.name, output_dir, split_dir.name
+        )
     return counts
 
 

@@ -47,8 +47,12 @@ class ClipScorer:
         scores = []
         for begin in range(0, len(images), self.batch_size):
             inputs = self.processor(
-                text=texts[begin : begin + self.batch_size], images=images[begin : begin + self.batch_size],
-                return_tensors="pt", padding=True, truncation=True, max_length=self.max_length,
+                text=texts[begin : begin + self.batch_size],
+                images=images[begin : begin + self.batch_size],
+                return_tensors="pt",
+                padding=True,
+                truncation=True,
+                max_length=self.max_length,
             ).to(self.device)
             outputs = self.model(**inputs)
             scores.extend(_cosine(outputs.image_embeds, outputs.text_embeds))
@@ -73,8 +77,12 @@ class XClipScorer:
         for begin in range(0, len(clips), self.batch_size):
             videos = [self._resample(clip) for clip in clips[begin : begin + self.batch_size]]
             inputs = self.processor(
-                text=texts[begin : begin + self.batch_size], videos=videos,
-                return_tensors="pt", padding=True, truncation=True, max_length=self.max_length,
+                text=texts[begin : begin + self.batch_size],
+                videos=videos,
+                return_tensors="pt",
+                padding=True,
+                truncation=True,
+                max_length=self.max_length,
             ).to(self.device)
             outputs = self.model(**inputs)
             # X-CLIP conditions every text on every video: keep the matching (video i, text i) pairs.

@@ -48,7 +48,9 @@ def recording_key(value: str) -> str:
     return path.stem if path.suffix.lower() in VIDEO_EXTENSIONS + AUDIO_EXTENSIONS else path.name
 
 
-def discover_media(root: str | Path, extensions: tuple[str, ...] = VIDEO_EXTENSIONS) -> tuple[dict[str, Path], list[Failure]]:
+def discover_media(
+    root: str | Path, extensions: tuple[str, ...] = VIDEO_EXTENSIONS
+) -> tuple[dict[str, Path], list[Failure]]:
     """Find every file with one of ``extensions`` under ``root``, keyed by recording name.
 
     Files whose names are not recording names, and second copies of a recording, are returned as

@@ -44,10 +44,15 @@ class Tally:
 
     def to_dict(self) -> dict:
         return {
-            "records": self.records, "kept": self.kept, "filtered": dict(self.filtered),
-            "failed": dict(self.failed), "details": dict(self.details),
+            "records": self.records,
+            "kept": self.kept,
+            "filtered": dict(self.filtered),
+            "failed": dict(self.failed),
+            "details": dict(self.details),
         }
 
     @classmethod
     def from_dict(cls, data: dict) -> Tally:
-        return cls(data["records"], data["kept"], Counter(data["filtered"]), Counter(data["failed"]), Counter(data["details"]))
+        return cls(
+            data["records"], data["kept"], Counter(data["filtered"]), Counter(data["failed"]), Counter(data["details"])
+        )

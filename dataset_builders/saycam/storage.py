@@ -18,7 +18,10 @@ def _temporary(path: Path) -> Path:
 
 def write_records(path: str | Path, records: list[dict], features: Features) -> None:
     """Write ``records`` as a parquet file carrying ``features`` (so ``load_dataset`` decodes images)."""
-    write_table(path, pa.Table.from_pylist([features.encode_example(record) for record in records], schema=features.arrow_schema))
+    write_table(
+        path,
+        pa.Table.from_pylist([features.encode_example(record) for record in records], schema=features.arrow_schema),
+    )
 
 
 def write_table(path: str | Path, table: pa.Table) -> None:

@@ -29,7 +29,13 @@ from .storage import write_table
 
 SAMPLING_RATE = 16_000
 TRANSCRIPT_SCHEMA = pa.schema(
-    [("recording", pa.string()), ("start_ms", pa.int64()), ("end_ms", pa.int64()), ("text", pa.string()), ("confidence", pa.float64())]
+    [
+        ("recording", pa.string()),
+        ("start_ms", pa.int64()),
+        ("end_ms", pa.int64()),
+        ("text", pa.string()),
+        ("confidence", pa.float64()),
+    ]
 )
 
 
@@ -45,7 +51,9 @@ def load_audio(path: str | Path) -> np.ndarray:
         stream = container.streams.audio[0]
         # Only down-mixed and converted to float here; the rate change is librosa's.
         resampler = av.AudioResampler(format="flt", layout="mono", rate=stream.rate)
-        pieces = [out.to_ndarray().reshape(-1) for frame in container.decode(stream) for out in resampler.resample(frame)]
+        pieces = [
+            out.to_ndarray().reshape(-1) for frame in container.decode(stream) for out in resampler.resample(frame)
+        ]
         pieces += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
     if not pieces:
         raise ValueError(f"{path} has an empty audio stream")
@@ -58,7 +66,11 @@ class WhisperTranscriber:
     def __init__(self, model_dir: str | Path, device: str = "cpu", batch_size: int = 8):
         path = check_local_checkpoint(model_dir, "Whisper")
         self.asr = pipeline("automatic-speech-recognition", model=str(path), device=device)
-        self.model, self.tokenizer, self.feature_extractor = self.asr.model, self.asr.tokenizer, self.asr.feature_extractor
+        self.model, self.tokenizer, self.feature_extractor = (
+            self.asr.model,
+            self.asr.tokenizer,
+            self.asr.feature_extractor,
+        )
         self.batch_size = batch_size
 
     def transcribe(self, audio: np.ndarray) -> list[dict]:
@@ -81,22 +93,36 @@ class WhisperTranscriber:
 
     @torch.inference_mode()
     def _confidences(self, audio: np.ndarray, rows: list[dict]) -> list[float]:
-        spans = [audio[row["start_ms"] * SAMPLING_RATE // 1000 : max(row["end_ms"], row["start_ms"] + 1) * SAMPLING_RATE // 1000] for row in rows]
+        spans = [
+            audio[
+                row["start_ms"] * SAMPLING_RATE // 1000 : max(row["end_ms"], row["start_ms"] + 1)
+                * SAMPLING_RATE
+                // 1000
+            ]
+            for row in rows
+        ]
         features = self.feature_extractor(spans, sampling_rate=SAMPLING_RATE, return_tensors="pt").input_features
         prefix = len(self.tokenizer.prefix_tokens)
         tokens = [self.tokenizer(row["text"]).input_ids for row in rows]  # prefix + text + end-of-text
         width = max(map(len, tokens))
         ids = torch.tensor([t + [self.tokenizer.eos_token_id] * (width - len(t)) for t in tokens])
         mask = torch.tensor([[prefix <= k < len(t) for k in range(1, width)] for t in tokens])
-        logits = self.model(
-            input_features=features.to(self.model.device, self.model.dtype), decoder_input_ids=ids[:, :-1].to(self.model.device)
-        ).logits.float().cpu()
+        logits = (
+            self.model(
+                input_features=features.to(self.model.device, self.model.dtype),
+                decoder_input_ids=ids[:, :-1].to(self.model.device),
+            )
+            .logits.float()
+            .cpu()
+        )
         log_probs = torch.log_softmax(logits, dim=-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
         mean = (log_probs * mask).sum(-1) / mask.sum(-1).clamp(min=1)
         return [round(value, 4) for value in mean.exp().tolist()]
 
 
-def transcribe_recordings(media: dict[str, Path], transcriber: WhisperTranscriber, output: str | Path, progress: bool = True) -> list[Failure]:
+def transcribe_recordings(
+    media: dict[str, Path], transcriber: WhisperTranscriber, output: str | Path, progress: bool = True
+) -> list[Failure]:
     """Transcribe every recording in ``media`` (name -> audio or video file) into the transcript table ``output`` (parquet).
 
     Files without usable audio are skipped and returned as failures.

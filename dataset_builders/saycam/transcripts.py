@@ -80,7 +80,13 @@ def read_transcripts(path: str | Path, columns: dict[str, str] | None = None) ->
             continue
         key = (utterance.recording, utterance.start_ms, utterance.end_ms)
         if key in seen:
-            failures.append(Failure(f"{item} ({utterance.recording})", "duplicate_utterance", f"span {utterance.start_ms}-{utterance.end_ms} ms repeats an earlier row"))
+            failures.append(
+                Failure(
+                    f"{item} ({utterance.recording})",
+                    "duplicate_utterance",
+                    f"span {utterance.start_ms}-{utterance.end_ms} ms repeats an earlier row",
+                )
+            )
             continue
         seen.add(key)
         utterances.append(utterance)
@@ -104,7 +110,9 @@ def _parse_row(row: int, raw: dict, columns: dict[str, str]) -> Utterance:
 
     start, end = _number(raw.get(columns["start_ms"])), _number(raw.get(columns["end_ms"]))
     if start is None or end is None or start < 0 or end <= start:
-        raise _RowError("malformed_timestamps", f"start_ms={raw.get(columns['start_ms'])!r} end_ms={raw.get(columns['end_ms'])!r}")
+        raise _RowError(
+            "malformed_timestamps", f"start_ms={raw.get(columns['start_ms'])!r} end_ms={raw.get(columns['end_ms'])!r}"
+        )
 
     text = raw.get(columns["text"])
     text = text.strip() if isinstance(text, str) else ""
@@ -115,7 +123,9 @@ def _parse_row(row: int, raw: dict, columns: dict[str, str]) -> Utterance:
     if "confidence" in columns:
         confidence = _number(raw.get(columns["confidence"]))
         if confidence is None or not 0.0 <= confidence <= 1.0:
-            raise _RowError("malformed_confidence", f"confidence={raw.get(columns['confidence'])!r} (expected a number in [0, 1])")
+            raise _RowError(
+                "malformed_confidence", f"confidence={raw.get(columns['confidence'])!r} (expected a number in [0, 1])"
+            )
     return Utterance(row, name, round(start), round(end), text, confidence)
 
 

@@ -17,7 +17,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--output", required=True, help="folder to create (must be empty or absent)")
     parser.add_argument("--seed", type=int, default=0, help="world seed (default 0)")
-    parser.add_argument("--scale", choices=sorted(SCALES), default="small", help="small: seconds, for tests; demo: for the CPU demo")
+    parser.add_argument(
+        "--scale", choices=sorted(SCALES), default="small", help="small: seconds, for tests; demo: for the CPU demo"
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     args = parser.parse_args(argv)
 

@@ -52,7 +52,9 @@ class ToyWorldSummary:
     exits: int
 
 
-def generate_toyworld(output: str | Path, seed: int = 0, scale: str = "small", overwrite: bool = False) -> ToyWorldSummary:
+def generate_toyworld(
+    output: str | Path, seed: int = 0, scale: str = "small", overwrite: bool = False
+) -> ToyWorldSummary:
     """Generate the toy world of ``seed`` at ``scale`` (``small`` or ``demo``) into ``output``.
 
     The world is written to a temporary sibling folder and renamed into place when complete, so
@@ -86,18 +88,35 @@ def _write_world(root: Path, seed: int, scale_name: str) -> dict[str, int]:
         video = Path("videos") / script.child / f"{script.name}.mp4"
         (root / video).parent.mkdir(parents=True, exist_ok=True)
         num_frames = write_mp4(root / video, _images(script), scale.fps, scale.width, scale.height)
-        recordings.append(RecordingInfo(script.name, script.child, script.age_months, video.as_posix(), scale.width, scale.height, scale.fps, num_frames))
+        recordings.append(
+            RecordingInfo(
+                script.name,
+                script.child,
+                script.age_months,
+                video.as_posix(),
+                scale.width,
+                scale.height,
+                scale.fps,
+                num_frames,
+            )
+        )
         frames.extend(_frame_annotations(script))
         exits.extend(_exit_events(script))
         transcript.extend(
-            (script.name, u.start_ms, u.end_ms, u.text, u.confidence) for episode in script.episodes for u in episode.utterances
+            (script.name, u.start_ms, u.end_ms, u.text, u.confidence)
+            for episode in script.episodes
+            for u in episode.utterances
         )
 
     write_jsonl(root / "annotations" / RECORDINGS_FILE, recordings)
     write_jsonl(root / "annotations" / FRAMES_FILE, frames)
     write_jsonl(root / "annotations" / EXITS_FILE, exits)
     _write_csv(root / "transcripts.csv", ("recording", "start_ms", "end_ms", "text", "confidence"), transcript)
-    _write_csv(root / "children.csv", ("child", "birth_date"), [(child, birth.isoformat()) for child, birth in CHILDREN.items()])
+    _write_csv(
+        root / "children.csv",
+        ("child", "birth_date"),
+        [(child, birth.isoformat()) for child, birth in CHILDREN.items()],
+    )
     counts = {"recordings": len(recordings), "frames": len(frames), "utterances": len(transcript), "exits": len(exits)}
     manifest = {"seed": seed, "scale": scale_name, "scale_parameters": asdict(scale), "counts": counts}
     (root / "toyworld.json").write_text(json.dumps(manifest, indent=2) + "\n")
@@ -141,7 +160,17 @@ def _exit_events(script: RecordingScript) -> list[ExitEvent]:
         mover = next(obj for obj in episode.objects if obj.instance_id == motion.instance_id)
         first = episode.start_frame + motion.start_frame - round(EXIT_CLIP_LEAD_S * fps)
         last = episode.start_frame + motion.end_frame
-        events.append(ExitEvent(script.name, mover.instance_id, mover.category, mover.color, motion.direction, _time_ms(first, fps), _time_ms(last, fps)))
+        events.append(
+            ExitEvent(
+                script.name,
+                mover.instance_id,
+                mover.category,
+                mover.color,
+                motion.direction,
+                _time_ms(first, fps),
+                _time_ms(last, fps),
+            )
+        )
     return events
 
 

@@ -24,7 +24,12 @@ def _ball(draw: ImageDraw.ImageDraw, box: Box, color) -> None:
 def _block(draw: ImageDraw.ImageDraw, box: Box, color) -> None:
     x, y, s, _ = box
     inset = 0.06 * s
-    draw.rectangle([x + inset, y + inset, x + s - inset, y + s - inset], fill=color, outline=_darker(color), width=max(1, round(s / 12)))
+    draw.rectangle(
+        [x + inset, y + inset, x + s - inset, y + s - inset],
+        fill=color,
+        outline=_darker(color),
+        width=max(1, round(s / 12)),
+    )
 
 
 def _car(draw: ImageDraw.ImageDraw, box: Box, color) -> None:
@@ -49,7 +54,12 @@ def _cup(draw: ImageDraw.ImageDraw, box: Box, color) -> None:
     x, y, s, _ = box
     draw.ellipse([x + 0.6 * s, y + 0.3 * s, x + 0.95 * s, y + 0.7 * s], outline=color, width=max(2, round(s / 9)))
     draw.polygon(
-        [(x + 0.08 * s, y + 0.15 * s), (x + 0.75 * s, y + 0.15 * s), (x + 0.65 * s, y + 0.92 * s), (x + 0.18 * s, y + 0.92 * s)],
+        [
+            (x + 0.08 * s, y + 0.15 * s),
+            (x + 0.75 * s, y + 0.15 * s),
+            (x + 0.65 * s, y + 0.92 * s),
+            (x + 0.18 * s, y + 0.92 * s),
+        ],
         fill=color,
         outline=_darker(color),
     )

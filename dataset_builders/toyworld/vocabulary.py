@@ -40,7 +40,14 @@ def scene_phrase(groups: list[tuple[int, str, str]]) -> str:
 # toddlers are asked ("how many do you see", "point at them"). The transcripts then hold the words of the
 # DevCV prompts, so the tokenizer trained on them gives those words tokens of their own and the language
 # model has seen them before instruction tuning.
-INTRO_OPENERS = ("look", "look at the image", "what do you see", "how many do you see", "point at them", "touch the image")
+INTRO_OPENERS = (
+    "look",
+    "look at the image",
+    "what do you see",
+    "how many do you see",
+    "point at them",
+    "touch the image",
+)
 OUTRO_OPENERS = ("now", "and now", "which image has more", "do you see", "how many now", "is it the same as this")
 
 

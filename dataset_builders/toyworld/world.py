@@ -23,8 +23,14 @@ assert GRID_COLUMNS * GRID_ROWS == vocabulary.MAX_COUNT
 
 # Offsets of each direction in image coordinates (y grows downwards).
 DIRECTION_VECTORS = {
-    "top": (0, -1), "bottom": (0, 1), "left": (-1, 0), "right": (1, 0),
-    "top left": (-1, -1), "top right": (1, -1), "bottom left": (-1, 1), "bottom right": (1, 1),
+    "top": (0, -1),
+    "bottom": (0, 1),
+    "left": (-1, 0),
+    "right": (1, 0),
+    "top left": (-1, -1),
+    "top right": (1, -1),
+    "bottom left": (-1, 1),
+    "bottom right": (1, 1),
 }
 assert set(DIRECTION_VECTORS) == set(EXIT_DIRECTIONS)
 
@@ -55,9 +61,13 @@ class ToyWorldScale:
 
 SCALES = {
     # Seconds to build: 6 recordings of 10 s at 160×120.
-    "small": ToyWorldScale(recordings_per_child=2, episodes_per_recording=2, episode_seconds=5.0, fps=5, width=160, height=120),
+    "small": ToyWorldScale(
+        recordings_per_child=2, episodes_per_recording=2, episode_seconds=5.0, fps=5, width=160, height=120
+    ),
     # Enough for the CPU demo to learn counts, colours, positions and exits: 18 recordings of 1 min.
-    "demo": ToyWorldScale(recordings_per_child=6, episodes_per_recording=10, episode_seconds=6.0, fps=5, width=256, height=192),
+    "demo": ToyWorldScale(
+        recordings_per_child=6, episodes_per_recording=10, episode_seconds=6.0, fps=5, width=256, height=192
+    ),
 }
 
 
@@ -157,7 +167,10 @@ def _script_episode(rng: random.Random, index: int, start_frame: int, num_frames
 
     cells = rng.sample(range(GRID_COLUMNS * GRID_ROWS), main_count + other_count)
     kinds = [(main_category, main_color)] * main_count + [(other_category, other_color)] * other_count
-    objects = [_place(rng, f"e{index}-o{k}", category, color, cell, scale) for k, ((category, color), cell) in enumerate(zip(kinds, cells))]
+    objects = [
+        _place(rng, f"e{index}-o{k}", category, color, cell, scale)
+        for k, ((category, color), cell) in enumerate(zip(kinds, cells))
+    ]
 
     fps = scale.fps
     motion_start = round(STILL_BEFORE_S * fps)
@@ -178,7 +191,9 @@ def _script_episode(rng: random.Random, index: int, start_frame: int, num_frames
     return Episode(start_frame, num_frames, background, tuple(objects), motion, utterances)
 
 
-def _place(rng: random.Random, instance_id: str, category: str, color: str, cell: int, scale: ToyWorldScale) -> ToyObject:
+def _place(
+    rng: random.Random, instance_id: str, category: str, color: str, cell: int, scale: ToyWorldScale
+) -> ToyObject:
     cell_w, cell_h = scale.width / GRID_COLUMNS, scale.height / GRID_ROWS
     column, row = cell % GRID_COLUMNS, cell // GRID_COLUMNS
     size = 0.62 * min(cell_w, cell_h) * rng.uniform(0.85, 1.0)
@@ -219,16 +234,16 @@ def _script_utterances(rng, objects, motion, start_frame, num_frames, fps) -> tu
     outro = vocabulary.scene_utterance(rng.choice(vocabulary.OUTRO_OPENERS), _groups(objects, leaver))
     spans.append((settled + gap, end_ms - gap, outro))
 
-    return tuple(
-        Utterance(round(begin), round(end), text, round(_confidence(rng), 3)) for begin, end, text in spans
-    )
+    return tuple(Utterance(round(begin), round(end), text, round(_confidence(rng), 3)) for begin, end, text in spans)
 
 
 def _confidence(rng: random.Random) -> float:
     return rng.uniform(0.05, 0.3) if rng.random() < MUMBLED_SHARE else rng.uniform(0.55, 0.98)
 
 
-def object_box(obj: ToyObject, motion: Motion | None, frame: int, width: int, height: int) -> tuple[float, float, float, float] | None:
+def object_box(
+    obj: ToyObject, motion: Motion | None, frame: int, width: int, height: int
+) -> tuple[float, float, float, float] | None:
     """The object's full ``[x, y, w, h]`` box at episode frame ``frame``, or ``None`` when it is off screen.
 
     A moving object travels in a straight line between its resting place and the point where it
@@ -255,7 +270,9 @@ def _off_screen(obj: ToyObject, direction: str, width: int, height: int) -> tupl
     return x, y
 
 
-def visible_box(box: tuple[float, float, float, float], width: int, height: int) -> tuple[float, float, float, float] | None:
+def visible_box(
+    box: tuple[float, float, float, float], width: int, height: int
+) -> tuple[float, float, float, float] | None:
     """Clip a full box to the frame; ``None`` when nothing of it is inside."""
     left, top = max(box[0], 0.0), max(box[1], 0.0)
     right, bottom = min(box[0] + box[2], float(width)), min(box[1] + box[3], float(height))

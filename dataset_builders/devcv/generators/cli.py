@@ -27,7 +27,9 @@ def _split_values(text: str, kind: type) -> dict:
     for part in text.split(","):
         split, separator, value = part.partition("=")
         if not separator or split.strip() not in SPLITS:
-            raise argparse.ArgumentTypeError(f"expected SPLIT=VALUE pairs with SPLIT in {', '.join(SPLITS)}, got {part!r}")
+            raise argparse.ArgumentTypeError(
+                f"expected SPLIT=VALUE pairs with SPLIT in {', '.join(SPLITS)}, got {part!r}"
+            )
         try:
             values[split.strip()] = kind(value)
         except ValueError:
@@ -37,29 +39,65 @@ def _split_values(text: str, kind: type) -> dict:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="babyvlm-generate-devcv", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--annotations", required=True, help="folder with recordings/frames/exits.jsonl, or a corpus root holding them in annotations/")
-    parser.add_argument("--output", required=True, help="dataset folder to write")
-    parser.add_argument("--tasks", nargs="+", default=list(TASKS), metavar="TASK", help="tasks to generate (default: all twelve)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
-    parser.add_argument("--variant", choices=VARIANTS, default="saycam", help="original prompt wording to use (default saycam)")
-    parser.add_argument("--items-per-task", type=int, default=DEFAULT_ITEMS_PER_SPLIT, metavar="N", help=f"items per task and split (default {DEFAULT_ITEMS_PER_SPLIT})")
-    parser.add_argument("--items-per-split", type=lambda text: _split_values(text, int), metavar="SPLIT=N,...", help="override --items-per-task per split, e.g. train=1000,test=150")
     parser.add_argument(
-        "--train-tasks", nargs="*", metavar="TASK",
+        "--annotations",
+        required=True,
+        help="folder with recordings/frames/exits.jsonl, or a corpus root holding them in annotations/",
+    )
+    parser.add_argument("--output", required=True, help="dataset folder to write")
+    parser.add_argument(
+        "--tasks", nargs="+", default=list(TASKS), metavar="TASK", help="tasks to generate (default: all twelve)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
+    parser.add_argument(
+        "--variant", choices=VARIANTS, default="saycam", help="original prompt wording to use (default saycam)"
+    )
+    parser.add_argument(
+        "--items-per-task",
+        type=int,
+        default=DEFAULT_ITEMS_PER_SPLIT,
+        metavar="N",
+        help=f"items per task and split (default {DEFAULT_ITEMS_PER_SPLIT})",
+    )
+    parser.add_argument(
+        "--items-per-split",
+        type=lambda text: _split_values(text, int),
+        metavar="SPLIT=N,...",
+        help="override --items-per-task per split, e.g. train=1000,test=150",
+    )
+    parser.add_argument(
+        "--train-tasks",
+        nargs="*",
+        metavar="TASK",
         help="tasks that get train and validation splits ('all' for every task; none: every task test-only); "
         f"default: all but {', '.join(sorted(set(TASKS) - set(DEFAULT_TRAIN_TASKS)))}",
     )
     parser.add_argument(
-        "--split-fractions", type=lambda text: _split_values(text, float), metavar="SPLIT=F,...",
-        help="share of the recordings per split (default " + ",".join(f"{k}={v}" for k, v in DEFAULT_SPLIT_FRACTIONS.items()) + ")",
+        "--split-fractions",
+        type=lambda text: _split_values(text, float),
+        metavar="SPLIT=F,...",
+        help="share of the recordings per split (default "
+        + ",".join(f"{k}={v}" for k, v in DEFAULT_SPLIT_FRACTIONS.items())
+        + ")",
     )
-    parser.add_argument("--video-root", help="folder the annotations' video paths are relative to (default: the corpus root)")
+    parser.add_argument(
+        "--video-root", help="folder the annotations' video paths are relative to (default: the corpus root)"
+    )
     parser.add_argument("--source-name", help="the `source` column (default: toyworld for a toy world, else generated)")
-    parser.add_argument("--cdi-words", help="word list (one per line): Picture Vocabulary only asks about these words (the MacArthur-Bates CDI)")
+    parser.add_argument(
+        "--cdi-words",
+        help="word list (one per line): Picture Vocabulary only asks about these words (the MacArthur-Bates CDI)",
+    )
     distractors = parser.add_mutually_exclusive_group()
-    distractors.add_argument("--word-embeddings", help="word vectors (.json/.npz/.npy): semantic Picture Vocabulary distractors")
-    distractors.add_argument("--lexicon", help="pronunciations, CMUdict style: phonological Picture Vocabulary distractors")
-    parser.add_argument("--no-audit", action="store_true", help="skip the shortcut audit (it is stored in the dataset card)")
+    distractors.add_argument(
+        "--word-embeddings", help="word vectors (.json/.npz/.npy): semantic Picture Vocabulary distractors"
+    )
+    distractors.add_argument(
+        "--lexicon", help="pronunciations, CMUdict style: phonological Picture Vocabulary distractors"
+    )
+    parser.add_argument(
+        "--no-audit", action="store_true", help="skip the shortcut audit (it is stored in the dataset card)"
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     return parser
 
@@ -92,7 +130,14 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     started = time.perf_counter()
     try:
-        report = generate_devcv(args.annotations, args.output, _config(args), video_root=args.video_root, audit=not args.no_audit, overwrite=args.overwrite)
+        report = generate_devcv(
+            args.annotations,
+            args.output,
+            _config(args),
+            video_root=args.video_root,
+            audit=not args.no_audit,
+            overwrite=args.overwrite,
+        )
     except GenerationError as error:
         print(error.report.summary(), file=sys.stderr)
         print(f"error: {error}; nothing was written", file=sys.stderr)
@@ -104,7 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     if report.audit:
         print("\nShortcut audit (compare with chance):")
         print(format_audit_text([ShortcutAudit(**result) for result in report.audit]))
-    print(f"\nwrote {args.output} in {time.perf_counter() - started:.1f}s (fingerprint {report.fingerprint[:16]}); report: {args.output}/generation_report.json")
+    print(
+        f"\nwrote {args.output} in {time.perf_counter() - started:.1f}s (fingerprint {report.fingerprint[:16]}); report: {args.output}/generation_report.json"
+    )
     return 0
 
 

@@ -64,4 +64,8 @@ class GeneratorConfig:
     def splits_for(self, task: str) -> tuple[str, ...]:
         """The splits ``task`` gets items in: all three for train tasks, else only ``test``."""
         splits = SPLITS if task in self.train_tasks else ("test",)
-        return tuple(split for split in splits if self.items_per_split.get(split, 0) > 0 and self.split_fractions.get(split, 0) > 0)
+        return tuple(
+            split
+            for split in splits
+            if self.items_per_split.get(split, 0) > 0 and self.split_fractions.get(split, 0) > 0
+        )

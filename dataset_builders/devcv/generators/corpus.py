@@ -44,7 +44,12 @@ class Scene:
 
     def in_full_view(self, obj: ObjectBox) -> bool:
         x, y, w, h = obj.box
-        return x >= EDGE_PX and y >= EDGE_PX and x + w <= self.recording.width - EDGE_PX and y + h <= self.recording.height - EDGE_PX
+        return (
+            x >= EDGE_PX
+            and y >= EDGE_PX
+            and x + w <= self.recording.width - EDGE_PX
+            and y + h <= self.recording.height - EDGE_PX
+        )
 
     def overlaps_another(self, obj: ObjectBox) -> bool:
         """Whether another object's box meets this one's: one of them may hide part of the other."""
@@ -66,7 +71,11 @@ class Scene:
         groups: dict[str, list[ObjectBox]] = defaultdict(list)
         for obj in self.frame.objects:
             groups[obj.category].append(obj)
-        return {category: tuple(objs) for category, objs in sorted(groups.items()) if all(obj in self.full_view for obj in objs)}
+        return {
+            category: tuple(objs)
+            for category, objs in sorted(groups.items())
+            if all(obj in self.full_view for obj in objs)
+        }
 
     @cached_property
     def identities(self) -> frozenset[Identity]:
@@ -75,9 +84,9 @@ class Scene:
 
     def shares_objects(self, other: Scene) -> bool:
         """Whether two scenes show some of the same objects (same recording, same instance)."""
-        return self.frame.recording == other.frame.recording and not {o.instance_id for o in self.frame.objects}.isdisjoint(
-            o.instance_id for o in other.frame.objects
-        )
+        return self.frame.recording == other.frame.recording and not {
+            o.instance_id for o in self.frame.objects
+        }.isdisjoint(o.instance_id for o in other.frame.objects)
 
     def provenance(self) -> dict:
         """Where the scene comes from, for item provenance."""
@@ -89,7 +98,9 @@ def assign_splits(recordings: list[str], fractions: Mapping[str, float], seed: i
     recording for every split with a positive fraction. Raises ``ValueError`` with too few recordings."""
     wanted = [split for split in SPLITS if fractions.get(split, 0) > 0]
     if len(recordings) < len(wanted):
-        raise ValueError(f"{len(wanted)} splits ({', '.join(wanted)}) need at least {len(wanted)} recordings, the annotations have {len(recordings)}")
+        raise ValueError(
+            f"{len(wanted)} splits ({', '.join(wanted)}) need at least {len(wanted)} recordings, the annotations have {len(recordings)}"
+        )
     total = sum(fractions[split] for split in wanted)
     shares = {split: fractions[split] / total * len(recordings) for split in wanted}
     sizes = {split: max(1, int(share)) for split, share in shares.items()}
@@ -163,4 +174,8 @@ class Corpus:
 
     def clip_frames(self, event: ExitEvent) -> list[FrameAnnotation]:
         """The annotated frames of an exit clip, from its start to the first frame without the object."""
-        return [frame for frame in self._frames_by_recording[event.recording] if event.start_ms <= frame.time_ms <= event.end_ms]
+        return [
+            frame
+            for frame in self._frames_by_recording[event.recording]
+            if event.start_ms <= frame.time_ms <= event.end_ms
+        ]

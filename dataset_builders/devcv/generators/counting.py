@@ -31,7 +31,11 @@ def countable_groups(scenes: list[Scene]) -> list[tuple[Scene, str, tuple[Object
     groups: dict[tuple, tuple] = {}
     for scene in scenes:
         for category, objects in scene.countable.items():
-            arrangement = (scene.frame.recording, category, tuple(sorted((obj.instance_id, obj.box) for obj in objects)))
+            arrangement = (
+                scene.frame.recording,
+                category,
+                tuple(sorted((obj.instance_id, obj.box) for obj in objects)),
+            )
             groups.setdefault(arrangement, (scene, category, objects))
     return list(groups.values())
 
@@ -100,7 +104,13 @@ class CompareRealGenerator(TaskGenerator):
         options = place_gold(more, [fewer], gold)
         notes = f"first should have {options[0][1]} second should have {options[1][1]}"
         provenance = {"category": category, "options": [{**scene.provenance(), "count": n} for scene, n, _ in options]}
-        return self.ctx.row([(prompt, LETTERS[gold])], [image for _, _, image in options], digest=digest, provenance=provenance, notes=notes)
+        return self.ctx.row(
+            [(prompt, LETTERS[gold])],
+            [image for _, _, image in options],
+            digest=digest,
+            provenance=provenance,
+            notes=notes,
+        )
 
 
 class CompareSyntheticGenerator(ObjectViewGenerator):
@@ -130,7 +140,9 @@ class CompareSyntheticGenerator(ObjectViewGenerator):
             "copy_size": list(piece.size),
             "options": [{"count": count, "positions": drawn[count][1]} for count in counts],
         }
-        return self.ctx.row([(prompt, LETTERS[gold])], [images[count] for count in counts], digest=digest, provenance=provenance)
+        return self.ctx.row(
+            [(prompt, LETTERS[gold])], [images[count] for count in counts], digest=digest, provenance=provenance
+        )
 
     def _scatter(self, piece, count: int, size: tuple[int, int], cell: tuple[int, int]):
         """``count`` copies of ``piece`` in distinct random grid cells, each at a random spot in its cell."""

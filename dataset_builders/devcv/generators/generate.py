@@ -69,7 +69,9 @@ def locate_annotations(path: str | Path) -> tuple[Path, Path]:
         return path, path.parent
     if (path / ANNOTATIONS_FOLDER / FRAMES_FILE).is_file():
         return path / ANNOTATIONS_FOLDER, path
-    raise FileNotFoundError(f"no annotations at {path}: expected {path / FRAMES_FILE} or {path / ANNOTATIONS_FOLDER / FRAMES_FILE}")
+    raise FileNotFoundError(
+        f"no annotations at {path}: expected {path / FRAMES_FILE} or {path / ANNOTATIONS_FOLDER / FRAMES_FILE}"
+    )
 
 
 def _wanted_frames(corpus: Corpus) -> dict[str, set[int]]:
@@ -82,14 +84,18 @@ def _wanted_frames(corpus: Corpus) -> dict[str, set[int]]:
     return wanted
 
 
-def open_corpus(annotations_dir: str | Path, video_root: str | Path, config: GeneratorConfig) -> tuple[Corpus, FrameStore]:
+def open_corpus(
+    annotations_dir: str | Path, video_root: str | Path, config: GeneratorConfig
+) -> tuple[Corpus, FrameStore]:
     """Load and split the annotations, and set up the frame store for the frames generators may use."""
     world = load_annotations(annotations_dir)
     corpus = Corpus(world, config.split_fractions, config.seed)
     return corpus, FrameStore(video_root, world.recordings, _wanted_frames(corpus))
 
 
-def _generate_task_split(staging: Path, task: DevCVTask, split: str, corpus: Corpus, frames: FrameStore, config: GeneratorConfig):
+def _generate_task_split(
+    staging: Path, task: DevCVTask, split: str, corpus: Corpus, frames: FrameStore, config: GeneratorConfig
+):
     """Write up to the requested number of items of one task and split; returns its summary and a prompt."""
     ctx = TaskContext(task, split, corpus, frames, config)
     generator = GENERATORS[task.name](ctx)
@@ -160,7 +166,9 @@ def generate_devcv(
         if not report.written:
             raise GenerationError("no item could be generated", report)
         report.fingerprint = fingerprint_shards(staging)
-        results = write_card_and_audit(staging, lambda audit_results: render_generated_card(report, prompts, audit_results), audit)
+        results = write_card_and_audit(
+            staging, lambda audit_results: render_generated_card(report, prompts, audit_results), audit
+        )
         report.audit = [dataclasses.asdict(result) for result in results or []]
         (staging / REPORT_FILE).write_text(report.to_json(), encoding="utf-8")
     return report

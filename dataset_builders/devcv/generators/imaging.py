@@ -83,7 +83,9 @@ def mirror_asymmetry(image: Image.Image, max_shift: int = 2) -> float:
     mirrored = grey[:, ::-1]
     width = grey.shape[1]
     differences = [
-        np.abs(grey[:, shift:] - mirrored[:, : width - shift]).mean() if shift >= 0 else np.abs(grey[:, :shift] - mirrored[:, -shift:]).mean()
+        np.abs(grey[:, shift:] - mirrored[:, : width - shift]).mean()
+        if shift >= 0
+        else np.abs(grey[:, :shift] - mirrored[:, -shift:]).mean()
         for shift in range(-max_shift, max_shift + 1)
         if abs(shift) < width
     ]
@@ -99,7 +101,9 @@ def rescale(image: Image.Image, factor: float) -> Image.Image:
     return image.resize(size, Image.Resampling.BILINEAR)
 
 
-def canvas(size: tuple[int, int], fill: tuple[int, int, int], pieces: list[tuple[Image.Image, tuple[int, int]]]) -> Image.Image:
+def canvas(
+    size: tuple[int, int], fill: tuple[int, int, int], pieces: list[tuple[Image.Image, tuple[int, int]]]
+) -> Image.Image:
     """A plain ``fill`` canvas with each image pasted at its ``(x, y)``."""
     result = Image.new("RGB", size, fill)
     for piece, position in pieces:

@@ -117,7 +117,10 @@ class TaskContext:
             messages.append({"role": "assistant", "content": text_to_content(answer)})
         if messages and count_image_blocks(messages) != len(images):
             raise ValueError(f"{item_id}: {count_image_blocks(messages)} image placeholders for {len(images)} images")
-        paths = [f"images/{self.task.name}/{self.split}/{item_id}_{index}.{image.extension}" for index, image in enumerate(images)]
+        paths = [
+            f"images/{self.task.name}/{self.split}/{item_id}_{index}.{image.extension}"
+            for index, image in enumerate(images)
+        ]
         return {
             "id": item_id,
             "task": self.task.name,

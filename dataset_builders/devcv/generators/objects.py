@@ -83,8 +83,15 @@ class PictureVocabularyGenerator(_CropGenerator):
         records = [{"word": distractor, **view_record(view)} for distractor, view in zip(choice.words, distractors)]
         for record, score in zip(records, choice.scores):  # no scores for random distractors
             record["score"] = score
-        provenance = {"word": word, "target": view_record(candidate), "distractor_method": choice.method, "distractors": records}
-        return self.ctx.row([(prompt, LETTERS[gold])], [self.crop(view) for view in options], digest=digest, provenance=provenance)
+        provenance = {
+            "word": word,
+            "target": view_record(candidate),
+            "distractor_method": choice.method,
+            "distractors": records,
+        }
+        return self.ctx.row(
+            [(prompt, LETTERS[gold])], [self.crop(view) for view in options], digest=digest, provenance=provenance
+        )
 
 
 class MemoryGenerator(_CropGenerator):
@@ -133,4 +140,6 @@ class LookingWhileListeningGenerator(_CropGenerator):
         self.rng.shuffle(pair)
         phrases = [with_article(_label(view)) for view in pair]
         provenance = {"images": [view_record(view) for view in pair]}
-        return self.ctx.row([], [self.crop(view) for view in pair], digest=digest, provenance=provenance, choices=phrases)
+        return self.ctx.row(
+            [], [self.crop(view) for view in pair], digest=digest, provenance=provenance, choices=phrases
+        )

@@ -67,7 +67,10 @@ class GenerationReport:
         return counts
 
     def to_dict(self) -> dict:
-        tasks = [{**asdict(summary), "skipped": dict(sorted(summary.skipped.items())), "untried": summary.untried} for summary in self.tasks]
+        tasks = [
+            {**asdict(summary), "skipped": dict(sorted(summary.skipped.items())), "untried": summary.untried}
+            for summary in self.tasks
+        ]
         return {**asdict(self), "written": self.written, "counts": self.counts(), "tasks": tasks}
 
     def to_json(self) -> str:
@@ -75,7 +78,10 @@ class GenerationReport:
 
     def table(self) -> str:
         """Markdown table: per task and split, what was asked, tried, written and skipped."""
-        lines = ["| task | split | requested | candidates | written | skipped | untried |", "|---|---|---|---|---|---|---|"]
+        lines = [
+            "| task | split | requested | candidates | written | skipped | untried |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for summary in self.tasks:
             skipped = ", ".join(f"{reason} {count}" for reason, count in sorted(summary.skipped.items())) or "—"
             lines.append(
@@ -94,6 +100,8 @@ class GenerationReport:
         ]
         for summary in self.tasks:
             skipped = ", ".join(f"{reason} {count}" for reason, count in sorted(summary.skipped.items()))
-            lines.append(f"  {summary.task:<24} {summary.split:<10} {summary.written:>6} / {summary.requested:<6} {skipped}")
+            lines.append(
+                f"  {summary.task:<24} {summary.split:<10} {summary.written:>6} / {summary.requested:<6} {skipped}"
+            )
         lines += [f"  video error: {recording}: {error}" for recording, error in sorted(self.video_errors.items())]
         return "\n".join(lines)

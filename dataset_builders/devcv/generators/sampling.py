@@ -65,7 +65,9 @@ class AnswerQuota:
     def __init__(self, limit: int, available: Mapping[Hashable, int]):
         values = len(available)
         self.cap = math.ceil(limit / values) if values else 0
-        while self.cap > 1 and self.cap * values > MAX_SHARE_OVER_FAIR * sum(min(count, self.cap) for count in available.values()):
+        while self.cap > 1 and self.cap * values > MAX_SHARE_OVER_FAIR * sum(
+            min(count, self.cap) for count in available.values()
+        ):
             self.cap -= 1
         self.counts: Counter = Counter()
 

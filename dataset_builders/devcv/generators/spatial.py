@@ -75,8 +75,16 @@ class LocalizeGenerator(TaskGenerator):
     def build(self, candidate) -> dict:
         scene, obj = candidate
         width, height = scene.recording.width, scene.recording.height
-        rivals = [object_box(other, width, height, margin=0) for other in scene.frame.objects if other.category == obj.category and other is not obj]
-        windows = {quadrant: window for quadrant in range(len(QUADRANTS)) if (window := self._window(scene, obj, quadrant, rivals))}
+        rivals = [
+            object_box(other, width, height, margin=0)
+            for other in scene.frame.objects
+            if other.category == obj.category and other is not obj
+        ]
+        windows = {
+            quadrant: window
+            for quadrant in range(len(QUADRANTS))
+            if (window := self._window(scene, obj, quadrant, rivals))
+        }
         if not windows:
             raise Skip("target_cannot_be_isolated")
         quadrant = self.quadrants.choose(sorted(windows), self.rng)
@@ -87,7 +95,12 @@ class LocalizeGenerator(TaskGenerator):
         self.quadrants.commit(quadrant)
         x, y, w, h = obj.box
         bbox = [round(x - window[0], 1), round(y - window[1], 1), w, h]
-        provenance = {**scene.provenance(), "object": object_record(obj), "window": list(window), "quadrant": QUADRANTS[quadrant]}
+        provenance = {
+            **scene.provenance(),
+            "object": object_record(obj),
+            "window": list(window),
+            "quadrant": QUADRANTS[quadrant],
+        }
         return self.ctx.row([(prompt, answer)], [image], digest=digest, provenance=provenance, bbox=bbox)
 
     def _window(self, scene, obj, quadrant: int, rivals) -> tuple[int, int, int, int] | None:
@@ -143,7 +156,12 @@ class LeftRightGenerator(ObjectViewGenerator):
             "query_at": list(spots[0]),
             "options": [{"at": list(spots[option]), "mirrored": option != 1} for option in options],
         }
-        return self.ctx.row([(prompt, LETTERS[gold])], [images[0], *(images[option] for option in options)], digest=digest, provenance=provenance)
+        return self.ctx.row(
+            [(prompt, LETTERS[gold])],
+            [images[0], *(images[option] for option in options)],
+            digest=digest,
+            provenance=provenance,
+        )
 
 
 class SpatialDetailsGenerator(ObjectViewGenerator):
@@ -166,7 +184,8 @@ class SpatialDetailsGenerator(ObjectViewGenerator):
             self._near_misses[looks] = [
                 scene
                 for scene in self.ctx.scenes
-                if looks not in scene.identities and any(shown.category == category or shown.color == color for shown in scene.frame.objects)
+                if looks not in scene.identities
+                and any(shown.category == category or shown.color == color for shown in scene.frame.objects)
             ]
         return self._near_misses[looks]
 
@@ -177,7 +196,11 @@ class SpatialDetailsGenerator(ObjectViewGenerator):
 
     def build(self, candidate) -> dict:
         scene, obj = candidate
-        others = [other for other in self.scenes_with_instance[scene.frame.recording, obj.instance_id] if other.key != scene.key]
+        others = [
+            other
+            for other in self.scenes_with_instance[scene.frame.recording, obj.instance_id]
+            if other.key != scene.key
+        ]
         if not others:
             raise Skip("object_in_one_scene_only")
         gold_scene = self.rng.choice(others)
@@ -205,9 +228,17 @@ class SpatialDetailsGenerator(ObjectViewGenerator):
         gold = self.positions.take()
         options = place_gold(gold_scene, distractors, gold)
         provenance = {
-            "query": {**scene.provenance(), "object": object_record(obj), "scale": round(factor, 4), "neutral_backdrop": isolated is not None},
+            "query": {
+                **scene.provenance(),
+                "object": object_record(obj),
+                "scale": round(factor, 4),
+                "neutral_backdrop": isolated is not None,
+            },
             "options": [{**option.provenance(), "shows_object": option is gold_scene} for option in options],
         }
         return self.ctx.row(
-            [(prompt, LETTERS[gold])], [query, *(frames[option.key] for option in options)], digest=digest, provenance=provenance
+            [(prompt, LETTERS[gold])],
+            [query, *(frames[option.key] for option in options)],
+            digest=digest,
+            provenance=provenance,
         )

@@ -33,7 +33,9 @@ class _VDRGenerator(TaskGenerator):
         for use in range(len(FRAME_COUNTS)):
             uses = [(event, counts[index][use], use) for index, event in enumerate(exits)]
             ordered += interleave_by(uses, key=lambda candidate: self.answer(candidate[0], candidate[2]), rng=self.rng)
-        self.quota = AnswerQuota(self.ctx.summary.requested, Counter(self.answer(event, use) for event, _, use in ordered))
+        self.quota = AnswerQuota(
+            self.ctx.summary.requested, Counter(self.answer(event, use) for event, _, use in ordered)
+        )
         return ordered
 
     def clip(self, event, count: int) -> tuple[list[int], list[ItemImage]]:
@@ -69,7 +71,9 @@ class VDROpenGenerator(_VDRGenerator):
         prompt = prompts.vdr_open(count, event.category)
         digest = self.ctx.claim([prompt, event.direction], images)
         self.quota.commit(event.direction)
-        return self.ctx.row([(prompt, event.direction)], images, digest=digest, provenance=self.provenance(event, frame_indices))
+        return self.ctx.row(
+            [(prompt, event.direction)], images, digest=digest, provenance=self.provenance(event, frame_indices)
+        )
 
 
 class VDRBinaryGenerator(_VDRGenerator):

@@ -128,7 +128,9 @@ class DistractorPolicy:
 
     def __post_init__(self):
         if self.embeddings is not None and self.lexicon is not None:
-            raise ValueError("give word embeddings (semantic distractors) or a lexicon (phonological distractors), not both")
+            raise ValueError(
+                "give word embeddings (semantic distractors) or a lexicon (phonological distractors), not both"
+            )
 
     @property
     def method(self) -> str:
@@ -144,10 +146,16 @@ class DistractorPolicy:
                 raise NoDistractors("too_few_distractor_words")
             return DistractorChoice(tuple(rng.sample(candidates, k)), "random")
         if self.method == "semantic":
-            eligible = [(word, score) for word, score in self._semantic(target, candidates) if score < self.max_similarity]
+            eligible = [
+                (word, score) for word, score in self._semantic(target, candidates) if score < self.max_similarity
+            ]
             closeness = 1.0  # similarity: higher is closer
         else:
-            eligible = [(word, score) for word, score in self._phonological(target, candidates) if score >= self.min_phonological_distance]
+            eligible = [
+                (word, score)
+                for word, score in self._phonological(target, candidates)
+                if score >= self.min_phonological_distance
+            ]
             closeness = -1.0  # distance: lower is closer
         if len(eligible) < k:
             raise NoDistractors("too_few_distractor_words")
@@ -156,7 +164,9 @@ class DistractorPolicy:
         rng.shuffle(eligible)
         eligible.sort(key=lambda pair: -closeness * pair[1])
         chosen = eligible[:k]
-        return DistractorChoice(tuple(word for word, _ in chosen), self.method, tuple(round(score, 4) for _, score in chosen))
+        return DistractorChoice(
+            tuple(word for word, _ in chosen), self.method, tuple(round(score, 4) for _, score in chosen)
+        )
 
     def _semantic(self, target: str, candidates: list[str]) -> list[tuple[str, float]]:
         if target not in self.embeddings:
