@@ -4,11 +4,13 @@ Each test feeds one kind of bad input a hostile but realistic user would, assert
 or field, and that nothing half-written is left. (The processor's cases are in `test_processing.py`.)
 """
 
+import json
 import multiprocessing
 import os
 import signal
 import socket
 import time
+from pathlib import Path
 
 import pytest
 from babyvlm.dataset_builders.devcv.builder import build_devcv
@@ -119,3 +121,59 @@ def test_staging_folder_of_a_sigkilled_build_is_removed_by_the_next_build(releas
     assert f"removed {stale}, the staging folder of a build (pid {killed.pid}) that was killed" in caplog.text
     assert sorted(path.name for path in output.parent.iterdir()) == [".devcv.tmp-running", "devcv"]
     assert not (output / STAGING_OWNER_FILE).exists()
+
+
+# --- SAYCam builder ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def saycam_world(tmp_path_factory):
+    from babyvlm.dataset_builders.toyworld.generate import generate_toyworld
+
+    root = tmp_path_factory.mktemp("raw") / "world"
+    generate_toyworld(root, seed=0, scale="small")
+    return root
+
+
+def with_latin1_byte(transcripts: Path, output: Path, data_line: int) -> str:
+    """Copy the transcript CSV with its `data_line`-th data row's text given one Latin-1 byte (é = 0xe9)."""
+    lines = transcripts.read_bytes().split(b"\n")
+    lines[data_line] = lines[data_line].replace(b"a", b"\xe9", 1)
+    output.write_bytes(b"\n".join(lines))
+    return lines[data_line].decode("latin-1")
+
+
+def test_saycam_transcript_with_a_non_utf8_byte_skips_that_row_naming_file_and_line(saycam_world, tmp_path, capsys):
+    from babyvlm.dataset_builders.saycam import cli as saycam_cli
+
+    transcripts = tmp_path / "transcripts.csv"
+    with_latin1_byte(saycam_world / "transcripts.csv", transcripts, data_line=3)
+    rows = len(transcripts.read_bytes().strip().split(b"\n")) - 1
+    argv = ["--videos", str(saycam_world / "videos"), "--transcripts", str(transcripts), "--corpora", "utterances"]
+    saycam_cli.main([*argv, "--output", str(tmp_path / "utf8"), "--no-progress"])
+    assert "1 failures (1 bad inputs)" in capsys.readouterr().out
+    report = json.loads((tmp_path / "utf8" / "build_report.json").read_text())
+    (failure,) = report["failures"]
+    assert failure["item"] == "transcripts.csv row 3" and failure["reason"] == "malformed_row"
+    assert failure["detail"].startswith("line 4: column 'text', character")
+    assert "is byte 0xe9, not valid utf-8; pass the file's encoding with --encoding" in failure["detail"]
+    assert report["corpora"]["utterances"]["kept"] == rows - 1
+
+    saycam_cli.main([*argv, "--output", str(tmp_path / "latin1"), "--no-progress", "--encoding", "latin-1"])
+    report = json.loads((tmp_path / "latin1" / "build_report.json").read_text())
+    assert not report["failures"] and report["corpora"]["utterances"]["kept"] == rows
+
+
+def test_saycam_json_lines_with_a_bad_byte_and_an_unknown_encoding(tmp_path):
+    from babyvlm.dataset_builders.saycam.transcripts import read_transcripts
+
+    good = {"recording": "A_20130101_1200_01", "start_ms": 0, "end_ms": 900, "text": "look"}
+    lines = [json.dumps(good).encode(), json.dumps({**good, "start_ms": 1000, "end_ms": 1900}).encode()]
+    (tmp_path / "t.jsonl").write_bytes(lines[0] + b"\n" + lines[1].replace(b"look", b"l\xffok") + b"\n")
+    transcript = read_transcripts(tmp_path / "t.jsonl")
+    assert [u.text for u in transcript.utterances] == ["look"]
+    (failure,) = transcript.failures
+    assert (failure.item, failure.reason) == ("t.jsonl row 2", "malformed_row")
+    assert failure.detail.startswith("line 2: character") and "byte 0xff, not valid utf-8" in failure.detail
+    with pytest.raises(ValueError, match="unknown text encoding 'utf-9'"):
+        read_transcripts(tmp_path / "t.jsonl", encoding="utf-9")
