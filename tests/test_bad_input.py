@@ -7,12 +7,15 @@ or field, and that nothing half-written is left. (The processor's cases are in `
 import json
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
+import torch
 from babyvlm.dataset_builders.devcv.builder import build_devcv
 from babyvlm.dataset_builders.devcv.cli import main as build_devcv_main
 from babyvlm.dataset_builders.devcv.folder import STAGING_OWNER_FILE, staged_folder
@@ -177,3 +180,76 @@ def test_saycam_json_lines_with_a_bad_byte_and_an_unknown_encoding(tmp_path):
     assert failure.detail.startswith("line 2: character") and "byte 0xff, not valid utf-8" in failure.detail
     with pytest.raises(ValueError, match="unknown text encoding 'utf-9'"):
         read_transcripts(tmp_path / "t.jsonl", encoding="utf-9")
+
+
+# --- babyvlm-eval --------------------------------------------------------------------------------------------------
+
+
+def run_eval(model, output, data, monkeypatch, capsys) -> str:
+    """Run `babyvlm-eval`, expecting it to stop with one line before any model is loaded; returns that line."""
+    from babyvlm.evaluate_metrics import inference, runner
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("a model was loaded")
+
+    monkeypatch.setattr(inference, "load_model_and_processor", no_loading)
+    with pytest.raises(SystemExit) as exit_:
+        runner.main(["--model", str(model), "--data", str(data), "--output", str(output), "--no-progress"])
+    assert exit_.value.code == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and error.startswith("babyvlm-eval: error: ")
+    return error
+
+
+def test_eval_refuses_pickle_weights_that_need_arbitrary_code(tiny_model_dir, tmp_path, monkeypatch, capsys):
+    import argparse
+
+    from safetensors.torch import load_file
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    weights = load_file(model / "model.safetensors")
+    (model / "model.safetensors").unlink()
+    torch.save({**weights, "training_args": argparse.Namespace(lr=1e-4)}, model / "pytorch_model.bin")
+    error = run_eval(model, tmp_path / "eval", tmp_path, monkeypatch, capsys)
+    assert f"model folder {model}: pytorch_model.bin is refused" in error and "(argparse.Namespace)" in error
+    assert not (tmp_path / "eval").exists()
+
+
+def test_eval_refuses_an_output_folder_it_cannot_write(tiny_model_dir, tmp_path, monkeypatch, capsys):
+    (tmp_path / "a_file").write_text("")
+    error = run_eval(tiny_model_dir, tmp_path / "a_file" / "eval", tmp_path, monkeypatch, capsys)
+    assert f"output folder {tmp_path / 'a_file' / 'eval'}: cannot be created, {tmp_path / 'a_file'} is a file" in error
+
+    # A read-only folder, checked by an unprivileged process (root may write anywhere).
+    from babyvlm.evaluate_metrics.preflight import PreflightError, check_output_writable
+
+    base = Path(tempfile.mkdtemp())
+    try:
+        base.chmod(0o755)
+        (base / "results").mkdir(mode=0o555)
+        (base / "results").chmod(0o555)
+        context = multiprocessing.get_context("fork")
+        queue = context.Queue()
+
+        def check_as_unprivileged_user():
+            if os.geteuid() == 0:
+                os.setgid(65534)
+                os.setuid(65534)
+            try:
+                check_output_writable(base / "results" / "eval")
+            except PreflightError as failure:
+                queue.put(str(failure))
+            else:
+                queue.put("written")
+
+        child = context.Process(target=check_as_unprivileged_user)
+        child.start()
+        child.join(30)
+        message = queue.get(timeout=5)
+    finally:
+        (base / "results").chmod(0o755)
+        shutil.rmtree(base)
+    assert (
+        message == f"output folder {base / 'results' / 'eval'}: {base / 'results'} is not writable (Permission denied)"
+    )
