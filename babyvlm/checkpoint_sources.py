@@ -57,10 +57,11 @@ class CheckpointSource:
         )
 
     def license_metadata(self) -> dict:
-        """The `license`, `license_name`, `license_link` of the source's own model card, when it states one."""
-        card = self.path / "README.md" if self.path.is_dir() else None
-        if card is None or not card.is_file():
-            return {}
+        """The `license`, `license_name`, `license_link` of the source repo's model card, when it states one."""
+        folder = self.path if self.path.is_dir() else self.path.parent
+        card = folder / "README.md"
+        if (self.repo_id is None and folder != self.path) or not card.is_file():
+            return {}  # a local file's folder is not a repo: its README says nothing about the file
         data = ModelCard.load(card, ignore_metadata_errors=True).data
         return {key: getattr(data, key, None) for key in ("license", "license_name", "license_link") if data.get(key)}
 
@@ -109,7 +110,10 @@ def resolve_vision_checkpoint(reference: str | Path, revision: str | None = None
             return CheckpointSource(file, repo_id, revision, _commit_of(file))
         snapshot = Path(
             snapshot_download(
-                repo_id, revision=revision, allow_patterns=[f"*{_VISION_SUFFIX}"], ignore_patterns=_SUBFOLDERS
+                repo_id,
+                revision=revision,
+                allow_patterns=[f"*{_VISION_SUFFIX}", "README.md"],
+                ignore_patterns=_SUBFOLDERS,
             )
         )
     candidates = sorted(snapshot.glob(f"*{_VISION_SUFFIX}"))

@@ -78,7 +78,8 @@ def convert_original(
         num_attention_heads: vision attention heads (not recorded in the weights); defaults to width / 64.
         dtype: dtype of the saved weights; defaults to the source's.
         overwrite: replace an existing `output`.
-        revision, vision_revision: branch, tag or commit of the Hub repos (default: `main`).
+        revision, vision_revision: branch, tag or commit of the LLaVA and vision Hub repos (default: `main`);
+            `vision_revision` also applies to a vision repo named by the LLaVA config.
         license: the model card's license; defaults to the one the source's own card states.
     """
     if llava_checkpoint is None and vision_checkpoint is None:
@@ -92,7 +93,7 @@ def convert_original(
         if vision is None and not llava_config.get("tune_vision_tower"):
             # A frozen tower is not saved in the checkpoint: take the one the config names. (A trained tower is
             # saved in it; the converter checks that it is there.)
-            vision = resolve_vision_checkpoint(vision_tower_named_by(llava_config, llava))
+            vision = resolve_vision_checkpoint(vision_tower_named_by(llava_config, llava), vision_revision)
         return _write_babyllava(staging, fetch_llava_files(llava), vision, num_attention_heads, dtype, license)
 
 

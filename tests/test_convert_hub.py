@@ -60,6 +60,7 @@ def release(tmp_path_factory):
     vision = root / "vision"
     vision.mkdir()
     torch.save(dino_teacher(timm_vit(layerscale=True, seed=0)), vision / "vision_backbone.pth")
+    (vision / "README.md").write_text("---\nlicense: cc-by-4.0\n---\n# the vision backbone\n")
     phase2 = root / "phase2"
     phase2.mkdir()
     vocab_size = original_tokenizer(phase2)
@@ -132,6 +133,12 @@ def test_hub_repo_ids_convert_exactly_like_local_folders(release, offline_cache,
     assert "vision_backbone.pth" in card.text and "DINOv2/timm (LayerScale)" in card.text
     local_card = ModelCard.load(local / "README.md")
     assert local_card.data.base_model is None and "local `phase2`" in local_card.text
+    vision_only = tmp_path / "vision"
+    assert (
+        convert("--vision-checkpoint", VISION, "--vision-revision", commit_hash("vision"), "--output", vision_only) == 0
+    )
+    card = ModelCard.load(vision_only / "README.md")
+    assert (card.data.license, card.data.base_model) == ("cc-by-4.0", VISION)
     # Only the top level of the repo was fetched: the trainer checkpoint in a subfolder was never needed.
     assert not (offline_cache / f"models--{PHASE2.replace('/', '--')}" / "snapshots" / "checkpoint-2000").exists()
 
