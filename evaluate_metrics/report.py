@@ -58,6 +58,18 @@ def markdown_table(summary: dict) -> str:
     if unparsable:
         listed = ", ".join(f"{name} {count}" for name, count in unparsable.items())
         lines.append(f"Unparsable answers (counted wrong): {listed}")
+    for task in summary.get("not_applicable", {}).values():
+        lines.append(
+            f"Not applicable (not scored; counts 0 in the overall score): {task['display_name']}: {task['reason']}"
+        )
+    usage = summary.get("api_usage")
+    if usage:
+        cost = f", cost ${usage['cost_usd']:.4f}" if "cost_usd" in usage else ""
+        lines.append(
+            f"API usage ({usage['model']} @ {usage['endpoint']}): {usage['requests']} requests, "
+            f"{usage['cached_answers']} answers from the cache, {usage['prompt_tokens']} prompt + "
+            f"{usage['completion_tokens']} completion tokens{cost}"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -24,10 +24,11 @@ from babyvlm.dataset_builders.chat import content_to_text, count_image_blocks
 from babyvlm.dataset_builders.devcv.tasks import DevCVTask
 from tqdm.auto import tqdm
 
+from .api import MODEL_PREFIX, APIChatModel, APIModelError
 from .data import MissingTaskError, load_task_split, resolve_tasks
 from .devcv.items import score_item
 from .devcv.scores import chance_normalized, mean_scores, overall_chance_normalized, overall_score
-from .inference import ChatModel, IncompatibleModelError
+from .inference import ChatModel, IncompatibleModelError, NotApplicableError
 from .predictions import PredictionLog, RunMismatchError
 from .protocol import is_dialogue, memory_option_keys, run_items
 from .report import COUNT_PLOT, SCORES_PLOT, markdown_table, plot_count_accuracy, plot_scores, write_text_atomic
@@ -118,6 +119,15 @@ def summarize(entries_by_task: dict[DevCVTask, list[dict]]) -> dict:
     }
 
 
+def load_model(model: str | Path, output_dir: Path, max_new_tokens: int, device: str, dtype: torch.dtype, api: dict):
+    """A :class:`ChatModel` for a model directory, an :class:`~.api.APIChatModel` for ``openai:<name>``
+    (its answers cached in ``output_dir/api_cache`` unless ``api`` names a ``cache_dir``)."""
+    if str(model).startswith(MODEL_PREFIX):
+        api = {"cache_dir": output_dir / "api_cache", **api}
+        return APIChatModel.from_model_string(str(model), max_new_tokens=max_new_tokens, **api)
+    return ChatModel.from_pretrained(Path(model).resolve(), max_new_tokens=max_new_tokens, device=device, dtype=dtype)
+
+
 def write_outputs(output_dir: Path, summary: dict, entries_by_task: dict[DevCVTask, list[dict]]) -> None:
     results = {"results": {key: task["metrics"] for key, task in summary["tasks"].items()}}
     write_text_atomic(output_dir / "results.json", json.dumps(results, indent=2) + "\n")
@@ -130,7 +140,7 @@ def write_outputs(output_dir: Path, summary: dict, entries_by_task: dict[DevCVTa
 
 
 def evaluate_devcv(
-    model: str | Path | ChatModel,
+    model: str | Path | ChatModel | APIChatModel,
     data_dir: str | Path,
     output_dir: str | Path,
     *,
@@ -138,41 +148,60 @@ def evaluate_devcv(
     split: str = "test",
     batch_size: int = 8,
     max_new_tokens: int = 16,
-    use_system_prompt: bool = False,
+    use_system_prompt: bool | None = None,
     device: str = "cpu",
     dtype: torch.dtype = torch.float32,
     progress: bool = True,
+    api: dict | None = None,
 ) -> dict:
     """Evaluate ``model`` (a model directory or a loaded :class:`ChatModel`) on ``tasks`` of a DevCV
     dataset folder and write the outputs into ``output_dir``; returns the summary.
 
     Items already in ``output_dir/predictions.jsonl`` from an identical run are not redone.
-    ``use_system_prompt`` adds the per-task system prompts meant for general-purpose models.
+    ``use_system_prompt`` adds the per-task system prompts meant for general-purpose models (default:
+    on for API models, off otherwise). ``model`` may be ``openai:<name>``, an OpenAI-compatible
+    endpoint's model, with ``api`` holding :class:`~.api.APIChatModel`'s settings (``base_url``, ...).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     data_dir, output_dir = Path(data_dir).resolve(), Path(output_dir)
     selected = resolve_tasks(data_dir, tasks)
-    if not isinstance(model, ChatModel):
-        model = ChatModel.from_pretrained(
-            Path(model).resolve(), max_new_tokens=max_new_tokens, device=device, dtype=dtype
-        )
+    if not isinstance(model, ChatModel | APIChatModel):
+        model = load_model(model, output_dir, max_new_tokens, device, dtype, api or {})
+    is_api = isinstance(model, APIChatModel)
+    if use_system_prompt is None:
+        use_system_prompt = is_api
     run_config = {
-        "model": str(model.model.name_or_path),
+        "model": f"{MODEL_PREFIX}{model.name} @ {model.base_url}" if is_api else str(model.model.name_or_path),
         "data": str(data_dir),
         "split": split,
         "max_new_tokens": model.max_new_tokens,
         "use_system_prompt": use_system_prompt,
     }
     log = PredictionLog(output_dir, run_config)
-    entries_by_task = {}
+    entries_by_task, not_applicable = {}, {}
     for task, config in selected:
         dataset = load_task_split(data_dir, config, split)
-        entries_by_task[task] = _evaluate_task(model, task, dataset, log, batch_size, use_system_prompt, progress)
+        try:
+            entries_by_task[task] = _evaluate_task(model, task, dataset, log, batch_size, use_system_prompt, progress)
+        except NotApplicableError as error:
+            logger.warning("%s: not applicable: %s", task.name, error)
+            not_applicable[task.harness_key] = {
+                "task": task.name,
+                "display_name": task.display_name,
+                "reason": str(error),
+            }
+            continue
         unparsable = sum(entry["unparsable"] for entry in entries_by_task[task])
         if unparsable:
             logger.warning("%s: %d answers held no parsable answer and count as wrong", task.name, unparsable)
+    if not entries_by_task:
+        raise NotApplicableError(f"no task could be scored: {'; '.join(t['reason'] for t in not_applicable.values())}")
     summary = summarize(entries_by_task)
+    if not_applicable:
+        summary["not_applicable"] = not_applicable
+    if is_api:
+        summary["api_usage"] = model.usage()
     write_outputs(output_dir, summary, entries_by_task)
     return summary
 
@@ -180,7 +209,10 @@ def evaluate_devcv(
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="babyvlm-eval", description="Evaluate a vision-language model on DevCV.")
     parser.add_argument(
-        "--model", required=True, help="model directory (any transformers image-text-to-text model with a processor)"
+        "--model",
+        required=True,
+        help="model directory (any transformers image-text-to-text model with a processor), "
+        "or openai:<name> for a model behind an OpenAI-compatible endpoint (see --base-url)",
     )
     parser.add_argument("--data", required=True, help="DevCV dataset folder (parquet + README.md configs)")
     parser.add_argument("--output", required=True, help="output folder (an interrupted run in it is resumed)")
@@ -192,8 +224,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-new-tokens", type=int, default=16)
     parser.add_argument(
         "--system-prompts",
-        action="store_true",
-        help="add per-task system prompts (for general-purpose models; off for BabyLLaVA-V2)",
+        action=argparse.BooleanOptionalAction,
+        help="add per-task system prompts (for general-purpose models); default: on for openai: models only",
     )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument(
@@ -203,7 +235,37 @@ def _parser() -> argparse.ArgumentParser:
         help="float32 keeps results independent of the batch size",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    api = parser.add_argument_group("API models (--model openai:<name>)")
+    api.add_argument("--base-url", help="the endpoint, e.g. http://127.0.0.1:8000/v1 (default: $OPENAI_BASE_URL)")
+    api.add_argument("--api-key", help="default: $OPENAI_API_KEY")
+    api.add_argument("--concurrency", type=int, default=4, help="requests in flight at once")
+    api.add_argument("--requests-per-minute", type=float, help="rate limit on request starts")
+    api.add_argument("--max-retries", type=int, default=5, help="retries (with backoff) on 429, 5xx and timeouts")
+    api.add_argument("--api-timeout", type=float, default=120.0, help="seconds to wait for one answer")
+    api.add_argument("--api-cache", help="answer cache folder (default: OUTPUT/api_cache)")
+    api.add_argument(
+        "--price",
+        type=float,
+        nargs=2,
+        metavar=("INPUT", "OUTPUT"),
+        help="USD per million prompt and completion tokens, for the cost in the report",
+    )
     return parser
+
+
+def _api_settings(args: argparse.Namespace) -> dict:
+    settings = {
+        "base_url": args.base_url,
+        "api_key": args.api_key,
+        "concurrency": args.concurrency,
+        "requests_per_minute": args.requests_per_minute,
+        "max_retries": args.max_retries,
+        "timeout": args.api_timeout,
+        "price_per_million_tokens": tuple(args.price) if args.price else None,
+    }
+    if args.api_cache:
+        settings["cache_dir"] = Path(args.api_cache)
+    return settings
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -226,6 +288,7 @@ def main(argv: list[str] | None = None) -> None:
             device=args.device,
             dtype=getattr(torch, args.dtype),
             progress=not args.no_progress,
+            api=_api_settings(args),
         )
     except (
         KeyError,
@@ -234,6 +297,8 @@ def main(argv: list[str] | None = None) -> None:
         MissingTaskError,
         RunMismatchError,
         ValueError,
+        APIModelError,
+        NotApplicableError,
     ) as error:
         parser.exit(2, f"babyvlm-eval: error: {error.args[0] if isinstance(error, KeyError) else error}\n")
     sys.stdout.write(markdown_table(summary))
