@@ -30,7 +30,7 @@ def setup(tmp_path_factory, rows):
     root = tmp_path_factory.mktemp("lmms")
     model = save_tiny_llava(root / "model")
     data = write_devcv_folder(root / "devcv", rows)
-    write_task_folder(data, root / "tasks")
+    write_task_folder(data, root / "tasks", max_new_tokens=MAX_NEW_TOKENS)
     return root, model, data
 
 
@@ -121,12 +121,18 @@ def test_task_folder(setup, tmp_path):
     from lmms_eval.utils import load_yaml_config
 
     root, _, data = setup
-    assert sorted(path.name for path in (root / "tasks").iterdir()) == sorted(
-        [f"{key}.yaml" for key in HARNESS_KEYS] + ["devcv.yaml"]
+    assert sorted(path.name for path in (root / "tasks").glob("*.yaml")) == sorted(
+        [f"{key}.yaml" for key in HARNESS_KEYS] + ["devcv.yaml", "devcv_generation.yaml"]
     )
     memory = load_yaml_config(str(root / "tasks" / "baby_memory.yaml"))
     assert memory["output_type"] == "generate_until_multi_round" and callable(memory["doc_to_text"])
-    assert memory["dataset_kwargs"]["data_files"] == {"test": [str(data / "memory" / "test-00000-of-00001.parquet")]}
+    assert memory["dataset_kwargs"]["data_files"] == {
+        "test": str(root.resolve() / "tasks" / "data" / "baby_memory.jsonl")
+    }
+    (doc,) = [json.loads(line) for line in (root / "tasks" / "data" / "baby_memory.jsonl").read_text().splitlines()]
+    # The organisers' layout: released turns, one image path per placeholder in order.
+    assert [turn["from"] for turn in doc["conversations"]] == ["human", "gpt"] * 15
+    assert sum(turn["value"].count("<image>") for turn in doc["conversations"]) == len(doc["image"]) == 29
 
     assert write_task_folder(data, tmp_path / "one", tasks=["pv"]) == ["baby_pv"]
     with pytest.raises(MissingTaskError, match="has no task 'localize'"):
