@@ -91,14 +91,20 @@ def plot_scores(summary: dict, path: Path) -> None:
     plt.close(figure)
 
 
-def plot_count_accuracy(entries: list[dict], path: Path) -> None:
-    """Object Counting accuracy for each true count (how performance falls with more objects)."""
+def count_accuracy_by_number(entries: list[dict]) -> dict[int, float]:
+    """Object Counting accuracy for each true count, from the run's prediction entries."""
     by_count: dict[int, list[float]] = defaultdict(list)
     for entry in entries:
         by_count[parse_number(entry["gold"][0])].append(entry["scores"]["acc"])
-    counts = sorted(by_count)
+    return {count: sum(by_count[count]) / len(by_count[count]) for count in sorted(by_count)}
+
+
+def plot_count_accuracy(entries: list[dict], path: Path) -> None:
+    """Object Counting accuracy for each true count (how performance falls with more objects)."""
+    accuracy = count_accuracy_by_number(entries)
+    counts = list(accuracy)
     figure, axis = plt.subplots(figsize=(5, 3.5))
-    axis.bar(counts, [sum(by_count[c]) / len(by_count[c]) for c in counts], color="tab:green")
+    axis.bar(counts, list(accuracy.values()), color="tab:green")
     axis.set_xticks(counts)
     axis.set_xlabel("true count")
     axis.set_ylabel("accuracy")
