@@ -134,6 +134,8 @@ class RateLimiter:
 class APIChatModel:
     """A model behind an OpenAI-compatible endpoint with :class:`~.inference.ChatModel`'s public interface."""
 
+    is_api = True  # answers with the authors' API system prompts (protocol.system_messages)
+
     def __init__(
         self,
         model_name: str,
@@ -142,6 +144,7 @@ class APIChatModel:
         api_key: str | None = None,
         cache_dir: str | Path,
         max_new_tokens: int = 16,
+        max_new_tokens_per_round: int | None = None,
         concurrency: int = 4,
         requests_per_minute: float | None = None,
         max_retries: int = 5,
@@ -155,6 +158,7 @@ class APIChatModel:
         self.name = model_name
         self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
         self.max_new_tokens = max_new_tokens
+        self.max_new_tokens_per_round = max_new_tokens_per_round or max_new_tokens
         self.concurrency = concurrency
         self.timeout = timeout
         self.price_per_million_tokens = price_per_million_tokens
@@ -259,4 +263,4 @@ class APIDialogues:
         self.chat = chat
 
     def generate(self, keys: Sequence, conversations: Sequence[Conversation]) -> list[str]:
-        return self.chat.generate(conversations)
+        return self.chat.generate(conversations, self.chat.max_new_tokens_per_round)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from babyvlm.dataset_builders.chat import text_to_content
 from babyvlm.dataset_builders.devcv.schema import DEVCV_FEATURES
 from babyvlm.dataset_builders.devcv.tasks import canonical_task
 from babyvlm.evaluate_metrics.devcv.parsing import DIRECTIONS
@@ -87,10 +88,9 @@ def _memory_item(item_id: str, split: str, rng: random.Random) -> dict:
     for round_index, (pair, new) in enumerate(zip(pairs, news)):
         rng.shuffle(pair)
         prefix = "Touch the new image." if round_index == 0 else "Let's try more. Touch the new image."
-        content = [_text(prefix)]
-        for letter, name in zip("AB", pair):
-            content += [_text(f" ({letter}) "), _IMAGE_BLOCK]
-            images.append(crops[name])
+        # Blocks as the DevCV builder makes them from the released string (one text block between images).
+        content = text_to_content(prefix + "".join(f" ({letter}) <image>" for letter in "AB"[: len(pair)]))
+        images += [crops[name] for name in pair]
         answers.append("AB"[pair.index(new)])
         labels.append(pair)
         messages += [{"role": "user", "content": content}, {"role": "assistant", "content": [_text(answers[-1])]}]

@@ -46,7 +46,7 @@ def setup(tmp_path_factory, tiny_model_dir):
     root = tmp_path_factory.mktemp("submission")
     rows = {task: synthetic_items(task, count) for task, count in ITEMS.items()}
     data = write_devcv_folder(root / "devcv", rows)
-    write_task_folder(data, root / "tasks", max_new_tokens=MAX_NEW_TOKENS)
+    write_task_folder(data, root / "tasks", max_new_tokens=MAX_NEW_TOKENS, max_new_tokens_per_round=MAX_NEW_TOKENS)
     submission = write_submission(str(tiny_model_dir), NAME, root / "submissions" / "tiny")
     return root, data, submission, rows
 
@@ -79,7 +79,8 @@ def organisers_output(setup, tiny_model_dir):
 def runner_output(setup, tiny_model_dir):
     root, data, _, _ = setup
     output = root / "runner-out"
-    evaluate_devcv(tiny_model_dir, data, output, batch_size=3, max_new_tokens=MAX_NEW_TOKENS, progress=False)
+    limits = {"max_new_tokens": MAX_NEW_TOKENS, "max_new_tokens_per_round": MAX_NEW_TOKENS}
+    evaluate_devcv(tiny_model_dir, data, output, batch_size=3, progress=False, **limits)
     return output
 
 

@@ -148,8 +148,9 @@ def split_lwl_images(dataset):
 
 
 def lwl_to_text(doc, lmms_eval_specific_kwargs=None) -> str:
-    """The user turn holds only the image."""
-    return IMAGE_PLACEHOLDER
+    """Empty, as the organisers' baby_winoground task: models put the image before it (the reference wrapper
+    and lmms-eval's Llava prepend ``<image>`` and a newline), which is the user turn the phrases are scored after."""
+    return ""
 
 
 def lwl_choices(doc) -> list[str]:

@@ -28,7 +28,13 @@ from babyvlm.dataset_builders.chat import messages_to_conversations
 from babyvlm.dataset_builders.devcv.tasks import DevCVTask
 
 from ..data import MissingTaskError, load_task_split, resolve_tasks
-from ..protocol import is_dialogue, memory_option_keys
+from ..protocol import (
+    LWL_TARGET_DELIMITER,
+    MAX_NEW_TOKENS,
+    MAX_NEW_TOKENS_PER_ROUND,
+    is_dialogue,
+    memory_option_keys,
+)
 
 HOOKS = "devcv_hooks"
 GROUP = "devcv"
@@ -109,8 +115,15 @@ def _metric_list(task: DevCVTask, aggregation: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def task_yaml(task: DevCVTask, data_file: str | Path, split: str, max_new_tokens: int = 16) -> str:
-    """The lmms-eval task config of one DevCV task, reading its docs from ``data_file``."""
+def task_yaml(
+    task: DevCVTask,
+    data_file: str | Path,
+    split: str,
+    max_new_tokens: int = MAX_NEW_TOKENS,
+    max_new_tokens_per_round: int = MAX_NEW_TOKENS_PER_ROUND,
+) -> str:
+    """The lmms-eval task config of one DevCV task, reading its docs from ``data_file``; the generation
+    limits default to the leaderboard's reference wrapper's (per answer, per Memory round)."""
     head = (
         f"task: {task.harness_key}\n"
         "dataset_path: json\n"
@@ -118,7 +131,8 @@ def task_yaml(task: DevCVTask, data_file: str | Path, split: str, max_new_tokens
         f"test_split: {json.dumps(split)}\n"
     )
     # Greedy, stopping at the model's end of turn only (as babyvlm-eval and the reference wrapper).
-    generation = f"generation_kwargs:\n  max_new_tokens: {max_new_tokens}\n  do_sample: false\n  until: []\n"
+    limit = max_new_tokens_per_round if task.name == "memory" else max_new_tokens
+    generation = f"generation_kwargs:\n  max_new_tokens: {limit}\n  do_sample: false\n  until: []\n"
     if task.answer_type == "loglikelihood":
         body = (
             "output_type: multiple_choice\n"
@@ -127,7 +141,7 @@ def task_yaml(task: DevCVTask, data_file: str | Path, split: str, max_new_tokens
             f"doc_to_text: !function {HOOKS}.lwl_to_text\n"
             f"doc_to_choice: !function {HOOKS}.lwl_choices\n"
             f"doc_to_target: !function {HOOKS}.lwl_target\n"
-            'target_delimiter: ""\n'
+            f"target_delimiter: {json.dumps(LWL_TARGET_DELIMITER)}\n"
             f"process_results: !function {HOOKS}.lwl_process_results\n" + _metric_list(task)
         )
     elif task.name == "memory":
@@ -156,7 +170,8 @@ def write_task_folder(
     *,
     split: str = "test",
     tasks: list[str] | None = None,
-    max_new_tokens: int = 16,
+    max_new_tokens: int = MAX_NEW_TOKENS,
+    max_new_tokens_per_round: int = MAX_NEW_TOKENS_PER_ROUND,
 ) -> list[str]:
     """Write the task folder for ``tasks`` (default: all in ``data_dir``); returns the lmms-eval task names."""
     data_dir, output_dir = Path(data_dir).resolve(), Path(output_dir).resolve()
@@ -167,7 +182,8 @@ def write_task_folder(
         _copy_support_package(staging)
         for task, config in selected:
             data_file = _write_docs(task, load_task_split(data_dir, config, split), staging, output_dir)
-            (staging / f"{task.harness_key}.yaml").write_text(task_yaml(task, data_file, split, max_new_tokens))
+            config_text = task_yaml(task, data_file, split, max_new_tokens, max_new_tokens_per_round)
+            (staging / f"{task.harness_key}.yaml").write_text(config_text)
         for group, members in (
             (GROUP, selected),
             (GENERATION_GROUP, [(task, config) for task, config in selected if task.answer_type != "loglikelihood"]),
@@ -193,7 +209,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output", required=True, help="task folder to write (replaced if it exists)")
     parser.add_argument("--split", default="test")
     parser.add_argument("--tasks", help="comma-separated tasks; default: all in --data")
-    parser.add_argument("--max-new-tokens", type=int, default=16, help="generation budget of every answer")
+    parser.add_argument("--max-new-tokens", type=int, default=MAX_NEW_TOKENS, help="per single-turn answer")
+    parser.add_argument(
+        "--max-new-tokens-per-round", type=int, default=MAX_NEW_TOKENS_PER_ROUND, help="per Memory round"
+    )
     args = parser.parse_args(argv)
     try:
         names = write_task_folder(
@@ -202,6 +221,7 @@ def main(argv: list[str] | None = None) -> None:
             split=args.split,
             tasks=args.tasks.split(",") if args.tasks else None,
             max_new_tokens=args.max_new_tokens,
+            max_new_tokens_per_round=args.max_new_tokens_per_round,
         )
     except (KeyError, FileNotFoundError, MissingTaskError) as error:
         parser.exit(2, f"error: {error.args[0] if isinstance(error, KeyError) else error}\n")
