@@ -21,7 +21,8 @@ task folder carries a copy of those files and runs on an lmms-eval without babyv
   loss matrix.
 
 A response that cannot be scored (a dialogue with the wrong number of answers, a loss that is not a
-number) raises, so lmms-eval's run fails instead of reporting a silent 0.
+number) raises :class:`UnscorableResponseError`, which ends lmms-eval's run with exit status 1
+instead of a silent 0.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from ..devcv.items import score_item
 from ..devcv.scores import lwl_item, mean_scores
 
 IMAGE_PLACEHOLDER = "<image>"
+TRANSCRIPT = "transcript"
 
 
 def _images(paths) -> list[Image.Image]:
@@ -103,25 +105,71 @@ def dialogue_visual(doc, lmms_eval_specific_kwargs=None) -> list[Image.Image]:
     return _images(_round_images(doc)[0])
 
 
+def _is_transcript(lmms_eval_specific_kwargs) -> bool:
+    return (lmms_eval_specific_kwargs or {}).get("dialogue") == TRANSCRIPT
+
+
+def _transcript(doc, round_idx: int, answers) -> str:
+    """Rounds 0..round_idx as one text, images numbered ``<image k>``, the model's answers in between."""
+    lines, number = [], 0
+    for index, turn in enumerate(_user_turns(doc)[: round_idx + 1]):
+        pieces = turn.split(IMAGE_PLACEHOLDER)
+        numbered = pieces[0]
+        for piece in pieces[1:]:
+            number += 1
+            numbered += f"<image {number}>{piece}"
+        lines.append(numbered)
+        if index < round_idx:
+            lines.append(f"Answer: {answers[index]}")
+    return "\n".join(lines)
+
+
 def dialogue_turn(doc, lmms_eval_specific_kwargs=None, previous_output=None, round_idx=None, previous_round_info=None):
-    """lmms-eval multi-round ``doc_to_text``: the first user turn, then each following one."""
+    """lmms-eval multi-round ``doc_to_text``: the first user turn, then each following one.
+
+    For models that answer each round from that round's input alone (lmms-eval's Qwen2-VL and
+    Qwen2.5-VL; task kwargs ``dialogue: transcript``), each round instead carries the dialogue so
+    far: every image up to this round, numbered ``<image k>`` in the text, and the model's answers.
+    """
     turns = _user_turns(doc)
     if round_idx is None:
-        return turns[0]
+        return _transcript(doc, 0, []) if _is_transcript(lmms_eval_specific_kwargs) else turns[0]
     if round_idx >= len(turns):
         return None, None, True, previous_output, None
-    return _images(_round_images(doc)[round_idx]), turns[round_idx], False, previous_output, None
+    rounds = _round_images(doc)
+    if _is_transcript(lmms_eval_specific_kwargs):
+        images = [path for round_images in rounds[: round_idx + 1] for path in round_images]
+        return _images(images), _transcript(doc, round_idx, previous_output), False, previous_output, None
+    return _images(rounds[round_idx]), turns[round_idx], False, previous_output, None
+
+
+class UnscorableResponseError(SystemExit):
+    """A response the task cannot score. A ``SystemExit``: lmms-eval 0.7.3 turns any ``Exception`` into a
+    log line and exit status 0 (with no results, which the leaderboard's collation reads as 0 for the task),
+    whereas this ends the run with exit status 1 and the message."""
+
+
+def _decoded(result):
+    """A response as the model gave it: lmms-eval 0.7.3 hands some back as their ``repr`` (tuples) or JSON."""
+    if not isinstance(result, str):
+        return result
+    for decode in (json.loads, ast.literal_eval):
+        try:
+            return decode(result)
+        except (ValueError, SyntaxError):
+            continue
+    return result
 
 
 def _dialogue_answers(doc, result) -> list[str]:
-    answers = json.loads(result) if isinstance(result, str) else result
+    answers = _decoded(result)
     if not isinstance(answers, list | tuple) or not all(isinstance(answer, str) for answer in answers):
-        raise ValueError(
+        raise UnscorableResponseError(
             f"{doc['task']} doc {doc['id']!r}: a dialogue's response must be one answer per round "
             f"(a list, or a JSON-encoded list, of strings), got {result!r}"
         )
     if len(answers) != len(doc["answer"]):
-        raise ValueError(
+        raise UnscorableResponseError(
             f"{doc['task']} doc {doc['id']!r}: {len(answers)} answers for {len(doc['answer'])} rounds: {answers!r}"
         )
     return list(answers)
@@ -165,10 +213,12 @@ def lwl_target(doc) -> int:
 def _loss(doc, result) -> float:
     # lmms-eval 0.7.3 passes every response through `unwrap_generation_output`, which turns a
     # log-likelihood `(loss, is_greedy)` tuple into its repr; floats round-trip exactly through it.
-    value = ast.literal_eval(result) if isinstance(result, str) else result
+    value = _decoded(result)
     loss = value[0] if isinstance(value, list | tuple) else value
     if not isinstance(loss, int | float) or math.isnan(loss):
-        raise ValueError(f"{doc['task']} doc {doc['id']!r}: a log-likelihood response must be a number, got {result!r}")
+        raise UnscorableResponseError(
+            f"{doc['task']} doc {doc['id']!r}: a log-likelihood response must be a number, got {result!r}"
+        )
     return float(loss)
 
 

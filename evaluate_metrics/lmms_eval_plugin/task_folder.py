@@ -107,6 +107,18 @@ def _write_docs(task: DevCVTask, dataset, folder: Path, final_folder: Path) -> P
     return final_folder / "data" / path.name
 
 
+# lmms-eval models whose `generate_until_multi_round` answers each round from that round's input alone: their
+# Memory rounds carry the dialogue so far as text (hooks.dialogue_turn).
+STATELESS_DIALOGUE_MODELS = ("qwen2_vl", "qwen2_5_vl")
+
+
+def _dialogue_kwargs() -> str:
+    lines = ["lmms_eval_specific_kwargs:", "  default:", "    dialogue: turns"]
+    for model in STATELESS_DIALOGUE_MODELS:
+        lines += [f"  {model}:", "    dialogue: transcript"]
+    return "\n".join(lines) + "\n"
+
+
 def _metric_list(task: DevCVTask, aggregation: str | None = None) -> str:
     lines = ["metric_list:"]
     for metric in task.metrics:
@@ -151,7 +163,9 @@ def task_yaml(
             + f"doc_to_visual: !function {HOOKS}.dialogue_visual\n"
             f"doc_to_text: !function {HOOKS}.dialogue_turn\n"
             f"doc_to_target: !function {HOOKS}.doc_to_target\n"
-            f"process_results: !function {HOOKS}.process_dialogue_results\n" + _metric_list(task, "mean")
+            f"process_results: !function {HOOKS}.process_dialogue_results\n"
+            + _dialogue_kwargs()
+            + _metric_list(task, "mean")
         )
     else:
         body = (
