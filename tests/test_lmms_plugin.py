@@ -13,7 +13,12 @@ from babyvlm.evaluate_metrics.lmms_eval_plugin import MODEL_ID, manifests  # noq
 from babyvlm.evaluate_metrics.lmms_eval_plugin.model import BabyVLM  # noqa: E402
 from babyvlm.evaluate_metrics.lmms_eval_plugin.task_folder import write_task_folder  # noqa: E402
 from babyvlm.evaluate_metrics.runner import evaluate_devcv  # noqa: E402
-from babyvlm.evaluate_metrics.testing import save_tiny_llava, synthetic_items, write_devcv_folder  # noqa: E402
+from babyvlm.evaluate_metrics.testing import (  # noqa: E402
+    assert_lmms_eval_scores_equal,
+    save_tiny_llava,
+    synthetic_items,
+    write_devcv_folder,
+)
 
 ITEMS = {"picture_vocabulary": 3, "count": 3, "memory": 1, "looking_while_listening": 2}
 HARNESS_KEYS = ["baby_pv", "baby_count", "baby_memory", "baby_winoground"]
@@ -77,13 +82,7 @@ def runner_output(setup):
 
 
 def test_lmms_eval_scores_equal_the_runners(lmms_output, runner_output):
-    (results_file,) = lmms_output.rglob("*_results.json")
-    lmms_results = json.loads(results_file.read_text())["results"]
-    runner_results = json.loads((runner_output / "results.json").read_text())["results"]
-    assert set(runner_results) == set(HARNESS_KEYS)
-    for task, metrics in runner_results.items():
-        for metric, value in metrics.items():
-            assert lmms_results[task][f"{metric},none"] == pytest.approx(value, abs=1e-12), (task, metric)
+    assert_lmms_eval_scores_equal(lmms_output, runner_output, HARNESS_KEYS)
 
 
 def test_lmms_eval_answers_equal_the_runners(lmms_output, runner_output, rows):

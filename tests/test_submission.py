@@ -14,7 +14,7 @@ lmms_eval = pytest.importorskip("lmms_eval")
 from babyvlm.evaluate_metrics.lmms_eval_plugin.task_folder import write_task_folder  # noqa: E402
 from babyvlm.evaluate_metrics.runner import evaluate_devcv  # noqa: E402
 from babyvlm.evaluate_metrics.submission import SubmissionError, main, write_submission  # noqa: E402
-from babyvlm.evaluate_metrics.testing import synthetic_items, write_devcv_folder  # noqa: E402
+from babyvlm.evaluate_metrics.testing import assert_lmms_eval_scores_equal, synthetic_items, write_devcv_folder  # noqa: E402
 
 # Up to 4 items per task, so the organisers' `--limit 4` covers every item (LWL: 2 items = 4 docs).
 ITEMS = {"picture_vocabulary": 4, "count": 4, "memory": 2, "looking_while_listening": 2}
@@ -87,13 +87,7 @@ def runner_output(setup, tiny_model_dir):
 @pytest.mark.slow
 def test_stock_lmms_eval_scores_the_submission_like_babyvlm_eval(organisers_output, runner_output, setup):
     _, _, _, rows = setup
-    (results_file,) = organisers_output.rglob("*_results.json")
-    lmms_results = json.loads(results_file.read_text())["results"]
-    runner_results = json.loads((runner_output / "results.json").read_text())["results"]
-    assert set(runner_results) == set(HARNESS_KEYS)
-    for task, metrics in runner_results.items():
-        for metric, value in metrics.items():
-            assert lmms_results[task][f"{metric},none"] == pytest.approx(value, abs=1e-12), (task, metric)
+    assert_lmms_eval_scores_equal(organisers_output, runner_output, HARNESS_KEYS)
 
     entries = {}
     for line in (runner_output / "predictions.jsonl").read_text().splitlines():

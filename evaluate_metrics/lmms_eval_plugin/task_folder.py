@@ -20,8 +20,6 @@ import argparse
 import importlib
 import json
 import re
-import shutil
-import tempfile
 from pathlib import Path
 
 from babyvlm.dataset_builders.chat import messages_to_conversations
@@ -35,6 +33,7 @@ from ..protocol import (
     is_dialogue,
     memory_option_keys,
 )
+from ..report import staged_folder
 
 HOOKS = "devcv_hooks"
 GROUP = "devcv"
@@ -190,9 +189,7 @@ def write_task_folder(
     """Write the task folder for ``tasks`` (default: all in ``data_dir``); returns the lmms-eval task names."""
     data_dir, output_dir = Path(data_dir).resolve(), Path(output_dir).resolve()
     selected = resolve_tasks(data_dir, tasks)
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=output_dir.parent, prefix=f".{output_dir.name}."))
-    try:
+    with staged_folder(output_dir) as staging:
         _copy_support_package(staging)
         for task, config in selected:
             data_file = _write_docs(task, load_task_split(data_dir, config, split), staging, output_dir)
@@ -204,12 +201,6 @@ def write_task_folder(
         ):
             listed = "".join(f"  - {task.harness_key}\n" for task, _ in members)
             (staging / f"{group}.yaml").write_text(f"group: {group}\ntask:\n{listed}")
-        if output_dir.exists():
-            shutil.rmtree(output_dir)
-        staging.rename(output_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return [task.harness_key for task, _ in selected]
 
 

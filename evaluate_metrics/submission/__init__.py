@@ -13,11 +13,11 @@ import argparse
 import json
 import math
 import re
-import shutil
-import tempfile
 from pathlib import Path
 
 from transformers import CONFIG_MAPPING
+
+from ..report import staged_folder
 
 WRAPPER = Path(__file__).with_name("wrapper.py")
 REGISTERED_NAME_LINE = re.compile(r'^REGISTERED_NAME = "[^"]*"$', re.MULTILINE)
@@ -120,20 +120,12 @@ def write_submission(
     wrapper, count = REGISTERED_NAME_LINE.subn(f'REGISTERED_NAME = "{registered}"', WRAPPER.read_text())
     if count != 1:
         raise RuntimeError(f"{WRAPPER}: expected one REGISTERED_NAME line, found {count}")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}."))
-    try:
+    with staged_folder(output) as staging:
         (staging / "submission.json").write_text(json.dumps(submission, indent=2) + "\n")
         (staging / "model.py").write_text(wrapper)
         problems = check_submission(submission, staging)
         if problems:
             raise SubmissionError("; ".join(problems))
-        if output.exists():
-            shutil.rmtree(output)
-        staging.rename(output)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return output
 
 
