@@ -13,8 +13,9 @@ never got an answer to. :meth:`APIChatModel.usage` counts requests, cache hits a
 cost when prices are given.
 
 Looking While Listening scores given phrases by their log-likelihood. Chat endpoints return
-log-probabilities of generated tokens only, not of a given continuation, so the task raises
-:class:`~.inference.NotApplicableError` and the run reports it as not applicable.
+log-probabilities of generated tokens only; where the endpoint returns the prompt's too (vLLM's
+``prompt_logprobs``), the phrase is scored from them as the local runner scores it; elsewhere the
+task raises :class:`~.inference.NotApplicableError` and the run reports it as not applicable.
 """
 
 from __future__ import annotations
@@ -192,37 +193,43 @@ class APIChatModel:
             "temperature": 0,
         }
 
-    def _complete(self, request: dict) -> str:
+    def _response(self, request: dict) -> dict:
+        """The endpoint's answer to ``request`` (a JSON object), from the disk cache when it was asked before."""
         import openai
 
         key = hashlib.sha256(json.dumps([self.base_url, request], sort_keys=True).encode()).hexdigest()
         response = self.cache.get(key)
-        if response is None:
-            self.rate_limiter.wait()
-            try:
-                response = self.client.chat.completions.create(**request).model_dump(mode="json")
-            except openai.AuthenticationError as error:
-                raise APIModelError(
-                    f"{self.base_url} refused the API key (HTTP 401; set OPENAI_API_KEY or --api-key): {error}"
-                ) from error
-            except openai.APITimeoutError as error:
-                raise APIModelError(
-                    f"{self.base_url} did not answer within {self.timeout:g} s (after {self.client.max_retries} "
-                    "retries); raise --api-timeout or lower --concurrency"
-                ) from error
-            except openai.APIConnectionError as error:
-                raise APIModelError(f"cannot reach {self.base_url} ({error.__cause__ or error})") from error
-            except openai.APIStatusError as error:
-                raise APIModelError(
-                    f"{self.base_url} answered HTTP {error.status_code} for model {self.name!r}: {error.message}"
-                ) from error
-            if not response.get("choices"):
-                raise APIModelError(f"{self.base_url} answered without choices: {response}")
-            self.cache.put(key, response)
-            self.usage_counts.add(response.get("usage"), cached=False)
-        else:
+        if response is not None:
             self.usage_counts.add(None, cached=True)
-        return (response["choices"][0]["message"].get("content") or "").strip()
+            return response
+        self.rate_limiter.wait()
+        fields = {name: value for name, value in request.items() if name != "extra_body"}
+        try:
+            response = self.client.chat.completions.create(**fields, extra_body=request.get("extra_body"))
+        except openai.AuthenticationError as error:
+            raise APIModelError(
+                f"{self.base_url} refused the API key (HTTP 401; set OPENAI_API_KEY or --api-key): {error}"
+            ) from error
+        except openai.APITimeoutError as error:
+            raise APIModelError(
+                f"{self.base_url} did not answer within {self.timeout:g} s (after {self.client.max_retries} "
+                "retries); raise --api-timeout or lower --concurrency"
+            ) from error
+        except openai.APIConnectionError as error:
+            raise APIModelError(f"cannot reach {self.base_url} ({error.__cause__ or error})") from error
+        except openai.APIStatusError as error:
+            raise APIModelError(
+                f"{self.base_url} answered HTTP {error.status_code} for model {self.name!r}: {error.message}"
+            ) from error
+        response = response.model_dump(mode="json")
+        if not response.get("choices"):
+            raise APIModelError(f"{self.base_url} answered without choices: {response}")
+        self.cache.put(key, response)
+        self.usage_counts.add(response.get("usage"), cached=False)
+        return response
+
+    def _complete(self, request: dict) -> str:
+        return (self._response(request)["choices"][0]["message"].get("content") or "").strip()
 
     def generate(self, conversations: Sequence[Conversation], max_new_tokens: int | None = None) -> list[str]:
         """Greedy answers (stripped text) to the last user turn of each conversation, ``concurrency`` at a time."""
@@ -233,11 +240,58 @@ class APIChatModel:
     def start_dialogues(self) -> APIDialogues:
         return APIDialogues(self)
 
-    def score_continuations(self, conversations, continuations) -> list[tuple[float, bool]]:
-        raise NotApplicableError(
-            f"{self.base_url} ({self.name}): a chat endpoint gives log-probabilities of generated tokens only, "
-            "not of a given phrase, so Looking While Listening cannot be scored"
-        )
+    def _prompt_log_probs(self, messages: list[dict], answered: bool) -> list[dict]:
+        """vLLM's ``prompt_logprobs`` of the rendered messages: per prompt token (after the first) a
+        ``{token_id: {"logprob", "rank", ...}}`` holding that token. ``answered``: the last message is the
+        assistant's whole turn (rendered with its end), else the generation prompt follows the messages."""
+        request = {
+            "model": self.name,
+            "messages": messages,
+            "max_tokens": 1,
+            "temperature": 0,
+            "extra_body": {"prompt_logprobs": 0, "add_generation_prompt": not answered},
+        }
+        try:
+            log_probs = self._response(request).get("prompt_logprobs")
+        except APIModelError as error:
+            if isinstance(error.__cause__, openai_request_errors()):
+                raise NotApplicableError(f"{self.base_url} refused prompt log-probabilities ({error})") from error
+            raise
+        if not isinstance(log_probs, list) or not log_probs:
+            raise NotApplicableError(
+                f"{self.base_url} ({self.name}) gives no log-probabilities of given text (vLLM's prompt_logprobs); "
+                "a chat endpoint's logprobs cover generated tokens only, so Looking While Listening cannot be scored"
+            )
+        return log_probs
+
+    def _score(self, pair: tuple[Conversation, str]) -> tuple[float, bool]:
+        conversation, continuation = pair
+        messages = api_messages(conversation)
+        prompt = self._prompt_log_probs(messages, answered=False)
+        answer = {"role": "assistant", "content": [{"type": "text", "text": continuation}]}
+        full = self._prompt_log_probs(messages + [answer], answered=True)
+        prompt_tokens, full_tokens = _prompt_tokens(prompt), _prompt_tokens(full)
+        prompt_ids = [token_id for token_id, _ in prompt_tokens]
+        if len(full_tokens) <= len(prompt_tokens) or [token_id for token_id, _ in full_tokens[: len(prompt_ids)]] != (
+            prompt_ids
+        ):
+            raise APIModelError(
+                f"{self.base_url}: the answered prompt for {continuation!r} does not extend the generation prompt "
+                "token for token, so the continuation's log-likelihood cannot be separated"
+            )
+        scored = [log_prob for _, log_prob in full_tokens[len(prompt_tokens) :]]
+        loss = -sum(token["logprob"] for token in scored) / len(scored)
+        return loss, all(token.get("rank") == 1 for token in scored)
+
+    def score_continuations(
+        self, conversations: Sequence[Conversation], continuations: Sequence[str]
+    ) -> list[tuple[float, bool]]:
+        """Mean token loss of each continuation as the assistant's turn (its text and end, as the local
+        runner scores it) and whether greedy decoding would produce it, from the endpoint's prompt
+        log-probabilities (vLLM's ``prompt_logprobs``); :class:`~.inference.NotApplicableError` where the
+        endpoint has none."""
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, max(1, len(conversations)))) as pool:
+            return list(pool.map(self._score, zip(conversations, continuations)))
 
     def usage(self) -> dict:
         """Requests sent, answers reused from the cache, tokens and (with prices) the cost in USD."""
@@ -254,6 +308,28 @@ class APIChatModel:
             input_price, output_price = self.price_per_million_tokens
             summary["cost_usd"] = (counts.prompt_tokens * input_price + counts.completion_tokens * output_price) / 1e6
         return summary
+
+
+def openai_request_errors() -> tuple[type, ...]:
+    """The answers of an endpoint that does not know a request's extra fields."""
+    import openai
+
+    return (openai.BadRequestError, openai.UnprocessableEntityError, openai.NotFoundError)
+
+
+def _prompt_tokens(log_probs: list) -> list[tuple[str | None, dict | None]]:
+    """(token id, its log-probability entry) per position of a ``prompt_logprobs`` answer requested with 0 top
+    tokens: one entry per position (none for the first token, which nothing predicts)."""
+    tokens = []
+    for entry in log_probs:
+        if entry is None:
+            tokens.append((None, None))
+            continue
+        if len(entry) != 1:
+            raise APIModelError(f"expected the prompt token alone at each prompt_logprobs position, got {entry}")
+        ((token_id, log_prob),) = entry.items()
+        tokens.append((token_id, log_prob))
+    return tokens
 
 
 class APIDialogues:

@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from babyvlm.evaluate_metrics.api import APIChatModel, APIModelError, api_messages
-from babyvlm.evaluate_metrics.inference import Conversation
+from babyvlm.evaluate_metrics.inference import Conversation, NotApplicableError
 from babyvlm.evaluate_metrics.predictions import PREDICTIONS_FILE
 from babyvlm.evaluate_metrics.runner import evaluate_devcv, main
 from babyvlm.evaluate_metrics.testing import save_tiny_llava, synthetic_items, write_devcv_folder
@@ -125,7 +125,7 @@ class ScriptedEndpoint(BaseHTTPRequestHandler):
     """Answers /chat/completions from the server's ``script``: a list of (status, delay) per request."""
 
     def do_POST(self):  # noqa: N802 (http.server's name)
-        self.rfile.read(int(self.headers["Content-Length"]))
+        request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         status, delay = self.server.script.pop(0) if self.server.script else (200, 0)
         self.server.received += 1
         time.sleep(delay)
@@ -138,6 +138,8 @@ class ScriptedEndpoint(BaseHTTPRequestHandler):
                 "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": " B "}}],
                 "usage": {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12},
             }
+            if "prompt_logprobs" in request and self.server.prompt_logprobs:
+                body["prompt_logprobs"] = prompt_logprobs(request)
         else:
             body = {"error": {"message": f"scripted {status}", "type": "error"}}
         payload = json.dumps(body).encode()
@@ -155,10 +157,29 @@ class ScriptedEndpoint(BaseHTTPRequestHandler):
         pass
 
 
+def rendered(request) -> str:
+    """A stand-in chat template (one token per character): what vLLM would tokenize for the request."""
+    text = ""
+    for message in request["messages"]:
+        parts = message["content"] if isinstance(message["content"], list) else [{"type": "text", "text": ""}]
+        body = "".join(part["text"] if part["type"] == "text" else "*" for part in parts)
+        text += f"{message['role']}:{body}" + ("$" if message["role"] == "assistant" else "|")
+    return text + ("assistant:" if request.get("add_generation_prompt", True) else "")
+
+
+def token_log_prob(character: str) -> dict:
+    return {"logprob": -(ord(character) % 7) / 10, "rank": 1 if ord(character) % 2 else 2, "decoded_token": character}
+
+
+def prompt_logprobs(request) -> list:
+    """vLLM's answer with ``prompt_logprobs=0``: nothing for the first token, then the prompt token's entry."""
+    return [None] + [{str(ord(character)): token_log_prob(character)} for character in rendered(request)[1:]]
+
+
 @pytest.fixture
 def scripted():
     server = ThreadingHTTPServer(("127.0.0.1", 0), ScriptedEndpoint)
-    server.script, server.received = [], 0
+    server.script, server.received, server.prompt_logprobs = [], 0, False
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
@@ -211,3 +232,21 @@ def test_unreachable_endpoint_fails_the_cli_and_writes_no_results(tmp_path, devc
     assert "cannot reach http://127.0.0.1" in capsys.readouterr().err
     assert not (output / "results.json").exists() and not (output / "summary.json").exists()
     assert not (output / PREDICTIONS_FILE).exists() or not (output / PREDICTIONS_FILE).read_text()
+
+
+def test_lwl_phrases_are_scored_from_prompt_log_probabilities_where_the_endpoint_gives_them(scripted, tmp_path):
+    scripted.prompt_logprobs = True
+    model = api_model(scripted, tmp_path)
+    scores = model.score_continuations([QUESTION, QUESTION], [" a red ball", " cup"])
+    for (loss, greedy), phrase in zip(scores, [" a red ball", " cup"]):
+        scored = [token_log_prob(character) for character in phrase + "$"]  # the phrase and the turn's end
+        assert loss == pytest.approx(-sum(token["logprob"] for token in scored) / len(scored))
+        assert greedy == all(token["rank"] == 1 for token in scored)
+
+
+def test_lwl_is_not_applicable_where_the_endpoint_gives_no_prompt_log_probabilities(scripted, tmp_path):
+    with pytest.raises(NotApplicableError, match="no log-probabilities of given text"):
+        api_model(scripted, tmp_path).score_continuations([QUESTION], [" cup"])
+    scripted.script = [(400, 0)]
+    with pytest.raises(NotApplicableError, match="refused prompt log-probabilities"):
+        api_model(scripted, tmp_path / "other", max_retries=0).score_continuations([QUESTION], [" cup"])
