@@ -19,8 +19,9 @@ from babyvlm.evaluate_metrics.testing import save_tiny_llava, synthetic_items, w
 from PIL import Image
 
 pytest.importorskip("openai")
-ITEMS = {"picture_vocabulary": 4, "count": 4, "looking_while_listening": 2}
-RUN = {"max_new_tokens": 3, "progress": False, "batch_size": 4}
+ITEMS = {"picture_vocabulary": 4, "count": 4, "memory": 1, "looking_while_listening": 2}
+RUN = {"max_new_tokens": 3, "max_new_tokens_per_round": 3, "progress": False, "batch_size": 4}
+REQUESTS = ITEMS["picture_vocabulary"] + ITEMS["count"] + 15 * ITEMS["memory"]  # a request per Memory round
 
 
 def free_port() -> int:
@@ -83,21 +84,21 @@ def test_served_checkpoint_answers_like_the_local_run(tmp_path, served, llava_di
     api_outputs = outputs(api_output)
     assert set(api_outputs) == {key for key in local_outputs if key[0] != "looking_while_listening"}
     assert api_outputs == {key: local_outputs[key] for key in api_outputs}
-    for key in ("baby_pv", "baby_count"):
+    for key in ("baby_pv", "baby_count", "baby_memory"):
         assert api["tasks"][key]["metrics"] == local["tasks"][key]["metrics"]
     # No log-probabilities of given text from a chat endpoint: LWL is not applicable, never 0.
     assert set(api["not_applicable"]) == {"baby_winoground"}
     assert "baby_winoground" not in json.loads((api_output / "results.json").read_text())["results"]
     report = (api_output / "results.md").read_text()
     assert "Not applicable" in report and "Looking" in report
-    assert api["api_usage"]["requests"] == ITEMS["picture_vocabulary"] + ITEMS["count"]
+    assert api["api_usage"]["requests"] == REQUESTS
     assert api["api_usage"]["prompt_tokens"] > 0
 
     # A rerun (here: the log lost, as if interrupted before writing it) answers from the cache, paying nothing.
     (api_output / PREDICTIONS_FILE).unlink()
     again = evaluate_devcv(model, devcv_dir, api_output, use_system_prompt=False, api={"base_url": served}, **RUN)
     assert again["api_usage"]["requests"] == 0
-    assert again["api_usage"]["cached_answers"] == ITEMS["picture_vocabulary"] + ITEMS["count"]
+    assert again["api_usage"]["cached_answers"] == REQUESTS
     assert outputs(api_output) == api_outputs
 
 
