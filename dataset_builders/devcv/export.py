@@ -25,11 +25,13 @@ RELEASE_SPLIT_NAMES = {"validation": "val"}
 
 def record_to_released_item(row: dict) -> dict:
     """Rebuild the released JSON item of one dataset row (inverse of :func:`~.release.parse_released_item`)."""
+    # Rows made without the `original_id` column (older folders, hand-made test rows) have none.
+    released_id = row.get("original_id") or row["id"]
     if row["task"] == LWL_TASK:
-        item = {"id": row["id"], "image": list(row["image_paths"]), "phrases": list(row["choices"])}
+        item = {"id": released_id, "image": list(row["image_paths"]), "phrases": list(row["choices"])}
     else:
         item = {
-            "id": row["id"],
+            "id": released_id,
             "conversations": messages_to_conversations(row["messages"]),
             "image": list(row["image_paths"]),
         }
