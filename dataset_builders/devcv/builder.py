@@ -107,8 +107,8 @@ class _ShardAssembler:
         self.report = BuildReport()
         self.prompts: dict[str, str] = {}
         self._writers: dict[tuple[str, str], ParquetShardWriter] = {}
-        self._ids: set[tuple[str, str, str]] = set()
-        # (task, split, released id) -> {content digest: where it was read}
+        # (task, split, written id) -> where the item was read; (task, split, released id) -> {digest: where}
+        self._ids: dict[tuple[str, str, str], str] = {}
         self._variants: dict[tuple[str, str, str], dict[str, str]] = {}
 
     def _entries(self, task_file: TaskFile, source: str, overrides: TaskOverrides) -> tuple[FileSummary, list[Entry]]:
@@ -181,16 +181,13 @@ class _ShardAssembler:
         digest = _content_digest(row)
         if digest in variants:
             raise ItemSkipped(DUPLICATE_ITEM, f"id {released_id!r}: identical to the item read from {variants[digest]}")
-        where = f"{task_file.path}[{index}]"
-        new_id, number = released_id, len(variants) + 1
+        new_id, number = released_id, max(2, len(variants) + 1)
         while (row["task"], task_file.split, new_id) in self._ids:
             new_id, number = f"{released_id}__{number}", number + 1
-        if variants:
-            self.report.renamed.append(
-                RenamedItem(str(task_file.path), index, released_id, new_id, next(iter(variants.values())))
-            )
-        variants[digest] = where
-        self._ids.add((row["task"], task_file.split, new_id))
+        if new_id != released_id:
+            first = self._ids[row["task"], task_file.split, released_id]
+            self.report.renamed.append(RenamedItem(str(task_file.path), index, released_id, new_id, first))
+        variants[digest] = self._ids[row["task"], task_file.split, new_id] = f"{task_file.path}[{index}]"
         return new_id
 
     def _write(self, task_file: TaskFile, index: int, row: dict) -> None:
