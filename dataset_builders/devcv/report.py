@@ -40,7 +40,7 @@ class ItemSkipped(Exception):
 class SkippedItem:
     file: str
     index: int
-    """Position of the item in its released JSON list."""
+    """Position of the item in its released JSON list (a CSV: the line of the instance's first row)."""
     id: str | None
     task: str
     split: str
