@@ -309,6 +309,11 @@ def test_unrecognisable_folder_is_reported_and_task_overrides_it(tmp_path, capsy
     )
     assert "count (override: --task count)" in capsys.readouterr().out
     assert load_dataset(str(tmp_path / "cli"), "count", split="test").num_rows == 2
+    single_file = root / "mystery" / "data.json"  # a SOURCE argument names the files under it
+    by_source = build_devcv(
+        [single_file], tmp_path / "one", progress=False, audit=False, tasks=[f"{single_file}=count"]
+    )
+    assert by_source.counts() == {"count": {"test": 1}} and by_source.files[0].task_from == "override"
     with pytest.raises(ValueError, match="no released file, folder or SOURCE is named 'mistery'"):
         build_devcv([root], tmp_path / "typo", progress=False, tasks=["mistery=count"])
     with pytest.raises(ValueError, match="unknown DevCV task 'cuont'"):
@@ -340,8 +345,11 @@ def test_organisers_layout_with_file_names_and_splits(tmp_path):
         "picture_vocabulary": {"validation": 1},
     }
     export_release(tmp_path / "out", tmp_path / "exported")
-    exported = json.loads((tmp_path / "exported/saycam/val/visual_delay_response/open_dataset/data.json").read_text())
+    exported = json.loads((tmp_path / "exported/saycam/val/visual_delay_response/open_dataset.json").read_text())
     assert exported == json.loads((vdr / "open_dataset_val.json").read_text())
+    rebuilt = build_devcv([tmp_path / "exported" / "saycam"], tmp_path / "rebuilt", progress=False, audit=False)
+    assert rebuilt.ok and rebuilt.counts() == report.counts()
+    assert {summary.source_task for summary in rebuilt.files} == {summary.source_task for summary in report.files}
 
 
 # --- duplicate ids -----------------------------------------------------------------------------------------
