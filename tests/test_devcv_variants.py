@@ -498,3 +498,13 @@ def test_samples_keep_every_item_with_an_image(devcv_samples, tmp_path):
     assert (saycam.items, saycam.written, dict(saycam.skip_reasons())) == (144, 141, {"missing_image": 3})
     assert (ego4d.items, ego4d.written, ego4d.skipped_files) == (30, 30, [])
     assert {summary.task_from for summary in [*saycam.files, *ego4d.files]} == {"name"}
+
+
+def test_prompt_inference_agrees_with_the_released_names_on_every_sample_item(devcv_samples):
+    """The prompt cues, written from the documented wordings, place every real SAYCam and Ego4D item
+    where its folder does (Who Has More: both variants, which the prompt cannot tell apart)."""
+    for path in sorted(devcv_samples.glob("**/data.json")):
+        (task,) = names_candidates((path.parent.name,))
+        expected = {"compare_real", "compare_synthetic"} if task.startswith("compare") else {task}
+        for item in json.loads(path.read_text()):
+            assert prompt_candidates(item) == expected, (path, item["id"])
