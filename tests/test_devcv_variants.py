@@ -489,15 +489,7 @@ def test_lwl_csv_alone_and_by_its_columns(lwl_release, tmp_path):
     assert "not the Looking-While-Listening ones" in failure.value.report.skipped_files[0].detail
 
 
-# --- the real samples --------------------------------------------------------------------------------------
-
-
-def test_samples_keep_every_item_with_an_image(devcv_samples, tmp_path):
-    saycam = build_devcv([devcv_samples / "saycam"], tmp_path / "s", progress=False, audit=False)
-    ego4d = build_devcv([devcv_samples / "ego4d"], tmp_path / "e", progress=False, audit=False)
-    assert (saycam.items, saycam.written, dict(saycam.skip_reasons())) == (144, 141, {"missing_image": 3})
-    assert (ego4d.items, ego4d.written, ego4d.skipped_files) == (30, 30, [])
-    assert {summary.task_from for summary in [*saycam.files, *ego4d.files]} == {"name"}
+# --- the real samples (their build: tests/test_devcv_builder.py) ------------------------------------------
 
 
 def test_prompt_inference_agrees_with_the_released_names_on_every_sample_item(devcv_samples):
@@ -508,3 +500,12 @@ def test_prompt_inference_agrees_with_the_released_names_on_every_sample_item(de
         expected = {"compare_real", "compare_synthetic"} if task.startswith("compare") else {task}
         for item in json.loads(path.read_text()):
             assert prompt_candidates(item) == expected, (path, item["id"])
+
+
+def test_variant_builds_are_strict_clean_and_reproducible(nih_release, built_nih, lwl_release, tmp_path):
+    root, _ = nih_release
+    again = build_devcv([root], tmp_path / "again", progress=False, audit=False, strict=True, num_proc=2)
+    assert again.ok and again.fingerprint == built_nih[0].fingerprint
+    with pytest.raises(DevCVBuildError, match="strict build: 6 item"):  # the LWL CSV's bad rows fail a strict build
+        build_devcv([lwl_release[0]], tmp_path / "lwl", source_name="saycam", strict=True, progress=False, audit=False)
+    assert not (tmp_path / "lwl").exists()
