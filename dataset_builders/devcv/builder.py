@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -23,6 +24,7 @@ from .card import first_prompt, render_card
 from .folder import fingerprint_shards, staged_folder, write_card_and_audit
 from .images import ImageLoader
 from .layouts import DEFAULT_SPLIT, TaskFile, find_task_files
+from .limits import InputLimits
 from .lwl_csv import lwl_entries, read_csv_table
 from .recognise import TaskOverrides, resolve_task
 from .release import LWL_TASK, PendingRecord, parse_released_item
@@ -221,6 +223,7 @@ def build_devcv(
     max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
     progress: bool = True,
     tasks: Sequence[str] = (),
+    limits: InputLimits | None = None,
 ) -> BuildReport:
     """Package released DevCV layouts as a 🤗 dataset folder loadable with ``load_dataset(output_dir, task)``.
 
@@ -238,13 +241,15 @@ def build_devcv(
         tasks: ``--task`` values: ``TASK`` for every file, ``NAME=TASK`` for the files whose folder,
             file name or SOURCE argument is ``NAME`` (see ``recognise.py``); otherwise the task comes
             from the names, else from the prompts.
+        limits: text size limits per field and per item, and whether image paths may be links to
+            files outside the data root (default: :class:`~.limits.InputLimits`'s); items over them are skipped.
 
     Returns the :class:`~.report.BuildReport` (also written as ``build_report.json``). Raises
     :class:`DevCVBuildError` when strict mode finds a skip or nothing could be written.
     """
     overrides = TaskOverrides(tasks)
     task_files = [
-        (task_file, str(source))
+        (replace(task_file, limits=limits or InputLimits()), str(source))
         for source in sources
         for task_file in find_task_files(source, split=split, source_name=source_name, image_root=image_root)
     ]

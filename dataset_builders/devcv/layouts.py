@@ -23,6 +23,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .limits import InputLimits
 from .tasks import canonical_task
 
 KNOWN_SOURCES = ("saycam", "ego4d", "nih", "babyview", "synthetic", "toyworld")
@@ -48,6 +49,8 @@ class TaskFile:
     names: tuple[str, ...] = ()
     """Released names that may say the task, most specific first: the file name (split word
     removed) unless it is ``data.json``, then the folder name."""
+    limits: InputLimits = InputLimits()
+    """Size limits and the symbolic-link rule applied to its items."""
 
 
 def normalise_split(name: str) -> str:
@@ -72,7 +75,7 @@ def infer_source_name(path: Path) -> str:
 def _split_from_stem(stem: str, default_split: str) -> tuple[str, str]:
     """``count_v2_test`` -> (``count_v2``, ``test``): the last split word of a file name is its split.
 
-    A name that is itself a task name (``test`` is none, ``open`` is one) keeps the default split.
+    A name without a split word keeps the default split.
     """
     words = stem.split("_")
     for index in range(len(words) - 1, -1, -1):

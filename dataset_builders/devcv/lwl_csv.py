@@ -52,11 +52,11 @@ def read_csv_table(path: Path) -> CsvTable:
     return CsvTable(header, rows)
 
 
-def _image(name: str, tag: str, line: int, data_root: Path) -> tuple[str, Path]:
+def _image(name: str, tag: str, line: int, task_file: TaskFile) -> tuple[str, Path]:
     """The released relative path and file of an instance image: beside the CSV or in ``<tag>_images/``."""
     candidates = [name, f"{tag}_images/{name}"]
     for relative in candidates:
-        file = resolve_image_path(relative, data_root)
+        file = resolve_image_path(relative, task_file.data_root, task_file.limits.allow_links_outside_root)
         if file.is_file():
             return relative, file
     raise ItemSkipped(MISSING_IMAGE, f"line {line}: image {name!r} is neither at {' nor at '.join(candidates)}")
@@ -67,6 +67,10 @@ def _instance(instance_id: str, rows: list[tuple[int, dict]], task: DevCVTask, t
     lines = ", ".join(str(line) for line, _ in rows)
     by_tag: dict[str, tuple[int, dict]] = {}
     for line, row in rows:
+        try:
+            task_file.limits.check_size(row)
+        except ItemSkipped as skipped:
+            raise ItemSkipped(skipped.reason, f"line {line}: {skipped.detail}") from None
         tag = row["image_tag"].strip().lower()
         if tag not in IMAGE_TAGS:
             raise ItemSkipped(MALFORMED_FIELD, f"line {line}: image_tag {row['image_tag']!r} is not positive/negative")
@@ -82,7 +86,7 @@ def _instance(instance_id: str, rows: list[tuple[int, dict]], task: DevCVTask, t
     phrases = {tuple(row[column].strip() for column in LWL_CSV_COLUMNS[1:3]) for _, row in by_tag.values()}
     if len(phrases) != 1:
         raise ItemSkipped(MALFORMED_FIELD, f"lines {lines}: the two rows of instance {instance_id!r} differ in phrases")
-    images = [_image(by_tag[tag][1]["image"].strip(), tag, by_tag[tag][0], task_file.data_root) for tag in IMAGE_TAGS]
+    images = [_image(by_tag[tag][1]["image"].strip(), tag, by_tag[tag][0], task_file) for tag in IMAGE_TAGS]
     extra = json.dumps({"image_tags": list(IMAGE_TAGS)})
     paths, files = [path for path, _ in images], [file for _, file in images]
     return lwl_record(instance_id, task, task_file, list(next(iter(phrases))), paths, files, extra)

@@ -18,6 +18,7 @@ PATH_OUTSIDE_ROOT = "path_outside_root"
 # A second copy of an item already written: same id, same content, same image bytes. An item that
 # only shares its id with another is kept under a new id (:class:`RenamedItem`).
 DUPLICATE_ITEM = "duplicate_item"
+TOO_LARGE = "too_large"
 # File-level reasons: the whole file is skipped and its items cannot be counted one by one.
 UNKNOWN_TASK = "unknown_task"
 UNREADABLE_FILE = "unreadable_file"
