@@ -11,6 +11,7 @@ from babyvlm.dataset_builders.chat import count_image_blocks
 from babyvlm.dataset_builders.devcv.builder import DevCVBuildError, build_devcv
 from babyvlm.dataset_builders.devcv.cli import main as build_main
 from babyvlm.dataset_builders.devcv.export import export_release
+from babyvlm.dataset_builders.devcv.limits import InputLimits
 from babyvlm.dataset_builders.devcv.recognise import names_candidates, prompt_candidates
 from babyvlm.evaluate_metrics.protocol import lwl_requests
 from datasets import Image, List, load_dataset
@@ -509,3 +510,13 @@ def test_variant_builds_are_strict_clean_and_reproducible(nih_release, built_nih
     with pytest.raises(DevCVBuildError, match="strict build: 6 item"):  # the LWL CSV's bad rows fail a strict build
         build_devcv([lwl_release[0]], tmp_path / "lwl", source_name="saycam", strict=True, progress=False, audit=False)
     assert not (tmp_path / "lwl").exists()
+
+
+def test_lwl_csv_rows_obey_the_input_limits(lwl_release, tmp_path):
+    dataset, _ = lwl_release
+    report = build_devcv(
+        [dataset], tmp_path / "out", source_name="saycam", progress=False, audit=False, limits=InputLimits(10)
+    )
+    too_large = [skip for skip in report.skipped if skip.reason == "too_large"]
+    assert too_large and all(skip.detail.startswith("line ") for skip in too_large)
+    assert report.items == report.written + len(report.skipped)
