@@ -515,8 +515,9 @@ def test_variant_builds_are_strict_clean_and_reproducible(nih_release, built_nih
 def test_lwl_csv_rows_obey_the_input_limits(lwl_release, tmp_path):
     dataset, _ = lwl_release
     report = build_devcv(
-        [dataset], tmp_path / "out", source_name="saycam", progress=False, audit=False, limits=InputLimits(10)
+        [dataset], tmp_path / "out", source_name="saycam", progress=False, audit=False, limits=InputLimits(13)
     )
-    too_large = [skip for skip in report.skipped if skip.reason == "too_large"]
-    assert too_large and all(skip.detail.startswith("line ") for skip in too_large)
+    too_large = {skip.id: skip.detail for skip in report.skipped if skip.reason == "too_large"}
+    assert list(too_large) == ["6", "7"]  # their 14- and 16-byte image names
+    assert too_large["6"].startswith("line 14: text field image") and too_large["7"].startswith("line 16: text field image")
     assert report.items == report.written + len(report.skipped)
