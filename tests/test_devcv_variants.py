@@ -13,7 +13,7 @@ from babyvlm.dataset_builders.devcv.cli import main as build_main
 from babyvlm.dataset_builders.devcv.export import export_release
 from babyvlm.dataset_builders.devcv.limits import InputLimits
 from babyvlm.dataset_builders.devcv.recognise import names_candidates, prompt_candidates
-from babyvlm.evaluate_metrics.protocol import lwl_requests
+from babyvlm.evaluate_metrics.protocol import LWL_TARGET_DELIMITER, lwl_requests
 from datasets import Image, List, load_dataset
 from fixtures_devcv import noise_image, write_json
 
@@ -447,7 +447,10 @@ def test_lwl_csv_builds_instances_with_positive_negative_provenance(lwl_release,
     assert undecoded[1]["images"][0]["bytes"] == (folder / "positive_images" / "S_1.jpg").read_bytes()
     # What the runner scores: image 0 (positive) and 1 (negative) against phrase 0 (positive) and 1.
     conversations, continuations = lwl_requests(row)
-    assert continuations == ["play mat", "read book", "play mat", "read book"] and len(conversations) == 4
+    phrases = [LWL_TARGET_DELIMITER + phrase for phrase in ("play mat", "read book")]
+    assert continuations == phrases * 2 and [conversation.images for conversation in conversations] == [
+        [image] for image in row["images"] for _ in phrases
+    ]
 
 
 def test_lwl_csv_bad_rows_are_counted_skips_naming_file_and_line(lwl_release, tmp_path):
