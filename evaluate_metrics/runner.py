@@ -31,6 +31,7 @@ from .devcv.items import score_item
 from .devcv.scores import chance_normalized, mean_scores, overall_chance_normalized, overall_score
 from .inference import ChatModel, IncompatibleModelError, NotApplicableError
 from .predictions import PredictionLog, RunMismatchError
+from .preflight import check_eval_paths
 from .protocol import (
     MAX_NEW_TOKENS,
     MAX_NEW_TOKENS_PER_ROUND,
@@ -136,7 +137,7 @@ def summarize(entries_by_task: dict[DevCVTask, list[dict]]) -> dict:
             tasks[task.harness_key]["extra_metrics"] = extra
         if task.name == "memory":
             # Items without released labels, scored with objects recognised by their images (protocol.py).
-            tasks[task.harness_key]["labels_fallback"] = sum(entry.get("labels_fallback", False) for entry in entries)
+            tasks[task.harness_key]["labels_fallback"] = sum(entry["labels_fallback"] for entry in entries)
     results = {key: task["metrics"] for key, task in tasks.items()}
     return {
         "overall": overall_score(results),
@@ -310,6 +311,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.no_progress:
         datasets.disable_progress_bars()
     try:
+        check_eval_paths(args.model, args.output)
         summary = evaluate_devcv(
             args.model,
             args.data,

@@ -1,8 +1,10 @@
-"""The DevCV metrics as plain functions (REFERENCE §5, "Evaluation protocol and metrics").
+"""The DevCV metrics as plain functions (REFERENCE §5, "Evaluation protocol and metrics"), as the
+official code computes them: the authors' ``utils.py`` (ShawnKing98/BabyLLaVA-V2) and, for Looking
+While Listening, the ``baby_winoground`` task of ShawnKing98/babylmms-eval; each rule cites its source.
 
 Per-item functions take already-parsed answers (see :mod:`.parsing`; ``None`` = unparsable, always
 wrong) and return ``{metric: value}``; every task metric is the mean of its per-item values over
-the items (:func:`mean_scores`), which is also how lmms-eval aggregates them.
+the items (:func:`mean_scores`), as the authors' ``sum_*_task_accuracies`` and lmms-eval aggregate them.
 """
 
 from __future__ import annotations
@@ -88,7 +90,8 @@ def lwl_item(losses: Sequence[Sequence[float]]) -> dict[str, float]:
     """Looking While Listening from the 2×2 losses ``losses[image i][phrase j]`` (phrase j describes image j).
 
     Text score: each image prefers its own phrase; image score: each phrase prefers its own image;
-    group score (primary): both.
+    group score (primary): both; ties lose (babylmms-eval lmms_eval/tasks/baby_winoground/utils.py
+    ``baby_winoground_aggregate_*_score``).
     """
     (l00, l01), (l10, l11) = losses
     text = l00 < l01 and l11 < l10
