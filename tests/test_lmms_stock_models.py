@@ -94,6 +94,7 @@ def test_stateless_models_get_the_dialogue_so_far_as_a_transcript(task_folder):
     assert len(images) == 2 and text == "Let's try more. Touch the new image. (A) <image> (B) <image>"
 
 
+@pytest.mark.slow
 def test_an_unscorable_dialogue_response_ends_the_run_with_an_error(task_folder, tmp_path):
     from lmms_eval.api.model import lmms
     from lmms_eval.models import MODEL_REGISTRY_V2
