@@ -74,13 +74,14 @@ def _prompt_size(messages: list[dict]) -> tuple[int, int]:
 def item_tokens(chat: ChatModel, record: dict) -> int:
     """About how many tokens answering ``record`` puts in one batch row: its user turns and images,
     plus room for an answer per round (Memory's last round holds the whole dialogue)."""
-    turns = [message for message in record["messages"] if message["role"] == "user"]
-    if not turns:  # Looking While Listening: one image and a phrase per request
-        turns = [{"role": "user", "content": [{"type": "image", "text": None}, {"type": "text", "text": " "}]}]
-        images = list(record["images"][:1])
-        return chat.estimate_tokens(Conversation(turns, images)) + max(len(c) for c in record["choices"])
-    answers = len(turns) * chat.max_new_tokens
-    return chat.estimate_tokens(Conversation(turns, list(record["images"]))) + answers
+    if not record["messages"]:  # Looking While Listening: one image and a phrase per request
+        turn = {"role": "user", "content": [{"type": "image", "text": None}, {"type": "text", "text": " "}]}
+        return chat.estimate_tokens(Conversation([turn], list(record["images"][:1]))) + max(map(len, record["choices"]))
+    # The gold answers' turns stand for the model's: their template tokens count, their text is replaced.
+    blank = [{"type": "text", "text": " "}]
+    messages = [{**m, "content": blank} if m["role"] == "assistant" else m for m in record["messages"]]
+    answers = sum(message["role"] == "assistant" for message in messages)
+    return chat.estimate_tokens(Conversation(messages, list(record["images"]))) + answers * chat.max_new_tokens
 
 
 def token_budget_batches(sizes: list[int], batch_size: int, max_batch_tokens: int | None) -> list[slice]:
