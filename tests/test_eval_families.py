@@ -174,3 +174,21 @@ def test_cli_refuses_a_folder_whose_tasks_are_all_unknown(tmp_path, capsys, fami
     data = write_devcv_folder(tmp_path / "data", {"colour_naming": synthetic_items("count", 2)})
     error = cli_error(capsys, "--model", str(family_dirs["llava"]), "--data", str(data), "--output", str(tmp_path))
     assert "holds no DevCV task (unknown configs: colour_naming)" in error
+
+
+def test_cli_passes_dtype_attention_and_device_map_through(tmp_path, monkeypatch, family_dirs, devcv_dir):
+    loaded = {}
+    from_pretrained = ChatModel.from_pretrained
+
+    def record(model_dir, **kwargs):
+        chat = from_pretrained(model_dir, **kwargs)
+        loaded.update(dtype=chat.model.dtype, attention=chat.model.config._attn_implementation, kwargs=kwargs)
+        return chat
+
+    monkeypatch.setattr(ChatModel, "from_pretrained", record)
+    arguments = ["--model", str(family_dirs["gemma3"]), "--data", str(devcv_dir), "--output", str(tmp_path)]
+    arguments += ["--tasks", "count", "--limit", "1", "--max-new-tokens", "2", "--no-progress"]
+    main([*arguments, "--dtype", "bf16", "--attn-implementation", "eager", "--device-map", "cpu"])
+    assert loaded["dtype"] == torch.bfloat16 and loaded["attention"] == "eager"
+    assert loaded["kwargs"]["device_map"] == "cpu"
+    assert json.loads((tmp_path / "run.json").read_text())["dtype"] == "bfloat16"
