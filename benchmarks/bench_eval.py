@@ -47,7 +47,7 @@ def timed_cli(model: Path, data: Path, output: Path, processes: int, args) -> tu
     """Wall seconds of a whole ``babyvlm-eval`` run in ``processes`` CPU processes, and its results.json."""
     runner = ["-m", "babyvlm.evaluate_metrics.runner", "--model", str(model), "--data", str(data)]
     runner += ["--output", str(output), "--batch-size", str(args.batch_size), "--no-progress"]
-    runner += ["--max-new-tokens", str(args.max_new_tokens)]
+    runner += ["--max-new-tokens", str(args.max_new_tokens), "--max-new-tokens-per-round", str(args.max_new_tokens)]
     launch = [sys.executable]
     if processes > 1:
         launch += ["-m", "accelerate.commands.launch", "--num_processes", str(processes), "--num_machines", "1"]

@@ -3,7 +3,8 @@
 Writes into the output folder:
 
 - ``predictions.jsonl``: one line per item (output, gold, parsed answer, item scores); resumable.
-- ``results.json``: the leaderboard file ``{"results": {"baby_pv": {"acc": ...}, ...}}``.
+- ``results.json``: the leaderboard file ``{"results": {"baby_pv": {"acc": ...}, ...}}``, and the same
+  as ``devcv_results.json``, which the leaderboard's collation finds (it globs ``**/*_results.json``).
 - ``summary.json``: per task metrics, primary metric, chance, chance-normalised score, n and
   unparsable answers, plus the overall score.
 - ``results.md``: the Markdown table; ``scores_vs_chance.png`` and, with Object Counting,
@@ -34,8 +35,24 @@ from .devcv.items import score_item
 from .devcv.scores import chance_normalized, mean_scores, overall_chance_normalized, overall_score
 from .inference import ChatModel, Conversation, IncompatibleModelError
 from .predictions import PredictionLog, RunMismatchError
-from .protocol import is_dialogue, memory_option_keys, run_items
-from .report import COUNT_PLOT, SCORES_PLOT, markdown_table, plot_count_accuracy, plot_scores, write_text_atomic
+from .preflight import check_eval_paths
+from .protocol import (
+    MAX_NEW_TOKENS,
+    MAX_NEW_TOKENS_PER_ROUND,
+    has_memory_labels,
+    is_dialogue,
+    memory_option_keys,
+    run_items,
+)
+from .report import (
+    COUNT_PLOT,
+    SCORES_PLOT,
+    markdown_table,
+    plot_count_accuracy,
+    plot_scores,
+    write_results_files,
+    write_text_atomic,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -55,15 +72,19 @@ def score_entry(task: DevCVTask, record: dict, output) -> dict:
         scored = score_item(task, output, reference, labels)
     except ValueError as error:
         raise ValueError(f"{task.name} item {record['id']!r}: {error}") from error
-    return {
+    entry = {
         "task": task.name,
         "id": record["id"],
         "output": output,
         "gold": gold,
         "parsed": scored.parsed,
         "scores": scored.scores,
+        "extra_scores": scored.extra_scores,
         "unparsable": scored.unparsable,
     }
+    if is_dialogue(record):
+        entry["labels_fallback"] = not has_memory_labels(record)
+    return entry
 
 
 def _prompt_size(messages: list[dict]) -> tuple[int, int]:
@@ -81,7 +102,8 @@ def item_tokens(chat: ChatModel, record: dict) -> int:
     blank = [{"type": "text", "text": " "}]
     messages = [{**m, "content": blank} if m["role"] == "assistant" else m for m in record["messages"]]
     answers = sum(message["role"] == "assistant" for message in messages)
-    return chat.estimate_tokens(Conversation(messages, list(record["images"]))) + answers * chat.max_new_tokens
+    per_answer = chat.max_new_tokens_per_round if is_dialogue(record) else chat.max_new_tokens
+    return chat.estimate_tokens(Conversation(messages, list(record["images"]))) + answers * per_answer
 
 
 def token_budget_batches(sizes: list[int], batch_size: int, max_batch_tokens: int | None) -> list[slice]:
@@ -153,6 +175,12 @@ def summarize(entries_by_task: dict[DevCVTask, list[dict]]) -> dict:
             "n": len(entries),
             "unparsable": sum(entry["unparsable"] for entry in entries),
         }
+        extra = mean_scores([entry["extra_scores"] for entry in entries])
+        if extra:
+            tasks[task.harness_key]["extra_metrics"] = extra
+        if task.name == "memory":
+            # Items without released labels, scored with objects recognised by their images (protocol.py).
+            tasks[task.harness_key]["labels_fallback"] = sum(entry["labels_fallback"] for entry in entries)
     results = {key: task["metrics"] for key, task in tasks.items()}
     return {
         "overall": overall_score(results),
@@ -162,8 +190,7 @@ def summarize(entries_by_task: dict[DevCVTask, list[dict]]) -> dict:
 
 
 def write_outputs(output_dir: Path, summary: dict, entries_by_task: dict[DevCVTask, list[dict]]) -> None:
-    results = {"results": {key: task["metrics"] for key, task in summary["tasks"].items()}}
-    write_text_atomic(output_dir / "results.json", json.dumps(results, indent=2) + "\n")
+    write_results_files(output_dir, {key: task["metrics"] for key, task in summary["tasks"].items()})
     write_text_atomic(output_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     write_text_atomic(output_dir / "results.md", markdown_table(summary))
     plot_scores(summary, output_dir / SCORES_PLOT)
@@ -194,7 +221,8 @@ def evaluate_devcv(
     batch_size: int = 8,
     max_batch_tokens: int | None = None,
     limit: int | None = None,
-    max_new_tokens: int = 16,
+    max_new_tokens: int = MAX_NEW_TOKENS,
+    max_new_tokens_per_round: int = MAX_NEW_TOKENS_PER_ROUND,
     use_system_prompt: bool = False,
     device: str | None = None,
     dtype: torch.dtype = torch.float32,
@@ -207,9 +235,10 @@ def evaluate_devcv(
 
     Items already logged in ``output_dir`` by an identical run are not redone. ``max_batch_tokens``
     caps a batch's padded token count (rows x longest item) besides its ``batch_size`` rows;
-    ``limit`` takes each task's first items. ``use_system_prompt`` adds the per-task system prompts
-    meant for general-purpose models. ``model_kwargs`` (``device_map``, ``attn_implementation``...)
-    go to ``from_pretrained``.
+    ``limit`` takes each task's first items. ``use_system_prompt`` adds the authors' per-task system
+    prompts meant for general-purpose models. ``max_new_tokens`` (single turns) and
+    ``max_new_tokens_per_round`` (Memory) default to the leaderboard's reference wrapper's limits.
+    ``model_kwargs`` (``device_map``, ``attn_implementation``...) go to ``from_pretrained``.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -222,6 +251,7 @@ def evaluate_devcv(
         model = ChatModel.from_pretrained(
             model_location(model),
             max_new_tokens=max_new_tokens,
+            max_new_tokens_per_round=max_new_tokens_per_round,
             device=device or str(state.device),
             dtype=dtype,
             **model_kwargs,
@@ -231,6 +261,7 @@ def evaluate_devcv(
         "data": str(data_dir),
         "split": split,
         "max_new_tokens": model.max_new_tokens,
+        "max_new_tokens_per_round": model.max_new_tokens_per_round,
         "use_system_prompt": use_system_prompt,
         "dtype": str(model.model.dtype).removeprefix("torch."),
     }
@@ -285,11 +316,14 @@ def _parser() -> argparse.ArgumentParser:
         "dialogues in memory; default: no cap",
     )
     parser.add_argument("--limit", type=int, help="evaluate only the first N items of each task")
-    parser.add_argument("--max-new-tokens", type=int, default=16)
+    parser.add_argument("--max-new-tokens", type=int, default=MAX_NEW_TOKENS, help="per single-turn answer")
+    parser.add_argument(
+        "--max-new-tokens-per-round", type=int, default=MAX_NEW_TOKENS_PER_ROUND, help="per Memory round"
+    )
     parser.add_argument(
         "--system-prompts",
         action="store_true",
-        help="add per-task system prompts (for general-purpose models; off for BabyLLaVA-V2)",
+        help="add the authors' per-task system prompts (for general-purpose models; off for BabyLLaVA-V2)",
     )
     parser.add_argument(
         "--device", help="default: this process's accelerator (cuda:<local rank> under accelerate), else cpu"
@@ -324,6 +358,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.no_progress:
         datasets.disable_progress_bars()
     try:
+        check_eval_paths(args.model, args.output)
         summary = evaluate_devcv(
             args.model,
             args.data,
@@ -334,6 +369,7 @@ def main(argv: list[str] | None = None) -> None:
             max_batch_tokens=args.max_batch_tokens,
             limit=args.limit,
             max_new_tokens=args.max_new_tokens,
+            max_new_tokens_per_round=args.max_new_tokens_per_round,
             use_system_prompt=args.system_prompts,
             device=args.device,
             dtype=DTYPES[args.dtype],

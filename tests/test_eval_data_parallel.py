@@ -9,9 +9,10 @@ import pytest
 from babyvlm.evaluate_metrics.predictions import PREDICTIONS_FILE
 from babyvlm.evaluate_metrics.runner import evaluate_devcv
 from babyvlm.evaluate_metrics.testing import synthetic_items, write_devcv_folder
+
 from babyvlm.testing import save_tiny_model
 
-RUN = {"max_new_tokens": 3, "batch_size": 2}
+RUN = {"max_new_tokens": 3, "max_new_tokens_per_round": 3, "batch_size": 2}
 
 
 def entries(output_dir) -> dict:
@@ -41,6 +42,7 @@ def test_two_processes_give_the_single_process_results_and_resume_per_shard(tmp_
     command += ["--mixed_precision", "no", "--dynamo_backend", "no", "-m", "babyvlm.evaluate_metrics.runner"]
     command += ["--model", str(model), "--data", str(data), "--output", str(parallel), "--no-progress"]
     command += ["--max-new-tokens", str(RUN["max_new_tokens"]), "--batch-size", str(RUN["batch_size"])]
+    command += ["--max-new-tokens-per-round", str(RUN["max_new_tokens_per_round"])]
     environment = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
     finished = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=600)
     assert finished.returncode == 0, finished.stderr[-3000:]
