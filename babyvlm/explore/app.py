@@ -76,7 +76,9 @@ def build_app(explorer: Explorer) -> gr.Blocks:
                             elem_id="prompt",
                             interactive=explorer.asker is not None,
                         )
-                        tokens_box = gr.Slider(1, MAX_NEW_TOKENS, value=32, step=1, label="max new tokens")
+                        tokens_box = gr.Slider(
+                            1, MAX_NEW_TOKENS, value=explorer.max_new_tokens, step=1, label="max new tokens"
+                        )
                         ask_button = gr.Button("Ask", elem_id="ask", interactive=explorer.asker is not None)
                         answer_box = gr.Textbox(label="answer (streamed)", elem_id="answer", interactive=False)
         with gr.Tab("Scores"):

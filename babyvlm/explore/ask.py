@@ -54,7 +54,7 @@ class Asker:
         self.model_dir = Path(model_dir)
         self.chat = ChatModel.from_pretrained(self.model_dir, device=device, dtype=dtype)
 
-    def stream(self, prompt: str, images: list, max_new_tokens: int = 64) -> Iterator[str]:
+    def stream(self, prompt: str, images: list, max_new_tokens: int | None = None) -> Iterator[str]:
         """The answer so far, growing as tokens are generated (greedy)."""
         conversation = prompt_conversation(prompt, images)
         inputs = self.chat._encode([self.chat.prompt(conversation.messages)], [conversation])
@@ -74,7 +74,7 @@ class Asker:
         answer = ""
         for piece in streamer:
             answer += piece
-            yield answer
+            yield answer.strip()  # stripped as the evaluation strips its answers
         thread.join()
         if errors:
             raise errors[0]

@@ -71,6 +71,11 @@ class Explorer:
             except Exception as error:  # any loading failure: the page says why, browsing still works
                 self.messages.append(f"cannot load the model {model}: {error}")
 
+    @property
+    def max_new_tokens(self) -> int:
+        """The loaded model's evaluation setting, so an unedited prompt gets the evaluated answer."""
+        return self.asker.chat.max_new_tokens if self.asker else 16
+
     def _folder(self) -> DevCVFolder:
         if self.folder is None:
             raise ExploreError("no DevCV dataset folder is loaded (see the message above)")
