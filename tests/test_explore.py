@@ -18,6 +18,7 @@ from babyvlm.evaluate_metrics.testing import save_tiny_llava, synthetic_items, w
 from fixtures_devcv import write_split_layout
 
 from babyvlm.explore.ask import default_prompt, prompt_conversation
+from babyvlm.explore.cli import main
 from babyvlm.explore.dataset import DevCVFolder, ExploreError
 from babyvlm.explore.filters import ANY_COUNT, DISAGREEMENT, UNPARSABLE, WRONG, Selection, select
 from babyvlm.explore.runs import is_correct
@@ -229,6 +230,13 @@ def test_the_edited_prompt_takes_the_items_images_in_order(evaluated):
         prompt_conversation(prompt + "<image>", images)
 
 
+def test_the_command_line_needs_a_data_folder(monkeypatch, capsys):
+    monkeypatch.delenv("BABYVLM_EXPLORE_DATA", raising=False)
+    with pytest.raises(SystemExit) as exit_info:
+        main([])
+    assert exit_info.value.code == 2 and "--data is required" in capsys.readouterr().err
+
+
 # --- the page in a real browser --------------------------------------------------------------------------------
 
 
@@ -270,7 +278,8 @@ def _table_ids(page) -> list[str]:
 
 
 @pytest.mark.slow
-def test_the_page_shows_items_runs_and_streamed_answers_in_a_real_browser(evaluated, browser_page, artefacts):
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore:.*(no_silent_downcasting|copy keyword)")
+def test_the_page_shows_items_runs_and_streamed_answers_in_a_real_browser(evaluated, browser_page, artefacts, tmp_path):
     pytest.importorskip("gradio", reason="`make install` installs the explore extra")
     from playwright.sync_api import expect
 
@@ -311,5 +320,19 @@ def test_the_page_shows_items_runs_and_streamed_answers_in_a_real_browser(evalua
         expect(page.locator(".run-plots img")).to_have_count(4)  # scores and counting plots of both runs
         page.screenshot(path=artefacts / "scores.png", full_page=True)
         assert (artefacts / "picture_vocabulary.png").stat().st_size > 10_000
+    finally:
+        demo.close()
+
+    # A folder that is not a DevCV dataset: the page says so instead of failing.
+    port = _free_port()
+    demo = build_app(Explorer(tmp_path, [tmp_path])).queue()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        page.goto(f"http://127.0.0.1:{port}/")
+        shown = page.locator("#explore-messages .devcv-message")
+        expect(shown).to_have_count(2)
+        expect(shown.first).to_contain_text(f"{tmp_path} is not a DevCV dataset folder")
+        expect(shown.last).to_contain_text(f"{tmp_path} is not an evaluation run folder")
+        page.screenshot(path=artefacts / "not_a_dataset.png", full_page=True)
     finally:
         demo.close()

@@ -32,6 +32,11 @@ def error_text(error: Exception) -> str:
     return f"unexpected {type(error).__name__}: {error} (the server log has the details)"
 
 
+def default_split(splits: list[str]) -> str | None:
+    """The split evaluations use (``test``) when the task has it, else its first."""
+    return "test" if "test" in splits else next(iter(splits), None)
+
+
 def _table(header: list[str], rows: list[list]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=header)
 
@@ -41,6 +46,7 @@ def build_app(explorer: Explorer) -> gr.Blocks:
     tasks = explorer.task_choices()
     first_task = tasks[0][1] if tasks else None
     splits = explorer.split_choices(first_task) if first_task else []
+    first_split = default_split(splits)
     run_names = [ANY_RUN] + [run.name for run in explorer.runs]
 
     with gr.Blocks(title="DevCV explorer") as demo:
@@ -51,7 +57,7 @@ def build_app(explorer: Explorer) -> gr.Blocks:
         with gr.Tab("Items"):
             with gr.Row():
                 task_box = gr.Dropdown(tasks, value=first_task, label="task", elem_id="task")
-                split_box = gr.Dropdown(splits, value=splits[0] if splits else None, label="split", elem_id="split")
+                split_box = gr.Dropdown(splits, value=first_split, label="split", elem_id="split")
                 filter_box = gr.Radio(FILTERS, value=ALL, label="show", elem_id="filter")
                 run_box = gr.Dropdown(run_names, value=ANY_RUN, label="filter on run", elem_id="filter-run")
                 count_box = gr.Dropdown([ANY_COUNT], value=ANY_COUNT, label="true count", elem_id="true-count")
@@ -60,7 +66,13 @@ def build_app(explorer: Explorer) -> gr.Blocks:
                 page_box = gr.Number(1, precision=0, minimum=1, label="page", elem_id="page", scale=0)
                 next_button = gr.Button("next page ▶", elem_id="next-page", scale=0)
                 page_info = gr.Markdown(elem_id="page-info")
-            table = gr.Dataframe(interactive=False, wrap=True, elem_id="page-table", label="items (click a row)")
+            table = gr.Dataframe(
+                headers=["#", "id", "gold"],
+                interactive=False,
+                wrap=True,
+                elem_id="page-table",
+                label="items (click a row)",
+            )
             item_box = gr.Dropdown([], label="item", elem_id="item")
             with gr.Row():
                 with gr.Column(scale=3):
@@ -150,7 +162,7 @@ def build_app(explorer: Explorer) -> gr.Blocks:
         @_guarded
         def on_task(task, filter_name, run_name):
             split_names = explorer.split_choices(task)
-            split = split_names[0]
+            split = default_split(split_names)
             return {split_box: gr.Dropdown(split_names, value=split)} | on_split(task, split, filter_name, run_name)
 
         def on_split(task, split, filter_name, run_name):
@@ -197,6 +209,6 @@ def build_app(explorer: Explorer) -> gr.Blocks:
         item_box.input(on_item, [task_box, split_box, item_box], outputs)
         table.select(on_row, [task_box, split_box], outputs)
         ask_button.click(on_ask, [task_box, split_box, item_box, prompt_box, tokens_box], [answer_box, messages])
-        if first_task and splits:
+        if first_split:
             demo.load(on_split_guarded, [task_box, split_box, filter_box, run_box], outputs)
     return demo
