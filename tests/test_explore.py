@@ -184,6 +184,23 @@ def test_a_folder_that_is_not_a_devcv_dataset_is_a_message(tmp_path):
             explorer.listing("count", "test", Selection())
 
 
+def test_shards_that_are_not_devcv_parquet_are_messages_naming_the_file(tmp_path):
+    folder = write_devcv_folder(
+        tmp_path / "devcv", {"count": synthetic_items("count", 2), "memory": synthetic_items("memory", 1)}
+    )
+    shard = next((folder / "count").glob("*.parquet"))
+    shard.write_bytes(b"not parquet")
+    pq.write_table(
+        pq.read_table(next((folder / "memory").glob("*.parquet")), columns=["id", "answer"]),
+        next((folder / "memory").glob("*.parquet")),
+    )
+    explorer = Explorer(folder)
+    with pytest.raises(ExploreError, match=f"{shard} is not a readable parquet file"):
+        explorer.listing("count", "test", Selection())
+    with pytest.raises(ExploreError, match="is not a DevCV shard: no column task, messages, images"):
+        explorer.item("memory", "test", 0)
+
+
 def test_bad_run_folders_are_messages_naming_the_file(evaluated, tmp_path):
     data, runs, _ = evaluated
     broken = tmp_path / "broken"

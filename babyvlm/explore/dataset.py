@@ -8,12 +8,14 @@ only when an item is shown.
 
 from __future__ import annotations
 
+import bisect
 import io
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 import datasets
+import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image, UnidentifiedImageError
 
@@ -59,27 +61,25 @@ class TaskSplit:
 
     def __init__(self, task: DevCVTask, split: str, files: list[Path]):
         self.task, self.split, self.files = task, split, files
-        self._cached_group: tuple[tuple[int, int], list[dict]] | None = None
-        for file in files:
-            missing = [column for column in REQUIRED_COLUMNS if column not in pq.read_schema(file).names]
+        self._group_starts: list[int] = []  # first item of each row group, across the shards in order
+        self._group_places: list[tuple[int, int]] = []  # (shard, row group in the shard)
+        self._cached_group: tuple[int, list[dict]] | None = None
+        self.num_rows = 0
+        for file_index, file in enumerate(files):
+            try:
+                parquet = pq.ParquetFile(file)
+            except (OSError, pa.ArrowException) as error:
+                raise ExploreError(f"{file} is not a readable parquet file ({error})") from error
+            missing = [column for column in REQUIRED_COLUMNS if column not in parquet.schema_arrow.names]
             if missing:
                 raise ExploreError(f"{file} is not a DevCV shard: no column {', '.join(missing)}")
-
-    @cached_property
-    def _groups(self) -> list[tuple[int, int, int]]:
-        """(first row, file index, row group index) of every row group, in order."""
-        groups, first = [], 0
-        for file_index, file in enumerate(self.files):
-            metadata = pq.ParquetFile(file).metadata
-            for group in range(metadata.num_row_groups):
-                groups.append((first, file_index, group))
-                first += metadata.row_group(group).num_rows
-        self._num_rows = first
-        return groups
+            for group in range(parquet.metadata.num_row_groups):
+                self._group_starts.append(self.num_rows)
+                self._group_places.append((file_index, group))
+                self.num_rows += parquet.metadata.row_group(group).num_rows
 
     def __len__(self) -> int:
-        _ = self._groups
-        return self._num_rows
+        return self.num_rows
 
     @cached_property
     def index(self) -> list[dict]:
@@ -88,13 +88,14 @@ class TaskSplit:
 
     def row(self, position: int) -> dict:
         """The item at ``position`` with its image cells undecoded (see :meth:`images`)."""
-        if not 0 <= position < len(self):
-            raise ExploreError(f"{self.task.name}/{self.split} has {len(self)} items; there is no item {position}")
-        first, file_index, group = max(entry for entry in self._groups if entry[0] <= position)
-        if self._cached_group is None or self._cached_group[0] != (file_index, group):
-            rows = pq.ParquetFile(self.files[file_index]).read_row_group(group).to_pylist()
-            self._cached_group = ((file_index, group), rows)
-        return self._cached_group[1][position - first]
+        if not 0 <= position < self.num_rows:
+            raise ExploreError(f"{self.task.name}/{self.split} has {self.num_rows} items; there is no item {position}")
+        group = bisect.bisect_right(self._group_starts, position) - 1
+        if self._cached_group is None or self._cached_group[0] != group:
+            file_index, group_in_file = self._group_places[group]
+            rows = pq.ParquetFile(self.files[file_index]).read_row_group(group_in_file).to_pylist()
+            self._cached_group = (group, rows)
+        return self._cached_group[1][position - self._group_starts[group]]
 
     def images(self, row: dict) -> list[Image.Image | MissingImage]:
         """The item's images in placeholder order, decoded now."""
