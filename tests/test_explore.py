@@ -325,6 +325,10 @@ def test_the_page_shows_items_runs_and_streamed_answers_in_a_real_browser(evalua
         expect(page.locator("#page-table [role=row][data-index]")).to_have_count(len(wrong))
         assert _table_ids(page) == wrong
         expect(page.locator("#run-view")).to_contain_text("wrong")
+        page.locator('#page-table [role=gridcell][data-col="1"]').last.click()  # a row shows its item
+        expect(page.locator("#item-view h3")).to_have_text(wrong[-1])
+        page.locator('#page-table [role=gridcell][data-col="1"]').first.click()
+        expect(page.locator("#item-view h3")).to_have_text(wrong[0])
         page.screenshot(path=artefacts / "wrong_only.png", full_page=True)
 
         # Ask the model about the shown item: the unedited prompt gets the evaluated answer, streamed.
