@@ -29,6 +29,7 @@ from .devcv.items import score_item
 from .devcv.scores import chance_normalized, mean_scores, overall_chance_normalized, overall_score
 from .inference import ChatModel, IncompatibleModelError
 from .predictions import PredictionLog, RunMismatchError
+from .preflight import check_eval_paths
 from .protocol import is_dialogue, memory_option_keys, run_items
 from .report import COUNT_PLOT, SCORES_PLOT, markdown_table, plot_count_accuracy, plot_scores, write_text_atomic
 
@@ -214,6 +215,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.no_progress:
         datasets.disable_progress_bars()
     try:
+        check_eval_paths(args.model, args.output)
         summary = evaluate_devcv(
             args.model,
             args.data,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -22,6 +23,7 @@ from .card import first_prompt, render_card
 from .folder import fingerprint_shards, staged_folder, write_card_and_audit
 from .images import ImageLoader
 from .layouts import DEFAULT_SPLIT, TaskFile, find_task_files
+from .limits import InputLimits
 from .release import PendingRecord, parse_released_item
 from .report import (
     DUPLICATE_ID,
@@ -147,6 +149,7 @@ def build_devcv(
     overwrite: bool = False,
     max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
     progress: bool = True,
+    limits: InputLimits | None = None,
 ) -> BuildReport:
     """Package released DevCV layouts as a 🤗 dataset folder loadable with ``load_dataset(output_dir, task)``.
 
@@ -161,12 +164,14 @@ def build_devcv(
         num_proc: worker processes that read and decode images.
         audit: run the shortcut audit and put it in the card.
         overwrite: replace an existing ``output_dir``.
+        limits: text size limits per field and per item, and whether image paths may be links to
+            files outside the data root (default: :class:`~.limits.InputLimits`'s); items over them are skipped.
 
     Returns the :class:`~.report.BuildReport` (also written as ``build_report.json``). Raises
     :class:`DevCVBuildError` when strict mode finds a skip or nothing could be written.
     """
     task_files = [
-        task_file
+        replace(task_file, limits=limits or InputLimits())
         for source in sources
         for task_file in find_task_files(source, split=split, source_name=source_name, image_root=image_root)
     ]

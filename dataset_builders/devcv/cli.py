@@ -14,6 +14,7 @@ import sys
 
 from .builder import DevCVBuildError, build_devcv
 from .layouts import DEFAULT_SPLIT, KNOWN_SOURCES
+from .limits import DEFAULT_MAX_ITEM_BYTES, DEFAULT_MAX_TEXT_BYTES, InputLimits
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -49,6 +50,23 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-audit", action="store_true", help="skip the shortcut audit (it is stored in the dataset card)"
     )
+    parser.add_argument(
+        "--max-text-bytes",
+        type=int,
+        default=DEFAULT_MAX_TEXT_BYTES,
+        help=f"skip items with a longer text field, in UTF-8 bytes (default: {DEFAULT_MAX_TEXT_BYTES})",
+    )
+    parser.add_argument(
+        "--max-item-bytes",
+        type=int,
+        default=DEFAULT_MAX_ITEM_BYTES,
+        help=f"skip items larger than this as JSON, images excluded (default: {DEFAULT_MAX_ITEM_BYTES})",
+    )
+    parser.add_argument(
+        "--allow-links-outside-root",
+        action="store_true",
+        help="follow image paths that are symbolic links to files outside the data root (default: skip the item)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
@@ -70,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             audit=not args.no_audit,
             overwrite=args.overwrite,
             progress=not args.quiet,
+            limits=InputLimits(args.max_text_bytes, args.max_item_bytes, args.allow_links_outside_root),
         )
     except DevCVBuildError as error:
         print(error.report.summary(), file=sys.stderr)

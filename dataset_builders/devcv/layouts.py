@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .limits import InputLimits
 from .tasks import canonical_task
 
 KNOWN_SOURCES = ("saycam", "ego4d", "nih", "babyview", "synthetic", "toyworld")
@@ -36,6 +37,8 @@ class TaskFile:
     """The task name as the release spells it (folder or file name), e.g. ``vdr-binary``."""
     split: str
     source: str
+    limits: InputLimits = InputLimits()
+    """Size limits and the symbolic-link rule applied to its items."""
 
 
 def normalise_split(name: str) -> str:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ..chat import content_to_text, conversations_to_messages, count_image_blocks
 from .layouts import TaskFile
+from .limits import check_real_path
 from .report import (
     MALFORMED_CONVERSATION,
     MALFORMED_FIELD,
@@ -55,11 +56,12 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def resolve_image_path(released_path, data_root: Path) -> Path:
+def resolve_image_path(released_path, data_root: Path, allow_links_outside_root: bool = False) -> Path:
     """The file a released image path names, refusing anything that escapes ``data_root``.
 
-    Checked lexically (``..`` parts, absolute paths elsewhere), so a data root may symlink its
-    image folders to other storage.
+    Checked lexically (``..`` parts, absolute paths elsewhere), then on the real path with symbolic
+    links resolved, unless ``allow_links_outside_root`` (a data root whose image folders link to
+    other storage).
     """
     if not isinstance(released_path, str) or not released_path:
         raise ItemSkipped(MALFORMED_FIELD, f"'image' entries must be non-empty strings, got {released_path!r}")
@@ -69,6 +71,8 @@ def resolve_image_path(released_path, data_root: Path) -> Path:
     resolved = os.path.normpath(os.path.join(root, released_path))
     if os.path.commonpath([root, resolved]) != root:
         raise ItemSkipped(PATH_OUTSIDE_ROOT, f"image path {released_path!r} lies outside the data root {root}")
+    if not allow_links_outside_root:
+        check_real_path(released_path, Path(resolved), Path(root))
     return Path(resolved)
 
 
@@ -101,11 +105,12 @@ def _item_id(item) -> str:
     return item_id
 
 
-def _image_files(item: dict, data_root: Path) -> tuple[list[str], list[Path]]:
+def _image_files(item: dict, task_file: TaskFile) -> tuple[list[str], list[Path]]:
     released = item.get("image")
     if not isinstance(released, list) or not released:
         raise ItemSkipped(MALFORMED_FIELD, f"'image' must be a non-empty list of relative paths, got {released!r}")
-    return released, [resolve_image_path(path, data_root) for path in released]
+    allow_links = task_file.limits.allow_links_outside_root
+    return released, [resolve_image_path(path, task_file.data_root, allow_links) for path in released]
 
 
 def _messages_and_answers(conversations) -> tuple[list[dict], list[str]]:
@@ -187,7 +192,7 @@ def _extra(verbatim: dict) -> str:
 
 
 def _conversation_record(item: dict, item_id: str, task: DevCVTask, task_file: TaskFile) -> PendingRecord:
-    image_paths, image_files = _image_files(item, task_file.data_root)
+    image_paths, image_files = _image_files(item, task_file)
     messages, answers = _messages_and_answers(item.get("conversations"))
     placeholders = count_image_blocks(messages)
     if placeholders != len(image_paths):
@@ -208,7 +213,7 @@ def _conversation_record(item: dict, item_id: str, task: DevCVTask, task_file: T
 
 
 def _lwl_record(item: dict, item_id: str, task: DevCVTask, task_file: TaskFile) -> PendingRecord:
-    image_paths, image_files = _image_files(item, task_file.data_root)
+    image_paths, image_files = _image_files(item, task_file)
     phrases = item.get("phrases")
     if len(image_paths) != 2:
         raise ItemSkipped(MALFORMED_FIELD, f"Looking-While-Listening needs exactly 2 images, got {len(image_paths)}")
@@ -234,6 +239,7 @@ def parse_released_item(item, task: DevCVTask, task_file: TaskFile) -> PendingRe
     Raises :class:`~.report.ItemSkipped` with the reason and the offending field.
     """
     item_id = _item_id(item)
+    task_file.limits.check_size(item)
     if task.name == LWL_TASK:
         return _lwl_record(item, item_id, task, task_file)
     return _conversation_record(item, item_id, task, task_file)

@@ -16,6 +16,7 @@ MALFORMED_CONVERSATION = "malformed_conversation"
 MALFORMED_FIELD = "malformed_field"
 PATH_OUTSIDE_ROOT = "path_outside_root"
 DUPLICATE_ID = "duplicate_id"
+TOO_LARGE = "too_large"
 # File-level reasons: the whole file is skipped and its items cannot be counted one by one.
 UNKNOWN_TASK = "unknown_task"
 UNREADABLE_FILE = "unreadable_file"
