@@ -24,6 +24,7 @@ from babyvlm.explore.filters import ANY_COUNT, DISAGREEMENT, UNPARSABLE, WRONG, 
 from babyvlm.explore.runs import is_correct
 from babyvlm.explore.session import Explorer
 
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # the test runs offline
 CHROMIUM = Path(os.environ.get("BABYVLM_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_FLAGS = [
     "--headless",
