@@ -99,6 +99,20 @@ def test_paging_and_filters_never_read_an_image(built, monkeypatch):
     assert read_columns and all("images" not in columns for columns in read_columns)
 
 
+def test_pages_hold_twenty_items_and_out_of_range_pages_clamp(tmp_path):
+    folder = write_devcv_folder(tmp_path / "devcv", {"count": synthetic_items("count", 45)})
+    explorer = Explorer(folder)
+    pages = [explorer.listing("count", "test", Selection(), page) for page in (1, 3, 99, 0)]
+    assert [(listing.page, listing.pages, listing.total) for listing in pages] == [
+        (1, 3, 45),
+        (3, 3, 45),
+        (3, 3, 45),
+        (1, 3, 45),
+    ]
+    assert pages[0].positions == list(range(20)) and pages[1].positions == list(range(40, 45))
+    assert [row[1] for row in pages[1].rows] == [f"count_{index:04d}" for index in range(40, 45)]
+
+
 def test_every_task_renders_its_images_at_the_placeholders_and_its_metadata(built):
     output, items = built
     explorer = Explorer(output)

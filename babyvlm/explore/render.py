@@ -22,6 +22,7 @@ from .runs import Run, is_correct, parsed_text
 
 THUMBNAIL_SIZE = 384
 VDR_FRAME_MS = 400
+EXACT_PIXELS_UP_TO = 64  # images this small are shown as PNG, larger ones as JPEG
 # Inline, because the page's own stylesheet (Gradio's prose rules) outranks a class selector for images.
 IMAGE_STYLE = "display: inline-block; height: 140px; width: auto; margin: 4px; vertical-align: middle"
 MISSING_STYLE = (
@@ -56,7 +57,8 @@ def message_html(text: str, level: str = "error") -> str:
 
 
 def image_data_uri(image: Image.Image, frames: list[Image.Image] | None = None) -> str:
-    """A PNG (or, with ``frames``, an animated GIF) data URI of a thumbnail."""
+    """A thumbnail's data URI: JPEG for photographs (a 29-image Memory item stays under a megabyte), PNG for
+    small images (exact pixels), or, with ``frames``, an animated GIF."""
     buffer = io.BytesIO()
     if frames:
         thumbnails = [_thumbnail(frame) for frame in frames]
@@ -65,8 +67,9 @@ def image_data_uri(image: Image.Image, frames: list[Image.Image] | None = None) 
         )
         kind = "gif"
     else:
-        _thumbnail(image).save(buffer, format="PNG")
-        kind = "png"
+        thumbnail = _thumbnail(image)
+        kind = "png" if max(thumbnail.size) <= EXACT_PIXELS_UP_TO else "jpeg"
+        thumbnail.save(buffer, format=kind.upper(), **({"quality": 90} if kind == "jpeg" else {}))
     return f"data:image/{kind};base64,{base64.b64encode(buffer.getvalue()).decode()}"
 
 
