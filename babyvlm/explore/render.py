@@ -141,15 +141,36 @@ def _lwl_html(row: dict, images: list) -> str:
     return f'<table class="devcv-conversation devcv-lwl">{rows}</table>'
 
 
-def _metadata_rows(task: DevCVTask, row: dict) -> list[tuple[str, str]]:
+def box_quadrant(box: list[float], size: tuple[int, int]) -> str:
+    """The Localization letter of the quadrant holding the box centre (A top left … D bottom right)."""
+    x, y, width, height = box
+    return "ABCD"[2 * (y + height / 2 >= size[1] / 2) + (x + width / 2 >= size[0] / 2)]
+
+
+def box_text(box: list[float], image, answer: list[str]) -> str:
+    """The box, and whether its centre lies in the gold quadrant of the shown frame: the released boxes
+    are not always in the shown crop's coordinates (several SAYCam samples are not)."""
+    text = f"{escape(box)} (drawn in red)"
+    if isinstance(image, MissingImage) or len(answer) != 1:
+        return text
+    quadrant = box_quadrant(box, image.size)
+    if quadrant == answer[0]:
+        return f"{text}; its centre is in the gold quadrant {quadrant}"
+    return (
+        f"{text}; its centre is in quadrant {quadrant}, not the gold {escape(answer[0])}: "
+        "the released box does not match this frame's crop"
+    )
+
+
+def _metadata_rows(task: DevCVTask, row: dict, images: list) -> list[tuple[str, str]]:
     rows = [("task", f"{task.display_name} ({task.name}, {task.harness_key})"), ("source", row.get("source", ""))]
     for column in ("source_task", "notes", "gif"):
         if row.get(column):
             rows.append((column, escape(row[column])))
     if row.get("choices"):
         rows.append(("choices", ", ".join(escape(choice) for choice in row["choices"])))
-    if row.get("bbox"):
-        rows.append(("box [x, y, w, h]", escape(row["bbox"]) + " (drawn in red)"))
+    if row.get("bbox") and images:
+        rows.append(("box [x, y, w, h]", box_text(list(row["bbox"]), images[0], list(row["answer"]))))
     if row.get("image_paths"):
         rows.append(("image paths", "<br>".join(escape(path) for path in row["image_paths"])))
     for column in ("extra", "provenance"):
@@ -160,6 +181,7 @@ def _metadata_rows(task: DevCVTask, row: dict) -> list[tuple[str, str]]:
 
 def item_html(task: DevCVTask, row: dict, images: list) -> str:
     """The item: conversation with its images, gold answer, drawn and listed metadata."""
+    metadata = "".join(f"<tr><td>{name}</td><td>{value}</td></tr>" for name, value in _metadata_rows(task, row, images))
     if row.get("bbox") and images and not isinstance(images[0], MissingImage):
         images = [draw_box(images[0], list(row["bbox"])), *images[1:]]
     parts = [STYLE, f'<div class="devcv-item"><h3>{escape(row["id"])}</h3>']
@@ -176,7 +198,6 @@ def item_html(task: DevCVTask, row: dict, images: list) -> str:
             f'<img class="devcv-animation" style="{IMAGE_STYLE}" src="{image_data_uri(frames[0], frames)}"'
             ' alt="clip"></div>'
         )
-    metadata = "".join(f"<tr><td>{name}</td><td>{value}</td></tr>" for name, value in _metadata_rows(task, row))
     parts.append(f'<table class="devcv-meta">{metadata}</table></div>')
     return "".join(parts)
 
