@@ -58,7 +58,7 @@ def evaluated(tmp_path_factory, tiny_model_dir):
     data = write_devcv_folder(root / "devcv", rows)
     runs = []
     for name, model in (("babyllava", tiny_model_dir), ("llava", save_tiny_llava(root / "llava-model"))):
-        evaluate_devcv(model, data, root / name, batch_size=8, progress=False)
+        evaluate_devcv(model, data, root / name, batch_size=8, max_new_tokens=16, progress=False)  # random weights
         runs.append(root / name)
     return data, runs, root / "llava-model"
 

@@ -12,14 +12,14 @@ import logging
 import gradio as gr
 import pandas as pd
 
+from babyvlm.evaluate_metrics.protocol import MAX_NEW_TOKENS
+
 from .dataset import ExploreError
 from .filters import ALL, ANY_COUNT, ANY_RUN, FILTERS, Selection
 from .render import message_html
 from .session import Explorer
 
 logger = logging.getLogger(__name__)
-
-MAX_NEW_TOKENS = 256
 
 
 def messages_html(*groups: list[str]) -> str:

@@ -225,6 +225,9 @@ def runs_html(task: DevCVTask, row: dict, runs: list[Run]) -> str:
         if entry["unparsable"]:
             verdict += f" ({entry['unparsable']} unparsable)"
         scores = ", ".join(f"{name} {value:.3f}" for name, value in entry["scores"].items())
+        extras = entry.get("extra_scores") or {}  # the runner's named extras beside the official scores
+        if extras:
+            scores += "; extras: " + ", ".join(f"{name} {value:.3f}" for name, value in extras.items())
         lines.append(
             f'<tr class="devcv-run"><td>{escape(run.name)}</td><td>{escape(_output_text(entry["output"]))}</td>'
             f"<td>{escape(parsed_text(entry, task))}</td><td>{escape(scores)}</td>"

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import torch
 
+from babyvlm.evaluate_metrics.protocol import MAX_NEW_TOKENS
+
 from .ask import Asker, default_prompt
 from .dataset import DevCVFolder, ExploreError, MissingImage, TaskSplit
 from .filters import Selection, page_count, page_positions, page_table, select, true_counts
@@ -73,8 +75,10 @@ class Explorer:
 
     @property
     def max_new_tokens(self) -> int:
-        """The loaded model's evaluation setting, so an unedited prompt gets the evaluated answer."""
-        return self.asker.chat.max_new_tokens if self.asker else 16
+        """The runs' generation limit when they agree (an unedited prompt then repeats a run's answer), else
+        the evaluation's default."""
+        limits = {run.config.get("max_new_tokens") for run in self.runs} - {None}
+        return limits.pop() if len(limits) == 1 else MAX_NEW_TOKENS
 
     def _folder(self) -> DevCVFolder:
         if self.folder is None:
