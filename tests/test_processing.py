@@ -55,7 +55,15 @@ def test_tokenizer_specials_and_bos(tokenizer):
 
 def test_tokenizer_normalises_nfkc_and_lowercase(tokenizer):
     assert tokenizer("ＬＯＯＫ At THE Ball").input_ids == tokenizer("look at the ball").input_ids
-    assert tokenizer.decode(tokenizer("The BALL").input_ids, skip_special_tokens=True) == "the ball"
+    # The byte-level pre-tokenizer adds a prefix space, as the original's (REFERENCE §2): decoding keeps it.
+    assert tokenizer.decode(tokenizer("The BALL").input_ids, skip_special_tokens=True) == " the ball"
+
+
+def test_tokenizer_adds_the_prefix_space_as_the_original(tokenizer):
+    # A word opens with the same token at the start of a text as after a space, and after an <image>.
+    ball = tokenizer.convert_ids_to_tokens(tokenizer("ball").input_ids)[1:]
+    assert ball == tokenizer.convert_ids_to_tokens(tokenizer("the ball").input_ids)[-len(ball) :]
+    assert ball[0].startswith("Ġ") and tokenizer.convert_ids_to_tokens(tokenizer("<image>ball").input_ids)[2:] == ball
 
 
 def test_tokenizer_vocab_size_and_round_trip(tmp_path):
