@@ -21,6 +21,7 @@ from babyvlm.explore.ask import default_prompt, prompt_conversation
 from babyvlm.explore.cli import main
 from babyvlm.explore.dataset import DevCVFolder, ExploreError
 from babyvlm.explore.filters import ANY_COUNT, DISAGREEMENT, UNPARSABLE, WRONG, Selection, select
+from babyvlm.explore.render import item_html
 from babyvlm.explore.runs import is_correct
 from babyvlm.explore.session import Explorer
 
@@ -133,6 +134,15 @@ def test_every_task_renders_its_images_at_the_placeholders_and_its_metadata(buil
     lwl = explorer.item("looking_while_listening", "test", 0)
     assert "phrase 1: a red ball" in lwl.html and "phrase 2: a blue cup" in lwl.html
     assert lwl.prompt == "<image><image>"
+
+
+def test_a_renamed_duplicate_shows_its_released_id():
+    row = synthetic_items("pv", 1)[0] | {"id": "count_6__2", "original_id": "count_6"}
+    html = item_html(TASKS["picture_vocabulary"], row, row["images"])
+    assert "count_6 (a duplicate id, renamed by the builder)" in html
+    assert "released id" not in item_html(
+        TASKS["picture_vocabulary"], row | {"original_id": "count_6__2"}, row["images"]
+    )
 
 
 # --- runs ------------------------------------------------------------------------------------------------------
