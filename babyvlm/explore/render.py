@@ -235,4 +235,6 @@ def runs_html(task: DevCVTask, row: dict, runs: list[Run]) -> str:
             f"<td>{escape(parsed_text(entry, task))}</td><td>{escape(scores)}</td>"
             f'<td class="{"devcv-correct" if correct else "devcv-wrong"}">{escape(verdict)}</td></tr>'
         )
-    return f'{STYLE}<table class="devcv-runs">{"".join(lines)}</table>'
+    # Inline for the same reason as the images: long raw outputs must wrap inside the column.
+    table_style = "width: 100%; table-layout: fixed; overflow-wrap: anywhere"
+    return f'{STYLE}<table class="devcv-runs" style="{table_style}">{"".join(lines)}</table>'
