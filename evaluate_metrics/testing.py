@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from babyvlm.dataset_builders.chat import text_to_content
 from babyvlm.dataset_builders.devcv.schema import DEVCV_FEATURES
 from babyvlm.dataset_builders.devcv.tasks import canonical_task
 from babyvlm.evaluate_metrics.devcv.parsing import DIRECTIONS
@@ -89,9 +88,11 @@ def _memory_item(item_id: str, split: str, rng: random.Random) -> dict:
     for round_index, (pair, new) in enumerate(zip(pairs, news)):
         rng.shuffle(pair)
         prefix = "Touch the new image." if round_index == 0 else "Let's try more. Touch the new image."
-        # Blocks as the DevCV builder makes them from the released string (one text block between images).
-        content = text_to_content(prefix + "".join(f" ({letter}) <image>" for letter in "AB"[: len(pair)]))
-        images += [crops[name] for name in pair]
+        # Blocks as the released text splits at its placeholders (text_to_content): no two text blocks in a row.
+        content = []
+        for letter, name in zip("AB", pair):
+            content += [_text(f"{'' if content else prefix} ({letter}) "), _IMAGE_BLOCK]
+            images.append(crops[name])
         answers.append("AB"[pair.index(new)])
         labels.append(pair)
         messages += [{"role": "user", "content": content}, {"role": "assistant", "content": [_text(answers[-1])]}]
