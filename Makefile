@@ -19,7 +19,10 @@ demo: $(INSTALLED)
 	$(OFFLINE) $(VENV)/bin/babyvlm-demo
 
 test: $(INSTALLED)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(OFFLINE) $(VENV)/bin/python -m pytest -n 2 --durations=15 tests
+	tests/installed/check_wheel.sh $(VENV)
 
 bench: $(INSTALLED)
 	@for script in benchmarks/bench_*.py; do echo "== $$script"; $(OFFLINE) $(VENV)/bin/python $$script || exit 1; done

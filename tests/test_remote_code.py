@@ -16,7 +16,8 @@ model = AutoModelForImageTextToText.from_pretrained(directory, trust_remote_code
 base = AutoModel.from_pretrained(directory, trust_remote_code=True)
 processor = AutoProcessor.from_pretrained(directory, trust_remote_code=True)
 image = torch.zeros(3, 32, 32, dtype=torch.uint8)
-inputs = processor(text=processor.apply_chat_template([{"role": "user", "content": [{"type": "image"}]}], add_generation_prompt=True), images=[image], return_tensors="pt")
+prompt = processor.apply_chat_template([{"role": "user", "content": [{"type": "image"}]}], add_generation_prompt=True)
+inputs = processor(text=prompt, images=[image], return_tensors="pt")
 with torch.no_grad():
     logits = model(**inputs).logits
 try:
@@ -28,7 +29,8 @@ except ValueError:
 with open(sys.argv[2], "w") as report:
     json.dump({
     "model": type(model).__name__, "base": type(base).__name__, "processor": type(processor).__name__,
-    "image_processor": type(processor.image_processor).__name__, "remote": type(model).__module__.startswith("transformers_modules"),
+    "image_processor": type(processor.image_processor).__name__,
+    "remote": type(model).__module__.startswith("transformers_modules"),
     "imported_babyvlm": any(name == "babyvlm" or name.startswith("babyvlm.") for name in sys.modules),
     "logits_sum": float(logits.sum()), "refused_without_trust": refused,
     }, report)
