@@ -36,9 +36,21 @@ def test_each_documented_tracker_writes_its_logs_offline(tmp_path):
     data = tmp_path / "utterances"
     datasets.Dataset.from_dict({"text": SAMPLE_UTTERANCES * 10}).to_parquet(data / "train.parquet")
     output = tmp_path / "run"
-    # A YAML list, as a recipe config names several trackers (the command line takes one).
+    # One YAML for the whole tiny run: `report_to` as a list (the command line takes one tracker).
     config = yaml.safe_load((REPO / "recipes" / "babyllava_v2" / "tiny" / "stage0_lm.yaml").read_text())
-    config |= {"report_to": list(TRACKERS), "project": PROJECT}
+    config |= {
+        "datasets": [{"path": str(data), "split": "train"}],
+        "output_dir": str(output),
+        "tokenizer_vocab_size": 300,
+        "tokenizer_min_frequency": 1,
+        "max_length": 64,
+        "per_device_train_batch_size": 4,
+        "max_steps": 2,
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "report_to": list(TRACKERS),
+        "project": PROJECT,
+    }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     env = {
         **os.environ,
@@ -51,30 +63,7 @@ def test_each_documented_tracker_writes_its_logs_offline(tmp_path):
         "WANDB_DIR": str(tmp_path),
         "WANDB_SILENT": "true",
     }
-    command = [
-        sys.executable,
-        str(REPO / "recipes" / "sft.py"),
-        "--config",
-        str(tmp_path / "config.yaml"),
-        "--datasets",
-        str(data),
-        "--output_dir",
-        str(output),
-        "--tokenizer_vocab_size",
-        "300",
-        "--tokenizer_min_frequency",
-        "1",
-        "--max_length",
-        "64",
-        "--per_device_train_batch_size",
-        "4",
-        "--max_steps",
-        "2",
-        "--logging_steps",
-        "1",
-        "--save_strategy",
-        "no",
-    ]
+    command = [sys.executable, str(REPO / "recipes" / "sft.py"), "--config", str(tmp_path / "config.yaml")]
     result = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=420)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
 
