@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 
 FRESH_PROCESS = r"""
@@ -37,6 +38,7 @@ with open(sys.argv[2], "w") as report:
 """
 
 
+@pytest.mark.slow
 def test_fresh_process_loads_model_and_processor_with_trust_remote_code(
     tiny_model_dir, tiny_model_and_processor, tmp_path
 ):
