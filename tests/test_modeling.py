@@ -159,6 +159,7 @@ def test_placeholder_feature_mismatch_names_both_counts():
         model(input_ids=ids, pixel_values=torch.randn(1, 3, 32, 32))
 
 
+@pytest.mark.slow
 def test_labels_at_image_positions_never_enter_the_loss():
     model = make_model()
     ids = prompt_ids(model, n_images=2)
@@ -173,6 +174,7 @@ def test_labels_at_image_positions_never_enter_the_loss():
     torch.testing.assert_close(loss_raw_labels, manual)
 
 
+@pytest.mark.slow
 def test_generate_with_kv_cache_matches_no_cache():
     model = make_model()
     ids = prompt_ids(model)
@@ -186,6 +188,7 @@ def test_generate_with_kv_cache_matches_no_cache():
     assert torch.equal(with_cache, without_cache)
 
 
+@pytest.mark.slow
 def test_batched_left_padded_generation_matches_one_at_a_time():
     model = make_model()
     prompts = [
@@ -219,6 +222,7 @@ def test_batched_left_padded_generation_matches_one_at_a_time():
         assert (row[len(single) :] == model.generation_config.pad_token_id).all()
 
 
+@pytest.mark.slow
 def test_gradient_checkpointing_gives_same_gradients():
     ids = None
     grads = []
