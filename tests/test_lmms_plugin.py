@@ -81,10 +81,12 @@ def runner_output(setup):
     return output
 
 
+@pytest.mark.slow
 def test_lmms_eval_scores_equal_the_runners(lmms_output, runner_output):
     assert_lmms_eval_scores_equal(lmms_output, runner_output, HARNESS_KEYS)
 
 
+@pytest.mark.slow
 def test_lmms_eval_answers_equal_the_runners(lmms_output, runner_output, rows):
     entries = {}
     for line in (runner_output / "predictions.jsonl").read_text().splitlines():
