@@ -1,4 +1,4 @@
-"""Human-readable outputs of an evaluation run: a Markdown table and PNG plots.
+"""Outputs of an evaluation run: the leaderboard results files, a Markdown table and PNG plots.
 
 Every file is written to a temporary name in the output folder and then renamed, so a file that
 exists is complete.
@@ -6,9 +6,13 @@ exists is complete.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import tempfile
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import matplotlib
@@ -20,6 +24,11 @@ from .devcv.parsing import parse_number  # noqa: E402
 
 SCORES_PLOT = "scores_vs_chance.png"
 COUNT_PLOT = "count_accuracy_by_true_count.png"
+RESULTS_FILE = "results.json"
+# The leaderboard collates every `**/*_results.json` under the folder it is given (BabyVLM-Leaderboard-2026
+# submission_template/collate_results.py `collate`, runner/eval_runner.py `collate_logs`), the names lmms-eval
+# gives its result files; `results.json` alone does not match that pattern.
+LEADERBOARD_RESULTS_FILE = "devcv_results.json"
 
 
 def write_atomic(path: Path, write) -> None:
@@ -34,8 +43,32 @@ def write_atomic(path: Path, write) -> None:
         raise
 
 
+@contextmanager
+def staged_folder(output: Path) -> Iterator[Path]:
+    """A fresh folder beside ``output`` to write into; once the block ends it replaces ``output``, and if
+    the block fails it is removed, so ``output`` is always complete."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}."))
+    try:
+        yield staging
+        if output.exists():
+            shutil.rmtree(output)
+        staging.rename(output)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
 def write_text_atomic(path: Path, text: str) -> None:
     write_atomic(path, lambda temporary: temporary.write_text(text))
+
+
+def write_results_files(output_dir: Path, results: dict[str, dict[str, float]]) -> None:
+    """The official metrics per harness key as ``{"results": {"baby_pv": {"acc": ...}, ...}}``, in
+    ``results.json`` and in the file the leaderboard's collation finds."""
+    text = json.dumps({"results": results}, indent=2) + "\n"
+    for name in (RESULTS_FILE, LEADERBOARD_RESULTS_FILE):
+        write_text_atomic(output_dir / name, text)
 
 
 def markdown_table(summary: dict) -> str:
@@ -49,6 +82,8 @@ def markdown_table(summary: dict) -> str:
             lines.append(
                 f"| {task['display_name']} | {label} | {task['metrics'][metric]:.3f} | {chance} | {task['n']} |"
             )
+        for metric, value in task.get("extra_metrics", {}).items():
+            lines.append(f"| {task['display_name']} | {metric} (extra) | {value:.3f} |  | {task['n']} |")
     lines += [
         "",
         f"Overall (mean of the 11 primary metrics, a missing task counts 0): **{summary['overall']:.3f}**",
@@ -58,6 +93,26 @@ def markdown_table(summary: dict) -> str:
     if unparsable:
         listed = ", ".join(f"{name} {count}" for name, count in unparsable.items())
         lines.append(f"Unparsable answers (counted wrong): {listed}")
+    fallback = {
+        task["display_name"]: task["labels_fallback"]
+        for task in summary["tasks"].values()
+        if task.get("labels_fallback")
+    }
+    if fallback:
+        listed = ", ".join(f"{name} {count}" for name, count in fallback.items())
+        lines.append(f"Items without released labels (objects recognised by their images): {listed}")
+    for task in summary.get("not_applicable", {}).values():
+        lines.append(
+            f"Not applicable (not scored; counts 0 in the overall score): {task['display_name']}: {task['reason']}"
+        )
+    usage = summary.get("api_usage")
+    if usage:
+        cost = f", cost ${usage['cost_usd']:.4f}" if "cost_usd" in usage else ""
+        lines.append(
+            f"API usage ({usage['model']} @ {usage['endpoint']}): {usage['requests']} requests, "
+            f"{usage['cached_answers']} answers from the cache, {usage['prompt_tokens']} prompt + "
+            f"{usage['completion_tokens']} completion tokens{cost}"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -79,14 +134,20 @@ def plot_scores(summary: dict, path: Path) -> None:
     plt.close(figure)
 
 
-def plot_count_accuracy(entries: list[dict], path: Path) -> None:
-    """Object Counting accuracy for each true count (how performance falls with more objects)."""
+def count_accuracy_by_number(entries: list[dict]) -> dict[int, float]:
+    """Object Counting accuracy for each true count, from the run's prediction entries."""
     by_count: dict[int, list[float]] = defaultdict(list)
     for entry in entries:
         by_count[parse_number(entry["gold"][0])].append(entry["scores"]["acc"])
-    counts = sorted(by_count)
+    return {count: sum(by_count[count]) / len(by_count[count]) for count in sorted(by_count)}
+
+
+def plot_count_accuracy(entries: list[dict], path: Path) -> None:
+    """Object Counting accuracy for each true count (how performance falls with more objects)."""
+    accuracy = count_accuracy_by_number(entries)
+    counts = list(accuracy)
     figure, axis = plt.subplots(figsize=(5, 3.5))
-    axis.bar(counts, [sum(by_count[c]) / len(by_count[c]) for c in counts], color="tab:green")
+    axis.bar(counts, list(accuracy.values()), color="tab:green")
     axis.set_xticks(counts)
     axis.set_xlabel("true count")
     axis.set_ylabel("accuracy")

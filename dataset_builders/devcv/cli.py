@@ -4,6 +4,7 @@ Example::
 
     babyvlm-build-devcv /data/devcv/saycam --output devcv
     babyvlm-build-devcv /data/devcv/ego4d --output devcv_ego4d --split test --strict
+    babyvlm-build-devcv /data/devcv/babyview --output devcv_babyview --task who_has_more=compare_real
     python -c "from datasets import load_dataset; print(load_dataset('devcv', 'memory', split='test'))"
 """
 
@@ -37,6 +38,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--image-root", help="folder the image paths of flat JSON files are relative to (default: the JSON's folder)"
+    )
+    parser.add_argument(
+        "--task",
+        action="append",
+        default=[],
+        metavar="[NAME=]TASK",
+        help="the task of the files whose folder, file name or SOURCE argument is NAME (repeatable); a bare TASK "
+        "applies to every file. Without it the task comes from the folder/file name, else from the prompts",
     )
     parser.add_argument(
         "--strict", action="store_true", help="fail, writing nothing, if any item or file would be skipped"
@@ -88,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             audit=not args.no_audit,
             overwrite=args.overwrite,
             progress=not args.quiet,
+            tasks=args.task,
             limits=InputLimits(args.max_text_bytes, args.max_item_bytes, args.allow_links_outside_root),
         )
     except DevCVBuildError as error:

@@ -178,6 +178,7 @@ def _metadata_columns(item: dict, n_answers: int) -> tuple[dict, dict]:
 def _base_row(item_id: str, task: DevCVTask, task_file: TaskFile) -> dict:
     return {
         "id": item_id,
+        "original_id": item_id,
         "task": task.name,
         "harness_key": task.harness_key,
         "source": task_file.source,
@@ -212,6 +213,22 @@ def _conversation_record(item: dict, item_id: str, task: DevCVTask, task_file: T
     return PendingRecord(row, image_files)
 
 
+def lwl_record(
+    item_id: str, task: DevCVTask, task_file: TaskFile, phrases: list[str], image_paths: list[str], files, extra: str
+) -> PendingRecord:
+    """A Looking-While-Listening row: no prompt, two images, phrase j describing image j."""
+    row = {
+        **_base_row(item_id, task, task_file),
+        "messages": [],
+        "answer": [],
+        "choices": phrases,
+        **_empty_metadata(),
+        "image_paths": image_paths,
+        "extra": extra,
+    }
+    return PendingRecord(row, list(files))
+
+
 def _lwl_record(item: dict, item_id: str, task: DevCVTask, task_file: TaskFile) -> PendingRecord:
     image_paths, image_files = _image_files(item, task_file)
     phrases = item.get("phrases")
@@ -221,16 +238,8 @@ def _lwl_record(item: dict, item_id: str, task: DevCVTask, task_file: TaskFile) 
         raise ItemSkipped(
             MALFORMED_FIELD, f"'phrases' must be 2 non-empty strings (phrase j describes image j), got {phrases!r}"
         )
-    row = {
-        **_base_row(item_id, task, task_file),
-        "messages": [],
-        "answer": [],
-        "choices": phrases,
-        **_empty_metadata(),
-        "image_paths": image_paths,
-        "extra": _extra({key: value for key, value in item.items() if key not in LWL_KEYS}),
-    }
-    return PendingRecord(row, image_files)
+    extra = _extra({key: value for key, value in item.items() if key not in LWL_KEYS})
+    return lwl_record(item_id, task, task_file, phrases, image_paths, image_files, extra)
 
 
 def parse_released_item(item, task: DevCVTask, task_file: TaskFile) -> PendingRecord:
