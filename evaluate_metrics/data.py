@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import datasets
-from babyvlm.dataset_builders.devcv.tasks import DevCVTask, canonical_task
+from babyvlm.evaluate_metrics.devcv.tasks import DevCVTask, canonical_task
 
 
 class MissingTaskError(ValueError):

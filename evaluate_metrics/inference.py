@@ -30,7 +30,7 @@ from transformers.cache_utils import DynamicCache, DynamicLayer
 
 @dataclass
 class Conversation:
-    """Chat messages (content blocks, see ``babyvlm.dataset_builders.chat``) and their images in block order."""
+    """Chat messages (content blocks, see ``babyvlm.chat``) and their images in block order."""
 
     messages: list[dict]
     images: list[Image.Image] = field(default_factory=list)

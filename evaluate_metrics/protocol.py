@@ -17,8 +17,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 
-from babyvlm.dataset_builders.chat import IMAGE_PLACEHOLDER, count_image_blocks, text_to_content
-from babyvlm.dataset_builders.devcv.tasks import DevCVTask, canonical_task
+from babyvlm.evaluate_metrics.devcv.tasks import DevCVTask, canonical_task
+
+from babyvlm.chat import IMAGE_PLACEHOLDER, count_image_blocks, text_to_content
 
 from .inference import ChatModel, Conversation
 

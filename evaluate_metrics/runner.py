@@ -21,9 +21,10 @@ from pathlib import Path
 
 import datasets
 import torch
-from babyvlm.dataset_builders.chat import content_to_text, count_image_blocks
-from babyvlm.dataset_builders.devcv.tasks import DevCVTask
+from babyvlm.evaluate_metrics.devcv.tasks import DevCVTask
 from tqdm.auto import tqdm
+
+from babyvlm.chat import content_to_text, count_image_blocks
 
 from .data import MissingTaskError, load_task_split, resolve_tasks
 from .devcv.items import score_item

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 import yaml
 from babyvlm.dataset_builders.devcv.schema import DEVCV_FEATURES
-from babyvlm.dataset_builders.devcv.tasks import canonical_task
 from babyvlm.evaluate_metrics.devcv.parsing import DIRECTIONS
+from babyvlm.evaluate_metrics.devcv.tasks import canonical_task
 from datasets import Dataset
 from PIL import Image
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers

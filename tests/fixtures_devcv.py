@@ -12,7 +12,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-from babyvlm.dataset_builders.devcv.tasks import TASKS
+from babyvlm.evaluate_metrics.devcv.tasks import TASKS
 from PIL import Image, ImageOps
 
 ALL_TASKS = tuple(TASKS)

@@ -11,7 +11,7 @@ from babyvlm.dataset_builders.devcv.audit import (
     placement_distance,
 )
 from babyvlm.dataset_builders.devcv.builder import build_devcv
-from babyvlm.dataset_builders.devcv.tasks import TASKS
+from babyvlm.evaluate_metrics.devcv.tasks import TASKS
 from fixtures_devcv import write_split_layout
 
 AUDITED_TASKS = ("leftright", "spatialdetails", "memory", "vdr_binary", "count", "looking_while_listening")

@@ -7,7 +7,6 @@ import csv
 import json
 
 import pytest
-from babyvlm.dataset_builders.chat import count_image_blocks
 from babyvlm.dataset_builders.devcv.builder import DevCVBuildError, build_devcv
 from babyvlm.dataset_builders.devcv.cli import main as build_main
 from babyvlm.dataset_builders.devcv.export import export_release
@@ -16,6 +15,8 @@ from babyvlm.dataset_builders.devcv.recognise import names_candidates, prompt_ca
 from babyvlm.evaluate_metrics.protocol import LWL_TARGET_DELIMITER, lwl_requests
 from datasets import Image, List, load_dataset
 from fixtures_devcv import noise_image, write_json
+
+from babyvlm.chat import count_image_blocks
 
 # --- names -------------------------------------------------------------------------------------------------
 

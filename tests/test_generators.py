@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 from babyvlm.dataset_builders.annotations import load_annotations
-from babyvlm.dataset_builders.chat import content_to_text
 from babyvlm.dataset_builders.devcv.audit import placement_distance
 from babyvlm.dataset_builders.devcv.generators import prompts
 from babyvlm.dataset_builders.devcv.generators.cli import main as generate_main
@@ -22,12 +21,14 @@ from babyvlm.dataset_builders.devcv.generators.items import TaskContext
 from babyvlm.dataset_builders.devcv.generators.objects import PictureVocabularyGenerator
 from babyvlm.dataset_builders.devcv.generators.report import DUPLICATE_CONTENT, Skip
 from babyvlm.dataset_builders.devcv.generators.vocabulary import DistractorPolicy
-from babyvlm.dataset_builders.devcv.tasks import TASKS
 from babyvlm.dataset_builders.toyworld import world as toyworld
 from babyvlm.dataset_builders.toyworld.generate import generate_toyworld
 from babyvlm.dataset_builders.toyworld.vocabulary import COLORS
+from babyvlm.evaluate_metrics.devcv.tasks import TASKS
 from datasets import get_dataset_config_names, load_dataset
 from scipy.stats import binomtest
+
+from babyvlm.chat import content_to_text
 
 # Big enough for every task in a train and a test split (Memory needs 15 different-looking objects per split).
 TEST_SCALE = toyworld.ToyWorldScale(

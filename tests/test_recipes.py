@@ -12,10 +12,10 @@ import datasets
 import PIL.Image
 import pytest
 import torch
-from babyvlm.dataset_builders.chat import IMAGES_FEATURE, MESSAGES_FEATURE
 from safetensors.torch import load_file
 from transformers import AutoConfig, Dinov2Config, Dinov2Model, GenerationConfig
 
+from babyvlm.chat import IMAGES_FEATURE, MESSAGES_FEATURE
 from babyvlm.tiny import SAMPLE_UTTERANCES, build_tiny_babyllava
 
 REPO = Path(__file__).resolve().parents[1]

@@ -17,11 +17,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
-from babyvlm.dataset_builders.chat import (
-    content_to_text,
-    count_image_blocks,
-    messages_to_conversations,
-)
 from babyvlm.dataset_builders.saycam import cli
 from babyvlm.dataset_builders.saycam.build import BuildInputs, build_saycam
 from babyvlm.dataset_builders.saycam.config import BuildConfig
@@ -41,6 +36,12 @@ from babyvlm.dataset_builders.toyworld.generate import generate_toyworld
 from babyvlm.dataset_builders.toyworld.video import write_mp4
 from datasets import load_dataset
 from PIL import Image
+
+from babyvlm.chat import (
+    content_to_text,
+    count_image_blocks,
+    messages_to_conversations,
+)
 
 UTTERANCE_CORPORA = ("utterances", *CHAT_FORMATS)
 

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from babyvlm.evaluate_metrics.devcv.tasks import DevCVTask
 from tqdm.auto import tqdm
 
 from .card import first_prompt, render_card
@@ -41,7 +42,6 @@ from .report import (
 )
 from .schema import DEVCV_FEATURES
 from .shards import DEFAULT_MAX_SHARD_BYTES, ParquetShardWriter
-from .tasks import DevCVTask
 
 REPORT_FILE = "build_report.json"
 # Columns that say where an item was read, not what it is: two items equal in everything else are one.

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import yaml
+from babyvlm.evaluate_metrics.devcv.tasks import TASKS
 
-from ..chat import content_to_text
+from babyvlm.chat import content_to_text
+
 from .audit import ShortcutAudit, format_audit_markdown
 from .report import BuildReport
 from .schema import COLUMN_DESCRIPTIONS, DEVCV_FEATURES
-from .tasks import TASKS
 
 ALL_CONFIG = "all"
 SPLIT_ORDER = ("train", "validation", "test")

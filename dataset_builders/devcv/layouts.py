@@ -23,8 +23,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from babyvlm.evaluate_metrics.devcv.tasks import canonical_task
+
 from .limits import InputLimits
-from .tasks import canonical_task
 
 KNOWN_SOURCES = ("saycam", "ego4d", "nih", "babyview", "synthetic", "toyworld")
 DEFAULT_SPLIT = "test"

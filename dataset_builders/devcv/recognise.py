@@ -29,10 +29,11 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from babyvlm.evaluate_metrics.devcv.tasks import TASK_FAMILIES, TASKS, DevCVTask, canonical_task
+
 from .layouts import TaskFile
 from .lwl_csv import LWL_CSV_COLUMNS
 from .report import UNKNOWN_TASK, ItemSkipped
-from .tasks import TASK_FAMILIES, TASKS, DevCVTask, canonical_task
 
 VDR_DIRECTIONS = ("top", "bottom", "left", "right", "top right", "top left", "bottom right", "bottom left")
 # Words in a file or folder name that pick one task of a family.

@@ -16,7 +16,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..chat import content_to_text, conversations_to_messages, count_image_blocks
+from babyvlm.evaluate_metrics.devcv.tasks import DevCVTask
+
+from babyvlm.chat import content_to_text, conversations_to_messages, count_image_blocks
+
 from .layouts import TaskFile
 from .limits import check_real_path
 from .report import (
@@ -26,7 +29,6 @@ from .report import (
     PLACEHOLDER_MISMATCH,
     ItemSkipped,
 )
-from .tasks import DevCVTask
 
 LWL_TASK = "looking_while_listening"
 LWL_KEYS = ("id", "image", "phrases")

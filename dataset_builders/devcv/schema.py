@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datasets import Features, List, Value
 
-from ..chat import IMAGES_FEATURE, MESSAGES_FEATURE
+from babyvlm.chat import IMAGES_FEATURE, MESSAGES_FEATURE
 
 DEVCV_FEATURES = Features(
     {

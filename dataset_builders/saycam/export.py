@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from ..chat import messages_to_conversations
+from babyvlm.chat import messages_to_conversations
 
 
 def export_llava(corpus_dir: str | Path, output_dir: str | Path) -> dict[str, int]:

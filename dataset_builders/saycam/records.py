@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from datasets import Features, Image, List, Value
 
-from ..chat import IMAGES_FEATURE, MESSAGES_FEATURE
+from babyvlm.chat import IMAGES_FEATURE, MESSAGES_FEATURE
 
 CHAT_FORMATS = ("image_utterance", "video_utterance", "interleaved")
 CORPORA = ("utterances", "frames", *CHAT_FORMATS, "mix")

@@ -12,9 +12,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
-from babyvlm.dataset_builders.devcv.tasks import TASKS
-
 from .parsing import DIRECTIONS
+from .tasks import TASKS
 
 
 def accuracy_item(prediction, gold) -> dict[str, float]:

@@ -1,7 +1,7 @@
 """lmms-eval task functions for the DevCV tasks (referenced by the generated task YAMLs).
 
 Docs are DevCV dataset rows. Prompts are the released strings (``<image>`` placeholders where the
-images go, which :func:`babyvlm.dataset_builders.chat.text_to_content` turns back into blocks), and
+images go, which :func:`babyvlm.chat.text_to_content` turns back into blocks), and
 every item is scored by :func:`babyvlm.evaluate_metrics.devcv.items.score_item`, as ``babyvlm-eval``
 scores it.
 
@@ -19,8 +19,9 @@ from __future__ import annotations
 import ast
 from collections import defaultdict
 
-from babyvlm.dataset_builders.chat import content_to_text
-from babyvlm.dataset_builders.devcv.tasks import canonical_task
+from babyvlm.evaluate_metrics.devcv.tasks import canonical_task
+
+from babyvlm.chat import content_to_text
 
 from ..devcv.items import score_item
 from ..devcv.scores import lwl_item, mean_scores

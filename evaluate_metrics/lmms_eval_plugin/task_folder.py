@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from babyvlm.dataset_builders.devcv.tasks import DevCVTask
+from babyvlm.evaluate_metrics.devcv.tasks import DevCVTask
 
 from ..data import MissingTaskError, resolve_tasks, task_data_files
 from ..protocol import LWL_TARGET_DELIMITER

@@ -13,8 +13,9 @@ import argparse
 import sys
 import time
 
+from babyvlm.evaluate_metrics.devcv.tasks import TASKS
+
 from ..audit import ShortcutAudit, format_audit_text
-from ..tasks import TASKS
 from .config import (
     CONSTRUCTIONS,
     DEFAULT_ITEMS_PER_SPLIT,

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from ..tasks import TASKS, canonical_task
+from babyvlm.evaluate_metrics.devcv.tasks import TASKS, canonical_task
+
 from .prompts import check_variant
 from .vocabulary import DistractorPolicy
 

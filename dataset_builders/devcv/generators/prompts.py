@@ -8,8 +8,9 @@ Details asks for "a letter" instead of "only a letter".
 
 from __future__ import annotations
 
+from babyvlm.chat import IMAGE_PLACEHOLDER
+
 from ...annotations import EXIT_DIRECTIONS
-from ...chat import IMAGE_PLACEHOLDER
 
 VARIANTS = ("saycam", "ego4d")
 LETTERS = "ABCD"

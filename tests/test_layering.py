@@ -1,0 +1,48 @@
+"""Which layer may import which: checked on the source, so a stray import fails here, not in a user's install."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Absolute names of the modules a file imports (relative imports resolved against its package folder)."""
+    package = path.relative_to(REPO).parent.parts
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = ".".join(package[: len(package) - node.level + 1])
+                names.add(f"{base}.{node.module}" if node.module else base)
+            else:
+                names.add(node.module)
+    return names
+
+
+def offenders(folder: str, forbidden: tuple[str, ...], allowed_files: tuple[str, ...] = ()) -> list[str]:
+    return sorted(
+        f"{path.relative_to(REPO)} imports {name}"
+        for path in (REPO / folder).rglob("*.py")
+        if path.name not in allowed_files
+        for name in imported_modules(path)
+        if name.startswith(forbidden)
+    )
+
+
+def test_evaluation_does_not_reach_into_the_dataset_builders():
+    """The task table and the chat schema live where evaluation owns or shares them (evaluate_metrics/devcv/tasks.py,
+    babyvlm/chat.py): the runner, the metrics and the lmms-eval plugin never import babyvlm.dataset_builders."""
+    assert offenders("evaluate_metrics", ("babyvlm.dataset_builders", "dataset_builders")) == []
+
+
+@pytest.mark.parametrize("folder", ["modeling", "processing"])
+def test_remote_code_is_self_contained(folder):
+    """modeling/ and processing/ are copied as remote code next to a checkpoint: they import only each other."""
+    allowed = ("babyvlm.modeling", "babyvlm.processing")
+    found = [line for line in offenders(folder, ("babyvlm",)) if not line.split(" imports ")[1].startswith(allowed)]
+    assert found == []
