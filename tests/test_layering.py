@@ -37,7 +37,9 @@ def offenders(folder: str, forbidden: tuple[str, ...], allowed_files: tuple[str,
 def test_evaluation_does_not_reach_into_the_dataset_builders():
     """The task table and the chat schema live where evaluation owns or shares them (evaluate_metrics/devcv/tasks.py,
     babyvlm/chat.py): the runner, the metrics and the lmms-eval plugin never import babyvlm.dataset_builders."""
-    assert offenders("evaluate_metrics", ("babyvlm.dataset_builders", "dataset_builders")) == []
+    # testing.py: test helpers (synthetic DevCV folders in the builders' schema), not evaluation; they move to
+    # babyvlm/testing/ once that package has landed.
+    assert offenders("evaluate_metrics", ("babyvlm.dataset_builders", "dataset_builders"), ("testing.py",)) == []
 
 
 @pytest.mark.parametrize("folder", ["modeling", "processing"])

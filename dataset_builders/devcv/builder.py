@@ -21,8 +21,10 @@ from pathlib import Path
 from babyvlm.evaluate_metrics.devcv.tasks import DevCVTask
 from tqdm.auto import tqdm
 
+from babyvlm.staging import staged_folder
+
 from .card import first_prompt, render_card
-from .folder import fingerprint_shards, staged_folder, write_card_and_audit
+from .folder import fingerprint_shards, write_card_and_audit
 from .images import ImageLoader
 from .layouts import DEFAULT_SPLIT, TaskFile, find_task_files
 from .limits import InputLimits

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import tempfile
 from pathlib import Path
 
 from babyvlm.evaluate_metrics.devcv.tasks import DevCVTask
+
+from babyvlm.staging import staged_folder
 
 from ..data import MissingTaskError, resolve_tasks, task_data_files
 from ..protocol import LWL_TARGET_DELIMITER
@@ -80,20 +80,12 @@ def write_task_folder(
     """Write the task folder for ``tasks`` (default: all in ``data_dir``); returns the lmms-eval task names."""
     data_dir, output_dir = Path(data_dir).resolve(), Path(output_dir)
     selected = resolve_tasks(data_dir, tasks)
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=output_dir.parent, prefix=f".{output_dir.name}."))
-    try:
+    with staged_folder(output_dir, overwrite=True) as staging:
         for task, config in selected:
             data_files = task_data_files(data_dir, config, split)
             (staging / f"{task.harness_key}.yaml").write_text(task_yaml(task, data_files, split))
         members = "".join(f"  - {task.harness_key}\n" for task, _ in selected)
         (staging / f"{GROUP}.yaml").write_text(f"group: {GROUP}\ntask:\n{members}")
-        if output_dir.exists():
-            shutil.rmtree(output_dir)
-        staging.rename(output_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return [task.harness_key for task, _ in selected]
 
 
