@@ -20,6 +20,7 @@ from transformers.models.llava.modeling_llava import (
 from .configuration_babyllava_v2 import BabyLlavaV2Config
 
 IGNORE_INDEX = -100
+"""Label value the loss skips (transformers' default ``ignore_index``); the training collator imports it from here."""
 
 
 class BabyLlavaV2PreTrainedModel(LlavaPreTrainedModel):

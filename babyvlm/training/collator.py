@@ -23,7 +23,8 @@ from typing import Any
 
 import torch
 
-IGNORE_INDEX = -100
+from babyvlm.modeling.modeling_babyllava_v2 import IGNORE_INDEX
+
 TRUNCATION_MODES = ("cut_before_image", "error")
 
 

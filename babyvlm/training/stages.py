@@ -1,4 +1,10 @@
-"""The four BabyLLaVA-V2 training phases (REFERENCE §4): what each trains, freezes and renders."""
+"""The BabyLLaVA-V2 training stages: the one registry of their names (see recipes/README.md, "The stages").
+
+Each stage has one name, used as ``stage:`` in the recipe YAMLs, by the demo and in the docs (``pretrain``), and a
+number (2). Its :attr:`Stage.label` (``stage2_pretrain``) names its YAML (``recipes/babyllava_v2/stage2_pretrain.yaml``)
+and the demo's output folder. The original release calls the stages phases (``babyllava_v2_phase2``); prose here
+says "stage 2 (``pretrain``)".
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,14 @@ class Stage:
     trains: tuple[str, ...]
     """Which of `vision`, `connector`, `language_model` receive gradients (the LM head goes with the LM)."""
     chat_template: str | None
+    number: int
+    script: str = "sft.py"
+    """The recipe that trains it (``recipes/<script>``)."""
+
+    @property
+    def label(self) -> str:
+        """``stage<number>_<name>``: the stage's YAML file stem and the demo's output folder."""
+        return f"stage{self.number}_{self.name}"
 
 
 STAGES = {
@@ -21,22 +35,35 @@ STAGES = {
     for stage in (
         Stage(
             "lm",
-            "phase 0: Llama language model from scratch on the transcript utterances (packed text)",
+            "stage 0 (lm): Llama language model from scratch on the transcript utterances (packed text)",
             ("language_model",),
             None,
+            number=0,
         ),
-        Stage("align", "phase 1: connector alignment on image-utterance pairs", ("connector",), "baby_plain"),
+        Stage(
+            "vision",
+            "stage 0 (vision): DINOv2-style self-supervised ViT on the video frames",
+            ("vision",),
+            None,
+            number=0,
+            script="pretrain_vision.py",
+        ),
+        Stage(
+            "align", "stage 1 (align): connector alignment on image-utterance pairs", ("connector",), "baby_plain", 1
+        ),
         Stage(
             "pretrain",
-            "phase 2: joint pretraining on the image/video/interleaved mixture, ViT frozen",
+            "stage 2 (pretrain): joint pretraining on the image/video/interleaved mixture, ViT frozen",
             ("connector", "language_model"),
             "baby_v1",
+            2,
         ),
         Stage(
             "instruct",
-            "phase 3: instruction tuning on DevCV train splits, everything trained",
+            "stage 3 (instruct): instruction tuning on DevCV train splits, everything trained",
             ("vision", "connector", "language_model"),
             "baby_v1",
+            3,
         ),
     )
 }
