@@ -30,6 +30,7 @@ from fixtures_devcv import (
     write_split_layout,
     write_task_layout,
 )
+from hub_cards import assert_hub_dataset_card
 
 from babyvlm.chat import content_to_text, count_image_blocks
 
@@ -423,3 +424,8 @@ def test_samples_every_task_loads_and_round_trips(built_samples, tmp_path):
 def test_samples_feed_the_processor(built_samples):
     _, output, _ = built_samples
     assert_rows_feed_processor(first_row_of_each_task(load(output / "saycam", split="test")))
+
+
+def test_card_is_a_hub_dataset_card(synthetic):
+    card = assert_hub_dataset_card(synthetic[2] / "README.md")
+    assert card.data.license_name == "saycam-databrary-and-ego4d-terms"

@@ -26,6 +26,7 @@ from babyvlm.dataset_builders.toyworld.generate import generate_toyworld
 from babyvlm.dataset_builders.toyworld.vocabulary import COLORS
 from babyvlm.evaluate_metrics.devcv.tasks import TASKS
 from datasets import get_dataset_config_names, load_dataset
+from hub_cards import assert_hub_dataset_card
 from scipy.stats import binomtest
 
 from babyvlm.chat import content_to_text
@@ -673,3 +674,8 @@ def test_generated_folder_round_trips_through_the_released_layout(generated, tmp
         [tmp_path / "release" / "toyworld"], tmp_path / "rebuilt", strict=True, audit=False, progress=False
     )
     assert rebuilt.counts() == generated[1].counts()
+
+
+def test_card_is_a_hub_dataset_card(generated):
+    card = assert_hub_dataset_card(generated[0] / "README.md")
+    assert card.data.license_name == "source-recordings-terms"

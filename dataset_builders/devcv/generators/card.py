@@ -6,6 +6,8 @@ from ..audit import ShortcutAudit
 from ..card import render_devcv_card
 from .report import GenerationReport
 
+# Generated items fall under the licence of the annotated recordings (ACCESS_NOTE).
+LICENSE_NAME = "source-recordings-terms"
 ACCESS_NOTE = """\
 Generated items contain frames and crops of the annotated recordings and fall under their licence:
 items generated from SAYCam (Databrary, gated) or any corpus that forbids redistribution must not
@@ -34,6 +36,7 @@ recording, so no recording feeds two splits:
 
 {splits}""",
         access=ACCESS_NOTE,
+        license_name=LICENSE_NAME,
         build_report=f"""{frames["frames"]} annotated frames: {frames["scenes"]} distinct scenes, {frames["same_layout_as_a_scene"]} repeating a
 scene's layout, {frames["no_objects"]} without objects; {report.exits} exit clips. Per task and split, the
 candidates a generator could build items from were written, skipped (reason given) or left
