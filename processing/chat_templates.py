@@ -1,4 +1,4 @@
-"""The two BabyLLaVA-V2 chat templates (REFERENCE §2), as Jinja for `apply_chat_template`.
+"""The two BabyLLaVA-V2 chat templates (README.md, "Processing"), as Jinja for `apply_chat_template`.
 
 Content may be a plain string or a list of blocks: a text block renders its text verbatim, an image block
 renders `<image>` and a video block `<video>` (the processor expands it into one `<image>` per sampled frame).

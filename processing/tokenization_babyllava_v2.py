@@ -1,4 +1,4 @@
-"""Training the BabyLLaVA-V2 tokenizer: byte-level BPE on child-directed utterances (REFERENCE §2)."""
+"""Training the BabyLLaVA-V2 tokenizer: byte-level BPE on child-directed utterances (README.md, "Processing")."""
 
 from collections.abc import Iterable
 
@@ -41,7 +41,7 @@ def train_tokenizer(
     """
     tokenizer = Tokenizer(models.BPE(unk_token=UNK_TOKEN))
     tokenizer.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
-    # The original trains with the byte-level pre-tokenizer's default prefix space (REFERENCE §2).
+    # The original trains with the byte-level pre-tokenizer's default prefix space (README.md, "Processing").
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(

@@ -2,7 +2,7 @@
 
     accelerate launch recipes/sft.py --config recipes/babyllava_v2/<stage>.yaml [--any_field value ...]
 
-Stages (REFERENCE §4), chosen by `stage:` in the YAML:
+Stages (recipes/README.md, "The stages, full size"), chosen by `stage:` in the YAML:
 - `lm`        phase 0: a Llama LM from scratch on the utterance corpus (packed text). Trains the tokenizer on the
               corpus first when `tokenizer_name_or_path` is not given.
 - `align`     phase 1: the connector only, `baby_plain`, on image-utterance pairs. Starts from

@@ -1,6 +1,6 @@
 """The DevCV builder on every released variant: other folder and file names, other prompt wordings,
 grid Picture Vocabulary, 30-round Memory, 50-frame VDR clips, duplicate ids and the organisers'
-Looking-While-Listening CSV. Layouts are reconstructed from their documented shapes (REFERENCE §5,
+Looking-While-Listening CSV. Layouts are reconstructed from their documented shapes (dataset_builders/devcv/README.md,
 leaderboard runner/config.py DATA_MAP, babylmms-eval dataset/baby_winoground/)."""
 
 import csv
@@ -76,7 +76,7 @@ def _item(*user_turns: str) -> dict:
     return {"conversations": conversations}
 
 
-# Several wordings per task: the SAYCam and Ego4D releases (REFERENCE §5) and NIH/BabyView-style paraphrases.
+# Several wordings per task: the SAYCam and Ego4D releases (dataset_builders/devcv/README.md) and NIH/BabyView-style paraphrases.
 PROMPTS = {
     "picture_vocabulary": [
         "<image><image><image><image>\n Touch the image of 'ball' (A) the first image (B) the "

@@ -1,6 +1,8 @@
 """Which layer may import which: checked on the source, so a stray import fails here, not in a user's install."""
 
 import ast
+import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -48,3 +50,41 @@ def test_remote_code_is_self_contained(folder):
     allowed = ("babyvlm.modeling", "babyvlm.processing")
     found = [line for line in offenders(folder, ("babyvlm",)) if not line.split(" imports ")[1].startswith(allowed)]
     assert found == []
+
+
+MARKDOWN_LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def tracked_files(*patterns: str) -> list[Path]:
+    listed = subprocess.run(["git", "ls-files", *patterns], cwd=REPO, capture_output=True, text=True, check=True)
+    return [REPO / name for name in listed.stdout.split()]
+
+
+def anchors(path: Path) -> set[str]:
+    """GitHub's heading anchors: lower-cased, punctuation dropped, spaces to hyphens."""
+    headings = re.findall(r"^#+ +(.+?) *$", path.read_text(), flags=re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-") for heading in headings}
+
+
+def test_every_relative_markdown_link_resolves():
+    dead = []
+    for path in tracked_files("*.md"):
+        text = re.sub(r"```.*?```", "", path.read_text(), flags=re.DOTALL)  # code blocks hold no links
+        for target in MARKDOWN_LINK.findall(text):
+            if re.match(r"[a-z]+:", target):  # https:, mailto:
+                continue
+            file, _, anchor = target.partition("#")
+            linked = (path.parent / file).resolve() if file else path
+            if not linked.exists() or (anchor and linked.suffix == ".md" and anchor not in anchors(linked)):
+                dead.append(f"{path.relative_to(REPO)}: {target}")
+    assert dead == []
+
+
+def test_docstrings_cite_documents_in_the_repository():
+    """No citation of REFERENCE.md, a briefing file outside the repository: the facts live in the folder READMEs."""
+    citing = [
+        str(path.relative_to(REPO))
+        for path in tracked_files("*.py", "*.md", "*.yaml")
+        if path.exists() and "REFERENCE \u00a7" in path.read_text(errors="ignore")
+    ]
+    assert citing == []

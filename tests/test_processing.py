@@ -55,7 +55,7 @@ def test_tokenizer_specials_and_bos(tokenizer):
 
 def test_tokenizer_normalises_nfkc_and_lowercase(tokenizer):
     assert tokenizer("ＬＯＯＫ At THE Ball").input_ids == tokenizer("look at the ball").input_ids
-    # The byte-level pre-tokenizer adds a prefix space, as the original's (REFERENCE §2): decoding keeps it.
+    # The byte-level pre-tokenizer adds a prefix space, as the original's (README.md, "Processing"): decoding keeps it.
     assert tokenizer.decode(tokenizer("The BALL").input_ids, skip_special_tokens=True) == " the ball"
 
 
@@ -85,7 +85,7 @@ def test_tokenizer_needs_text():
 
 
 def reference_pixels(image: PIL.Image.Image, size=224) -> np.ndarray:
-    """Pad to square with the mean colour, resize bilinear, normalise — written from REFERENCE §2."""
+    """Pad to square with the mean colour, resize bilinear, normalise — written from README.md, "Processing"."""
     width, height = image.size
     side = max(width, height)
     canvas = PIL.Image.new("RGB", (side, side), (123, 116, 103))

@@ -1,6 +1,6 @@
 """Which DevCV task a released file holds: as ``--task`` says, else by its names, else by its prompts.
 
-Releases spell tasks in many ways (REFERENCE §5): the SAYCam and Ego4D samples use ``count``,
+Releases spell tasks in many ways (dataset_builders/devcv/README.md, "The released toolbox"): the SAYCam and Ego4D samples use ``count``,
 ``picture_vocabulary``, ``vdr-binary``…; the organisers' own files live in ``object_counting/``,
 ``memory_task/``, ``localize_task_cropped/``, ``compare_count_real/``, ``visual_delay_response/``
 (``binary_dataset_test.json`` beside ``open_dataset_test.json``) and ``picture_vocabulary_v2/``
@@ -54,7 +54,7 @@ SOURCE_DEFAULTS = {"nih": "compare_synthetic", "babyview": "compare_real"}
 _WHO_HAS_MORE = ("compare_real", "compare_synthetic")
 _VDR = ("vdr_binary", "vdr_open")
 # Cues in a (lower-cased, placeholder-free) first user turn, per task or family. Written from the
-# released wordings (REFERENCE §5 table, the samples) and their NIH/BabyView paraphrases: Picture
+# released wordings (dataset_builders/devcv/README.md, "The released toolbox"; the samples) and their NIH/BabyView paraphrases: Picture
 # Vocabulary as four images or one 2x2 grid ("(A) top left image ... (D) bottom right image").
 PROMPT_CUES: dict[tuple[str, ...], tuple[re.Pattern, ...]] = {
     tasks: tuple(re.compile(cue) for cue in cues)

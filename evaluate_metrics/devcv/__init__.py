@@ -1,4 +1,4 @@
-"""DevCV answer parsing and metrics (REFERENCE §5): shared by the `evaluate` module, the runner and lmms-eval."""
+"""DevCV answer parsing and metrics (the metric card, README.md): shared by the `evaluate` module, the runner and lmms-eval."""
 
 from .items import ScoredItem, score_item
 from .parsing import (

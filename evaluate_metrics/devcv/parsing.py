@@ -1,4 +1,4 @@
-"""Turn a model's free-text answer into the value a DevCV metric compares (REFERENCE §5).
+"""Turn a model's free-text answer into the value a DevCV metric compares (the metric card, README.md).
 
 The official parsers are the authors' scoring helpers (``ShawnKing98/BabyLLaVA-V2``, ``utils.py``),
 applied to the gold answer and the prediction alike; the leaderboard scores with them. Each is

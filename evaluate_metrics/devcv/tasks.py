@@ -1,7 +1,8 @@
 """The DevCV task registry: canonical names, harness keys, released file keys, answers, metrics, chance.
 
 Single source of truth shared by the dataset builders, the item generators, the metrics, the
-evaluation runner and the lmms-eval plugin (REFERENCE §5).
+evaluation runner and the lmms-eval plugin; the metric card (README.md beside this file)
+describes each task's rule.
 """
 
 from __future__ import annotations
@@ -166,7 +167,7 @@ TASKS: dict[str, DevCVTask] = {
 # Released names that stand for more than one task: the file name, the prompts or ``--task`` tell
 # which (see ``recognise.py``). The organisers keep both VDR files in ``visual_delay_response/``
 # (leaderboard runner/config.py DATA_MAP), the Ego4D release in ``vdr/`` (samples' MANIFEST.json); the
-# NIH-stimulus and BabyView releases name folders ``vdr`` and ``who_has_more`` (REFERENCE §5).
+# NIH-stimulus and BabyView releases name folders ``vdr`` and ``who_has_more`` (dataset_builders/devcv/README.md, "The released toolbox").
 TASK_FAMILIES: dict[str, tuple[str, ...]] = {
     "vdr": ("vdr_binary", "vdr_open"),
     "visual_delay_response": ("vdr_binary", "vdr_open"),

@@ -1,4 +1,4 @@
-"""The original DevCV prompt wording, per task and release variant (REFERENCE §5).
+"""The original DevCV prompt wording, per task and release variant (dataset_builders/devcv/README.md, "The released toolbox").
 
 Prompts are built as released strings, with ``<image>`` where each image goes, and match the
 released SAYCam and Ego4D items character for character. The Ego4D release differs in three tasks:
