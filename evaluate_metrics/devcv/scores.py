@@ -12,8 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
-from .parsing import DIRECTIONS
-from .tasks import TASKS
+from .tasks import DIRECTIONS, TASKS
 
 
 def accuracy_item(prediction, gold) -> dict[str, float]:

@@ -9,6 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+LETTERS = ("A", "B", "C", "D")
+"""Option letters in option order (a DevCV item offers at most four options)."""
+DIRECTIONS = ("top", "top right", "right", "bottom right", "bottom", "bottom left", "left", "top left")
+"""The eight VDR answers in compass order (clockwise from top): a direction's neighbours here are its adjacent
+answers."""
+VDR_OPEN_OPTIONS = ("top", "bottom", "left", "right", "top right", "top left", "bottom right", "bottom left")
+"""The eight VDR answers in the order the released open-VDR prompt lists them."""
+
 
 @dataclass(frozen=True)
 class DevCVTask:
@@ -167,7 +175,8 @@ TASKS: dict[str, DevCVTask] = {
 # Released names that stand for more than one task: the file name, the prompts or ``--task`` tell
 # which (see ``recognise.py``). The organisers keep both VDR files in ``visual_delay_response/``
 # (leaderboard runner/config.py DATA_MAP), the Ego4D release in ``vdr/`` (samples' MANIFEST.json); the
-# NIH-stimulus and BabyView releases name folders ``vdr`` and ``who_has_more`` (dataset_builders/devcv/README.md, "The released toolbox").
+# NIH-stimulus and BabyView releases name folders ``vdr`` and ``who_has_more`` (dataset_builders/devcv/README.md,
+# "The released toolbox").
 TASK_FAMILIES: dict[str, tuple[str, ...]] = {
     "vdr": ("vdr_binary", "vdr_open"),
     "visual_delay_response": ("vdr_binary", "vdr_open"),
