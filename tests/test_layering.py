@@ -8,11 +8,16 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# pyproject.toml's package-dir: the top-level folders installed under babyvlm.
+PACKAGE_OF_FOLDER = {
+    folder: f"babyvlm.{folder}" for folder in ("modeling", "processing", "dataset_builders", "evaluate_metrics")
+}
 
 
 def imported_modules(path: Path) -> set[str]:
     """Absolute names of the modules a file imports (relative imports resolved against its package folder)."""
-    package = path.relative_to(REPO).parent.parts
+    folders = path.relative_to(REPO).parent.parts
+    package = ".".join((PACKAGE_OF_FOLDER.get(folders[0], folders[0]), *folders[1:])).split(".") if folders else []
     names = set()
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         if isinstance(node, ast.Import):
@@ -46,7 +51,7 @@ def test_evaluation_does_not_reach_into_the_dataset_builders():
 
 @pytest.mark.parametrize("folder", ["modeling", "processing"])
 def test_remote_code_is_self_contained(folder):
-    """modeling/ and processing/ are copied as remote code next to a checkpoint: they import only each other."""
+    """modeling/ and processing/ are copied as remote code next to a checkpoint: they import only themselves."""
     allowed = ("babyvlm.modeling", "babyvlm.processing")
     found = [line for line in offenders(folder, ("babyvlm",)) if not line.split(" imports ")[1].startswith(allowed)]
     assert found == []
@@ -88,3 +93,19 @@ def test_docstrings_cite_documents_in_the_repository():
         if path.exists() and "REFERENCE \u00a7" in path.read_text(errors="ignore")
     ]
     assert citing == []
+
+
+TEST_HELPERS = ("babyvlm.testing", "babyvlm.tiny", "babyvlm.evaluate_metrics.testing")
+
+
+@pytest.mark.parametrize(
+    "folder", ["babyvlm", "dataset_builders", "evaluate_metrics", "modeling", "processing", "recipes"]
+)
+def test_runtime_code_never_imports_the_test_helpers(folder):
+    """Tiny models and synthetic DevCV folders are for tests and benchmarks: the demo, the runner, the builders and
+    the recipes never import them (the helpers themselves, and the modules they grew out of, are exempt)."""
+    helpers = {"testing", "tiny.py", "testing.py"}
+    found = [
+        line for line in offenders(folder, TEST_HELPERS) if not helpers & set(Path(line.split(" imports ")[0]).parts)
+    ]
+    assert found == []
