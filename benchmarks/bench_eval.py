@@ -4,7 +4,8 @@ Evaluates a synthetic DevCV folder with a tiny random BabyLLaVA-V2 through the s
 ``--batch-size`` and with batch size 1, side by side; checks that both give the same answers and
 scores, and prints the speed-up on the last line.
 
-The item mix follows the SAYCam test split (dataset_builders/devcv/README.md, split sizes): ~70% single-answer letter items
+The item mix follows the SAYCam test split (dataset_builders/devcv/README.md, split sizes): ~70%
+single-answer letter items
 (Picture Vocabulary stands for all of them: it has the most images), ~20% counting, ~6% VDR, and
 a few Memory dialogues and Looking-While-Listening items.
 """

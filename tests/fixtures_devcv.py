@@ -1,6 +1,7 @@
 """Writers of tiny synthetic DevCV releases in the three released layouts (builder and audit tests).
 
-Items follow the released prompt shapes of dataset_builders/devcv/README.md ("The released toolbox"). Images are small seeded-noise PNGs; in
+Items follow the released prompt shapes of dataset_builders/devcv/README.md ("The released toolbox").
+Images are small seeded-noise PNGs; in
 Left/Right the gold option is a byte copy of the query and the distractors are mirrored copies,
 in Spatial Details the query is a crop of the gold frame (as in the SAYCam release).
 """

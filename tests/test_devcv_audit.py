@@ -95,5 +95,6 @@ def test_audit_of_the_released_samples(tmp_path):
     assert {(r.task, r.split) for r in results} == {
         (task, split) for task, splits in report.counts().items() for split in splits
     }
-    # Known flaw of the release (dataset_builders/devcv/README.md, "The released toolbox"): Left/Right is solvable by pixel matching alone.
+    # Known flaw of the release (dataset_builders/devcv/README.md, "The released toolbox"): Left/Right is
+    # solvable by pixel matching alone.
     assert all(r.pixel_solver > TASKS["leftright"].chance for r in results if r.task == "leftright")

@@ -177,8 +177,8 @@ class _ShardAssembler:
         """The row's id, made unique per task and split; ``ItemSkipped`` for a byte-identical copy.
 
         The released Ego4D set has different items under one id, and the official harness scores
-        each (dataset_builders/devcv/README.md, "Duplicate ids"): the n-th different one becomes ``<id>__<n>``, its released id kept in
-        ``original_id``.
+        each (dataset_builders/devcv/README.md, "Duplicate ids"): the n-th different one becomes ``<id>__<n>``,
+        its released id kept in ``original_id``.
         """
         released_id = row["original_id"]
         variants = self._variants.setdefault((row["task"], task_file.split, released_id), {})

@@ -1,7 +1,8 @@
 """Read and validate released DevCV items, turning each into a :data:`~.schema.DEVCV_FEATURES` row.
 
-Released item (dataset_builders/devcv/README.md, "The released toolbox"): ``{"id", "conversations": [{"from", "value"}...], "image": [paths]}``
-plus optional ``labels`` (memory), ``bb`` (localize), ``notes`` (compare_real), ``gif`` (VDR).
+Released item (dataset_builders/devcv/README.md, "The released toolbox"):
+``{"id", "conversations": [{"from", "value"}...], "image": [paths]}`` plus optional ``labels`` (memory),
+``bb`` (localize), ``notes`` (compare_real), ``gif`` (VDR).
 Looking-While-Listening has no released sample; its input layout is ``{"id", "image": [img0, img1],
 "phrases": [p0, p1]}`` where phrase j describes image j.
 
