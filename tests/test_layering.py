@@ -1,8 +1,10 @@
 """Which layer may import which: checked on the source, so a stray import fails here, not in a user's install."""
 
 import ast
+import importlib
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -109,3 +111,17 @@ def test_runtime_code_never_imports_the_test_helpers(folder):
         line for line in offenders(folder, TEST_HELPERS) if not helpers & set(Path(line.split(" imports ")[0]).parts)
     ]
     assert found == []
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "name"),
+    [
+        ("babyvlm.dataset_builders.devcv.tasks", "babyvlm.evaluate_metrics.devcv.tasks", "canonical_task"),
+        ("babyvlm.dataset_builders.chat", "babyvlm.chat", "text_to_content"),
+    ],
+)
+def test_moved_modules_still_import_with_a_deprecation_warning(old, new, name):
+    sys.modules.pop(old, None)
+    with pytest.warns(DeprecationWarning, match=new.replace(".", r"\.")):
+        module = importlib.import_module(old)
+    assert getattr(module, name) is getattr(importlib.import_module(new), name)
