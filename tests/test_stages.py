@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from babyvlm.training.stages import STAGES
+from babyvlm.training.stages import STAGES, get_stage
 
 REPO = Path(__file__).resolve().parents[1]
 STAGE_YAMLS = sorted((REPO / "recipes" / "babyllava_v2").rglob("stage*_*.yaml"))
@@ -36,3 +36,12 @@ def test_the_demo_runs_every_stage_by_its_registry_name():
     assert {name: Path(config).stem for name, config in RECIPE_CONFIGS.items()} == {
         name: stage.label for name, stage in STAGES.items()
     }
+
+
+def test_a_stage_is_refused_by_a_recipe_that_does_not_train_it():
+    assert get_stage("pretrain").label == "stage2_pretrain"
+    assert get_stage("vision", script="pretrain_vision.py").trains == ("vision",)
+    with pytest.raises(ValueError, match="trained by recipes/pretrain_vision.py, not recipes/sft.py"):
+        get_stage("vision")
+    with pytest.raises(ValueError, match="unknown stage 'stage2'; choose one of lm, vision, align, pretrain"):
+        get_stage("stage2")

@@ -75,11 +75,15 @@ _MODULE_PREFIXES = {
 }
 
 
-def get_stage(name: str) -> Stage:
+def get_stage(name: str, script: str = "sft.py") -> Stage:
+    """The stage ``name`` of the recipe ``script``; ``ValueError`` names the valid stages, or the script to use."""
     try:
-        return STAGES[name]
+        stage = STAGES[name]
     except KeyError:
         raise ValueError(f"unknown stage {name!r}; choose one of {', '.join(STAGES)}") from None
+    if stage.script != script:
+        raise ValueError(f"stage {name!r} is trained by recipes/{stage.script}, not recipes/{script}")
+    return stage
 
 
 def apply_stage_freezing(model: nn.Module, stage: Stage) -> dict[str, int]:
