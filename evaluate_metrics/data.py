@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import datasets
 from babyvlm.evaluate_metrics.devcv.tasks import DevCVTask, canonical_task
+
+logger = logging.getLogger(__name__)
 
 
 class MissingTaskError(ValueError):
@@ -15,14 +18,21 @@ class MissingTaskError(ValueError):
 def available_tasks(data_dir: str | Path) -> dict[str, str]:
     """The DevCV tasks a dataset folder holds: canonical task name -> config name (``all`` is skipped)."""
     data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise FileNotFoundError(f"data folder {data_dir} does not exist")
     if not (data_dir / "README.md").is_file():
         raise FileNotFoundError(f"{data_dir} is not a DevCV dataset folder (no README.md with a `configs` block)")
-    tasks = {}
+    tasks, unknown = {}, []
     for config in datasets.get_dataset_config_names(str(data_dir)):
         try:
             tasks[canonical_task(config).name] = config
         except KeyError:
-            continue  # e.g. the `all` config
+            if config != "all":  # the builder's config of every task at once
+                unknown.append(config)
+    if not tasks:
+        raise MissingTaskError(f"{data_dir} holds no DevCV task (unknown configs: {', '.join(unknown) or 'none'})")
+    if unknown:
+        logger.warning("%s: skipping configs that are no DevCV task: %s", data_dir, ", ".join(unknown))
     return tasks
 
 

@@ -1,7 +1,7 @@
 """The BabyLLaVA-V2 training collator: assistant-only loss, masked image tokens, padding-free packing.
 
 TRL's SFTTrainer refuses packing and padding-free batches for image data and leaves image tokens in the loss;
-this collator does both right for chat records (`messages` + `images`, see `babyvlm.dataset_builders.chat`):
+this collator does both right for chat records (`messages` + `images`, see `babyvlm.chat`):
 
 - labels cover exactly the assistant answers of every turn (`{% generation %}` spans of the chat template),
   never the `<image>` tokens, the user turns or padding;
