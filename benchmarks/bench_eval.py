@@ -27,10 +27,10 @@ from pathlib import Path
 import torch
 from babyvlm.evaluate_metrics.inference import ChatModel
 from babyvlm.evaluate_metrics.runner import evaluate_devcv
-from babyvlm.evaluate_metrics.testing import synthetic_items, write_devcv_folder
 
 from babyvlm.testing import TINY_FAMILIES, save_tiny_model
-from babyvlm.tiny import build_tiny_babyllava
+from babyvlm.testing.babyllava import build_tiny_babyllava
+from babyvlm.testing.devcv import synthetic_items, write_devcv_folder
 
 ITEMS = {"picture_vocabulary": 140, "count": 40, "vdr_open": 12, "memory": 3, "looking_while_listening": 5}
 

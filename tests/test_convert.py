@@ -28,7 +28,7 @@ from transformers import AutoModel, AutoModelForImageTextToText, AutoProcessor, 
 
 import babyvlm  # noqa: F401  (registers the Auto classes)
 from babyvlm.convert import convert_original, main
-from babyvlm.tiny import SAMPLE_UTTERANCES
+from babyvlm.testing.babyllava import SAMPLE_UTTERANCES
 
 timm_vision_transformer = pytest.importorskip("timm.models.vision_transformer")
 

@@ -15,9 +15,9 @@ from babyvlm.evaluate_metrics.protocol import (
     user_rounds,
 )
 from babyvlm.evaluate_metrics.runner import evaluate_devcv, item_tokens, main, token_budget_batches
-from babyvlm.evaluate_metrics.testing import synthetic_items, write_devcv_folder
 
 from babyvlm.testing import TINY_FAMILIES, save_tiny_model
+from babyvlm.testing.devcv import synthetic_items, write_devcv_folder
 
 RUN = {"max_new_tokens": 3, "progress": False}
 DIALOGUE_FAMILIES = ["qwen2_vl", "llava_onevision", "gemma3", "idefics3"]

@@ -13,7 +13,8 @@ from babyvlm.evaluate_metrics.lmms_eval_plugin import MODEL_ID, manifests  # noq
 from babyvlm.evaluate_metrics.lmms_eval_plugin.model import BabyVLM  # noqa: E402
 from babyvlm.evaluate_metrics.lmms_eval_plugin.task_folder import write_task_folder  # noqa: E402
 from babyvlm.evaluate_metrics.runner import evaluate_devcv  # noqa: E402
-from babyvlm.evaluate_metrics.testing import save_tiny_llava, synthetic_items, write_devcv_folder  # noqa: E402
+
+from babyvlm.testing.devcv import save_tiny_llava, synthetic_items, write_devcv_folder  # noqa: E402
 
 ITEMS = {"picture_vocabulary": 3, "count": 3, "memory": 1, "looking_while_listening": 2}
 HARNESS_KEYS = ["baby_pv", "baby_count", "baby_memory", "baby_winoground"]

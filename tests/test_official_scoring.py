@@ -27,9 +27,9 @@ from babyvlm.evaluate_metrics.protocol import (
 )
 from babyvlm.evaluate_metrics.report import write_results_files
 from babyvlm.evaluate_metrics.runner import _parser, evaluate_devcv, score_entry, summarize
-from babyvlm.evaluate_metrics.testing import save_tiny_llava, synthetic_items, write_devcv_folder
 
 from babyvlm.chat import count_image_blocks
+from babyvlm.testing.devcv import save_tiny_llava, synthetic_items, write_devcv_folder
 
 # ---------------------------------------------------------------- the authors' parsers, from utils.py
 

@@ -16,7 +16,7 @@ from babyvlm.processing.video_processing_babyllava_v2 import uniform_frame_indic
 from transformers import AutoProcessor, AutoTokenizer
 
 import babyvlm  # noqa: F401
-from babyvlm.tiny import SAMPLE_UTTERANCES
+from babyvlm.testing.babyllava import SAMPLE_UTTERANCES
 
 TWO_TURNS = [
     {"role": "user", "content": "q1"},

@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 from transformers import AutoConfig, Dinov2Config, Dinov2Model, GenerationConfig
 
 from babyvlm.chat import IMAGES_FEATURE, MESSAGES_FEATURE
-from babyvlm.tiny import SAMPLE_UTTERANCES, build_tiny_babyllava
+from babyvlm.testing.babyllava import SAMPLE_UTTERANCES, build_tiny_babyllava
 
 REPO = Path(__file__).resolve().parents[1]
 SFT = str(REPO / "recipes" / "sft.py")
