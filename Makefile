@@ -19,7 +19,10 @@ demo: $(INSTALLED)
 	$(OFFLINE) $(VENV)/bin/babyvlm-demo
 
 test: $(INSTALLED) chromium
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(OFFLINE) $(VENV)/bin/python -m pytest -n 2 --durations=15 tests
+	tests/installed/check_wheel.sh $(VENV)
 
 # The explorer's browser test (tests/test_explore.py) drives Debian's Chromium; without it that test is skipped.
 chromium:

@@ -1,18 +1,19 @@
 """Outputs of an evaluation run: the leaderboard results files, a Markdown table and PNG plots.
 
-Every file is written to a temporary name in the output folder and then renamed, so a file that
-exists is complete.
+Every file is written to a temporary name in the output folder and then renamed (:mod:`babyvlm.staging`),
+so a file that exists is complete.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 
 import matplotlib
+
+from babyvlm.staging import staged_file
+from babyvlm.staging import write_text as write_text_atomic  # noqa: F401  (the name the runner and compare use)
 
 matplotlib.use("Agg")  # files only, never a display
 import matplotlib.pyplot as plt  # noqa: E402
@@ -30,18 +31,8 @@ LEADERBOARD_RESULTS_FILE = "devcv_results.json"
 
 def write_atomic(path: Path, write) -> None:
     """Call ``write(temporary_path)`` and move the result onto ``path`` only once it is complete."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(handle)
-    try:
-        write(Path(temporary))
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    write_atomic(path, lambda temporary: temporary.write_text(text))
+    with staged_file(path) as temporary:
+        write(temporary)
 
 
 def write_results_files(output_dir: Path, results: dict[str, dict[str, float]]) -> None:
@@ -82,6 +73,18 @@ def markdown_table(summary: dict) -> str:
     if fallback:
         listed = ", ".join(f"{name} {count}" for name, count in fallback.items())
         lines.append(f"Items without released labels (objects recognised by their images): {listed}")
+    for task in summary.get("not_applicable", {}).values():
+        lines.append(
+            f"Not applicable (not scored; counts 0 in the overall score): {task['display_name']}: {task['reason']}"
+        )
+    usage = summary.get("api_usage")
+    if usage:
+        cost = f", cost ${usage['cost_usd']:.4f}" if "cost_usd" in usage else ""
+        lines.append(
+            f"API usage ({usage['model']} @ {usage['endpoint']}): {usage['requests']} requests, "
+            f"{usage['cached_answers']} answers from the cache, {usage['prompt_tokens']} prompt + "
+            f"{usage['completion_tokens']} completion tokens{cost}"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -103,14 +106,20 @@ def plot_scores(summary: dict, path: Path) -> None:
     plt.close(figure)
 
 
-def plot_count_accuracy(entries: list[dict], path: Path) -> None:
-    """Object Counting accuracy for each true count (how performance falls with more objects)."""
+def count_accuracy_by_number(entries: list[dict]) -> dict[int, float]:
+    """Object Counting accuracy for each true count, from the run's prediction entries."""
     by_count: dict[int, list[float]] = defaultdict(list)
     for entry in entries:
         by_count[parse_number(entry["gold"][0])].append(entry["scores"]["acc"])
-    counts = sorted(by_count)
+    return {count: sum(by_count[count]) / len(by_count[count]) for count in sorted(by_count)}
+
+
+def plot_count_accuracy(entries: list[dict], path: Path) -> None:
+    """Object Counting accuracy for each true count (how performance falls with more objects)."""
+    accuracy = count_accuracy_by_number(entries)
+    counts = list(accuracy)
     figure, axis = plt.subplots(figsize=(5, 3.5))
-    axis.bar(counts, [sum(by_count[c]) / len(by_count[c]) for c in counts], color="tab:green")
+    axis.bar(counts, list(accuracy.values()), color="tab:green")
     axis.set_xticks(counts)
     axis.set_xlabel("true count")
     axis.set_ylabel("accuracy")

@@ -5,10 +5,15 @@ Test helpers live in ``babyvlm.testing``, which the library itself never imports
 
 import warnings
 
-from babyvlm.testing.devcv import save_tiny_llava, synthetic_items, write_devcv_folder
+from babyvlm.testing.devcv import (
+    assert_lmms_eval_scores_equal,
+    save_tiny_llava,
+    synthetic_items,
+    write_devcv_folder,
+)
 
 warnings.warn(
     "babyvlm.evaluate_metrics.testing is deprecated; import babyvlm.testing.devcv", DeprecationWarning, stacklevel=2
 )
 
-__all__ = ["save_tiny_llava", "synthetic_items", "write_devcv_folder"]
+__all__ = ["assert_lmms_eval_scores_equal", "save_tiny_llava", "synthetic_items", "write_devcv_folder"]

@@ -96,6 +96,7 @@ def test_default_rows_never_exceed_the_longest_sample(model_and_processor):
 
 
 @pytest.mark.parametrize("row_length", [None, 160, "longest"])
+@pytest.mark.slow
 def test_packed_loss_and_gradients_equal_unpacked(model_and_processor, row_length):
     model, processor = model_and_processor
     results = []
@@ -112,6 +113,7 @@ def test_packed_loss_and_gradients_equal_unpacked(model_and_processor, row_lengt
         torch.testing.assert_close(packed_grads[name], padded_grads[name], rtol=1e-4, atol=1e-6, msg=name)
 
 
+@pytest.mark.slow
 def test_packing_without_position_restart_would_leak_across_samples(model_and_processor):
     """Guards the packing test above: with one continuous sequence the loss differs, so equality is meaningful."""
     model, processor = model_and_processor
@@ -148,6 +150,7 @@ def test_bad_inputs_are_named(model_and_processor):
         BabyLlavaV2Collator(processor, truncation="drop")
 
 
+@pytest.mark.slow
 def test_loss_decreases_on_a_fixed_batch(tiny_model_dir):
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
