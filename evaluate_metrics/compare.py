@@ -12,8 +12,8 @@ domain to ``SAYCam`` / ``Ego4D`` when the run's data path names one (else it is 
   out-of-domain overall score per model;
 - ``count_by_number.png``: the paper's plot, Object Counting accuracy by true count, one line per run.
 
-Human adult figures are only known overall (≈ 0.93, third-party; evaluate_metrics/README.md, "Comparing runs"); ``--human FILE``
-adds per-task figures (``{"baby_pv": 0.98, ..., "overall": 0.93}``).
+Human adult figures are only known overall (≈ 0.93, third-party; evaluate_metrics/README.md, "Comparing
+runs"); ``--human FILE`` adds per-task figures (``{"baby_pv": 0.98, ..., "overall": 0.93}``).
 """
 
 from __future__ import annotations
