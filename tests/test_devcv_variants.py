@@ -76,7 +76,8 @@ def _item(*user_turns: str) -> dict:
     return {"conversations": conversations}
 
 
-# Several wordings per task: the SAYCam and Ego4D releases (dataset_builders/devcv/README.md) and NIH/BabyView-style paraphrases.
+# Several wordings per task: the SAYCam and Ego4D releases (dataset_builders/devcv/README.md) and
+# NIH/BabyView-style paraphrases.
 PROMPTS = {
     "picture_vocabulary": [
         "<image><image><image><image>\n Touch the image of 'ball' (A) the first image (B) the "

@@ -210,7 +210,8 @@ def test_prompt_templates_match_the_released_prompts(variant, folders, devcv_sam
             for turn in turns:
                 assert any(p.fullmatch(turn) for p in patterns[task]), (task, turn)
             matched[task] += 1
-    # Every task with a released sample was checked; Subitizing has none (its wording is BabyView's, see dataset_builders/devcv/README.md).
+    # Every task with a released sample was checked; Subitizing has none (its wording is BabyView's, see
+    # dataset_builders/devcv/README.md).
     assert set(matched) == set(patterns) - {"subitize"}
     assert prompts.subitize("cup") == "<image> How many of cup do you see?"
 
