@@ -38,6 +38,7 @@ def train_tokenizer(
     True
     >>> tokenizer.decode(tokenizer("The BALL").input_ids, skip_special_tokens=True)  # the prefix space stays
     ' the ball'
+
     ```
     """
     tokenizer = Tokenizer(models.BPE(unk_token=UNK_TOKEN))
