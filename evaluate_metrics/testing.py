@@ -10,132 +10,23 @@ import random
 from pathlib import Path
 
 import numpy as np
-import torch
 import yaml
 from babyvlm.dataset_builders.devcv.schema import DEVCV_FEATURES
 from babyvlm.dataset_builders.devcv.tasks import canonical_task
 from babyvlm.evaluate_metrics.devcv.parsing import DIRECTIONS
 from datasets import Dataset
 from PIL import Image
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-from transformers import (
-    CLIPImageProcessor,
-    CLIPVisionConfig,
-    LlamaConfig,
-    LlavaConfig,
-    LlavaForConditionalGeneration,
-    LlavaProcessor,
-    MistralConfig,
-    PreTrainedTokenizerFast,
-)
 
-IMAGE_SIZE = 16
-_SPECIAL_TOKENS = ["<pad>", "<unk>", "<sos>", "<eos>", "<image>"]
-_CORPUS = [
-    "touch the image of 'dog' (a) the first image (b) the second image (c) the third image (d) the fourth image.",
-    "how many cups do you see? one two three four five six seven eight nine ten eleven twelve 0 1 2 3 4 5 6 7 8 9",
-    "which part of the frame does the ball leave from? top bottom left right top left bottom right",
-    "let's try more. touch the new image. (a) (b) a red ball a blue car",
-]
-# A chat format unlike BabyLLaVA-V2's, so the runner is exercised on "any" template.
-_CHAT_TEMPLATE = (
-    "{%- for message in messages -%}"
-    "{{- '<|' + message.role + '|>' -}}"
-    "{%- if message.content is string -%}{{- message.content -}}"
-    "{%- else -%}{%- for block in message.content -%}"
-    "{%- if block.type == 'image' -%}{{- '<image>' -}}{%- else -%}{{- block.text -}}{%- endif -%}"
-    "{%- endfor -%}{%- endif -%}"
-    "{%- if message.role == 'assistant' -%}{{- eos_token -}}{%- endif -%}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{- '<|assistant|>' -}}{%- endif -%}"
-)
-
-
-def _tokenizer() -> PreTrainedTokenizerFast:
-    tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
-    tokenizer.normalizer = normalizers.Lowercase()
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=400, special_tokens=_SPECIAL_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
-    )
-    tokenizer.train_from_iterator(_CORPUS, trainer)
-    tokenizer.post_processor = processors.TemplateProcessing(single="<sos> $A", special_tokens=[("<sos>", 2)])
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer,
-        bos_token="<sos>",
-        eos_token="<eos>",
-        pad_token="<pad>",
-        unk_token="<unk>",
-        extra_special_tokens={"image_token": "<image>"},
-    )
+from babyvlm.testing.models import IMAGE_SIZE, save_tiny_model
 
 
 def save_tiny_llava(directory: str | Path, seed: int = 0, sliding_window: int | None = None) -> Path:
-    """Save a random ``LlavaForConditionalGeneration`` (a few thousand weights) and its processor.
+    """Save a tiny random Llava-1.5 model and its processor (see :func:`babyvlm.testing.save_tiny_model`).
 
     With ``sliding_window``, the language model is a Mistral with that attention window, whose cache
     the dialogue key/value reuse does not support (the tests' other kind of model).
     """
-    torch.manual_seed(seed)
-    tokenizer = _tokenizer()
-    patch = IMAGE_SIZE // 2
-    image_tokens = (IMAGE_SIZE // patch) ** 2 + 1  # patches + CLS ("full" feature selection)
-    processor = LlavaProcessor(
-        image_processor=CLIPImageProcessor(
-            size={"shortest_edge": IMAGE_SIZE}, crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}
-        ),
-        tokenizer=tokenizer,
-        patch_size=patch,
-        vision_feature_select_strategy="full",
-        num_additional_image_tokens=1,
-        chat_template=_CHAT_TEMPLATE,
-    )
-    text_settings = {
-        "vocab_size": len(tokenizer),
-        "hidden_size": 32,
-        "intermediate_size": 64,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 2,
-        "max_position_embeddings": 2048,
-        # Large random weights make answers depend on the input, which the tests need.
-        "initializer_range": 0.5,
-        "pad_token_id": 0,
-        "bos_token_id": 2,
-        "eos_token_id": 3,
-    }
-    text_config = (
-        MistralConfig(sliding_window=sliding_window, **text_settings)
-        if sliding_window
-        else LlamaConfig(**text_settings)
-    )
-    config = LlavaConfig(
-        vision_config=CLIPVisionConfig(
-            image_size=IMAGE_SIZE,
-            patch_size=patch,
-            hidden_size=16,
-            intermediate_size=32,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            projection_dim=16,
-        ),
-        text_config=text_config,
-        image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
-        vision_feature_layer=-1,
-        vision_feature_select_strategy="full",
-        image_seq_length=image_tokens,
-        pad_token_id=0,
-    )
-    model = LlavaForConditionalGeneration(config).eval()
-    # Favour answer-like tokens so random weights still give parsable, input-dependent answers.
-    with torch.no_grad():
-        for words, scale in ((" a b c d", 6), (" 1 2 3 4 5 6 7 8 9 10 11 12 top bottom left right", 4)):
-            model.lm_head.weight[tokenizer(words, add_special_tokens=False).input_ids] *= scale
-    directory = Path(directory)
-    model.save_pretrained(directory)
-    processor.save_pretrained(directory)
-    return directory
+    return save_tiny_model("llava", directory, seed, sliding_window=sliding_window)
 
 
 def _image(rng: random.Random) -> Image.Image:

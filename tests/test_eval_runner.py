@@ -47,6 +47,16 @@ def predictions(output_dir) -> dict:
     return {(e["task"], e["id"]): e["output"] for e in entries}
 
 
+def assert_same_predictions(actual: dict, expected: dict) -> None:
+    """Equal answers; LWL losses equal to float rounding (their last bits depend on the padded batch shape)."""
+    assert actual.keys() == expected.keys()
+    for key, output in expected.items():
+        if key[0] == "looking_while_listening":
+            assert actual[key] == [pytest.approx(row, rel=1e-5) for row in output], key
+        else:
+            assert actual[key] == output, key
+
+
 def results(output_dir) -> dict:
     return json.loads((output_dir / "results.json").read_text())
 
@@ -55,7 +65,7 @@ def test_batch_size_one_gives_identical_results(tmp_path, llava_dir, devcv_dir, 
     evaluate_devcv(llava_dir, devcv_dir, tmp_path, batch_size=1, **RUN)
     reference = predictions(reference_run)
     assert len(reference) == sum(ITEMS.values())
-    assert predictions(tmp_path) == reference
+    assert_same_predictions(predictions(tmp_path), reference)
     assert results(tmp_path) == results(reference_run)
 
 
@@ -80,7 +90,7 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch, llava
     monkeypatch.setattr(ChatModel, "generate", generate)
     evaluate_devcv(llava_dir, devcv_dir, tmp_path, batch_size=3, **RUN)
     assert (tmp_path / PREDICTIONS_FILE).read_text().startswith(logged)
-    assert predictions(tmp_path) == predictions(reference_run)
+    assert_same_predictions(predictions(tmp_path), predictions(reference_run))
     assert results(tmp_path) == results(reference_run)
 
 
