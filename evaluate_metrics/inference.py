@@ -46,7 +46,13 @@ def load_model_and_processor(
     """Load ``model_dir`` with the Auto classes, raising :class:`IncompatibleModelError` with the reason."""
     try:
         processor = AutoProcessor.from_pretrained(model_dir)
-        model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=dtype, **model_kwargs)
+        if (Path(model_dir) / "adapter_config.json").is_file():
+            # a LoRA adapter folder (recipes/sft.py with use_peft): its base model with the adapter merged in
+            from babyvlm.training.lora import load_merged
+
+            model = load_merged(model_dir, dtype=dtype, **model_kwargs)
+        else:
+            model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=dtype, **model_kwargs)
     except (OSError, ValueError, KeyError) as error:
         raise IncompatibleModelError(
             f"{model_dir}: cannot load an image-text-to-text model and its processor ({error})"

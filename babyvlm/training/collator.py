@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,7 +48,8 @@ TOKEN_KEYS = ("input_ids", "attention_mask", "token_type_ids", "mm_token_type_id
 _GENERATION_MARKER = re.compile(r"\{%-?\s*generation\s*-?%\}")
 # Families whose language model takes one position per token, so that packed `position_ids` restarting at 0
 # separate the samples (tested: packed loss and gradients equal the padded ones).
-PACKING_FAMILIES = ("babyllava_v2", "llava", "llava_onevision", "llava_next")
+PACKING_FAMILIES = ("babyllava_v2", "llava")
+MAX_CUT_ROUNDS = 4
 
 
 class NothingToLearnError(ValueError):
@@ -112,7 +114,7 @@ class VisionChatCollator:
                 f"packing is not supported for {self.model_type!r} models: packed samples need one position index "
                 f"per token restarting at each sample, which holds for {', '.join(PACKING_FAMILIES)}; models with "
                 "multimodal rotary positions (Qwen2-VL, Qwen2.5-VL) or image-dependent attention masks (Gemma 3) "
-                "compute their own. Train padded (vlm_packing: false)."
+                "compute their own, and the others are not tested packed. Train padded (vlm_packing: false)."
             )
         template = self.processor._resolve_chat_template(self.chat_template)
         self._template = template
@@ -183,22 +185,27 @@ class VisionChatCollator:
         if self._has_generation_markers:
             prompt, spans = self._render(messages, with_spans=True)
             return prompt, [tuple(span) for span in spans]
-        # No markers: each answer is what its turn adds after the generation prompt, up to its end of turn.
+        # No markers: an answer is what its turn adds to the conversation after the generation prompt, up to its
+        # end of turn. Some templates write the header of a stored turn slightly differently from the generation
+        # prompt (LLaVA-OneVision: "assistant \n" vs "assistant\n"): there the answer starts at its own text.
         prompt, _ = self._render(messages)
         spans = []
         for turn, message in enumerate(messages):
             if message["role"] != "assistant":
                 continue
-            before, _ = self._render(messages[:turn], add_generation_prompt=True)
+            history, _ = self._render(messages[:turn])
+            header = self._render(messages[:turn], add_generation_prompt=True)[0][len(history) :]
             through, _ = self._render(messages[: turn + 1])
-            if not (through.startswith(before) and prompt.startswith(through)):
+            if not (through.startswith(history) and prompt.startswith(through)):
                 raise ValueError(
                     f"item {item}: the chat template renders turn {turn} differently once later turns follow, so the "
                     "assistant answer cannot be located; use a template with {% generation %} markers"
                 )
-            end = len(through.rstrip())  # the end-of-turn marker is learnt, the line break after it is layout
-            if end > len(before):
-                spans.append((len(before), end))
+            added = through[len(history) :]
+            start = len(header) if added.startswith(header) else _answer_start(added, header, message, item, turn)
+            end = len(added.rstrip())  # the end-of-turn marker is learnt, the line break after it is layout
+            if end > start:
+                spans.append((len(history) + start, len(history) + end))
         return prompt, spans
 
     # --- tokenizing, labelling, truncating --------------------------------------------------------------------
@@ -227,12 +234,17 @@ class VisionChatCollator:
         them, in sample order)."""
         report = report if report is not None else {"cut": [], "no_labels": []}
         encoded = self._encode(records)
-        if self.max_length is not None:
+        cut_items = set()
+        # Some processors expand an image differently once fewer images share the sample (LLaVA-OneVision's
+        # any-resolution tiles): cut again until every sample fits.
+        for _ in range(MAX_CUT_ROUNDS if self.max_length is not None else 0):
             cuts = [self._cut(records[row], encoded, row) for row in range(len(records))]
-            if any(cut is not None for cut in cuts):
-                records = [cut or record for cut, record in zip(cuts, records)]
-                report["cut"].extend(record.item for record, cut in zip(records, cuts) if cut is not None)
-                encoded = self._encode(records)
+            if all(cut is None for cut in cuts):
+                break
+            records = [cut or record for cut, record in zip(cuts, records)]
+            cut_items.update(record.item for record, cut in zip(records, cuts) if cut is not None)
+            encoded = self._encode(records)
+        report["cut"].extend(record.item for record in records if record.item in cut_items)
         samples = [self._sample(records[row], encoded, row) for row in range(len(records))]
         report["no_labels"].extend(sample.item for sample in samples if not (sample.labels != IGNORE_INDEX).any())
         not_images = (*TOKEN_KEYS, "offset_mapping", "text_replacement_offsets")
@@ -394,6 +406,19 @@ def _reorder_images(image_inputs: dict[str, Any], images_per_sample: list[int], 
 def _replacements(encoded, row: int) -> list[dict]:
     offsets = encoded.get("text_replacement_offsets")
     return list(offsets[row]) if offsets is not None and len(offsets) > row else []
+
+
+def _answer_start(added: str, header: str, message: dict, item: str, turn: int) -> int:
+    """Where the answer's own text starts in the text its turn adds, past what it shares with the header."""
+    shared = len(os.path.commonprefix([added, header]))
+    content = message["content"]
+    first_text = content if isinstance(content, str) else next((b["text"] for b in content if "text" in b), "")
+    start = added.find(first_text.strip(), shared) if first_text.strip() else -1
+    if start < 0:
+        raise ValueError(
+            f"item {item}: cannot find the text of assistant turn {turn} in what the chat template renders"
+        )
+    return start
 
 
 def _drop_none(messages: list[dict]) -> list[dict]:

@@ -49,14 +49,19 @@ def lora_target_modules(model: nn.Module, train_vision: bool) -> str:
     return rf"(?:{'|'.join(map(re.escape, prefixes))}).*\.(?:{'|'.join(map(re.escape, leaves))})"
 
 
-def merge_adapter(adapter_dir: str | Path, merged_dir: str | Path, card: str, dtype=None) -> Path:
-    """Save the adapter's base model with the adapter merged in (loaded unquantized), with its processor and card."""
+def load_merged(adapter_dir: str | Path, **load_kwargs):
+    """The adapter's base model (unquantized) with the LoRA adapter of `adapter_dir` merged into its weights."""
     from peft import PeftModel
 
+    base = json.loads((Path(adapter_dir) / "adapter_config.json").read_text())["base_model_name_or_path"]
+    model = AutoModelForImageTextToText.from_pretrained(base, **load_kwargs)
+    return PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
+
+
+def merge_adapter(adapter_dir: str | Path, merged_dir: str | Path, card: str, dtype=None) -> Path:
+    """Save the adapter's base model with the adapter merged in (loaded unquantized), with its processor and card."""
     adapter_dir, merged_dir = Path(adapter_dir), Path(merged_dir)
-    base = json.loads((adapter_dir / "adapter_config.json").read_text())["base_model_name_or_path"]
-    model = AutoModelForImageTextToText.from_pretrained(base, dtype=dtype)
-    merged = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
+    merged = load_merged(adapter_dir, dtype=dtype)
     merged.save_pretrained(merged_dir)
     AutoProcessor.from_pretrained(adapter_dir).save_pretrained(merged_dir)
     (merged_dir / "README.md").write_text(card)
