@@ -286,6 +286,7 @@ def main(args: RecipeArguments, training_args: SFTConfig, model_args: ModelConfi
             },
         ),
         license=args.model_license,
+        pipeline_tag="text-generation" if stage.name == "lm" else "image-text-to-text",
         title=type(model).__name__.removesuffix("ForConditionalGeneration"),
     )
     card = card_for(library_name=library_name)

@@ -61,6 +61,7 @@ def render_model_card(
     *,
     license: str | None = None,
     library_name: str = "transformers",
+    pipeline_tag: str = "image-text-to-text",
     title: str = "BabyLLaVA-V2",
 ) -> str:
     """The card's text: Hub metadata (license, pipeline tag, library, base model and datasets as repo ids, the
@@ -76,7 +77,7 @@ def render_model_card(
         license=license,
         license_name="base-model-license" if license == "other" else None,
         library_name=library_name,
-        pipeline_tag="image-text-to-text",
+        pipeline_tag=pipeline_tag,
         base_model=base_model,
         datasets=sorted({repo for repo in map(hub_repo_id, paths) if repo}) or None,
         tags=["babyvlm", f"stage-{stage}", *(["lora"] if library_name == "peft" else [])],
