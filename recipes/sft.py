@@ -21,6 +21,7 @@ rerun resumes.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from dataclasses import dataclass, field
@@ -75,6 +76,13 @@ class RecipeArguments:
         metadata={
             "help": "train the vision tower (default: as the stage says for full training; no for LoRA, where "
             "`true` also puts adapters in the vision tower)"
+        },
+    )
+    processor_kwargs: dict | str | None = field(
+        default=None,
+        metadata={
+            "help": "options for AutoProcessor.from_pretrained, a mapping or JSON (e.g. Qwen2-VL's max_pixels): "
+            "saved with the processor, so evaluation sees the images the way training did"
         },
     )
     vlm_packing: bool = field(default=False, metadata={"help": "padding-free packing of multi-image samples"})
@@ -181,7 +189,9 @@ def build_vlm(args: RecipeArguments, model_args: ModelConfig, training_args: SFT
     if model_args.model_name_or_path:
         path = model_args.model_name_or_path
         model = AutoModelForImageTextToText.from_pretrained(path, **load_kwargs(model_args))
-        return model, AutoProcessor.from_pretrained(path, revision=model_args.model_revision), path
+        options = json.loads(args.processor_kwargs) if isinstance(args.processor_kwargs, str) else args.processor_kwargs
+        processor = AutoProcessor.from_pretrained(path, revision=model_args.model_revision, **(options or {}))
+        return model, processor, path
     if args.stage == "align" and args.vision_model_path and args.language_model_path:
         model, processor = assemble(args.vision_model_path, args.language_model_path, seed=training_args.seed)
         return model, processor, f"{args.vision_model_path} + {args.language_model_path}"

@@ -13,8 +13,8 @@ import PIL.Image
 import pytest
 import torch
 from babyvlm.dataset_builders.chat import IMAGES_FEATURE, MESSAGES_FEATURE
-from safetensors.torch import load_file
 from huggingface_hub import ModelCard
+from safetensors.torch import load_file
 from transformers import AutoConfig, Dinov2Config, Dinov2Model, GenerationConfig
 
 from babyvlm.tiny import SAMPLE_UTTERANCES, build_tiny_babyllava

@@ -17,7 +17,7 @@ from babyvlm.dataset_builders.chat import IMAGES_FEATURE, MESSAGES_FEATURE
 from babyvlm.evaluate_metrics.testing import synthetic_items, write_devcv_folder
 from test_recipes import ACCELERATE, ENV, REPO, SFT, TINY, assert_model_repository
 from transformers import AutoModelForImageTextToText, AutoProcessor
-from trl import ModelConfig, SFTConfig
+from trl import ModelConfig, SFTConfig, TrlParser
 
 from babyvlm.testing import save_tiny_model
 from babyvlm.training.collator import NothingToLearnError, VisionChatCollator
@@ -254,3 +254,14 @@ def test_lora_targets_the_language_model_unless_the_vision_tower_trains(tmp_path
     with_tower = [n for n in names if re.fullmatch(lora_target_modules(model, train_vision=True), n)]
     assert frozen_tower and not [n for n in frozen_tower if ".visual." in n or n.startswith("lm_head")]
     assert [n for n in with_tower if ".visual." in n] and "lm_head" not in with_tower
+
+
+@pytest.mark.parametrize("config", sorted(str(path) for path in REPO.glob("recipes/*/devcv_instruct_lora*.yaml")))
+def test_the_vlm_recipes_parse_with_every_key_known(config, tmp_path):
+    parser = TrlParser((sft.RecipeArguments, SFTConfig, ModelConfig))
+    # bf16 needs a GPU: parse the YAML as it would run there, with only that switched off
+    args, training_args, model_args = parser.parse_args_and_config(
+        ["--config", config, "--bf16", "false", "--output_dir", str(tmp_path)]
+    )
+    assert args.stage == "instruct" and model_args.use_peft and model_args.lora_r == 64
+    assert not args.vlm_packing and hub_repo_id(model_args.model_name_or_path) == model_args.model_name_or_path

@@ -33,6 +33,7 @@ import logging
 import os
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import torch
@@ -116,15 +117,19 @@ class VisionChatCollator:
                 "multimodal rotary positions (Qwen2-VL, Qwen2.5-VL) or image-dependent attention masks (Gemma 3) "
                 "compute their own, and the others are not tested packed. Train padded (vlm_packing: false)."
             )
-        template = self.processor._resolve_chat_template(self.chat_template)
-        self._template = template
-        self._has_generation_markers = bool(_GENERATION_MARKER.search(template))
-        self._special_tokens = dict(self.processor.tokenizer.special_tokens_map)
         self._visual_token_ids = [
             token_id
             for token_id in (getattr(self.processor, name, None) for name in ("image_token_id", "video_token_id"))
             if isinstance(token_id, int)
         ]
+
+    @cached_property
+    def _template(self) -> str:
+        return self.processor._resolve_chat_template(self.chat_template)
+
+    @cached_property
+    def _has_generation_markers(self) -> bool:
+        return bool(_GENERATION_MARKER.search(self._template))
 
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
         report = {"samples": len(examples), "cut": [], "no_labels": [], "missing_images": []}
@@ -177,7 +182,7 @@ class VisionChatCollator:
             chat_template=self._template,
             return_assistant_tokens_mask=with_spans,
             add_generation_prompt=add_generation_prompt,
-            **self._special_tokens,
+            **self.processor.tokenizer.special_tokens_map,
         )
         return prompts[0], (indices[0] if with_spans else None)
 
