@@ -226,6 +226,7 @@ def main(args: RecipeArguments, training_args: SFTConfig, model_args: ModelConfi
     last_checkpoint = get_last_checkpoint(checkpoints_dir) if checkpoints_dir.is_dir() else None
     peft_config = None
     library_name = "transformers"
+    description = stage.description
 
     if stage.name == "lm":
         train_dataset = load_mixture(args.datasets, seed=training_args.seed, keep_columns=(args.text_column,))
@@ -247,6 +248,15 @@ def main(args: RecipeArguments, training_args: SFTConfig, model_args: ModelConfi
                 peft_config.target_modules = lora_target_modules(model, train_vision)
             trainable = {"lora_target_modules": str(peft_config.target_modules), "train_vision": train_vision}
             library_name = "peft"
+            trained = (
+                "the vision tower, the connector and the language model"
+                if train_vision
+                else "the connector and the language model"
+            )
+            description = (
+                f"instruction tuning with LoRA adapters on {trained} "
+                f"(r {model_args.lora_r}, alpha {model_args.lora_alpha})"
+            )
         else:
             trains = stage.trains
             if args.train_vision is not None:
@@ -280,7 +290,7 @@ def main(args: RecipeArguments, training_args: SFTConfig, model_args: ModelConfi
     card_for = partial(
         render_model_card,
         stage.name,
-        stage.description,
+        description,
         args.datasets,
         parent,
         training_hyperparameters(
