@@ -110,7 +110,8 @@ def test_lora_through_accelerate_launch_reloads_merges_and_scores(family, devcv,
         merged_model = AutoModelForImageTextToText.from_pretrained(merged).eval()
         base_model = AutoModelForImageTextToText.from_pretrained(base).eval()
         logits = adapted(**batch).logits
-        torch.testing.assert_close(merged_model(**batch).logits, logits, rtol=1e-4, atol=1e-4)
+        # merging sums the low-rank product into the weights: equal up to float rounding of large random weights
+        torch.testing.assert_close(merged_model(**batch).logits, logits, rtol=1e-3, atol=1e-3)
         assert not torch.allclose(base_model(**batch).logits, logits)  # the adapter changed something
 
     # babyvlm-eval scores the adapter folder and the merged folder alike
