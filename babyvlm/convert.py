@@ -2,15 +2,21 @@
 
 Examples::
 
-    babyvlm-convert --llava-checkpoint babyllava_v2_phase2 --vision-checkpoint vision_backbone.pth \
-        --output babyllava-v2-phase2
+    babyvlm-convert --llava-checkpoint wsashawn/babyllava_v2_instruction_ft --output babyllava-v2
+    babyvlm-convert --llava-checkpoint wsashawn/babyllava_v2_phase2 \\
+        --vision-checkpoint wsashawn/babyllava_v2_vision_backbone --output babyllava-v2-phase2
+    babyvlm-convert --llava-checkpoint babyllava_v2_phase2/ --vision-checkpoint vision_backbone.pth --output out
     babyvlm-convert --vision-checkpoint vision_backbone.pth --output babyllava-v2-vision
 
-With a LLaVA-format folder the output holds the model, the processor (tokenizer with `<image>` added, image
-processor, chat templates `baby_v1`/`baby_plain`) and a model card; with only a vision `.pth` it holds a standalone
-`Dinov2Model`, the image processor and a model card. The folder is written in a temporary sibling and renamed at
-the end, so a failed conversion leaves nothing that looks complete. The key mapping is in
-`babyvlm.modeling.convert_babyllava_v2_original`; formats and parity are described in `modeling/CONVERSION.md`.
+Each input is a local path or a Hub repo id (`--revision`, `--vision-revision`), fetched through `huggingface_hub`
+with the user's cache and token (`babyvlm.checkpoint_sources`). Without `--vision-checkpoint` the vision tower is the
+one the LLaVA config names (`mm_vision_tower`) when it can be found, or the trained tower inside a phase-3 checkpoint.
+With a LLaVA checkpoint the output holds the model, the processor (tokenizer with `<image>` added, image processor,
+chat templates `baby_v1`/`baby_plain`), the remote code and a model card naming the sources and their revisions;
+with only a vision `.pth` it holds a standalone `Dinov2Model`, the image processor and a model card. The folder is
+written in a temporary sibling and renamed at the end, so a failed conversion leaves nothing that looks complete;
+`--push-to-hub REPO_ID` then uploads it. The key mapping is in `babyvlm.modeling.convert_babyllava_v2_original`;
+formats and parity are described in `modeling/CONVERSION.md`.
 """
 
 from __future__ import annotations
@@ -24,13 +30,24 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+from huggingface_hub import HfApi, ModelCard, ModelCardData
+from huggingface_hub.errors import HfHubHTTPError
 from transformers import AutoTokenizer, GenerationConfig, PreTrainedConfig
 
 from . import __version__
+from .checkpoint_sources import (
+    RELEASED_VISION_BACKBONE,
+    CheckpointSource,
+    fetch_llava_files,
+    resolve_llava_checkpoint,
+    resolve_vision_checkpoint,
+    vision_tower_named_by,
+)
 from .modeling.convert_babyllava_v2_original import (
     ConversionReport,
     convert_llava_checkpoint,
     convert_vision_checkpoint,
+    read_llava_config,
 )
 from .processing import IMAGE_TOKEN, BabyLlavaV2ImageProcessor, BabyLlavaV2Processor
 
@@ -46,28 +63,45 @@ def convert_original(
     num_attention_heads: int | None = None,
     dtype: torch.dtype | None = None,
     overwrite: bool = False,
+    revision: str | None = None,
+    vision_revision: str | None = None,
+    license: str | None = None,
 ) -> ConversionReport:
     """Convert the original release into the folder `output` and return the conversion report.
 
     Args:
         output: folder to write; it must not exist unless `overwrite`.
-        llava_checkpoint: LLaVA-format BabyLLaVA-V2 folder. Without it, `vision_checkpoint` alone is converted into
-            a standalone `Dinov2Model`.
-        vision_checkpoint: the DINO vision backbone `.pth` (not needed for a phase-3 folder, which holds its tower).
+        llava_checkpoint: LLaVA-format BabyLLaVA-V2 folder or Hub repo id. Without it, `vision_checkpoint` alone is
+            converted into a standalone `Dinov2Model`.
+        vision_checkpoint: the DINO vision backbone: a `.pth` file, `REPO_ID:FILE`, or a Hub repo id holding one
+            `.pth`. Without it, the tower inside a phase-3 checkpoint, or else the one the LLaVA config names.
         num_attention_heads: vision attention heads (not recorded in the weights); defaults to width / 64.
         dtype: dtype of the saved weights; defaults to the source's.
         overwrite: replace an existing `output`.
+        revision, vision_revision: branch, tag or commit of the LLaVA and vision Hub repos (default: `main`);
+            `vision_revision` also applies to a vision repo named by the LLaVA config.
+        license: the model card's license; defaults to the one the source's own card states.
     """
     if llava_checkpoint is None and vision_checkpoint is None:
         raise ValueError("nothing to convert: pass a LLaVA checkpoint folder, a vision checkpoint, or both")
     with _staged_output(Path(output), overwrite) as staging:
+        vision = resolve_vision_checkpoint(vision_checkpoint, vision_revision) if vision_checkpoint else None
         if llava_checkpoint is None:
-            return _write_vision_model(staging, vision_checkpoint, num_attention_heads, dtype)
-        return _write_babyllava(staging, llava_checkpoint, vision_checkpoint, num_attention_heads, dtype)
+            return _write_vision_model(staging, vision, num_attention_heads, dtype, license)
+        llava = resolve_llava_checkpoint(llava_checkpoint, revision)
+        llava_config = read_llava_config(llava.path)
+        if vision is None and not llava_config.get("tune_vision_tower"):
+            # A frozen tower is not saved in the checkpoint: take the one the config names. (A trained tower is
+            # saved in it; the converter checks that it is there.)
+            vision = resolve_vision_checkpoint(vision_tower_named_by(llava_config, llava), vision_revision)
+        return _write_babyllava(staging, fetch_llava_files(llava), vision, num_attention_heads, dtype, license)
 
 
-def _write_babyllava(staging: Path, folder, vision_checkpoint, num_attention_heads, dtype) -> ConversionReport:
-    model, report = convert_llava_checkpoint(folder, vision_checkpoint, num_attention_heads, dtype)
+def _write_babyllava(
+    staging: Path, llava: CheckpointSource, vision: CheckpointSource | None, num_attention_heads, dtype, license
+) -> ConversionReport:
+    folder = llava.path
+    model, report = convert_llava_checkpoint(folder, vision and vision.path, num_attention_heads, dtype)
     config = model.config
     tokenizer = _tokenizer_with_image_token(Path(folder), report.llava_config, config.image_token_id)
     for name in ("pad_token_id", "bos_token_id", "eos_token_id"):
@@ -98,15 +132,17 @@ def _write_babyllava(staging: Path, folder, vision_checkpoint, num_attention_hea
     processor = BabyLlavaV2Processor.from_model_config(config, image_processor, tokenizer)
     model.save_pretrained(staging)
     processor.save_pretrained(staging)
-    (staging / "README.md").write_text(_model_card(report, vision_only=False))
+    _model_card(report, llava, vision, license).save(staging / "README.md")
     return report
 
 
-def _write_vision_model(staging: Path, vision_checkpoint, num_attention_heads, dtype) -> ConversionReport:
-    model, report = convert_vision_checkpoint(vision_checkpoint, num_attention_heads, dtype)
+def _write_vision_model(
+    staging: Path, vision: CheckpointSource, num_attention_heads, dtype, license
+) -> ConversionReport:
+    model, report = convert_vision_checkpoint(vision.path, num_attention_heads, dtype)
     model.save_pretrained(staging)
     _image_processor(model.config.image_size, pad=True).save_pretrained(staging)
-    (staging / "README.md").write_text(_model_card(report, vision_only=True))
+    _model_card(report, None, vision, license).save(staging / "README.md")
     return report
 
 
@@ -136,34 +172,74 @@ def _image_processor(image_size: int, pad: bool) -> BabyLlavaV2ImageProcessor:
     return BabyLlavaV2ImageProcessor(size={"height": image_size, "width": image_size}, do_pad=pad)
 
 
-def _model_card(report: ConversionReport, vision_only: bool) -> str:
+def _model_card(
+    report: ConversionReport, llava: CheckpointSource | None, vision: CheckpointSource | None, license: str | None
+) -> ModelCard:
+    """A Hub-ready card: license, pipeline tag, library, base model (the source repo) and the sources' revisions."""
+    main_source = llava or vision
     details = "\n".join(f"- {line}" for line in report.summary().splitlines())
-    if vision_only:
-        header = "library_name: transformers\npipeline_tag: image-feature-extraction"
-        title = "BabyLLaVA-V2 vision backbone, converted from the original release"
+    if llava is None:
+        pipeline_tag, title = (
+            "image-feature-extraction",
+            "BabyLLaVA-V2 vision backbone, converted from the original release",
+        )
         usage = (
             "from transformers import AutoModel\n\n"
             "model = AutoModel.from_pretrained(path)  # Dinov2Model\n"
             "features = model(pixel_values).last_hidden_state  # all tokens after the final LayerNorm, as the original"
         )
     else:
-        header = "library_name: transformers\npipeline_tag: image-text-to-text"
-        title = "BabyLLaVA-V2, converted from the original release"
+        pipeline_tag, title = "image-text-to-text", "BabyLLaVA-V2, converted from the original release"
         usage = (
             "import babyvlm  # registers the Auto classes (or pass trust_remote_code=True)\n"
             "from transformers import AutoModelForImageTextToText, AutoProcessor\n\n"
             "model = AutoModelForImageTextToText.from_pretrained(path)\n"
             "processor = AutoProcessor.from_pretrained(path)"
         )
-    source = report.llava_config.get("mm_vision_tower")
-    return (
-        f"---\n{header}\ntags:\n- babyvlm\n- babyllava_v2\n- converted\n---\n\n# {title}\n\n"
+    source_license = main_source.license_metadata()
+    license_metadata = {"license": license} if license else source_license or {"license": "other"}
+    data = ModelCardData(
+        **license_metadata,
+        library_name="transformers",
+        pipeline_tag=pipeline_tag,
+        base_model=main_source.repo_id,
+        tags=["babyvlm", "babyllava_v2", "converted"],
+    )
+    sources = [f"- LLaVA checkpoint: {llava.describe()}"] if llava else []
+    if vision is not None:
+        sources.append(f"- vision backbone: {vision.describe()}")
+    elif llava is not None:
+        sources.append("- vision backbone: the trained tower inside the LLaVA checkpoint")
+    named = report.llava_config.get("mm_vision_tower")
+    if named:
+        sources.append(f"- the original config names its vision tower `{named}`")
+    license_note = (
+        ""
+        if license or source_license
+        else "\nThe source states no license: check its terms before redistributing this conversion.\n"
+    )
+    body = (
+        f"# {title}\n\n"
         f"Written by `babyvlm-convert` (babyvlm {__version__}) from the original BabyLLaVA-V2 release "
-        f"(arXiv 2512.10932){f'; the original config names its vision tower `{source}`' if source else ''}.\n\n"
+        f"(arXiv 2512.10932).\n\n## Sources\n\n" + "\n".join(sources) + f"\n{license_note}\n"
         f"## Usage\n\n```python\n{usage}\n```\n\n## Conversion\n\n{details}\n\n"
         "Parity with the original forward pass (within 1e-5 in float32) is tested by babyvlm's "
         "`tests/test_convert.py`; see `modeling/CONVERSION.md` in babyvlm for the key mapping.\n"
     )
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}")
+
+
+def push_to_hub(folder: str | Path, repo_id: str, private: bool = False) -> str:
+    """Upload a converted folder (card, weights, processor, remote code) as a model repo; returns the commit URL."""
+    api = HfApi()
+    repo = api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+    commit = api.upload_folder(
+        folder_path=folder,
+        repo_id=repo.repo_id,
+        repo_type="model",
+        commit_message=f"BabyLLaVA-V2 converted by babyvlm-convert {__version__}",
+    )
+    return commit.commit_url
 
 
 @contextmanager
@@ -193,12 +269,18 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="babyvlm-convert", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--llava-checkpoint",
-        metavar="DIR",
-        help="LLaVA-format BabyLLaVA-V2 folder (config.json with mm_* fields, weights, tokenizer)",
+        metavar="REPO_ID_OR_DIR",
+        help="LLaVA-format BabyLLaVA-V2: a folder (config.json with mm_* fields, weights, tokenizer) or a Hub repo id "
+        "(wsashawn/babyllava_v2_phase2, wsashawn/babyllava_v2_instruction_ft)",
     )
+    parser.add_argument("--revision", help="branch, tag or commit of the --llava-checkpoint repo (default: main)")
     parser.add_argument(
-        "--vision-checkpoint", metavar="FILE.pth", help="DINO vision backbone with a 'teacher' state dict"
+        "--vision-checkpoint",
+        metavar="REPO_ID[:FILE]|FILE",
+        help="DINO vision backbone with a 'teacher' state dict: a .pth file, or a Hub repo holding one .pth "
+        f"({RELEASED_VISION_BACKBONE}); default: the tower inside a phase-3 checkpoint, else the one its config names",
     )
+    parser.add_argument("--vision-revision", help="branch, tag or commit of the --vision-checkpoint repo")
     parser.add_argument("--output", metavar="DIR", required=True, help="folder to write")
     parser.add_argument(
         "--vision-num-heads",
@@ -208,12 +290,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--dtype", choices=sorted(DTYPES), help="dtype of the saved weights (default: the source's)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    parser.add_argument("--license", help="license of the model card (default: the one the source's card states)")
+    parser.add_argument("--push-to-hub", metavar="REPO_ID", help="upload the converted folder to this model repo")
+    parser.add_argument("--private", action="store_true", help="with --push-to-hub: create the repo as private")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Console script entry point; returns 1 (having written nothing) when the conversion fails."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.private and not args.push_to_hub:
+        parser.error("--private applies to --push-to-hub")
     try:
         report = convert_original(
             args.output,
@@ -222,12 +310,26 @@ def main(argv: list[str] | None = None) -> int:
             num_attention_heads=args.vision_num_heads,
             dtype=DTYPES.get(args.dtype),
             overwrite=args.overwrite,
+            revision=args.revision,
+            vision_revision=args.vision_revision,
+            license=args.license,
         )
     except (FileExistsError, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(report.summary())
     print(f"wrote {args.output}")
+    if args.push_to_hub:
+        try:
+            url = push_to_hub(args.output, args.push_to_hub, private=args.private)
+        except HfHubHTTPError as error:
+            print(
+                f"error: uploading {args.output} to {args.push_to_hub} failed ({error}); the folder is complete, "
+                "rerun the upload with `hf upload`",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"pushed to {url}")
     return 0
 
 

@@ -67,10 +67,20 @@ def load_model_and_processor(
 class ChatModel:
     """A model and its processor, answering batches of conversations."""
 
-    def __init__(self, model, processor, *, max_new_tokens: int = 16, reuse_dialogue_cache: bool = True):
+    def __init__(
+        self,
+        model,
+        processor,
+        *,
+        max_new_tokens: int = 16,
+        max_new_tokens_per_round: int | None = None,
+        reuse_dialogue_cache: bool = True,
+    ):
         self.model = model
         self.processor = processor
         self.max_new_tokens = max_new_tokens
+        # The limit for each dialogue round (the reference wrapper's is shorter); None: `max_new_tokens`.
+        self.max_new_tokens_per_round = max_new_tokens_per_round or max_new_tokens
         # Off: every dialogue round goes through `generate` with the whole history (slower, same answers).
         self.reuse_dialogue_cache = reuse_dialogue_cache
         processor.tokenizer.padding_side = "left"
@@ -79,9 +89,16 @@ class ChatModel:
         self._takes_logits_to_keep = "logits_to_keep" in parameters
 
     @classmethod
-    def from_pretrained(cls, model_dir: str | Path, *, max_new_tokens: int = 16, **load_kwargs) -> ChatModel:
+    def from_pretrained(
+        cls,
+        model_dir: str | Path,
+        *,
+        max_new_tokens: int = 16,
+        max_new_tokens_per_round: int | None = None,
+        **load_kwargs,
+    ) -> ChatModel:
         model, processor = load_model_and_processor(model_dir, **load_kwargs)
-        return cls(model, processor, max_new_tokens=max_new_tokens)
+        return cls(model, processor, max_new_tokens=max_new_tokens, max_new_tokens_per_round=max_new_tokens_per_round)
 
     def _encode(self, texts: list[str], conversations: Sequence[Conversation]) -> dict:
         images = [
@@ -221,17 +238,18 @@ class DialogueCache:
     def generate(self, keys: Sequence, conversations: Sequence[Conversation]) -> list[str]:
         """Greedy answers to the dialogues ``keys`` (those still running: the first round's, then a subset
         of the previous round's), whose histories are ``conversations``."""
+        limit = self.chat.max_new_tokens_per_round
         if not self.enabled:
-            return self.chat.generate(conversations)
+            return self.chat.generate(conversations, limit)
         prompts = [self.chat.prompt(conversation.messages) for conversation in conversations]
         inputs = self.chat._encode(prompts, conversations)
         if not self._reusable(inputs, conversations):
             self.enabled, self.cache = False, None
-            return self.chat._answer(inputs)
+            return self.chat._answer(inputs, limit)
         self._keep_rows(list(keys))
         tokens = [ids[mask.bool()] for ids, mask in zip(inputs["input_ids"], inputs["attention_mask"])]
         new_inputs = self._new_inputs(tokens, conversations, inputs.get("pixel_values"))
-        output = self.chat._generate(new_inputs, past_key_values=self.cache)
+        output = self.chat._generate(new_inputs, limit, past_key_values=self.cache)
         self._remember(output, new_inputs["attention_mask"], tokens, conversations)
         return self.chat._decode(output.sequences, new_inputs["input_ids"].shape[1])
 

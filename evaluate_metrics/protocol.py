@@ -1,10 +1,13 @@
-"""How each DevCV item is put to a model (REFERENCE §5, "Evaluation protocol and metrics").
+"""How each DevCV item is put to a model (REFERENCE §5, "Evaluation protocol and metrics"), as the
+leaderboard's reference lmms-eval wrapper does it (BabyVLM-Leaderboard-2026 submission_template/model.py).
 
-- Single-turn tasks: the user turn(s) before the first gold answer, answered by greedy generation.
-- Multi-round tasks (Memory): a real dialogue. Each round adds the next user turn and its images
-  to the history, the model answers, and its *own* answer (not the gold one) stays in the history.
-- Looking While Listening: no generation; the loss of phrase j as the assistant turn after a user
-  turn holding only image i gives the 2×2 matrix the metric compares.
+- Single-turn tasks: the user turn(s) before the first gold answer, answered by greedy generation
+  (up to :data:`MAX_NEW_TOKENS` new tokens, stopping at the end of sequence).
+- Multi-round tasks (Memory): a real dialogue. Each round adds the next user turn(s) and their
+  images to the history, the model answers (up to :data:`MAX_NEW_TOKENS_PER_ROUND` tokens), and its
+  *own* answer, as generated (stripped), stays in the history.
+- Looking While Listening: no generation; the mean token loss of each phrase after each image gives
+  the 2×2 matrix the metric compares, on the strings the reference wrapper scores (:func:`lwl_requests`).
 
 Records follow the DevCV schema (``babyvlm.dataset_builders.devcv.schema``) with decoded images.
 """
@@ -14,25 +17,91 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 
-from babyvlm.dataset_builders.chat import count_image_blocks
-from babyvlm.dataset_builders.devcv.tasks import DevCVTask
+from babyvlm.dataset_builders.chat import IMAGE_PLACEHOLDER, count_image_blocks, text_to_content
+from babyvlm.dataset_builders.devcv.tasks import DevCVTask, canonical_task
 
 from .inference import ChatModel, Conversation
 
 NextTurn = Callable[[int, int, list[str]], Conversation | None]
 
-# For general-purpose models only (the original baselines got such prompts; BabyLLaVA-V2 gets none).
-SYSTEM_PROMPTS = {
-    "letter": "Answer with only the letter of the correct option.",
-    "number": "Answer with only a number.",
-    "direction": "Answer with only the direction word or words the question asks for.",
+# Generation limits of the leaderboard's reference wrapper (BabyVLM-Leaderboard-2026
+# submission_template/model.py): `generate_until` defaults to 1024 new tokens, each round of
+# `generate_until_multi_round` (Memory) to 128. Greedy decoding stops at the end-of-sequence token,
+# so a model that answers briefly pays nothing for the long limit.
+MAX_NEW_TOKENS = 1024
+MAX_NEW_TOKENS_PER_ROUND = 128
+
+# The authors' task-specific system prompts for general-purpose models (BabyLLaVA-V2 gets none):
+# ShawnKing98/BabyLLaVA-V2 utils.py `create_qwen_system_prompt` (open models; our chat templates add
+# the system header that function writes by hand) and `create_api_system_prompt` (API models). The
+# text is the official behaviour, so it is kept character for character, odd spacing and the
+# backslash that ends each line included; one Python string per line of the original. The two
+# variants differ only in Spatial Details' example answer ("B" for open models, "A" for API models).
+_COMPARE_PROMPT = (
+    "You are administering a visual comparison test. \\\n"
+    "In each round, you will be shown two images and asked to compare them based on object number. \\\n"
+    "Respond _only_ with the letter(A/B) of the option image that has more objects without any other text, "
+    'such as "A". '
+)
+_SYSTEM_PROMPTS = {
+    "memory": (
+        "You are administering a  memory test.  \\\n"
+        "First you will be shown 1 image and then each round you will be shown 2 images, one of which is new "
+        "which you have not seen before, the other is a repeat one from earlier rounds. \\\n"
+        "Keep track of every image you have seen so far. \\\n"
+        'When the user says "touch the new image" respond _only_ with the letter of option that contains the '
+        'novel image without any other text, such as "A". '
+    ),
+    "count": (
+        "You are administering a counting test.  \\\n"
+        "Count the objects in the image. Reply _only_ with the number of objects in the image, such as '4'. "
+    ),
+    "leftright": (
+        "You are administering a left-right spatial recognition test. \\\n"
+        "In each round, you will be shown one image with a stimulus object and another 3 images with 3 objects "
+        "in different left-right positions. \\\n"
+        "Respond _only_ with the letter(A-C) of the option that matches the left-right position of the stimulus "
+        'object without any other text, such as "B". '
+    ),
+    "spatialdetails": (
+        "You are administering a spatial details recognition test. \\\n"
+        "In each round, you will be shown one image with a stimulus object and another 3 images with 3 different "
+        "objects. \\\n"
+        "Respond _only_ with the letter(A-C) of the option that matches the object in the stimulus image without "
+        'any other text, such as "{example}". '
+    ),
+    "picture_vocabulary": (
+        "You are administering a picture vocabulary test. \\\n"
+        "In each round, you will be given one label and shown 4 images with 4 different objects. \\\n"
+        "Respond _only_ with the letter(A-D) of the option that matches the label without any other text, "
+        'such as "A". '
+    ),
+    "localize": (
+        "You are administering a spatial localization test. \\\n"
+        "In each round, you will be given one object label with an image. \\\n"
+        "Respond _only_ with the letter(A-D) of the option that matches the location of the object in the image "
+        'without any other text, such as "C". '
+    ),
+    "compare_real": _COMPARE_PROMPT,
+    "compare_synthetic": _COMPARE_PROMPT,
 }
+# Every other category (among the DevCV tasks: VDR, Subitizing) gets the functions' default.
+_DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
 
 
-def system_messages(task: DevCVTask, use_system_prompt: bool) -> list[dict]:
-    """The task's system message when asked for and the task has one, else none."""
-    prompt = SYSTEM_PROMPTS.get(task.answer_type) if use_system_prompt else None
-    return [{"role": "system", "content": [{"type": "text", "text": prompt}]}] if prompt else []
+def system_prompt(task: str | DevCVTask, api: bool = False) -> str:
+    """The authors' system prompt for ``task`` (any task name): the open-model variant
+    (``create_qwen_system_prompt``), or with ``api`` the API-model one (``create_api_system_prompt``)."""
+    task = task if isinstance(task, DevCVTask) else canonical_task(task)
+    prompt = _SYSTEM_PROMPTS.get(task.name, _DEFAULT_SYSTEM_PROMPT)
+    return prompt.replace("{example}", "A" if api else "B")
+
+
+def system_messages(task: DevCVTask, use_system_prompt: bool, api: bool = False) -> list[dict]:
+    """The task's system message when asked for (general-purpose models), else none (BabyLLaVA-V2)."""
+    if not use_system_prompt:
+        return []
+    return [{"role": "system", "content": [{"type": "text", "text": system_prompt(task, api)}]}]
 
 
 def is_dialogue(record: dict) -> bool:
@@ -41,14 +110,23 @@ def is_dialogue(record: dict) -> bool:
 
 
 def user_rounds(record: dict) -> list[Conversation]:
-    """Each user turn with its own images (images are assigned to turns in block order)."""
-    rounds, next_image = [], 0
+    """The user side of each round with its own images (images are assigned to turns in block order).
+
+    Consecutive user turns form one round, answered once: the reference wrapper's
+    ``generate_until_multi_round`` accumulates them without generating.
+    """
+    rounds, next_image, previous_role = [], 0, None
     for message in record["messages"]:
-        if message["role"] != "user":
-            continue
-        count = count_image_blocks([message])
-        rounds.append(Conversation([message], list(record["images"][next_image : next_image + count])))
-        next_image += count
+        if message["role"] == "user":
+            count = count_image_blocks([message])
+            images = list(record["images"][next_image : next_image + count])
+            if previous_role == "user":
+                rounds[-1].messages.append(message)
+                rounds[-1].images.extend(images)
+            else:
+                rounds.append(Conversation([message], images))
+            next_image += count
+        previous_role = message["role"]
     if next_image != len(record["images"]):
         raise ValueError(
             f"item {record['id']!r}: {next_image} image blocks in user turns but {len(record['images'])} images"
@@ -66,8 +144,22 @@ def single_turn_conversation(record: dict, system: list[dict]) -> Conversation:
     return Conversation(system + list(record["messages"][:first_answer]), list(record["images"]))
 
 
+# lmms-eval puts its `target_delimiter` (" ", the default and baby_winoground.yaml's) before each
+# choice of a multiple-choice task (`ConfigurableTask.construct_requests`).
+LWL_TARGET_DELIMITER = " "
+
+
+def lwl_user_text(image_count: int = 1, context: str = "") -> str:
+    """The user turn the reference wrapper's ``loglikelihood`` scores a phrase after: the image
+    placeholders joined by spaces, a newline, then the task's context (empty for baby_winoground,
+    whose ``doc_to_text`` gives "")."""
+    return " ".join([IMAGE_PLACEHOLDER] * image_count) + "\n" + context
+
+
 def lwl_requests(record: dict) -> tuple[list[Conversation], list[str]]:
-    """The four (image i, phrase j) pairs of an LWL item in order 00, 01, 10, 11."""
+    """The four (image i, phrase j) pairs of an LWL item in order 00, 01, 10, 11: the user turn of
+    :func:`lwl_user_text` with image i, and phrase j after lmms-eval's target delimiter as the
+    continuation, scored by its mean token loss up to and including the end of the assistant turn."""
     if len(record["images"]) != 2 or len(record["choices"]) != 2:
         raise ValueError(
             f"Looking-While-Listening item {record['id']!r} needs 2 images and 2 phrases, "
@@ -76,18 +168,28 @@ def lwl_requests(record: dict) -> tuple[list[Conversation], list[str]]:
     conversations, continuations = [], []
     for image in record["images"]:
         for phrase in record["choices"]:
-            conversations.append(
-                Conversation([{"role": "user", "content": [{"type": "image", "text": None}]}], [image])
-            )
-            continuations.append(phrase)
+            user = {"role": "user", "content": text_to_content(lwl_user_text())}
+            conversations.append(Conversation([user], [image]))
+            continuations.append(LWL_TARGET_DELIMITER + phrase)
     return conversations, continuations
 
 
+def has_memory_labels(record: dict) -> bool:
+    """Whether a Memory item carries the released per-round ``labels`` (the public Ego4D items do not)."""
+    return bool(record["labels"])
+
+
 def memory_option_keys(record: dict) -> list[list[str]]:
-    """Per round, a key naming the object behind each option: the released ``labels`` when present,
-    else a fingerprint of the option's image (a learned object is re-shown as the same crop)."""
+    """Per round, a key naming each object shown: the released ``labels``, as the authors' scoring
+    uses them, or, for items without labels (where the authors' code cannot score), a fingerprint
+    of each image: a learned object is re-shown as the same crop. The runner counts and reports
+    the items scored with the fallback."""
     rounds = user_rounds(record)
-    if len(record["labels"]) == len(rounds):
+    if has_memory_labels(record):
+        if len(record["labels"]) != len(rounds):
+            raise ValueError(
+                f"memory item {record['id']!r}: {len(record['labels'])} label rounds for {len(rounds)} rounds"
+            )
         return [list(labels) for labels in record["labels"]]
     return [[hashlib.sha1(image.tobytes()).hexdigest() for image in turn.images] for turn in rounds]
 

@@ -1,4 +1,4 @@
-"""Human-readable outputs of an evaluation run: a Markdown table and PNG plots.
+"""Outputs of an evaluation run: the leaderboard results files, a Markdown table and PNG plots.
 
 Every file is written to a temporary name in the output folder and then renamed, so a file that
 exists is complete.
@@ -6,6 +6,7 @@ exists is complete.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections import defaultdict
@@ -20,6 +21,11 @@ from .devcv.parsing import parse_number  # noqa: E402
 
 SCORES_PLOT = "scores_vs_chance.png"
 COUNT_PLOT = "count_accuracy_by_true_count.png"
+RESULTS_FILE = "results.json"
+# The leaderboard collates every `**/*_results.json` under the folder it is given (BabyVLM-Leaderboard-2026
+# submission_template/collate_results.py `collate`, runner/eval_runner.py `collate_logs`), the names lmms-eval
+# gives its result files; `results.json` alone does not match that pattern.
+LEADERBOARD_RESULTS_FILE = "devcv_results.json"
 
 
 def write_atomic(path: Path, write) -> None:
@@ -38,6 +44,14 @@ def write_text_atomic(path: Path, text: str) -> None:
     write_atomic(path, lambda temporary: temporary.write_text(text))
 
 
+def write_results_files(output_dir: Path, results: dict[str, dict[str, float]]) -> None:
+    """The official metrics per harness key as ``{"results": {"baby_pv": {"acc": ...}, ...}}``, in
+    ``results.json`` and in the file the leaderboard's collation finds."""
+    text = json.dumps({"results": results}, indent=2) + "\n"
+    for name in (RESULTS_FILE, LEADERBOARD_RESULTS_FILE):
+        write_text_atomic(output_dir / name, text)
+
+
 def markdown_table(summary: dict) -> str:
     """One row per task metric (task, metric, score, chance, n), primary metrics first, then the overall score."""
     lines = ["| task | metric | score | chance | n |", "|---|---|---:|---:|---:|"]
@@ -49,6 +63,8 @@ def markdown_table(summary: dict) -> str:
             lines.append(
                 f"| {task['display_name']} | {label} | {task['metrics'][metric]:.3f} | {chance} | {task['n']} |"
             )
+        for metric, value in task.get("extra_metrics", {}).items():
+            lines.append(f"| {task['display_name']} | {metric} (extra) | {value:.3f} |  | {task['n']} |")
     lines += [
         "",
         f"Overall (mean of the 11 primary metrics, a missing task counts 0): **{summary['overall']:.3f}**",
@@ -58,6 +74,14 @@ def markdown_table(summary: dict) -> str:
     if unparsable:
         listed = ", ".join(f"{name} {count}" for name, count in unparsable.items())
         lines.append(f"Unparsable answers (counted wrong): {listed}")
+    fallback = {
+        task["display_name"]: task["labels_fallback"]
+        for task in summary["tasks"].values()
+        if task.get("labels_fallback")
+    }
+    if fallback:
+        listed = ", ".join(f"{name} {count}" for name, count in fallback.items())
+        lines.append(f"Items without released labels (objects recognised by their images): {listed}")
     return "\n".join(lines) + "\n"
 
 

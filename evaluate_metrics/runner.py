@@ -3,7 +3,8 @@
 Writes into the output folder:
 
 - ``predictions.jsonl``: one line per item (output, gold, parsed answer, item scores); resumable.
-- ``results.json``: the leaderboard file ``{"results": {"baby_pv": {"acc": ...}, ...}}``.
+- ``results.json``: the leaderboard file ``{"results": {"baby_pv": {"acc": ...}, ...}}``, and the same
+  as ``devcv_results.json``, which the leaderboard's collation finds (it globs ``**/*_results.json``).
 - ``summary.json``: per task metrics, primary metric, chance, chance-normalised score, n and
   unparsable answers, plus the overall score.
 - ``results.md``: the Markdown table; ``scores_vs_chance.png`` and, with Object Counting,
@@ -29,8 +30,24 @@ from .devcv.items import score_item
 from .devcv.scores import chance_normalized, mean_scores, overall_chance_normalized, overall_score
 from .inference import ChatModel, IncompatibleModelError
 from .predictions import PredictionLog, RunMismatchError
-from .protocol import is_dialogue, memory_option_keys, run_items
-from .report import COUNT_PLOT, SCORES_PLOT, markdown_table, plot_count_accuracy, plot_scores, write_text_atomic
+from .preflight import check_eval_paths
+from .protocol import (
+    MAX_NEW_TOKENS,
+    MAX_NEW_TOKENS_PER_ROUND,
+    has_memory_labels,
+    is_dialogue,
+    memory_option_keys,
+    run_items,
+)
+from .report import (
+    COUNT_PLOT,
+    SCORES_PLOT,
+    markdown_table,
+    plot_count_accuracy,
+    plot_scores,
+    write_results_files,
+    write_text_atomic,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -50,15 +67,19 @@ def score_entry(task: DevCVTask, record: dict, output) -> dict:
         scored = score_item(task, output, reference, labels)
     except ValueError as error:
         raise ValueError(f"{task.name} item {record['id']!r}: {error}") from error
-    return {
+    entry = {
         "task": task.name,
         "id": record["id"],
         "output": output,
         "gold": gold,
         "parsed": scored.parsed,
         "scores": scored.scores,
+        "extra_scores": scored.extra_scores,
         "unparsable": scored.unparsable,
     }
+    if is_dialogue(record):
+        entry["labels_fallback"] = not has_memory_labels(record)
+    return entry
 
 
 def _prompt_size(messages: list[dict]) -> tuple[int, int]:
@@ -110,6 +131,12 @@ def summarize(entries_by_task: dict[DevCVTask, list[dict]]) -> dict:
             "n": len(entries),
             "unparsable": sum(entry["unparsable"] for entry in entries),
         }
+        extra = mean_scores([entry["extra_scores"] for entry in entries])
+        if extra:
+            tasks[task.harness_key]["extra_metrics"] = extra
+        if task.name == "memory":
+            # Items without released labels, scored with objects recognised by their images (protocol.py).
+            tasks[task.harness_key]["labels_fallback"] = sum(entry["labels_fallback"] for entry in entries)
     results = {key: task["metrics"] for key, task in tasks.items()}
     return {
         "overall": overall_score(results),
@@ -119,8 +146,7 @@ def summarize(entries_by_task: dict[DevCVTask, list[dict]]) -> dict:
 
 
 def write_outputs(output_dir: Path, summary: dict, entries_by_task: dict[DevCVTask, list[dict]]) -> None:
-    results = {"results": {key: task["metrics"] for key, task in summary["tasks"].items()}}
-    write_text_atomic(output_dir / "results.json", json.dumps(results, indent=2) + "\n")
+    write_results_files(output_dir, {key: task["metrics"] for key, task in summary["tasks"].items()})
     write_text_atomic(output_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     write_text_atomic(output_dir / "results.md", markdown_table(summary))
     plot_scores(summary, output_dir / SCORES_PLOT)
@@ -137,7 +163,8 @@ def evaluate_devcv(
     tasks: list[str] | None = None,
     split: str = "test",
     batch_size: int = 8,
-    max_new_tokens: int = 16,
+    max_new_tokens: int = MAX_NEW_TOKENS,
+    max_new_tokens_per_round: int = MAX_NEW_TOKENS_PER_ROUND,
     use_system_prompt: bool = False,
     device: str = "cpu",
     dtype: torch.dtype = torch.float32,
@@ -147,7 +174,9 @@ def evaluate_devcv(
     dataset folder and write the outputs into ``output_dir``; returns the summary.
 
     Items already in ``output_dir/predictions.jsonl`` from an identical run are not redone.
-    ``use_system_prompt`` adds the per-task system prompts meant for general-purpose models.
+    ``use_system_prompt`` adds the authors' per-task system prompts meant for general-purpose models.
+    ``max_new_tokens`` (single turns) and ``max_new_tokens_per_round`` (Memory) default to the
+    leaderboard's reference wrapper's limits.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -155,13 +184,18 @@ def evaluate_devcv(
     selected = resolve_tasks(data_dir, tasks)
     if not isinstance(model, ChatModel):
         model = ChatModel.from_pretrained(
-            Path(model).resolve(), max_new_tokens=max_new_tokens, device=device, dtype=dtype
+            Path(model).resolve(),
+            max_new_tokens=max_new_tokens,
+            max_new_tokens_per_round=max_new_tokens_per_round,
+            device=device,
+            dtype=dtype,
         )
     run_config = {
         "model": str(model.model.name_or_path),
         "data": str(data_dir),
         "split": split,
         "max_new_tokens": model.max_new_tokens,
+        "max_new_tokens_per_round": model.max_new_tokens_per_round,
         "use_system_prompt": use_system_prompt,
     }
     log = PredictionLog(output_dir, run_config)
@@ -189,11 +223,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--split", default="test")
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--max-new-tokens", type=int, default=16)
+    parser.add_argument("--max-new-tokens", type=int, default=MAX_NEW_TOKENS, help="per single-turn answer")
+    parser.add_argument(
+        "--max-new-tokens-per-round", type=int, default=MAX_NEW_TOKENS_PER_ROUND, help="per Memory round"
+    )
     parser.add_argument(
         "--system-prompts",
         action="store_true",
-        help="add per-task system prompts (for general-purpose models; off for BabyLLaVA-V2)",
+        help="add the authors' per-task system prompts (for general-purpose models; off for BabyLLaVA-V2)",
     )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument(
@@ -214,6 +251,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.no_progress:
         datasets.disable_progress_bars()
     try:
+        check_eval_paths(args.model, args.output)
         summary = evaluate_devcv(
             args.model,
             args.data,
@@ -222,6 +260,7 @@ def main(argv: list[str] | None = None) -> None:
             split=args.split,
             batch_size=args.batch_size,
             max_new_tokens=args.max_new_tokens,
+            max_new_tokens_per_round=args.max_new_tokens_per_round,
             use_system_prompt=args.system_prompts,
             device=args.device,
             dtype=getattr(torch, args.dtype),

@@ -47,6 +47,7 @@ def _row(
     task = canonical_task(task_name)
     row = {
         "id": item_id,
+        "original_id": item_id,
         "task": task.name,
         "harness_key": task.harness_key,
         "source": "synthetic",

@@ -6,6 +6,9 @@ arrays and torch tensors, and bring them to 8-bit RGB first (16-bit and float im
 transparency is composited on white; 2-channel grey+alpha is supported).
 """
 
+from collections.abc import Iterator
+from itertools import count
+
 import numpy as np
 import PIL.Image
 import torch
@@ -82,14 +85,32 @@ class _BabyLlavaV2ImageDefaults:
     do_convert_rgb = True
 
     def preprocess(self, images, *args, **kwargs):
-        return super().preprocess(_map_images(to_rgb_compatible, images), *args, **kwargs)
+        return super().preprocess(_map_images(to_rgb_compatible, images, count()), *args, **kwargs)
 
 
-def _map_images(function, images):
-    """Apply `function` to every image of a possibly nested list of images."""
+def _map_images(function, images, numbers: Iterator[int]):
+    """Apply `function` to every image of a possibly nested list of images, checked first (numbered in order)."""
     if isinstance(images, (list, tuple)):
-        return [_map_images(function, image) for image in images]
+        return [_map_images(function, image, numbers) for image in images]
+    check_image(images, next(numbers))
     return function(images)
+
+
+def check_image(image, number: int = 0) -> None:
+    """Refuse images without pixels (a 10x0 or 0x0 PIL image, a (0, 10, 3) array) and float images with NaN or
+    infinite values: each would otherwise be answered as if it were a real picture, or fail in an opaque reshape."""
+    if isinstance(image, PIL.Image.Image):
+        if image.width == 0 or image.height == 0:
+            raise ValueError(f"image {number} is {image.width}x{image.height} pixels (width x height): it is empty")
+        return
+    if not isinstance(image, (np.ndarray, torch.Tensor)):
+        return  # to_rgb_compatible names the unsupported type
+    what = f"image {number} ({type(image).__name__} of shape {tuple(image.shape)})"
+    if min(image.shape, default=0) == 0:
+        raise ValueError(f"{what} has no pixels")
+    floating = image.is_floating_point() if isinstance(image, torch.Tensor) else np.issubdtype(image.dtype, np.floating)
+    if floating and not bool((torch.isfinite(image) if isinstance(image, torch.Tensor) else np.isfinite(image)).all()):
+        raise ValueError(f"{what} holds NaN or infinite values")
 
 
 class BabyLlavaV2ImageProcessor(_BabyLlavaV2ImageDefaults, LlavaImageProcessor):
@@ -100,4 +121,4 @@ class BabyLlavaV2ImageProcessorPil(_BabyLlavaV2ImageDefaults, LlavaImageProcesso
     """PIL/NumPy reference backend."""
 
 
-__all__ = ["BabyLlavaV2ImageProcessor", "BabyLlavaV2ImageProcessorPil", "to_rgb_compatible"]
+__all__ = ["BabyLlavaV2ImageProcessor", "BabyLlavaV2ImageProcessorPil", "check_image", "to_rgb_compatible"]

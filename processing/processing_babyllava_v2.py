@@ -59,6 +59,22 @@ class BabyLlavaV2Processor(ProcessorMixin):
             )
         return cls(image_processor, tokenizer, image_seq_length=config.image_seq_length, **kwargs)
 
+    def apply_chat_template(self, conversation, *args, **kwargs):
+        """The parent's, refusing an empty conversation (which would otherwise fail deep inside the template)."""
+        batched = bool(conversation) and isinstance(conversation[0], (list, tuple))
+        for index, messages in enumerate(conversation if batched else [conversation]):
+            if not messages:
+                where = f"conversation {index}" if batched else "the conversation"
+                raise ValueError(f"{where} has no messages: pass at least one {{'role': ..., 'content': ...}}")
+        return super().apply_chat_template(conversation, *args, **kwargs)
+
+    def validate_inputs(self, images=None, text=None, videos=None, audio=None, **kwargs):
+        """The parent's checks, and no empty prompt: the model would answer an empty string as if it were a question."""
+        super().validate_inputs(images=images, text=text, videos=videos, audio=audio, **kwargs)
+        for index, sample in enumerate([text] if isinstance(text, str) else text or []):
+            if isinstance(sample, str) and not sample.strip():
+                raise ValueError(f"text[{index}] is an empty prompt ({sample!r}); pass the text to answer")
+
     def prepare_inputs_layout(self, images=None, text=None, videos=None, audio=None, **kwargs):
         images, text, videos, audio = super().prepare_inputs_layout(images, text, videos, audio, **kwargs)
         if videos is not None:

@@ -35,13 +35,14 @@ def train_tokenizer(
     >>> tokenizer = train_tokenizer(["Look at the ball!", "The red ball.", "a ball"] * 10, vocab_size=300, min_frequency=1)
     >>> tokenizer("The ball").input_ids[0] == tokenizer.bos_token_id == 2
     True
-    >>> tokenizer.decode(tokenizer("The BALL").input_ids, skip_special_tokens=True)
-    'the ball'
+    >>> tokenizer.decode(tokenizer("The BALL").input_ids, skip_special_tokens=True)  # the prefix space stays
+    ' the ball'
     ```
     """
     tokenizer = Tokenizer(models.BPE(unk_token=UNK_TOKEN))
     tokenizer.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    # The original trains with the byte-level pre-tokenizer's default prefix space (REFERENCE §2).
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,

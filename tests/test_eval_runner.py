@@ -7,14 +7,15 @@ import shutil
 import pytest
 from babyvlm.dataset_builders.chat import count_image_blocks
 from babyvlm.evaluate_metrics.data import MissingTaskError, available_tasks, load_task_split, resolve_tasks
+from babyvlm.evaluate_metrics.devcv.parsing import DIRECTIONS
 from babyvlm.evaluate_metrics.inference import ChatModel
 from babyvlm.evaluate_metrics.predictions import PREDICTIONS_FILE, PredictionLog, RunMismatchError
-from babyvlm.evaluate_metrics.protocol import memory_option_keys
+from babyvlm.evaluate_metrics.protocol import LWL_TARGET_DELIMITER, memory_option_keys, system_prompt
 from babyvlm.evaluate_metrics.runner import evaluate_devcv, main
 from babyvlm.evaluate_metrics.testing import save_tiny_llava, synthetic_items, write_devcv_folder
 
 ITEMS = {"picture_vocabulary": 8, "count": 6, "vdr_open": 4, "memory": 2, "looking_while_listening": 4}
-RUN = {"max_new_tokens": 3, "progress": False}
+RUN = {"max_new_tokens": 3, "max_new_tokens_per_round": 3, "progress": False}
 
 
 @pytest.fixture(scope="module")
@@ -41,10 +42,17 @@ def reference_run(tmp_path_factory, llava_dir, devcv_dir):
 
 
 def predictions(output_dir) -> dict:
+    """Each item's output; Looking-While-Listening losses to 4 decimals (their last float bits depend on the
+    batch shape)."""
     lines = (output_dir / PREDICTIONS_FILE).read_text().splitlines()
     entries = [json.loads(line) for line in lines]
     assert len(entries) == len({(e["task"], e["id"]) for e in entries}), "an item was logged twice"
-    return {(e["task"], e["id"]): e["output"] for e in entries}
+    return {
+        (e["task"], e["id"]): [[round(loss, 4) for loss in row] for row in e["output"]]
+        if e["task"] == "looking_while_listening"
+        else e["output"]
+        for e in entries
+    }
 
 
 def assert_same_predictions(actual: dict, expected: dict) -> None:
@@ -145,12 +153,13 @@ class OracleChat(ChatModel):
         for conversation in conversations:
             asked = count_image_blocks(conversation.messages[-1:])
             gold = self.gold[_fingerprint(conversation.images[-asked:])]
-            answers.append(f"I think ({gold})" if len(gold) == 1 and gold.isalpha() else f"it is {gold}, I think")
+            # Letters and numbers are parsed out of a sentence; VDR answers count only whole.
+            answers.append(gold.title() if gold in DIRECTIONS else f"I think ({gold})")
         return answers
 
     def score_continuations(self, conversations, continuations):
         return [
-            (0.0 if self.lwl_phrases[_fingerprint(c.images)] == phrase else 1.0, True)
+            (0.0 if LWL_TARGET_DELIMITER + self.lwl_phrases[_fingerprint(c.images)] == phrase else 1.0, True)
             for c, phrase in zip(conversations, continuations)
         ]
 
@@ -201,7 +210,7 @@ def test_system_prompts_only_when_asked(tmp_path, llava_dir, devcv_dir):
         evaluate_devcv(chat, devcv_dir, output, tasks=["count"], use_system_prompt=use_system_prompt, progress=False)
         roles = {message["role"] for message in first_messages}
         assert roles == ({"system"} if use_system_prompt else {"user"})
-    assert first_messages[0]["content"] == [{"type": "text", "text": "Answer with only a number."}]
+    assert first_messages[0]["content"] == [{"type": "text", "text": system_prompt("count")}]
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ import pytest
 import torch
 from babyvlm.dataset_builders.annotations import load_annotations
 from babyvlm.dataset_builders.chat import content_to_text
+from babyvlm.dataset_builders.devcv.audit import placement_distance
 from babyvlm.dataset_builders.devcv.generators import prompts
 from babyvlm.dataset_builders.devcv.generators.cli import main as generate_main
 from babyvlm.dataset_builders.devcv.generators.config import GeneratorConfig
@@ -34,6 +35,7 @@ TEST_SCALE = toyworld.ToyWorldScale(
 )
 SPLITS = {"train": 0.5, "test": 0.5}
 ITEMS = 40
+SPATIAL_TASKS = ("leftright", "spatialdetails")
 LETTER_TASKS = ("picture_vocabulary", "localize", "leftright", "spatialdetails", "compare_real", "compare_synthetic")
 
 
@@ -67,6 +69,20 @@ def rows(generated):
             by_task[row["task"]].append(row)
         by_split[split] = by_task
     return by_split
+
+
+@pytest.fixture(scope="module")
+def hardened(world, tmp_path_factory):
+    """Left/Right and Spatial Details in the shortcut-resistant construction: (report, split -> task -> rows)."""
+    output = tmp_path_factory.mktemp("hardened") / "devcv"
+    report = generate_devcv(world, output, config(tasks=SPATIAL_TASKS, construction="hardened"))
+    by_split = {}
+    for split in SPLITS:
+        by_task = defaultdict(list)
+        for row in load_dataset(str(output), split=split):
+            by_task[row["task"]].append(row)
+        by_split[split] = by_task
+    return report, by_split
 
 
 @pytest.fixture(scope="module")
@@ -289,10 +305,43 @@ def test_localize_target_lies_in_the_answered_quadrant(rows, frame_annotations):
                 assert ox + ow <= left or ox >= window_right or oy + oh <= top or oy >= window_bottom
 
 
-def test_leftright_options_are_the_object_and_its_mirror_images(rows):
+def test_released_leftright_gold_is_the_frame_itself_and_distractors_its_mirror(rows):
+    """As the released items (every SAYCam and Ego4D sample): gold = a byte copy of the query, distractors = one
+    mirrored copy twice."""
     for by_task in rows.values():
         for row in by_task["leftright"]:
             origin = provenance(row)
+            assert origin["construction"] == "released"
+            query, *options = [pixels(image) for image in row["images"]]
+            gold = "ABC".index(row["answer"][0])
+            distractors = [option for index, option in enumerate(options) if index != gold]
+            assert np.array_equal(options[gold], query) and np.array_equal(*distractors)
+            assert np.abs(distractors[0] - query[:, ::-1]).mean() < 3  # the mirror image, JPEG-encoded
+            assert [placed["mirrored"] for placed in origin["options"]] == [index != gold for index in range(3)]
+
+
+def test_released_spatialdetails_query_is_cut_from_the_gold_frame(rows):
+    for by_task in rows.values():
+        for row in by_task["spatialdetails"]:
+            origin = provenance(row)
+            gold = "ABC".index(row["answer"][0])
+            shown_in = origin["options"][gold]
+            assert origin["construction"] == "released"
+            assert (shown_in["recording"], shown_in["frame_index"]) == (
+                origin["query"]["recording"],
+                origin["query"]["frame_index"],
+            )
+            query, *options = [pixels(image).mean(axis=2) for image in row["images"]]
+            distances = [placement_distance(query, option) for option in options]
+            others = [distance for index, distance in enumerate(distances) if index != gold]
+            assert distances[gold] < 0.1 * min(others)  # the exact pixels, up to JPEG noise
+
+
+def test_hardened_leftright_options_are_the_object_and_its_mirror_images(hardened):
+    for by_task in hardened[1].values():
+        for row in by_task["leftright"]:
+            origin = provenance(row)
+            assert origin["construction"] == "hardened"
             width, height = origin["crop_size"]
             query, *options = [pixels(image) for image in row["images"]]
             qx, qy = origin["query_at"]
@@ -308,8 +357,9 @@ def test_leftright_options_are_the_object_and_its_mirror_images(rows):
             assert len(set(raw)) == 4  # no option is a copy of the query or of another option
 
 
-def test_spatialdetails_exactly_one_option_shows_the_object(rows, frame_annotations):
-    for by_task in rows.values():
+@pytest.mark.parametrize("construction", ["released", "hardened"])
+def test_spatialdetails_exactly_one_option_shows_the_object(construction, rows, hardened, frame_annotations):
+    for by_task in (rows if construction == "released" else hardened[1]).values():
         for row in by_task["spatialdetails"]:
             origin = provenance(row)
             obj = origin["query"]["object"]
@@ -321,13 +371,14 @@ def test_spatialdetails_exactly_one_option_shows_the_object(rows, frame_annotati
                 for option in origin["options"]
             ]
             assert shows.count(True) == 1 and row["answer"] == ["ABC"[shows.index(True)]]
-            gold = origin["options"][shows.index(True)]
-            assert (gold["recording"], gold["frame_index"]) != (
-                origin["query"]["recording"],
-                origin["query"]["frame_index"],
-            )
-            query_bytes = png_bytes(row["images"][0])
-            assert all(png_bytes(image) != query_bytes for image in row["images"][1:])
+            if construction == "hardened":  # the query comes from another frame and is no option's copy
+                gold = origin["options"][shows.index(True)]
+                assert (gold["recording"], gold["frame_index"]) != (
+                    origin["query"]["recording"],
+                    origin["query"]["frame_index"],
+                )
+                query_bytes = png_bytes(row["images"][0])
+                assert all(png_bytes(image) != query_bytes for image in row["images"][1:])
 
 
 def test_vdr_frames_show_the_exit_and_the_answer_is_its_direction(rows, frame_annotations, world):
@@ -405,7 +456,7 @@ def not_above_chance(hits: int, n: int, chance: float) -> bool:
 def test_shortcut_audit_is_in_the_card_and_stays_at_chance(generated, rows):
     output, report = generated
     card = (output / "README.md").read_text()
-    assert "## Shortcut audit" in card and "| toyworld | leftright | test |" in card
+    assert "## Shortcut audit" in card
     for result in report.audit:
         task, n = result["task"], result["items"]
         if task in LETTER_TASKS:
@@ -417,14 +468,24 @@ def test_shortcut_audit_is_in_the_card_and_stays_at_chance(generated, rows):
             assert not_above_chance(round(result["majority"] * n), n, 1 / options), result
         if task in ("count", "subitize", "vdr_open", "vdr_binary"):
             assert not_above_chance(round(result["top_answer_rate"] * n), n, TASKS[task].chance), result
-        if task in ("leftright", "spatialdetails"):
-            # The released items leak by pixels (Left/Right) and byte-identical options (Ego4D Spatial Details).
-            assert result["gold_is_query"] == 0.0
-            assert not_above_chance(round(result["pixel_solver"] * n), n, 1 / 3), result
+        if task in SPATIAL_TASKS:
+            # Built as released, the items leak as the released ones do: the audit says so.
+            assert result["construction"] == "released" and result["pixel_solver"] == 1.0, result
+            assert result["gold_is_query"] == (1.0 if task == "leftright" else 0.0), result
+    assert "| toyworld | leftright (released) | test |" in card
     for by_task in rows.values():  # Memory: every test round's gold letter is A as often as B
         for round_index in range(1, 15):
             answers = [row["answer"][round_index] for row in by_task["memory"]]
             assert binomtest(answers.count("A"), len(answers), 0.5).pvalue > 0.01
+
+
+def test_hardened_construction_defeats_the_pixel_shortcuts(hardened):
+    report, rows_by_split = hardened
+    assert {result["task"] for result in report.audit} == set(SPATIAL_TASKS)
+    for result in report.audit:
+        n = result["items"]
+        assert result["construction"] == "hardened" and result["gold_is_query"] == 0.0
+        assert not_above_chance(round(result["pixel_solver"] * n), n, 1 / 3), result
 
 
 # --- determinism, de-duplication, reporting --------------------------------------------------------------------

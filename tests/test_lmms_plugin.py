@@ -71,7 +71,8 @@ def lmms_output(setup):
 def runner_output(setup):
     root, model, data = setup
     output = root / "runner-out"
-    evaluate_devcv(model, data, output, batch_size=3, max_new_tokens=MAX_NEW_TOKENS, progress=False)
+    limits = {"max_new_tokens": MAX_NEW_TOKENS, "max_new_tokens_per_round": MAX_NEW_TOKENS}
+    evaluate_devcv(model, data, output, batch_size=3, progress=False, **limits)
     return output
 
 

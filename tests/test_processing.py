@@ -55,7 +55,15 @@ def test_tokenizer_specials_and_bos(tokenizer):
 
 def test_tokenizer_normalises_nfkc_and_lowercase(tokenizer):
     assert tokenizer("ＬＯＯＫ At THE Ball").input_ids == tokenizer("look at the ball").input_ids
-    assert tokenizer.decode(tokenizer("The BALL").input_ids, skip_special_tokens=True) == "the ball"
+    # The byte-level pre-tokenizer adds a prefix space, as the original's (REFERENCE §2): decoding keeps it.
+    assert tokenizer.decode(tokenizer("The BALL").input_ids, skip_special_tokens=True) == " the ball"
+
+
+def test_tokenizer_adds_the_prefix_space_as_the_original(tokenizer):
+    # A word opens with the same token at the start of a text as after a space, and after an <image>.
+    ball = tokenizer.convert_ids_to_tokens(tokenizer("ball").input_ids)[1:]
+    assert ball == tokenizer.convert_ids_to_tokens(tokenizer("the ball").input_ids)[-len(ball) :]
+    assert ball[0].startswith("Ġ") and tokenizer.convert_ids_to_tokens(tokenizer("<image>ball").input_ids)[2:] == ball
 
 
 def test_tokenizer_vocab_size_and_round_trip(tmp_path):
@@ -307,3 +315,43 @@ def test_processor_rejects_tokenizer_without_image_token():
     )
     with pytest.raises(ValueError, match="no '<image>' token"):
         BabyLlavaV2Processor(BabyLlavaV2ImageProcessor(), plain)
+
+
+# --- bad input (issue #18): a clear ValueError instead of an answer to nothing ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("image", "message"),
+    [
+        (PIL.Image.new("RGB", (10, 0)), "image 0 is 10x0 pixels (width x height): it is empty"),
+        (PIL.Image.new("RGB", (0, 0)), "image 0 is 0x0 pixels (width x height): it is empty"),
+        (np.zeros((0, 10, 3), np.uint8), "image 0 (ndarray of shape (0, 10, 3)) has no pixels"),
+        (torch.zeros(3, 10, 0), "image 0 (Tensor of shape (3, 10, 0)) has no pixels"),
+        (np.full((10, 10, 3), np.nan, np.float32), "image 0 (ndarray of shape (10, 10, 3)) holds NaN or infinite"),
+        (torch.tensor([[[0.5, float("inf"), 0.1]]]).expand(4, 4, 3), "holds NaN or infinite values"),
+    ],
+    ids=["10x0", "0x0", "array-0x10", "tensor-10x0", "nan-array", "inf-tensor"],
+)
+@pytest.mark.parametrize("processor_class", [BabyLlavaV2ImageProcessor, BabyLlavaV2ImageProcessorPil])
+def test_images_without_pixels_or_with_nan_are_refused(processor_class, image, message):
+    with pytest.raises(ValueError) as caught:
+        processor_class()([solid("red"), image][1:])
+    assert message in str(caught.value)
+
+
+def test_bad_image_is_named_by_its_position_through_the_processor(processor):
+    with pytest.raises(ValueError, match=r"image 1 is 10x0 pixels"):
+        processor(text="<image> a <image> b", images=[solid("red"), PIL.Image.new("RGB", (10, 0))])
+
+
+@pytest.mark.parametrize("text", ["", "   ", ["a ball", ""]])
+def test_empty_prompt_is_refused(processor, text):
+    with pytest.raises(ValueError, match=r"text\[\d\] is an empty prompt"):
+        processor(text=text)
+
+
+def test_empty_message_list_is_refused(processor):
+    with pytest.raises(ValueError, match="the conversation has no messages"):
+        processor.apply_chat_template([], add_generation_prompt=True)
+    with pytest.raises(ValueError, match="conversation 1 has no messages"):
+        processor.apply_chat_template([TWO_TURNS, []], tokenize=True, return_dict=True)

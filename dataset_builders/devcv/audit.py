@@ -12,7 +12,9 @@ Per source, task and split it measures
   which the query image fits best pixel-wise (direct difference for same-size images, best
   placement for a crop).
 
-A value far above the task's chance level means the item set leaks its answer.
+A value far above the task's chance level means the item set leaks its answer. Generated items
+are audited per construction (``provenance["construction"]``: ``released`` or ``hardened``, see
+``generators/spatial.py``), so a folder holding both reports each.
 
 Command line: ``babyvlm-audit-devcv DATASET_DIR [--json PATH]``.
 """
@@ -38,7 +40,7 @@ QUERY_OPTION_TASKS = ("leftright", "spatialdetails")
 """Tasks whose first image is a query and whose other images are the lettered options."""
 WORKING_SIDE = 128
 """Pixel solver resolution: the longest side of an item's largest image, in pixels."""
-AUDIT_COLUMNS = ("source", "task", "split", "answer", "choices", "images")
+AUDIT_COLUMNS = ("source", "task", "split", "answer", "choices", "images", "provenance")
 
 
 @dataclass
@@ -56,6 +58,8 @@ class ShortcutAudit:
     positions: dict[str, float] = field(default_factory=dict)
     gold_is_query: float | None = None
     pixel_solver: float | None = None
+    construction: str = ""
+    """How generated items were built (``released`` / ``hardened``); empty for released data."""
 
 
 def _image_bytes(image: dict) -> bytes:
@@ -131,7 +135,7 @@ class _GroupStats:
         distances = [placement_distance(query_pixels, pixels) for pixels in option_pixels]
         self.pixel_solver += int(np.argmin(distances)) == gold
 
-    def result(self, source: str, task: str, split: str) -> ShortcutAudit:
+    def result(self, source: str, task: str, split: str, construction: str) -> ShortcutAudit:
         total_answers = sum(self.answers.values())
         top_answer, top_count = self.answers.most_common(1)[0] if self.answers else ("", 0)
         majority_hits = sum(counter.most_common(1)[0][1] for counter in self.answers_by_round.values())
@@ -148,14 +152,16 @@ class _GroupStats:
             positions={chr(ord("A") + index): count / positioned for index, count in sorted(self.positions.items())},
             gold_is_query=self.gold_is_query / self.query_items if self.query_items else None,
             pixel_solver=self.pixel_solver / self.query_items if self.query_items else None,
+            construction=construction,
         )
 
 
 def audit_rows(rows: Iterable[dict]) -> list[ShortcutAudit]:
     """Audit DevCV rows whose ``images`` are undecoded ``{"bytes", "path"}`` values, grouped by source/task/split."""
-    groups: dict[tuple[str, str, str], _GroupStats] = defaultdict(_GroupStats)
+    groups: dict[tuple[str, str, str, str], _GroupStats] = defaultdict(_GroupStats)
     for row in rows:
-        groups[row["source"], row["task"], row["split"]].add(row)
+        construction = json.loads(row.get("provenance") or "{}").get("construction", "")
+        groups[row["source"], row["task"], row["split"], construction].add(row)
     return [stats.result(*key) for key, stats in sorted(groups.items())]
 
 
@@ -189,7 +195,7 @@ def audit_table_rows(results: list[ShortcutAudit]) -> list[tuple[str, ...]]:
     return [
         (
             result.source,
-            result.task,
+            f"{result.task} ({result.construction})" if result.construction else result.task,
             result.split,
             str(result.items),
             _percent(result.chance),

@@ -12,8 +12,10 @@ interrupted or failed build never leaves a folder that looks complete.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -22,22 +24,28 @@ from .card import first_prompt, render_card
 from .folder import fingerprint_shards, staged_folder, write_card_and_audit
 from .images import ImageLoader
 from .layouts import DEFAULT_SPLIT, TaskFile, find_task_files
-from .release import PendingRecord, parse_released_item
+from .limits import InputLimits
+from .lwl_csv import lwl_entries, read_csv_table
+from .recognise import TaskOverrides, resolve_task
+from .release import LWL_TASK, PendingRecord, parse_released_item
 from .report import (
-    DUPLICATE_ID,
-    UNKNOWN_TASK,
+    DUPLICATE_ITEM,
+    MALFORMED_FIELD,
     UNREADABLE_FILE,
     BuildReport,
     FileSummary,
     ItemSkipped,
+    RenamedItem,
     SkippedFile,
     SkippedItem,
 )
 from .schema import DEVCV_FEATURES
 from .shards import DEFAULT_MAX_SHARD_BYTES, ParquetShardWriter
-from .tasks import DevCVTask, canonical_task
+from .tasks import DevCVTask
 
 REPORT_FILE = "build_report.json"
+# Columns that say where an item was read, not what it is: two items equal in everything else are one.
+_PLACE_COLUMNS = ("id", "original_id", "source", "source_task", "split", "images")
 
 
 class DevCVBuildError(RuntimeError):
@@ -58,6 +66,38 @@ def _read_items(path: Path) -> list:
     return items
 
 
+def _content_digest(row: dict) -> str:
+    """SHA-256 of an item's content and image bytes (whatever its id and file)."""
+    digest = hashlib.sha256()
+    content = {key: value for key, value in row.items() if key not in _PLACE_COLUMNS}
+    digest.update(json.dumps(content, sort_keys=True, ensure_ascii=False).encode())
+    for image in row["images"]:
+        digest.update(image["bytes"] if image["bytes"] is not None else Path(image["path"]).read_bytes())
+    return digest.hexdigest()
+
+
+# An entry of a task file: (index, released id or None, pending record or why it is skipped).
+Entry = tuple[int, object, PendingRecord | ItemSkipped]
+
+
+def _json_entries(items: list, task: DevCVTask, task_file: TaskFile) -> list[Entry]:
+    entries = []
+    for index, item in enumerate(items):
+        item_id = item.get("id") if isinstance(item, dict) else None
+        try:
+            entries.append((index, item_id, parse_released_item(item, task, task_file)))
+        except ItemSkipped as skipped:
+            entries.append((index, item_id, skipped))
+    return entries
+
+
+def _csv_entries(table, task: DevCVTask, task_file: TaskFile) -> list[Entry]:
+    """Looking-While-Listening instances of an organisers' CSV; the index is the instance's first line."""
+    if task.name != LWL_TASK:
+        raise ItemSkipped(MALFORMED_FIELD, f"a CSV file holds Looking-While-Listening instances, not {task.name}")
+    return lwl_entries(table, task, task_file)
+
+
 class _ShardAssembler:
     """Validates the items of released task files and streams the good ones into per-task shards."""
 
@@ -69,64 +109,99 @@ class _ShardAssembler:
         self.report = BuildReport()
         self.prompts: dict[str, str] = {}
         self._writers: dict[tuple[str, str], ParquetShardWriter] = {}
-        self._written_ids: dict[tuple[str, str, str], str] = {}
+        # (task, split, written id) -> where the item was read; (task, split, released id) -> {digest: where}
+        self._ids: dict[tuple[str, str, str], str] = {}
+        self._variants: dict[tuple[str, str, str], dict[str, str]] = {}
 
-    def add_file(self, task_file: TaskFile) -> None:
+    def _entries(self, task_file: TaskFile, source: str, overrides: TaskOverrides) -> tuple[FileSummary, list[Entry]]:
+        if task_file.path.suffix.lower() == ".csv":
+            table = read_csv_table(task_file.path)
+            resolution = resolve_task(task_file, source=source, overrides=overrides, columns=table.header)
+            entries = _csv_entries(table, resolution.task, task_file)
+        else:
+            items = _read_items(task_file.path)
+            resolution = resolve_task(task_file, source=source, overrides=overrides, items=items)
+            entries = _json_entries(items, resolution.task, task_file)
+        summary = FileSummary(
+            str(task_file.path),
+            task_file.source,
+            task_file.source_task,
+            resolution.task.name,
+            task_file.split,
+            items=len(entries),
+            task_from=resolution.method,
+            task_detail=resolution.detail,
+        )
+        return summary, entries
+
+    def add_file(self, task_file: TaskFile, source: str, overrides: TaskOverrides) -> None:
         file = str(task_file.path)
         try:
-            task = canonical_task(task_file.source_task)
-            items = _read_items(task_file.path)
-        except KeyError as error:
-            self.report.skipped_files.append(SkippedFile(file, UNKNOWN_TASK, error.args[0]))
-            return
+            summary, entries = self._entries(task_file, source, overrides)
         except ItemSkipped as skipped:
             self.report.skipped_files.append(SkippedFile(file, skipped.reason, skipped.detail))
             return
-        summary = FileSummary(
-            file, task_file.source, task_file.source_task, task.name, task_file.split, items=len(items)
-        )
         self.report.files.append(summary)
+        task_name = summary.task
 
-        def skip(index: int, item, skipped: ItemSkipped) -> None:
-            item_id = item.get("id") if isinstance(item, dict) else None
+        def skip(index: int, item_id, skipped: ItemSkipped) -> None:
+            item_id = item_id if isinstance(item_id, str) else None
             self.report.skipped.append(
-                SkippedItem(file, index, item_id, task.name, task_file.split, skipped.reason, skipped.detail)
+                SkippedItem(file, index, item_id, task_name, task_file.split, skipped.reason, skipped.detail)
             )
 
-        pending: list[tuple[int, PendingRecord]] = []
-        for index, item in enumerate(items):
-            try:
-                pending.append((index, parse_released_item(item, task, task_file)))
-            except ItemSkipped as skipped:
-                skip(index, item, skipped)
-        loaded = self.loader.load((record.image_files, record.row["image_paths"]) for _, record in pending)
-        desc = f"{task_file.source}/{task_file.split}/{task.name}"
-        for (index, record), images in tqdm(
+        pending = []
+        for index, item_id, record in entries:
+            if isinstance(record, ItemSkipped):
+                skip(index, item_id, record)
+            else:
+                pending.append((index, item_id, record))
+        loaded = self.loader.load((record.image_files, record.row["image_paths"]) for _, _, record in pending)
+        desc = f"{task_file.source}/{task_file.split}/{task_name}"
+        for (index, item_id, record), images in tqdm(
             zip(pending, loaded), total=len(pending), desc=desc, disable=not self.progress
         ):
             if isinstance(images, ItemSkipped):
-                skip(index, items[index], images)
+                skip(index, item_id, images)
                 continue
             try:
-                self._write(task, task_file, index, {**record.row, "images": images})
+                self._write(task_file, index, {**record.row, "images": images})
             except ItemSkipped as skipped:
-                skip(index, items[index], skipped)
+                skip(index, item_id, skipped)
             else:
                 summary.written += 1
 
-    def _write(self, task: DevCVTask, task_file: TaskFile, index: int, row: dict) -> None:
-        # Ids must be unique per task and split: the first written item keeps its id.
-        id_key = (task.name, task_file.split, row["id"])
-        if id_key in self._written_ids:
-            raise ItemSkipped(DUPLICATE_ID, f"id {row['id']!r} already written from {self._written_ids[id_key]}")
-        self._written_ids[id_key] = f"{task_file.path}[{index}]"
-        shard_key = (task.name, task_file.split)
+    def _unique_id(self, task_file: TaskFile, index: int, row: dict) -> str:
+        """The row's id, made unique per task and split; ``ItemSkipped`` for a byte-identical copy.
+
+        The released Ego4D set has different items under one id, and the official harness scores
+        each (REFERENCE §5): the n-th different one becomes ``<id>__<n>``, its released id kept in
+        ``original_id``.
+        """
+        released_id = row["original_id"]
+        variants = self._variants.setdefault((row["task"], task_file.split, released_id), {})
+        digest = _content_digest(row)
+        if digest in variants:
+            raise ItemSkipped(DUPLICATE_ITEM, f"id {released_id!r}: identical to the item read from {variants[digest]}")
+        new_id, number = released_id, max(2, len(variants) + 1)
+        while (row["task"], task_file.split, new_id) in self._ids:
+            new_id, number = f"{released_id}__{number}", number + 1
+        if new_id != released_id:
+            first = self._ids[row["task"], task_file.split, released_id]
+            self.report.renamed.append(RenamedItem(str(task_file.path), index, released_id, new_id, first))
+        variants[digest] = self._ids[row["task"], task_file.split, new_id] = f"{task_file.path}[{index}]"
+        return new_id
+
+    def _write(self, task_file: TaskFile, index: int, row: dict) -> None:
+        row["id"] = self._unique_id(task_file, index, row)
+        task_name = row["task"]
+        shard_key = (task_name, task_file.split)
         if shard_key not in self._writers:
-            folder = self.staging / "data" / task.name
+            folder = self.staging / "data" / task_name
             self._writers[shard_key] = ParquetShardWriter(folder, task_file.split, DEVCV_FEATURES, self.max_shard_bytes)
         self._writers[shard_key].write(row)
-        if task.name not in self.prompts:
-            self.prompts[task.name] = first_prompt(row)
+        if task_name not in self.prompts:
+            self.prompts[task_name] = first_prompt(row)
 
     def close(self) -> None:
         for writer in self._writers.values():
@@ -147,6 +222,8 @@ def build_devcv(
     overwrite: bool = False,
     max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
     progress: bool = True,
+    tasks: Sequence[str] = (),
+    limits: InputLimits | None = None,
 ) -> BuildReport:
     """Package released DevCV layouts as a 🤗 dataset folder loadable with ``load_dataset(output_dir, task)``.
 
@@ -161,20 +238,29 @@ def build_devcv(
         num_proc: worker processes that read and decode images.
         audit: run the shortcut audit and put it in the card.
         overwrite: replace an existing ``output_dir``.
+        tasks: ``--task`` values: ``TASK`` for every file, ``NAME=TASK`` for the files whose folder,
+            file name or SOURCE argument is ``NAME`` (see ``recognise.py``); otherwise the task comes
+            from the names, else from the prompts.
+        limits: text size limits per field and per item, and whether image paths may be links to
+            files outside the data root (default: :class:`~.limits.InputLimits`'s); items over them are skipped.
 
     Returns the :class:`~.report.BuildReport` (also written as ``build_report.json``). Raises
     :class:`DevCVBuildError` when strict mode finds a skip or nothing could be written.
     """
+    overrides = TaskOverrides(tasks)
     task_files = [
-        task_file
+        (replace(task_file, limits=limits or InputLimits()), str(source))
         for source in sources
         for task_file in find_task_files(source, split=split, source_name=source_name, image_root=image_root)
     ]
+    for task_file, source in task_files:
+        overrides.lookup(task_file, source)
+    overrides.check_all_used()
     with staged_folder(output_dir, overwrite) as staging:
         with ImageLoader(embed=embed_images, num_proc=num_proc) as loader:
             assembler = _ShardAssembler(staging, loader, max_shard_bytes, progress)
-            for task_file in task_files:
-                assembler.add_file(task_file)
+            for task_file, source in task_files:
+                assembler.add_file(task_file, source, overrides)
             assembler.close()
         report = assembler.report
         if strict and not report.ok:

@@ -4,6 +4,7 @@ Example::
 
     babyvlm-build-devcv /data/devcv/saycam --output devcv
     babyvlm-build-devcv /data/devcv/ego4d --output devcv_ego4d --split test --strict
+    babyvlm-build-devcv /data/devcv/babyview --output devcv_babyview --task who_has_more=compare_real
     python -c "from datasets import load_dataset; print(load_dataset('devcv', 'memory', split='test'))"
 """
 
@@ -14,6 +15,7 @@ import sys
 
 from .builder import DevCVBuildError, build_devcv
 from .layouts import DEFAULT_SPLIT, KNOWN_SOURCES
+from .limits import DEFAULT_MAX_ITEM_BYTES, DEFAULT_MAX_TEXT_BYTES, InputLimits
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -38,6 +40,14 @@ def _parser() -> argparse.ArgumentParser:
         "--image-root", help="folder the image paths of flat JSON files are relative to (default: the JSON's folder)"
     )
     parser.add_argument(
+        "--task",
+        action="append",
+        default=[],
+        metavar="[NAME=]TASK",
+        help="the task of the files whose folder, file name or SOURCE argument is NAME (repeatable); a bare TASK "
+        "applies to every file. Without it the task comes from the folder/file name, else from the prompts",
+    )
+    parser.add_argument(
         "--strict", action="store_true", help="fail, writing nothing, if any item or file would be skipped"
     )
     parser.add_argument(
@@ -48,6 +58,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--no-audit", action="store_true", help="skip the shortcut audit (it is stored in the dataset card)"
+    )
+    parser.add_argument(
+        "--max-text-bytes",
+        type=int,
+        default=DEFAULT_MAX_TEXT_BYTES,
+        help=f"skip items with a longer text field, in UTF-8 bytes (default: {DEFAULT_MAX_TEXT_BYTES})",
+    )
+    parser.add_argument(
+        "--max-item-bytes",
+        type=int,
+        default=DEFAULT_MAX_ITEM_BYTES,
+        help=f"skip items larger than this as JSON, images excluded (default: {DEFAULT_MAX_ITEM_BYTES})",
+    )
+    parser.add_argument(
+        "--allow-links-outside-root",
+        action="store_true",
+        help="follow image paths that are symbolic links to files outside the data root (default: skip the item)",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -70,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
             audit=not args.no_audit,
             overwrite=args.overwrite,
             progress=not args.quiet,
+            tasks=args.task,
+            limits=InputLimits(args.max_text_bytes, args.max_item_bytes, args.allow_links_outside_root),
         )
     except DevCVBuildError as error:
         print(error.report.summary(), file=sys.stderr)

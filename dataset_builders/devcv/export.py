@@ -1,9 +1,11 @@
 """Write a DevCV dataset back to the released JSON layout: the proof that the packaging is lossless.
 
-``<output>/<source>/<split>/<source_task>/data.json`` plus every image at its released relative
-path beside it. Each exported item equals the released one (same keys and values), and each image
-file has the released bytes. Two things are not reproduced: the JSON key order inside an item and
-the VDR ``gif`` preview files (only their paths are packaged).
+``<output>/<source>/<split>/<source_task>/data.json`` (``<folder>/<name>.json`` for a file the
+organisers named inside a task folder) plus every image at its released relative path beside it.
+Each exported item equals the released one (same keys and values, the released id), and each image
+file has the released bytes. Not reproduced: the JSON key order inside an item, the VDR ``gif``
+preview files (only their paths are packaged), and the Looking-While-Listening CSV (its instances
+are exported in the JSON layout ``{"id", "image", "phrases"}``, the tags in ``image_tags``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..chat import messages_to_conversations
+from .layouts import RELEASED_FILE_NAME
 from .release import LWL_TASK, METADATA_COLUMNS, resolve_image_path
 from .report import ItemSkipped
 from .stream import iter_undecoded_rows
@@ -25,11 +28,13 @@ RELEASE_SPLIT_NAMES = {"validation": "val"}
 
 def record_to_released_item(row: dict) -> dict:
     """Rebuild the released JSON item of one dataset row (inverse of :func:`~.release.parse_released_item`)."""
+    # Rows made without the `original_id` column (older folders, hand-made test rows) have none.
+    released_id = row.get("original_id") or row["id"]
     if row["task"] == LWL_TASK:
-        item = {"id": row["id"], "image": list(row["image_paths"]), "phrases": list(row["choices"])}
+        item = {"id": released_id, "image": list(row["image_paths"]), "phrases": list(row["choices"])}
     else:
         item = {
-            "id": row["id"],
+            "id": released_id,
             "conversations": messages_to_conversations(row["messages"]),
             "image": list(row["image_paths"]),
         }
@@ -54,14 +59,19 @@ def export_rows(rows: Iterable[dict], output_dir: str | Path) -> list[Path]:
     items_by_file: dict[Path, list[dict]] = defaultdict(list)
     for row in rows:
         split = RELEASE_SPLIT_NAMES.get(row["split"], row["split"])
-        task_folder = output_dir / row["source"] / split / row["source_task"]
+        # ``folder/name`` (a named file in a task folder, as the organisers keep them) goes back to
+        # ``<folder>/<name>.json``, where the builder reads it again; a plain task name to ``<task>/data.json``.
+        folder, _, name = row["source_task"].partition("/")
+        task_folder = output_dir / row["source"] / split / folder
         for released_path, image in zip(row["image_paths"], row["images"]):
             try:
                 target = resolve_image_path(released_path, task_folder)
             except ItemSkipped as error:
                 raise ValueError(f"row {row['id']!r} ({row['task']}): {error.detail}") from None
             _write_image(image, target)
-        items_by_file[task_folder / "data.json"].append(record_to_released_item(row))
+        items_by_file[task_folder / (f"{name}.json" if name else RELEASED_FILE_NAME)].append(
+            record_to_released_item(row)
+        )
     for path, items in items_by_file.items():
         path.write_text(json.dumps(items, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return sorted(items_by_file)

@@ -3,11 +3,18 @@
 The toolbox was released in three layouts (REFERENCE §5); one ``SOURCE`` path holds one of them:
 
 - split folders ``<root>/<split>/<task>/data.json`` (the SAYCam release),
-- task folders ``<root>/<task>/data.json``, a single split (the public Ego4D test set),
+- task folders ``<root>/<task>/data.json``, a single split (the public Ego4D test set), or any JSON
+  name inside a task folder, as the organisers keep them (``object_counting/count_v2_test.json``,
+  ``visual_delay_response/binary_dataset_test.json``: leaderboard runner/config.py DATA_MAP),
+  the split then read from the file name,
 - flat files ``<root>/<task>_<split>.json`` (or ``<task>.json``, a single split), with images
   under an image root (the JSON's folder unless given).
 
-Image paths inside ``data.json`` are relative to the task folder for the first two layouts.
+Looking-While-Listening comes as the organisers' CSV (``baby_winoground/baby_winoground.csv``,
+babylmms-eval ``dataset/``), found in a task folder or flat like a JSON file.
+
+Image paths inside a JSON file are relative to its folder for the first two layouts. Which task a
+file holds is decided by :mod:`.recognise` from :attr:`TaskFile.names` (and, failing that, its prompts).
 """
 
 from __future__ import annotations
@@ -16,13 +23,16 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .limits import InputLimits
 from .tasks import canonical_task
 
 KNOWN_SOURCES = ("saycam", "ego4d", "nih", "babyview", "synthetic", "toyworld")
 DEFAULT_SPLIT = "test"
 # Released folder names -> 🤗 split names.
 SPLIT_ALIASES = {"val": "validation", "valid": "validation", "dev": "validation"}
+SPLIT_WORDS = ("train", "val", "valid", "validation", "dev", "test")
 RELEASED_FILE_NAME = "data.json"
+RELEASED_SUFFIXES = (".json", ".csv")
 
 
 @dataclass(frozen=True)
@@ -36,6 +46,11 @@ class TaskFile:
     """The task name as the release spells it (folder or file name), e.g. ``vdr-binary``."""
     split: str
     source: str
+    names: tuple[str, ...] = ()
+    """Released names that may say the task, most specific first: the file name (split word
+    removed) unless it is ``data.json``, then the folder name."""
+    limits: InputLimits = InputLimits()
+    """Size limits and the symbolic-link rule applied to its items."""
 
 
 def normalise_split(name: str) -> str:
@@ -57,14 +72,34 @@ def infer_source_name(path: Path) -> str:
     )
 
 
-def _split_flat_file_name(stem: str, default_split: str) -> tuple[str, str]:
-    """``count_test`` -> (``count``, ``test``); a stem that is itself a task name takes the default split."""
-    try:
-        canonical_task(stem)
-    except KeyError:
-        head, separator, tail = stem.rpartition("_")
-        return (head, tail) if separator else (stem, default_split)
+def _split_from_stem(stem: str, default_split: str) -> tuple[str, str]:
+    """``count_v2_test`` -> (``count_v2``, ``test``): the last split word of a file name is its split.
+
+    A name without a split word keeps the default split.
+    """
+    words = stem.split("_")
+    for index in range(len(words) - 1, -1, -1):
+        if words[index].lower() in SPLIT_WORDS and len(words) > 1:
+            return "_".join(words[:index] + words[index + 1 :]), words[index]
     return stem, default_split
+
+
+def _task_folder_file(path: Path, split: str | None, default_split: str, source_name: str) -> TaskFile:
+    """A file inside a task folder: the folder names the task, a non-``data.json`` file name may too."""
+    folder = path.parent.name
+    if path.name == RELEASED_FILE_NAME:
+        return TaskFile(path, path.parent, folder, normalise_split(split or default_split), source_name, (folder,))
+    # The organisers' names carry the split in the file or the folder name (``picture_vocabulary_v2_val/
+    # dataset_seen.json``); one folder may hold several tasks' files (``visual_delay_response/
+    # {binary,open}_dataset_test.json``).
+    stem, stem_split = _split_from_stem(path.stem, _split_from_stem(folder, default_split)[1])
+    return TaskFile(
+        path, path.parent, f"{folder}/{stem}", normalise_split(split or stem_split), source_name, (stem, folder)
+    )
+
+
+def _released_files(pattern_root: Path, pattern: str) -> list[Path]:
+    return sorted(path for suffix in RELEASED_SUFFIXES for path in pattern_root.glob(pattern + suffix))
 
 
 def find_task_files(
@@ -74,35 +109,54 @@ def find_task_files(
     source_name: str | None = None,
     image_root: str | Path | None = None,
 ) -> list[TaskFile]:
-    """List the released task files under ``source`` (a folder in one of the three layouts, or one flat JSON file).
+    """List the released task files under ``source`` (a folder in one of the three layouts, or one flat file).
 
-    ``split`` names the split of layouts that have no split folders. Task names are returned as
-    spelled; resolving them (and reporting unknown ones) is the builder's job. Raises
-    ``FileNotFoundError`` when ``source`` holds none of the layouts.
+    ``split`` names the split of layouts that have no split folders and of files whose name carries
+    none. Task names are returned as spelled; resolving them (and reporting unknown ones) is the
+    builder's job. Raises ``FileNotFoundError`` when ``source`` holds none of the layouts.
     """
     source = Path(source)
     source_name = source_name or infer_source_name(source)
+    split_layout = [
+        path
+        for path in _released_files(source, "*/*/*")
+        if path.name == RELEASED_FILE_NAME or path.parent.parent.name.lower() in SPLIT_WORDS
+    ]
     if source.is_file():
         flat_files = [source]
-    elif split_layout := sorted(source.glob(f"*/*/{RELEASED_FILE_NAME}")):
-        return [
-            TaskFile(path, path.parent, path.parent.name, normalise_split(path.parent.parent.name), source_name)
-            for path in split_layout
-        ]
-    elif task_layout := sorted(source.glob(f"*/{RELEASED_FILE_NAME}")):
-        return [
-            TaskFile(path, path.parent, path.parent.name, normalise_split(split), source_name) for path in task_layout
-        ]
+    elif split_layout:
+        return [_task_folder_file(path, path.parent.parent.name, split, source_name) for path in split_layout]
+    elif task_layout := _released_files(source, "*/*"):
+        return [_task_folder_file(path, None, split, source_name) for path in task_layout]
     else:
-        flat_files = sorted(source.glob("*.json"))
+        flat_files = _released_files(source, "*")
     if not flat_files:
         raise FileNotFoundError(
             f"no released DevCV files under {str(source)!r}: expected <split>/<task>/{RELEASED_FILE_NAME}, "
-            f"<task>/{RELEASED_FILE_NAME} or <task>_<split>.json"
+            f"<task>/<name>.json, <task>_<split>.json or a Looking-While-Listening .csv"
         )
     task_files = []
     for path in flat_files:
         source_task, file_split = _split_flat_file_name(path.stem, split)
         root = Path(image_root) if image_root is not None else path.parent
-        task_files.append(TaskFile(path, root, source_task, normalise_split(file_split), source_name))
+        task_files.append(TaskFile(path, root, source_task, normalise_split(file_split), source_name, (source_task,)))
     return task_files
+
+
+def _split_flat_file_name(stem: str, default_split: str) -> tuple[str, str]:
+    """``count_test`` -> (``count``, ``test``); a stem that is itself a task name takes the default split."""
+    try:
+        canonical_task(stem)
+    except KeyError:
+        pass
+    else:
+        return stem, default_split
+    task_name, split = _split_from_stem(stem, default_split)
+    if task_name != stem:
+        return task_name, split
+    head, separator, tail = stem.rpartition("_")
+    try:  # <task>_<any split name>
+        canonical_task(head)
+    except KeyError:
+        return stem, default_split
+    return head, tail

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ..chat import content_to_text, conversations_to_messages, count_image_blocks
 from .layouts import TaskFile
+from .limits import check_real_path
 from .report import (
     MALFORMED_CONVERSATION,
     MALFORMED_FIELD,
@@ -55,11 +56,12 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def resolve_image_path(released_path, data_root: Path) -> Path:
+def resolve_image_path(released_path, data_root: Path, allow_links_outside_root: bool = False) -> Path:
     """The file a released image path names, refusing anything that escapes ``data_root``.
 
-    Checked lexically (``..`` parts, absolute paths elsewhere), so a data root may symlink its
-    image folders to other storage.
+    Checked lexically (``..`` parts, absolute paths elsewhere), then on the real path with symbolic
+    links resolved, unless ``allow_links_outside_root`` (a data root whose image folders link to
+    other storage).
     """
     if not isinstance(released_path, str) or not released_path:
         raise ItemSkipped(MALFORMED_FIELD, f"'image' entries must be non-empty strings, got {released_path!r}")
@@ -69,6 +71,8 @@ def resolve_image_path(released_path, data_root: Path) -> Path:
     resolved = os.path.normpath(os.path.join(root, released_path))
     if os.path.commonpath([root, resolved]) != root:
         raise ItemSkipped(PATH_OUTSIDE_ROOT, f"image path {released_path!r} lies outside the data root {root}")
+    if not allow_links_outside_root:
+        check_real_path(released_path, Path(resolved), Path(root))
     return Path(resolved)
 
 
@@ -101,11 +105,12 @@ def _item_id(item) -> str:
     return item_id
 
 
-def _image_files(item: dict, data_root: Path) -> tuple[list[str], list[Path]]:
+def _image_files(item: dict, task_file: TaskFile) -> tuple[list[str], list[Path]]:
     released = item.get("image")
     if not isinstance(released, list) or not released:
         raise ItemSkipped(MALFORMED_FIELD, f"'image' must be a non-empty list of relative paths, got {released!r}")
-    return released, [resolve_image_path(path, data_root) for path in released]
+    allow_links = task_file.limits.allow_links_outside_root
+    return released, [resolve_image_path(path, task_file.data_root, allow_links) for path in released]
 
 
 def _messages_and_answers(conversations) -> tuple[list[dict], list[str]]:
@@ -173,6 +178,7 @@ def _metadata_columns(item: dict, n_answers: int) -> tuple[dict, dict]:
 def _base_row(item_id: str, task: DevCVTask, task_file: TaskFile) -> dict:
     return {
         "id": item_id,
+        "original_id": item_id,
         "task": task.name,
         "harness_key": task.harness_key,
         "source": task_file.source,
@@ -187,7 +193,7 @@ def _extra(verbatim: dict) -> str:
 
 
 def _conversation_record(item: dict, item_id: str, task: DevCVTask, task_file: TaskFile) -> PendingRecord:
-    image_paths, image_files = _image_files(item, task_file.data_root)
+    image_paths, image_files = _image_files(item, task_file)
     messages, answers = _messages_and_answers(item.get("conversations"))
     placeholders = count_image_blocks(messages)
     if placeholders != len(image_paths):
@@ -207,15 +213,10 @@ def _conversation_record(item: dict, item_id: str, task: DevCVTask, task_file: T
     return PendingRecord(row, image_files)
 
 
-def _lwl_record(item: dict, item_id: str, task: DevCVTask, task_file: TaskFile) -> PendingRecord:
-    image_paths, image_files = _image_files(item, task_file.data_root)
-    phrases = item.get("phrases")
-    if len(image_paths) != 2:
-        raise ItemSkipped(MALFORMED_FIELD, f"Looking-While-Listening needs exactly 2 images, got {len(image_paths)}")
-    if not (isinstance(phrases, list) and len(phrases) == 2 and all(isinstance(p, str) and p for p in phrases)):
-        raise ItemSkipped(
-            MALFORMED_FIELD, f"'phrases' must be 2 non-empty strings (phrase j describes image j), got {phrases!r}"
-        )
+def lwl_record(
+    item_id: str, task: DevCVTask, task_file: TaskFile, phrases: list[str], image_paths: list[str], files, extra: str
+) -> PendingRecord:
+    """A Looking-While-Listening row: no prompt, two images, phrase j describing image j."""
     row = {
         **_base_row(item_id, task, task_file),
         "messages": [],
@@ -223,9 +224,22 @@ def _lwl_record(item: dict, item_id: str, task: DevCVTask, task_file: TaskFile) 
         "choices": phrases,
         **_empty_metadata(),
         "image_paths": image_paths,
-        "extra": _extra({key: value for key, value in item.items() if key not in LWL_KEYS}),
+        "extra": extra,
     }
-    return PendingRecord(row, image_files)
+    return PendingRecord(row, list(files))
+
+
+def _lwl_record(item: dict, item_id: str, task: DevCVTask, task_file: TaskFile) -> PendingRecord:
+    image_paths, image_files = _image_files(item, task_file)
+    phrases = item.get("phrases")
+    if len(image_paths) != 2:
+        raise ItemSkipped(MALFORMED_FIELD, f"Looking-While-Listening needs exactly 2 images, got {len(image_paths)}")
+    if not (isinstance(phrases, list) and len(phrases) == 2 and all(isinstance(p, str) and p for p in phrases)):
+        raise ItemSkipped(
+            MALFORMED_FIELD, f"'phrases' must be 2 non-empty strings (phrase j describes image j), got {phrases!r}"
+        )
+    extra = _extra({key: value for key, value in item.items() if key not in LWL_KEYS})
+    return lwl_record(item_id, task, task_file, phrases, image_paths, image_files, extra)
 
 
 def parse_released_item(item, task: DevCVTask, task_file: TaskFile) -> PendingRecord:
@@ -234,6 +248,7 @@ def parse_released_item(item, task: DevCVTask, task_file: TaskFile) -> PendingRe
     Raises :class:`~.report.ItemSkipped` with the reason and the offending field.
     """
     item_id = _item_id(item)
+    task_file.limits.check_size(item)
     if task.name == LWL_TASK:
         return _lwl_record(item, item_id, task, task_file)
     return _conversation_record(item, item_id, task, task_file)

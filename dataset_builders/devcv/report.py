@@ -15,7 +15,10 @@ PLACEHOLDER_MISMATCH = "placeholder_mismatch"
 MALFORMED_CONVERSATION = "malformed_conversation"
 MALFORMED_FIELD = "malformed_field"
 PATH_OUTSIDE_ROOT = "path_outside_root"
-DUPLICATE_ID = "duplicate_id"
+# A second copy of an item already written: same id, same content, same image bytes. An item that
+# only shares its id with another is kept under a new id (:class:`RenamedItem`).
+DUPLICATE_ITEM = "duplicate_item"
+TOO_LARGE = "too_large"
 # File-level reasons: the whole file is skipped and its items cannot be counted one by one.
 UNKNOWN_TASK = "unknown_task"
 UNREADABLE_FILE = "unreadable_file"
@@ -38,7 +41,7 @@ class ItemSkipped(Exception):
 class SkippedItem:
     file: str
     index: int
-    """Position of the item in its released JSON list."""
+    """Position of the item in its released JSON list (a CSV: the line of the instance's first row)."""
     id: str | None
     task: str
     split: str
@@ -54,6 +57,18 @@ class SkippedFile:
 
 
 @dataclass
+class RenamedItem:
+    """A different item released under an id already written for its task and split."""
+
+    file: str
+    index: int
+    original_id: str
+    id: str
+    first: str
+    """Where the first item with this id was read (``file[index]``)."""
+
+
+@dataclass
 class FileSummary:
     file: str
     source: str
@@ -62,6 +77,9 @@ class FileSummary:
     split: str
     items: int = 0
     written: int = 0
+    task_from: str = "name"
+    """How the task was decided: ``name``, ``prompt``, ``columns``, ``source`` or ``override`` (``recognise.py``)."""
+    task_detail: str = ""
 
 
 @dataclass
@@ -71,6 +89,7 @@ class BuildReport:
     files: list[FileSummary] = field(default_factory=list)
     skipped_files: list[SkippedFile] = field(default_factory=list)
     skipped: list[SkippedItem] = field(default_factory=list)
+    renamed: list[RenamedItem] = field(default_factory=list)
     fingerprint: str = ""
     """SHA-256 over the written parquet shards: the same input gives the same fingerprint."""
 
@@ -104,12 +123,14 @@ class BuildReport:
             "written": self.written,
             "skipped": len(self.skipped),
             "skipped_files": len(self.skipped_files),
+            "renamed": len(self.renamed),
             "skip_reasons": dict(sorted(self.skip_reasons().items())),
             "counts": self.counts(),
             "fingerprint": self.fingerprint,
             "files": [asdict(summary) for summary in self.files],
             "skipped_file_list": [asdict(skip) for skip in self.skipped_files],
             "skipped_item_list": [asdict(skip) for skip in self.skipped],
+            "renamed_item_list": [asdict(renamed) for renamed in self.renamed],
         }
 
     def to_json(self) -> str:
@@ -123,6 +144,14 @@ class BuildReport:
             lines += [f"  {skip.file}: {skip.reason}: {skip.detail}" for skip in self.skipped_files]
         for reason, count in sorted(self.skip_reasons().items()):
             lines.append(f"  {reason}: {count}")
+        inferred = [summary for summary in self.files if summary.task_from != "name"]
+        for summary in inferred:
+            lines.append(f"  task of {summary.file}: {summary.task} ({summary.task_from}: {summary.task_detail})")
+        if self.renamed:
+            lines.append(f"{len(self.renamed)} different item(s) released under an id already used, kept as:")
+            lines += [
+                f"  {item.file}[{item.index}] {item.original_id!r} -> {item.id!r}" for item in self.renamed[:max_listed]
+            ]
         for skip in self.skipped[:max_listed]:
             lines.append(f"  skipped {skip.file}[{skip.index}] id={skip.id!r}: {skip.reason}: {skip.detail}")
         if len(self.skipped) > max_listed:

@@ -15,6 +15,7 @@ from ..chat import IMAGES_FEATURE, MESSAGES_FEATURE
 DEVCV_FEATURES = Features(
     {
         "id": Value("string"),
+        "original_id": Value("string"),
         "task": Value("string"),
         "harness_key": Value("string"),
         "source": Value("string"),
@@ -35,7 +36,9 @@ DEVCV_FEATURES = Features(
 )
 
 COLUMN_DESCRIPTIONS = {
-    "id": "item id, unique within a task and split (as released)",
+    "id": "item id, unique within a task and split: the released id, or `<id>__<n>` for the n-th different "
+    "item released under one id (the official harness scores each)",
+    "original_id": "the id as released (equal to `id` unless a duplicate id was disambiguated)",
     "task": "canonical task name (the config name)",
     "harness_key": "key in leaderboard result files and the lmms-eval task name, e.g. `baby_pv`",
     "source": "where the items come from: saycam / ego4d / nih / babyview / synthetic / toyworld ...",

@@ -6,15 +6,15 @@ from datetime import date
 from pathlib import Path
 
 from .layout import CHILDREN
-from .tables import MalformedRow, iter_rows
+from .tables import DEFAULT_ENCODING, MalformedRow, iter_rows
 
 DAYS_PER_MONTH = 30.4375
 
 
-def read_children(path: str | Path) -> dict[str, date]:
+def read_children(path: str | Path, encoding: str = DEFAULT_ENCODING) -> dict[str, date]:
     """Read a ``child,birth_date`` table (ISO dates); ``ValueError`` names the row and field of bad input."""
     births = {}
-    for row_number, row in enumerate(iter_rows(path), start=1):
+    for row_number, row in enumerate(iter_rows(path, encoding), start=1):
         where = f"{path} row {row_number}"
         if isinstance(row, MalformedRow):
             raise ValueError(f"{where}: {row}")

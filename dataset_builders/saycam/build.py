@@ -37,6 +37,7 @@ from .records import CHAT_FORMATS, SPECS
 from .report import Failure, Tally
 from .splits import assign_split, in_shard
 from .storage import write_json, write_records
+from .tables import DEFAULT_ENCODING
 from .transcripts import Transcript, read_transcripts
 
 PROGRESS = ".progress"
@@ -51,6 +52,8 @@ class BuildInputs:
     children: Path | None = None
     columns: dict[str, str] | None = None
     """Transcript field -> column name, for tables that name columns differently."""
+    encoding: str = DEFAULT_ENCODING
+    """Text encoding of the CSV / JSON-lines tables (rows with invalid bytes are skipped, naming file and line)."""
 
 
 @dataclass(frozen=True)
@@ -65,9 +68,11 @@ def plan_build(inputs: BuildInputs, config: BuildConfig) -> Plan:
     """Read the inputs and turn them into one job per recording (every video and every transcribed recording)."""
     videos, video_failures = discover_media(inputs.videos)
     transcript = (
-        read_transcripts(inputs.transcripts, inputs.columns) if inputs.transcripts else Transcript([], [], 0, False)
+        read_transcripts(inputs.transcripts, inputs.columns, inputs.encoding)
+        if inputs.transcripts
+        else Transcript([], [], 0, False)
     )
-    births = read_children(inputs.children) if inputs.children else {}
+    births = read_children(inputs.children, inputs.encoding) if inputs.children else {}
 
     by_recording: dict[str, list] = defaultdict(list)
     for utterance in transcript.utterances:

@@ -12,6 +12,7 @@ from .export import export_llava
 from .layout import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, discover_media
 from .records import CHAT_FORMATS, CORPORA
 from .splits import parse_splits
+from .tables import DEFAULT_ENCODING
 
 DEFAULTS = BuildConfig()
 
@@ -81,6 +82,12 @@ def parser() -> argparse.ArgumentParser:
         type=lambda s: _pairs(s, "--columns"),
         default={},
         help="transcript column names, e.g. start_ms=begin,text=words",
+    )
+    io.add_argument(
+        "--encoding",
+        default=DEFAULT_ENCODING,
+        help="text encoding of CSV / JSON-lines tables, e.g. latin-1 (default: utf-8); a row with bytes invalid in it "
+        "is skipped and reported with its file and line",
     )
     io.add_argument(
         "--corpora", default=",".join(CORPORA), help=f"comma-separated subset of {','.join(CORPORA)} (default: all)"
@@ -163,7 +170,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.transcribe:
             _transcribe(args)
         report = build_saycam(
-            BuildInputs(args.videos, args.transcripts, args.children, args.columns),
+            BuildInputs(args.videos, args.transcripts, args.children, args.columns, args.encoding),
             args.output,
             config,
             num_proc=args.num_proc,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .layout import parse_recording_name, recording_key
 from .report import Failure
-from .tables import MalformedRow, iter_rows, table_columns
+from .tables import DEFAULT_ENCODING, MalformedRow, iter_rows, table_columns
 
 FIELDS = ("recording", "start_ms", "end_ms", "text", "confidence")
 REQUIRED_FIELDS = FIELDS[:4]
@@ -48,13 +48,15 @@ class Transcript:
     has_confidence: bool
 
 
-def resolve_columns(path: str | Path, columns: dict[str, str] | None = None) -> dict[str, str]:
+def resolve_columns(
+    path: str | Path, columns: dict[str, str] | None = None, encoding: str = DEFAULT_ENCODING
+) -> dict[str, str]:
     """Map each transcript field to its column in ``path``; ``ValueError`` names unknown fields and missing columns."""
     columns = {field: field for field in FIELDS} | dict(columns or {})
     unknown = sorted(set(columns) - set(FIELDS))
     if unknown:
         raise ValueError(f"unknown transcript field(s) {unknown}; fields are {list(FIELDS)}")
-    present = set(table_columns(path))
+    present = set(table_columns(path, encoding))
     missing = [f"{field} (column {columns[field]!r})" for field in REQUIRED_FIELDS if columns[field] not in present]
     if missing:
         raise ValueError(f"{path}: missing transcript column(s): {', '.join(missing)}; found {sorted(present)}")
@@ -63,12 +65,15 @@ def resolve_columns(path: str | Path, columns: dict[str, str] | None = None) -> 
     return columns
 
 
-def read_transcripts(path: str | Path, columns: dict[str, str] | None = None) -> Transcript:
-    """Read and validate a transcript table (CSV, JSON lines or parquet); bad rows become failures."""
-    columns = resolve_columns(path, columns)
+def read_transcripts(
+    path: str | Path, columns: dict[str, str] | None = None, encoding: str = DEFAULT_ENCODING
+) -> Transcript:
+    """Read and validate a transcript table (CSV, JSON lines or parquet, text in `encoding`); bad rows, and rows
+    with bytes invalid in `encoding`, become failures."""
+    columns = resolve_columns(path, columns, encoding)
     utterances, failures, seen = [], [], set()
     rows = 0
-    for rows, raw in enumerate(iter_rows(path), start=1):
+    for rows, raw in enumerate(iter_rows(path, encoding), start=1):
         item = f"{Path(path).name} row {rows}"
         if isinstance(raw, MalformedRow):
             failures.append(Failure(item, "malformed_row", str(raw)))

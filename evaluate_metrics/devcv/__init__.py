@@ -1,7 +1,14 @@
 """DevCV answer parsing and metrics (REFERENCE §5): shared by the `evaluate` module, the runner and lmms-eval."""
 
 from .items import ScoredItem, score_item
-from .parsing import parse_answer, parse_direction, parse_letter, parse_number
+from .parsing import (
+    normalize_direction,
+    parse_answer,
+    parse_direction_lenient,
+    parse_letter,
+    parse_number,
+    parse_number_lenient,
+)
 from .scores import chance_normalized, mean_scores, overall_chance_normalized, overall_score
 
 __all__ = [
@@ -10,9 +17,11 @@ __all__ = [
     "mean_scores",
     "overall_chance_normalized",
     "overall_score",
+    "normalize_direction",
     "parse_answer",
-    "parse_direction",
+    "parse_direction_lenient",
     "parse_letter",
     "parse_number",
+    "parse_number_lenient",
     "score_item",
 ]

@@ -12,10 +12,12 @@ from babyvlm.evaluate_metrics.devcv.items import score_item
 from babyvlm.evaluate_metrics.devcv.scores import mean_scores
 
 _DESCRIPTION = """\
-Scores model answers on one DevCV Toolbox task (BabyVLM-V2). Generated answers are parsed like the
-benchmark does (first standalone letter A-D; first integer or number word; direction words) and an
-unparsable answer counts as wrong. Memory items are scored per dialogue, Looking While Listening
-from 2x2 loss matrices.
+Scores model answers on one DevCV Toolbox task (BabyVLM-V2) with the official rules (the authors'
+scoring helpers, which the leaderboard uses): the first standalone letter A-D; the first digit run or
+number word zero..ten; for VDR the whole answer (case-insensitive, surrounding whitespace stripped)
+against the gold direction or its adjacent set. An answer that holds no valid answer counts as wrong.
+Memory items are scored per dialogue, Looking While Listening from 2x2 loss matrices. Lenient
+parsing is reported beside, as separately named extra metrics (`*_lenient`).
 """
 
 _KWARGS_DESCRIPTION = """\
@@ -27,10 +29,11 @@ Args:
         for `looking_while_listening`.
     labels: `memory` only: per item, per round, the object label of each option in option order.
 Returns:
-    The task's metrics, e.g. `{"acc": ...}`, `{"acc_exact": ..., "acc_adjacent": ...}`,
+    The task's official metrics, e.g. `{"acc": ...}`, `{"acc_exact": ..., "acc_adjacent": ...}`,
     `{"acc_learning": ..., "acc_testing_raw": ..., "acc_testing_adjusted": ...}` or
-    `{"text_score": ..., "image_score": ..., "group_score": ...}`, plus `unparsable`: the number of
-    answers that held no parsable answer.
+    `{"text_score": ..., "image_score": ..., "group_score": ...}`, then the task's extra metrics
+    (`acc_lenient` for counting, `acc_exact_lenient` and `acc_adjacent_lenient` for VDR), plus
+    `unparsable`: the number of answers that held no valid answer for the official parser.
 Examples:
     >>> pv = evaluate.load("evaluate_metrics/devcv", "baby_pv")
     >>> pv.compute(predictions=["A", "the second image (b)", "i like dogs"], references=["A", "B", "C"])
@@ -86,4 +89,6 @@ class DevCV(evaluate.Metric):
             score_item(task, prediction, reference, item_labels)
             for prediction, reference, item_labels in zip(predictions, references, labels)
         ]
-        return {**mean_scores([item.scores for item in items]), "unparsable": sum(item.unparsable for item in items)}
+        extras = mean_scores([item.extra_scores for item in items])
+        official = mean_scores([item.scores for item in items])
+        return {**official, **extras, "unparsable": sum(item.unparsable for item in items)}

@@ -1,8 +1,10 @@
-"""The DevCV metrics as plain functions (REFERENCE §5, "Evaluation protocol and metrics").
+"""The DevCV metrics as plain functions (REFERENCE §5, "Evaluation protocol and metrics"), as the
+official code computes them: the authors' ``utils.py`` (ShawnKing98/BabyLLaVA-V2) and, for Looking
+While Listening, the ``baby_winoground`` task of ShawnKing98/babylmms-eval; each rule cites its source.
 
 Per-item functions take already-parsed answers (see :mod:`.parsing`; ``None`` = unparsable, always
 wrong) and return ``{metric: value}``; every task metric is the mean of its per-item values over
-the items (:func:`mean_scores`), which is also how lmms-eval aggregates them.
+the items (:func:`mean_scores`), as the authors' ``sum_*_task_accuracies`` and lmms-eval aggregate them.
 """
 
 from __future__ import annotations
@@ -12,41 +14,52 @@ from collections.abc import Mapping, Sequence
 
 from babyvlm.dataset_builders.devcv.tasks import TASKS
 
-from .parsing import DIRECTIONS, LETTERS
+from .parsing import DIRECTIONS
 
 
 def accuracy_item(prediction, gold) -> dict[str, float]:
-    """``acc``: 1 when the parsed prediction equals the gold answer."""
+    """``acc``: 1 when the parsed prediction equals the parsed gold answer (``utils.py`` ``calc_*_task_accuracy``)."""
     return {"acc": float(prediction is not None and prediction == gold)}
 
 
-def is_adjacent(prediction: str | None, gold: str) -> bool:
-    """Whether ``prediction`` is ``gold`` or a compass neighbour of it ("left" accepts "top left")."""
-    if prediction is None:
-        return False
-    distance = abs(DIRECTIONS.index(prediction) - DIRECTIONS.index(gold)) % len(DIRECTIONS)
-    return min(distance, len(DIRECTIONS) - distance) <= 1
+def adjacent_directions(gold: str) -> tuple[str, ...]:
+    """The answers ``acc_adjacent`` accepts for ``gold``: it and its two compass neighbours (gold ``left``
+    accepts ``top left``, ``left``, ``bottom left``), as ``utils.py`` ``adjacent_directions_word_mapping``."""
+    index = DIRECTIONS.index(gold)
+    return tuple(DIRECTIONS[(index + step) % len(DIRECTIONS)] for step in (-1, 0, 1))
 
 
 def vdr_item(prediction: str | None, gold: str) -> dict[str, float]:
-    """Visual Delayed Response: ``acc_exact`` and ``acc_adjacent`` (a neighbouring direction counts)."""
-    return {"acc_exact": float(prediction == gold), "acc_adjacent": float(is_adjacent(prediction, gold))}
+    """Visual Delayed Response from whole normalised answers (:func:`.parsing.normalize_direction`).
+
+    ``acc_exact``: the answer is the gold direction; ``acc_adjacent``: it is in the gold's adjacent set
+    (``utils.py`` ``calc_vdr_task_accuracy``). Also used for the lenient extras, with leniently parsed answers.
+    """
+    return {
+        "acc_exact": float(prediction == gold),
+        "acc_adjacent": float(prediction is not None and prediction in adjacent_directions(gold)),
+    }
 
 
 def memory_learning_rounds(num_rounds: int) -> int:
-    """Rounds that introduce the learned objects: 5 of 15, 10 of the 30-round NIH item."""
+    """Rounds that introduce the learned objects: 5 of 15, 10 of the 30-round NIH item (``utils.py``
+    ``calc_memory_task_accuracy``: ``base_round = (len(predictions) + 1) // 3``)."""
     return (num_rounds + 1) // 3
 
 
 def memory_item(
     predictions: Sequence[str | None], golds: Sequence[str], labels: Sequence[Sequence[str]]
 ) -> dict[str, float]:
-    """Memory: learning accuracy, raw testing accuracy and the adjusted (primary) testing score.
+    """Memory: learning accuracy, raw testing accuracy and the adjusted (primary) testing score, as
+    ``utils.py`` ``calc_memory_task_accuracy`` computes them.
 
-    ``labels[r]`` names the options of round ``r`` in option order (object labels, or any key that
-    identifies the object, such as an image fingerprint). In a testing round the option that is not
-    the gold "new" one is the learned object being tested; ``acc_testing_adjusted`` is the share of
-    learned objects whose every testing round (two per object) is answered right.
+    ``labels[r]`` names the objects shown in round ``r`` (the released ``labels``, or any key that
+    identifies an object, such as an image fingerprint). The learned labels are those of the first
+    ``base`` rounds. Each testing round is filed under the learned label it shows; a learned label
+    counts for ``acc_testing_adjusted`` only when exactly two testing rounds show it and both are
+    answered right, and the count is divided by ``base``. A testing round showing no learned label
+    is left out of the adjusted score; one showing several is filed under the first in option order
+    (the authors' code takes an arbitrary one: it assumes there is only one).
     """
     num_rounds = len(golds)
     if len(predictions) != num_rounds or len(labels) != num_rounds:
@@ -56,23 +69,20 @@ def memory_item(
     base = memory_learning_rounds(num_rounds)
     if not 0 < base < num_rounds:
         raise ValueError(f"memory item: {num_rounds} rounds leave no testing rounds")
-    correct = [prediction == gold for prediction, gold in zip(predictions, golds)]
+    correct = [prediction is not None and prediction == gold for prediction, gold in zip(predictions, golds)]
 
+    learned = {label for round_labels in labels[:base] for label in round_labels}
     tested: dict[str, list[bool]] = defaultdict(list)
     for round_index in range(base, num_rounds):
-        options, gold = labels[round_index], golds[round_index]
-        if len(options) != 2 or gold not in LETTERS[:2]:
-            raise ValueError(
-                f"memory item, round {round_index + 1}: a testing round needs 2 option labels and gold A or B, "
-                f"got labels {list(options)} and gold {gold!r}"
-            )
-        tested[options[1 - LETTERS.index(gold)]].append(correct[round_index])
+        shown = [label for label in labels[round_index] if label in learned]
+        if shown:
+            tested[shown[0]].append(correct[round_index])
 
     testing = correct[base:]
     return {
         "acc_learning": sum(correct[:base]) / base,
         "acc_testing_raw": sum(testing) / len(testing),
-        "acc_testing_adjusted": sum(all(rounds) for rounds in tested.values()) / len(tested),
+        "acc_testing_adjusted": sum(len(rounds) == 2 and all(rounds) for rounds in tested.values()) / base,
     }
 
 
@@ -80,7 +90,8 @@ def lwl_item(losses: Sequence[Sequence[float]]) -> dict[str, float]:
     """Looking While Listening from the 2×2 losses ``losses[image i][phrase j]`` (phrase j describes image j).
 
     Text score: each image prefers its own phrase; image score: each phrase prefers its own image;
-    group score (primary): both.
+    group score (primary): both; ties lose (babylmms-eval lmms_eval/tasks/baby_winoground/utils.py
+    ``baby_winoground_aggregate_*_score``).
     """
     (l00, l01), (l10, l11) = losses
     text = l00 < l01 and l11 < l10

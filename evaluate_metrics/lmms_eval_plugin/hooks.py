@@ -24,7 +24,7 @@ from babyvlm.dataset_builders.devcv.tasks import canonical_task
 
 from ..devcv.items import score_item
 from ..devcv.scores import lwl_item, mean_scores
-from ..protocol import memory_option_keys, user_rounds
+from ..protocol import lwl_user_text, memory_option_keys, user_rounds
 
 
 def doc_to_visual(doc, lmms_eval_specific_kwargs=None) -> list:
@@ -84,8 +84,8 @@ def split_lwl_images(dataset):
 
 
 def lwl_to_text(doc, lmms_eval_specific_kwargs=None) -> str:
-    """The user turn holds only the image."""
-    return "<image>"
+    """The user turn the reference wrapper scores the phrases after: the image and a newline."""
+    return lwl_user_text()
 
 
 def lwl_choices(doc) -> list[str]:

@@ -16,6 +16,7 @@ from pathlib import Path
 from babyvlm.dataset_builders.devcv.tasks import DevCVTask
 
 from ..data import MissingTaskError, resolve_tasks, task_data_files
+from ..protocol import LWL_TARGET_DELIMITER
 
 HOOKS = "babyvlm.evaluate_metrics.lmms_eval_plugin.hooks"
 GROUP = "devcv"
@@ -49,7 +50,7 @@ def task_yaml(task: DevCVTask, data_files: list[str], split: str) -> str:
             f"doc_to_text: !function {HOOKS}.lwl_to_text\n"
             f"doc_to_choice: !function {HOOKS}.lwl_choices\n"
             f"doc_to_target: !function {HOOKS}.lwl_target\n"
-            'target_delimiter: ""\n'
+            f"target_delimiter: {json.dumps(LWL_TARGET_DELIMITER)}\n"
             f"process_results: !function {HOOKS}.lwl_process_results\n" + _metric_list(task)
         )
     elif task.name == "memory":

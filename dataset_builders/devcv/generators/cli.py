@@ -15,7 +15,14 @@ import time
 
 from ..audit import ShortcutAudit, format_audit_text
 from ..tasks import TASKS
-from .config import DEFAULT_ITEMS_PER_SPLIT, DEFAULT_SPLIT_FRACTIONS, DEFAULT_TRAIN_TASKS, SPLITS, GeneratorConfig
+from .config import (
+    CONSTRUCTIONS,
+    DEFAULT_ITEMS_PER_SPLIT,
+    DEFAULT_SPLIT_FRACTIONS,
+    DEFAULT_TRAIN_TASKS,
+    SPLITS,
+    GeneratorConfig,
+)
 from .generate import GenerationError, generate_devcv
 from .prompts import VARIANTS
 from .vocabulary import DistractorPolicy, read_embeddings, read_lexicon, read_word_list
@@ -51,6 +58,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
     parser.add_argument(
         "--variant", choices=VARIANTS, default="saycam", help="original prompt wording to use (default saycam)"
+    )
+    parser.add_argument(
+        "--construction",
+        choices=CONSTRUCTIONS,
+        default="released",
+        help="Left/Right and Spatial Details as released (default; pixel shortcuts included) or hardened against them",
     )
     parser.add_argument(
         "--items-per-task",
@@ -113,6 +126,7 @@ def _config(args: argparse.Namespace) -> GeneratorConfig:
         tasks=tuple(args.tasks),
         seed=args.seed,
         variant=args.variant,
+        construction=args.construction,
         items_per_split=items,
         train_tasks=train_tasks,
         split_fractions=args.split_fractions or dict(DEFAULT_SPLIT_FRACTIONS),

@@ -12,6 +12,9 @@ from .vocabulary import DistractorPolicy
 SPLITS = ("train", "validation", "test")
 DEFAULT_SPLIT_FRACTIONS = {"train": 0.7, "validation": 0.15, "test": 0.15}
 DEFAULT_ITEMS_PER_SPLIT = 200
+CONSTRUCTIONS = ("released", "hardened")
+"""How Left/Right and Spatial Details items are built (see :mod:`.spatial`): ``released`` as the
+released items are (their pixel shortcuts included), ``hardened`` so those shortcuts do not work."""
 DEFAULT_TRAIN_TASKS = tuple(name for name, task in TASKS.items() if task.has_train_split)
 """As in the paper, Looking While Listening and Subitizing are held out: test split only."""
 
@@ -34,6 +37,8 @@ class GeneratorConfig:
     seed: int = 0
     variant: str = "saycam"
     """Prompt wording: ``saycam`` or ``ego4d`` (see :mod:`.prompts`)."""
+    construction: str = "released"
+    """Left/Right and Spatial Details: ``released`` (default) or ``hardened`` (:data:`CONSTRUCTIONS`)."""
     items_per_split: Mapping[str, int] = field(default_factory=lambda: dict.fromkeys(SPLITS, DEFAULT_ITEMS_PER_SPLIT))
     """At most this many items per task in each split (fewer when the annotations run out)."""
     train_tasks: tuple[str, ...] = DEFAULT_TRAIN_TASKS
@@ -50,6 +55,8 @@ class GeneratorConfig:
         object.__setattr__(self, "tasks", _canonical_names(self.tasks, "tasks"))
         object.__setattr__(self, "train_tasks", _canonical_names(self.train_tasks, "train tasks"))
         check_variant(self.variant)
+        if self.construction not in CONSTRUCTIONS:
+            raise ValueError(f"unknown construction {self.construction!r}; choose one of {', '.join(CONSTRUCTIONS)}")
         if not self.tasks:
             raise ValueError("no task to generate")
         for mapping, what in ((self.items_per_split, "items per split"), (self.split_fractions, "split fractions")):

@@ -178,6 +178,7 @@ def _settings(config: GeneratorConfig) -> dict:
     return {
         "seed": config.seed,
         "variant": config.variant,
+        "construction": config.construction,
         "tasks": list(config.tasks),
         "train_tasks": list(config.train_tasks),
         "items_per_split": dict(config.items_per_split),

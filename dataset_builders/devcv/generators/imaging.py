@@ -111,6 +111,12 @@ def canvas(
     return result
 
 
+def jpeg_bytes(image: Image.Image, quality: int) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
 def png_bytes(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     # Fast, still lossless: the drawn images are flat colours that compress well at any level.

@@ -123,6 +123,7 @@ class TaskContext:
         ]
         return {
             "id": item_id,
+            "original_id": item_id,
             "task": self.task.name,
             "harness_key": self.task.harness_key,
             "source": self.config.source_name,

@@ -1,6 +1,16 @@
 """Spatial tasks: Localization, Left/Right and Spatial Details.
 
-Each is built so that the known shortcuts (REFERENCE §5, "Known benchmark flaws") do not work:
+Left/Right and Spatial Details come in two constructions (``GeneratorConfig.construction``):
+
+``released`` (default), as the released items are (checked against the SAYCam and Ego4D samples):
+
+- Left/Right: the query is a whole frame; the gold option is a byte copy of it, the two
+  distractors one horizontally mirrored copy of it (JPEG, like the frames), twice.
+- Spatial Details: the query is a crop of an object from the gold frame itself (JPEG); the options
+  are the gold frame and two distractor frames.
+
+Both leak the answer to pixel matching (REFERENCE §5, "Known benchmark flaws"); the shortcut audit
+shows it. ``hardened`` builds them so that those shortcuts do not work:
 
 - Left/Right: the query and every option show the object on one plain canvas, the query in one half
   and the options in the other, each at its own random offset. No option is a copy of the query,
@@ -9,9 +19,11 @@ Each is built so that the known shortcuts (REFERENCE §5, "Known benchmark flaws
 - Spatial Details: the query crop comes from another frame than the gold option, is shown at
   another size and, when it was cut from a plain background, on a neutral grey one instead; so it
   never appears pixel for pixel in any option and its background does not point at its frame.
-  Distractor frames are near misses — the same category in another colour, or the same colour on
-  another category — from scenes that share no object with each other or with the gold frame
-  (otherwise the odd one out would be the answer), with backgrounds closest to the gold frame's.
+
+In both, Spatial Details distractor frames are near misses — the same category in another colour,
+or the same colour on another category — from scenes that share no object with each other or with
+the gold frame (otherwise the odd one out would be the answer), with backgrounds closest to the
+gold frame's.
 """
 
 from __future__ import annotations
@@ -21,11 +33,13 @@ from collections import defaultdict
 
 from . import prompts
 from .corpus import identity
+from .frames import JPEG_QUALITY
 from .imaging import (
     border_colour,
     boxes_overlap,
     canvas,
     crop_object,
+    jpeg_bytes,
     mirror,
     mirror_asymmetry,
     object_box,
@@ -121,7 +135,7 @@ class LocalizeGenerator(TaskGenerator):
 
 
 class LeftRightGenerator(ObjectViewGenerator):
-    """An object, then three options: the same object (gold) and two mirror images (see the module doc)."""
+    """A picture of an object, then three options: the same (gold) and two mirror images (see the module doc)."""
 
     def __init__(self, ctx):
         super().__init__(ctx)
@@ -133,6 +147,27 @@ class LeftRightGenerator(ObjectViewGenerator):
         asymmetry = mirror_asymmetry(crop)
         if asymmetry < MIN_MIRROR_ASYMMETRY:
             raise Skip("mirror_symmetric")
+        record = {**scene.provenance(), "object": object_record(obj), "mirror_asymmetry": round(asymmetry, 4)}
+        if self.ctx.config.construction == "released":
+            return self._released(scene, record)
+        return self._hardened(crop, record)
+
+    def _released(self, scene, record: dict) -> dict:
+        """The frame, then a byte copy of it (gold) and its mirror image twice."""
+        frame = ItemImage.jpeg(self.ctx.frames.jpeg(*scene.key))
+        mirrored = ItemImage.jpeg(jpeg_bytes(mirror(self.ctx.frames.image(*scene.key)), JPEG_QUALITY))
+        prompt = prompts.leftright(self.ctx.config.variant)
+        digest = self.ctx.claim([prompt], [frame, mirrored])
+        gold = self.positions.take()
+        options = place_gold(frame, [mirrored, mirrored], gold)
+        provenance = {
+            **record,
+            "construction": "released",
+            "options": [{"mirrored": option is mirrored} for option in options],
+        }
+        return self.ctx.row([(prompt, LETTERS[gold])], [frame, *options], digest=digest, provenance=provenance)
+
+    def _hardened(self, crop, record: dict) -> dict:
         pad = max(2, round(CANVAS_PAD * max(crop.size)))
         half_width = crop.width + 2 * pad
         size, fill = (2 * half_width, crop.height + 2 * pad), border_colour(crop)
@@ -149,10 +184,9 @@ class LeftRightGenerator(ObjectViewGenerator):
         gold = self.positions.take()
         options = place_gold(1, [2, 3], gold)
         provenance = {
-            **scene.provenance(),
-            "object": object_record(obj),
+            **record,
+            "construction": "hardened",
             "crop_size": list(crop.size),
-            "mirror_asymmetry": round(asymmetry, 4),
             "query_at": list(spots[0]),
             "options": [{"at": list(spots[option]), "mirrored": option != 1} for option in options],
         }
@@ -196,14 +230,17 @@ class SpatialDetailsGenerator(ObjectViewGenerator):
 
     def build(self, candidate) -> dict:
         scene, obj = candidate
-        others = [
-            other
-            for other in self.scenes_with_instance[scene.frame.recording, obj.instance_id]
-            if other.key != scene.key
-        ]
-        if not others:
-            raise Skip("object_in_one_scene_only")
-        gold_scene = self.rng.choice(others)
+        if self.ctx.config.construction == "released":
+            gold_scene = scene  # the query is cut from the gold frame itself
+        else:
+            others = [
+                other
+                for other in self.scenes_with_instance[scene.frame.recording, obj.instance_id]
+                if other.key != scene.key
+            ]
+            if not others:
+                raise Skip("object_in_one_scene_only")
+            gold_scene = self.rng.choice(others)
         near_misses = list(self.near_misses(identity(obj)))
         gold_background = self.background(gold_scene)
         # Shuffled first, so that equally close backgrounds take turns.
@@ -218,22 +255,22 @@ class SpatialDetailsGenerator(ObjectViewGenerator):
                     break
         else:
             raise Skip("too_few_near_miss_scenes")
-        factor = self.rng.uniform(*self.rng.choice(QUERY_SCALES))
         crop = crop_object(self.ctx.frames.image(*scene.key), obj)
-        isolated = on_neutral_backdrop(crop)
-        query = ItemImage.png(rescale(isolated or crop, factor))
+        if self.ctx.config.construction == "released":
+            query, shown = ItemImage.jpeg(jpeg_bytes(crop, JPEG_QUALITY)), {}
+        else:
+            factor = self.rng.uniform(*self.rng.choice(QUERY_SCALES))
+            isolated = on_neutral_backdrop(crop)
+            query = ItemImage.png(rescale(isolated or crop, factor))
+            shown = {"scale": round(factor, 4), "neutral_backdrop": isolated is not None}
         frames = {other.key: ItemImage.jpeg(self.ctx.frames.jpeg(*other.key)) for other in [gold_scene, *distractors]}
         prompt = prompts.spatialdetails(self.ctx.config.variant)
         digest = self.ctx.claim([prompt], [query, *frames.values()])
         gold = self.positions.take()
         options = place_gold(gold_scene, distractors, gold)
         provenance = {
-            "query": {
-                **scene.provenance(),
-                "object": object_record(obj),
-                "scale": round(factor, 4),
-                "neutral_backdrop": isolated is not None,
-            },
+            "construction": self.ctx.config.construction,
+            "query": {**scene.provenance(), "object": object_record(obj), **shown},
             "options": [{**option.provenance(), "shows_object": option is gold_scene} for option in options],
         }
         return self.ctx.row(

@@ -1,0 +1,70 @@
+"""Checks `babyvlm-eval` runs before any model is loaded: an evaluation that cannot write its results, or whose
+weights will be refused, should say so in one line at once, not after minutes of loading or a whole run.
+
+- The output folder (or the closest folder above it that exists) must be a folder this process can write in.
+- A local model folder without safetensors weights must hold pickle weights (`pytorch_model*.bin`, what
+  `from_pretrained` reads then) that load with `torch.load(weights_only=True)`, as transformers loads them: a
+  pickle that references other Python objects is refused there with a traceback, here with its file and the
+  objects named.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import torch
+
+SAFETENSORS = "*.safetensors"
+PICKLE_WEIGHTS = "pytorch_model*.bin"
+
+
+class PreflightError(ValueError):
+    """The run cannot work: the message names the folder and the reason."""
+
+
+def check_eval_paths(model: str | Path, output_dir: str | Path) -> None:
+    """Raise :class:`PreflightError` when `output_dir` cannot be written or `model`'s weights would be refused.
+
+    A `model` that is not a local folder (a Hub id, or a path that does not exist) is left to the model loading.
+    """
+    check_output_writable(output_dir)
+    if Path(model).is_dir():
+        check_model_weights(Path(model))
+
+
+def check_output_writable(output_dir: str | Path) -> None:
+    output_dir = Path(output_dir)
+    existing = output_dir.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise PreflightError(f"output folder {output_dir}: cannot be created, {existing} is a file")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        raise PreflightError(
+            f"output folder {output_dir}: {existing} is not writable ({error.strerror or error})"
+        ) from error
+
+
+def check_model_weights(model_dir: Path) -> None:
+    if any(model_dir.glob(SAFETENSORS)):
+        return
+    # (A folder with no weights at all is reported by the model loading, with what transformers looked for.)
+    for path in sorted(model_dir.glob(PICKLE_WEIGHTS)):
+        try:
+            unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+        except (ValueError, RuntimeError, OSError) as error:
+            raise PreflightError(
+                f"model folder {model_dir}: {path.name} is not a readable PyTorch checkpoint ({error})"
+            ) from error
+        if unsafe:
+            raise PreflightError(
+                f"model folder {model_dir}: {path.name} is refused: loading it would unpickle arbitrary Python objects "
+                f"({', '.join(unsafe)}); if you trust it, re-save its tensors as safetensors"
+            )
+
+
+__all__ = ["PreflightError", "check_eval_paths", "check_model_weights", "check_output_writable"]

@@ -1,0 +1,255 @@
+"""Bad input to the builders and the evaluation command gets a clear error or a counted skip (issue #18).
+
+Each test feeds one kind of bad input a hostile but realistic user would, asserts the message names the item, file
+or field, and that nothing half-written is left. (The processor's cases are in `test_processing.py`.)
+"""
+
+import json
+import multiprocessing
+import os
+import shutil
+import signal
+import socket
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from babyvlm.dataset_builders.devcv.builder import build_devcv
+from babyvlm.dataset_builders.devcv.cli import main as build_devcv_main
+from babyvlm.dataset_builders.devcv.folder import STAGING_OWNER_FILE, staged_folder
+from babyvlm.dataset_builders.devcv.limits import InputLimits
+from fixtures_devcv import noise_image, write_json
+
+
+def count_item(item_id: str, image: str = "images/a.png", question: str = "How many cups do you see?") -> dict:
+    return {
+        "id": item_id,
+        "image": [image],
+        "conversations": [{"from": "human", "value": f"<image> {question}"}, {"from": "gpt", "value": "2"}],
+    }
+
+
+@pytest.fixture
+def release(tmp_path):
+    """A one-task release (`saycam/test/count`) with one good image; returns the task folder."""
+    folder = tmp_path / "saycam" / "test" / "count"
+    (folder / "images").mkdir(parents=True)
+    noise_image(0).save(folder / "images" / "a.png")
+    return folder
+
+
+def build(release, output, **kwargs):
+    return build_devcv([release.parents[1]], output, progress=False, audit=False, **kwargs)
+
+
+def skips(report) -> dict:
+    return {skip.id: (skip.reason, skip.detail) for skip in report.skipped}
+
+
+# --- DevCV builder -------------------------------------------------------------------------------------------------
+
+
+def test_symlink_inside_the_data_root_to_a_file_outside_is_skipped_unless_allowed(release, tmp_path):
+    secret = tmp_path / "elsewhere" / "secret.png"
+    secret.parent.mkdir()
+    noise_image(1).save(secret)
+    (release / "images" / "link.png").symlink_to(secret)
+    (release / "linked_folder").symlink_to(secret.parent, target_is_directory=True)
+    write_json(
+        release / "data.json",
+        [count_item("good"), count_item("link", "images/link.png"), count_item("folder", "linked_folder/secret.png")],
+    )
+    report = build(release, tmp_path / "devcv")
+    assert report.written == 1
+    reason, detail = skips(report)["link"]
+    assert reason == "path_outside_root"
+    assert f"'images/link.png' is a symbolic link to {secret.resolve()}, outside the data root" in detail
+    assert "--allow-links-outside-root" in detail
+    assert skips(report)["folder"][0] == "path_outside_root"
+
+    allowed = build(release, tmp_path / "devcv-links", limits=InputLimits(allow_links_outside_root=True))
+    assert allowed.written == 3 and not allowed.skipped
+
+
+def test_a_link_that_stays_inside_the_root_is_followed(release, tmp_path):
+    (release / "images" / "same.png").symlink_to(release / "images" / "a.png")
+    write_json(release / "data.json", [count_item("linked", "images/same.png")])
+    assert build(release, tmp_path / "devcv").written == 1
+
+
+def test_an_18_mb_question_is_skipped_and_reported(release, tmp_path, capsys):
+    write_json(release / "data.json", [count_item("good"), count_item("huge", question="why " * 4_500_000)])
+    report = build(release, tmp_path / "devcv")
+    assert report.written == 1
+    reason, detail = skips(report)["huge"]
+    assert reason == "too_large"
+    assert "text field conversations[0].value is 17.2 MiB, over the limit of 64.0 KiB per text field" in detail
+    assert "--max-text-bytes" in detail
+
+    # The per-item limit, from the command line, reported in the summary like every other skip.
+    write_json(release / "data.json", [count_item("good"), count_item("long", question="a long question, " * 8)])
+    argv = [str(release.parents[1]), "--output", str(tmp_path / "cli"), "--no-audit", "--quiet"]
+    assert build_devcv_main([*argv, "--max-item-bytes", "100"]) == 1  # nothing left to write: an error
+    assert "too_large: 2" in capsys.readouterr().err and not (tmp_path / "cli").exists()
+    assert build_devcv_main([*argv, "--max-item-bytes", "200"]) == 0
+    assert "too_large: 1" in capsys.readouterr().out
+
+
+def _build_until_killed(output, ready):
+    with staged_folder(output):
+        ready.set()
+        time.sleep(60)
+
+
+def test_staging_folder_of_a_sigkilled_build_is_removed_by_the_next_build(release, tmp_path, caplog):
+    write_json(release / "data.json", [count_item("good")])
+    output = tmp_path / "out" / "devcv"
+    context = multiprocessing.get_context("fork")
+    ready = context.Event()
+    killed = context.Process(target=_build_until_killed, args=(output, ready))
+    killed.start()
+    assert ready.wait(30)
+    os.kill(killed.pid, signal.SIGKILL)
+    killed.join()
+    (stale,) = output.parent.glob(".devcv.tmp-*")
+    # A build still running (here: this very process) keeps its staging folder.
+    running = output.parent / ".devcv.tmp-running"
+    running.mkdir()
+    (running / STAGING_OWNER_FILE).write_text(f"{socket.gethostname()} {os.getpid()}")
+
+    build(release, output)
+    assert not stale.exists() and running.exists()
+    assert f"removed {stale}, the staging folder of a build (pid {killed.pid}) that was killed" in caplog.text
+    assert sorted(path.name for path in output.parent.iterdir()) == [".devcv.tmp-running", "devcv"]
+    assert not (output / STAGING_OWNER_FILE).exists()
+
+
+# --- SAYCam builder ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def saycam_world(tmp_path_factory):
+    from babyvlm.dataset_builders.toyworld.generate import generate_toyworld
+
+    root = tmp_path_factory.mktemp("raw") / "world"
+    generate_toyworld(root, seed=0, scale="small")
+    return root
+
+
+def with_latin1_byte(transcripts: Path, output: Path, data_line: int) -> str:
+    """Copy the transcript CSV with its `data_line`-th data row's text given one Latin-1 byte (é = 0xe9)."""
+    lines = transcripts.read_bytes().split(b"\n")
+    lines[data_line] = lines[data_line].replace(b"a", b"\xe9", 1)
+    output.write_bytes(b"\n".join(lines))
+    return lines[data_line].decode("latin-1")
+
+
+def test_saycam_transcript_with_a_non_utf8_byte_skips_that_row_naming_file_and_line(saycam_world, tmp_path, capsys):
+    from babyvlm.dataset_builders.saycam import cli as saycam_cli
+
+    transcripts = tmp_path / "transcripts.csv"
+    with_latin1_byte(saycam_world / "transcripts.csv", transcripts, data_line=3)
+    rows = len(transcripts.read_bytes().strip().split(b"\n")) - 1
+    argv = ["--videos", str(saycam_world / "videos"), "--transcripts", str(transcripts), "--corpora", "utterances"]
+    saycam_cli.main([*argv, "--output", str(tmp_path / "utf8"), "--no-progress"])
+    assert "1 failures (1 bad inputs)" in capsys.readouterr().out
+    report = json.loads((tmp_path / "utf8" / "build_report.json").read_text())
+    (failure,) = report["failures"]
+    assert failure["item"] == "transcripts.csv row 3" and failure["reason"] == "malformed_row"
+    assert failure["detail"].startswith("line 4: column 'text', character")
+    assert "is byte 0xe9, not valid utf-8; pass the file's encoding with --encoding" in failure["detail"]
+    assert report["corpora"]["utterances"]["kept"] == rows - 1
+
+    saycam_cli.main([*argv, "--output", str(tmp_path / "latin1"), "--no-progress", "--encoding", "latin-1"])
+    report = json.loads((tmp_path / "latin1" / "build_report.json").read_text())
+    assert not report["failures"] and report["corpora"]["utterances"]["kept"] == rows
+
+
+def test_saycam_json_lines_with_a_bad_byte_and_an_unknown_encoding(tmp_path):
+    from babyvlm.dataset_builders.saycam.transcripts import read_transcripts
+
+    good = {"recording": "A_20130101_1200_01", "start_ms": 0, "end_ms": 900, "text": "look"}
+    lines = [json.dumps(good).encode(), json.dumps({**good, "start_ms": 1000, "end_ms": 1900}).encode()]
+    (tmp_path / "t.jsonl").write_bytes(lines[0] + b"\n" + lines[1].replace(b"look", b"l\xffok") + b"\n")
+    transcript = read_transcripts(tmp_path / "t.jsonl")
+    assert [u.text for u in transcript.utterances] == ["look"]
+    (failure,) = transcript.failures
+    assert (failure.item, failure.reason) == ("t.jsonl row 2", "malformed_row")
+    assert failure.detail.startswith("line 2: character") and "byte 0xff, not valid utf-8" in failure.detail
+    with pytest.raises(ValueError, match="unknown text encoding 'utf-9'"):
+        read_transcripts(tmp_path / "t.jsonl", encoding="utf-9")
+
+
+# --- babyvlm-eval --------------------------------------------------------------------------------------------------
+
+
+def run_eval(model, output, data, monkeypatch, capsys) -> str:
+    """Run `babyvlm-eval`, expecting it to stop with one line before any model is loaded; returns that line."""
+    from babyvlm.evaluate_metrics import inference, runner
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("a model was loaded")
+
+    monkeypatch.setattr(inference, "load_model_and_processor", no_loading)
+    with pytest.raises(SystemExit) as exit_:
+        runner.main(["--model", str(model), "--data", str(data), "--output", str(output), "--no-progress"])
+    assert exit_.value.code == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and error.startswith("babyvlm-eval: error: ")
+    return error
+
+
+def test_eval_refuses_pickle_weights_that_need_arbitrary_code(tiny_model_dir, tmp_path, monkeypatch, capsys):
+    import argparse
+
+    from safetensors.torch import load_file
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    weights = load_file(model / "model.safetensors")
+    (model / "model.safetensors").unlink()
+    torch.save({**weights, "training_args": argparse.Namespace(lr=1e-4)}, model / "pytorch_model.bin")
+    error = run_eval(model, tmp_path / "eval", tmp_path, monkeypatch, capsys)
+    assert f"model folder {model}: pytorch_model.bin is refused" in error and "(argparse.Namespace)" in error
+    assert not (tmp_path / "eval").exists()
+
+
+def test_eval_refuses_an_output_folder_it_cannot_write(tiny_model_dir, tmp_path, monkeypatch, capsys):
+    (tmp_path / "a_file").write_text("")
+    error = run_eval(tiny_model_dir, tmp_path / "a_file" / "eval", tmp_path, monkeypatch, capsys)
+    assert f"output folder {tmp_path / 'a_file' / 'eval'}: cannot be created, {tmp_path / 'a_file'} is a file" in error
+
+    # A read-only folder, checked by an unprivileged process (root may write anywhere).
+    from babyvlm.evaluate_metrics.preflight import PreflightError, check_output_writable
+
+    base = Path(tempfile.mkdtemp())
+    try:
+        base.chmod(0o755)
+        (base / "results").mkdir(mode=0o555)
+        (base / "results").chmod(0o555)
+        context = multiprocessing.get_context("fork")
+        queue = context.Queue()
+
+        def check_as_unprivileged_user():
+            if os.geteuid() == 0:
+                os.setgid(65534)
+                os.setuid(65534)
+            try:
+                check_output_writable(base / "results" / "eval")
+            except PreflightError as failure:
+                queue.put(str(failure))
+            else:
+                queue.put("written")
+
+        child = context.Process(target=check_as_unprivileged_user)
+        child.start()
+        child.join(30)
+        message = queue.get(timeout=5)
+    finally:
+        (base / "results").chmod(0o755)
+        shutil.rmtree(base)
+    assert (
+        message == f"output folder {base / 'results' / 'eval'}: {base / 'results'} is not writable (Permission denied)"
+    )
