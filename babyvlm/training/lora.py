@@ -51,7 +51,10 @@ def lora_target_modules(model: nn.Module, train_vision: bool) -> str:
 
 def load_merged(adapter_dir: str | Path, **load_kwargs):
     """The adapter's base model (unquantized) with the LoRA adapter of `adapter_dir` merged into its weights."""
-    from peft import PeftModel
+    try:
+        from peft import PeftModel
+    except ImportError as error:
+        raise ValueError(f"{adapter_dir} is a LoRA adapter: install peft (pip install 'babyvlm[peft]')") from error
 
     base = json.loads((Path(adapter_dir) / "adapter_config.json").read_text())["base_model_name_or_path"]
     model = AutoModelForImageTextToText.from_pretrained(base, **load_kwargs)
