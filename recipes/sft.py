@@ -136,8 +136,9 @@ def parse_row_length(value: str) -> int | str | None:
     return int(value)
 
 
-def build_language_model(args: RecipeArguments, train_dataset, training_args: SFTConfig):
-    """Phase 0: the tokenizer (given or trained on the corpus) and a from-scratch Llama with the TinyLlama shape."""
+def build_language_model(args: RecipeArguments, model_args: ModelConfig, train_dataset):
+    """Phase 0: the tokenizer (given or trained on the corpus) and a from-scratch Llama with the TinyLlama shape,
+    in `model_args.dtype` with `model_args.attn_implementation`."""
     if args.tokenizer_name_or_path:
         tokenizer = add_image_token(AutoTokenizer.from_pretrained(args.tokenizer_name_or_path))
     else:
@@ -162,11 +163,18 @@ def build_language_model(args: RecipeArguments, train_dataset, training_args: SF
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
     )
-    return LlamaForCausalLM(config), tokenizer
+    model = LlamaForCausalLM._from_config(config, attn_implementation=model_args.attn_implementation)
+    return model.to(from_scratch_dtype(model_args)), tokenizer
 
 
 def model_dtype(model_args: ModelConfig):
     return model_args.dtype if model_args.dtype in (None, "auto") else getattr(torch, model_args.dtype)
+
+
+def from_scratch_dtype(model_args: ModelConfig) -> torch.dtype:
+    """A freshly built model has no stored dtype for `auto` to follow: float32 unless one is named."""
+    dtype = model_dtype(model_args)
+    return dtype if isinstance(dtype, torch.dtype) else torch.float32
 
 
 def load_kwargs(model_args: ModelConfig) -> dict:
@@ -194,6 +202,9 @@ def build_vlm(args: RecipeArguments, model_args: ModelConfig, training_args: SFT
         return model, processor, path
     if args.stage == "align" and args.vision_model_path and args.language_model_path:
         model, processor = assemble(args.vision_model_path, args.language_model_path, seed=training_args.seed)
+        if model_args.attn_implementation:
+            model.set_attn_implementation(model_args.attn_implementation)
+        model = model.to(from_scratch_dtype(model_args))
         return model, processor, f"{args.vision_model_path} + {args.language_model_path}"
     raise ValueError(
         f"stage {args.stage!r} needs `model_name_or_path`"
@@ -234,7 +245,7 @@ def main(args: RecipeArguments, training_args: SFTConfig, model_args: ModelConfi
             train_dataset = train_dataset.rename_column(args.text_column, "text")
         if last_checkpoint and not args.tokenizer_name_or_path:
             args.tokenizer_name_or_path = last_checkpoint  # resume with the tokenizer trained by the first run
-        model, processing_class = build_language_model(args, train_dataset, training_args)
+        model, processing_class = build_language_model(args, model_args, train_dataset)
         parent, trainable = None, {"language_model": sum(p.numel() for p in model.parameters())}
         trainer_class, extra_kwargs = SFTTrainer, {}
         training_args.dataset_text_field = "text"
