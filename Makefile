@@ -4,7 +4,7 @@ VENV := .venv
 INSTALLED := $(VENV)/.installed
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 
-.PHONY: demo test bench install
+.PHONY: demo test bench install chromium
 
 install: $(INSTALLED)
 
@@ -18,8 +18,16 @@ $(INSTALLED): pyproject.toml constraints.txt
 demo: $(INSTALLED)
 	$(OFFLINE) $(VENV)/bin/babyvlm-demo
 
-test: $(INSTALLED)
+test: $(INSTALLED) chromium
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(OFFLINE) $(VENV)/bin/python -m pytest -n 2 --durations=15 tests
+	tests/installed/check_wheel.sh $(VENV)
+
+# The explorer's browser test (tests/test_explore.py) drives Debian's Chromium; without it that test is skipped.
+chromium:
+	@test -x /usr/bin/chromium || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium; } \
+		|| echo "no /usr/bin/chromium and not root: the explorer's browser test is skipped (apt-get install -y chromium)"
 
 bench: $(INSTALLED)
 	@for script in benchmarks/bench_*.py; do echo "== $$script"; $(OFFLINE) $(VENV)/bin/python $$script || exit 1; done

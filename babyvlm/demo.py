@@ -6,7 +6,8 @@
     -> phase 1 (connector) -> phase 2 (joint) -> phase 3 (DevCV instruction tuning) -> DevCV evaluation
 
 It is a thin driver: the data steps call the builders, the training steps run the real recipes
-(`recipes/sft.py`, `recipes/pretrain_vision.py`) with the CPU-sized YAMLs of `recipes/babyllava_v2/tiny/`,
+(`recipes/sft.py`, `recipes/pretrain_vision.py`) with the CPU-sized YAMLs of `recipes/babyllava_v2/tiny/`, both read
+through the installed package (`babyvlm.recipes`), so it runs from any directory without a checkout,
 and the evaluation is `babyvlm-eval`'s runner. Finished stages are reused on a second run (unless `--force`
 or their settings changed). Everything is written under `--output`: the checkpoint in `model/`, the
 leaderboard `results.json` and `summary.json` (per task: score, chance, n, one-sided binomial p-value).
@@ -24,14 +25,14 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from importlib.resources import as_file, files
 from pathlib import Path
 
 from scipy.stats import binomtest
 from tqdm.auto import tqdm
 
-REPO = Path(__file__).resolve().parents[1]
-RECIPES = REPO / "recipes"
-TINY = RECIPES / "babyllava_v2" / "tiny"
+RECIPES = "babyvlm.recipes"  # `recipes/`, installed with the package (scripts as modules, YAMLs as package data)
+TINY = files(RECIPES) / "babyllava_v2" / "tiny"
 SIGNIFICANCE = 0.01
 # Memory's primary metric scores learned objects, (rounds + 1) // 3 = 5 per generated 15-round item.
 MEMORY_OBJECTS_PER_ITEM = 5
@@ -126,19 +127,19 @@ class Demo:
     # --- training: the real recipes ----------------------------------------------------------------------
 
     def recipe(self, script: str, stage: str, *arguments: str):
-        """Run a recipe script exactly as `python recipes/<script> --config ...` would, in this process."""
-        config = TINY / RECIPE_CONFIGS[stage]
-        argv = [str(RECIPES / script), "--config", str(config), *arguments, *self.size.recipe_overrides.get(stage, [])]
-        saved_argv = sys.argv
-        sys.argv = argv
-        try:
-            runpy.run_path(argv[0], run_name="__main__")
-        finally:
-            sys.argv = saved_argv
+        """Run a recipe exactly as `python recipes/<script>.py --config ...` would, in this process."""
+        with as_file(TINY / RECIPE_CONFIGS[stage]) as config:
+            argv = [script, "--config", str(config), *arguments, *self.size.recipe_overrides.get(stage, [])]
+            saved_argv = sys.argv
+            sys.argv = argv
+            try:
+                runpy.run_module(f"{RECIPES}.{script}", run_name="__main__", alter_sys=True)
+            finally:
+                sys.argv = saved_argv
 
     def stage0_lm(self):
         self.recipe(
-            "sft.py",
+            "sft",
             "stage0_lm",
             "--datasets",
             str(self.paths["corpora"] / "utterances"),
@@ -148,7 +149,7 @@ class Demo:
 
     def stage0_vision(self):
         self.recipe(
-            "pretrain_vision.py",
+            "pretrain_vision",
             "stage0_vision",
             "--dataset_name",
             str(self.paths["corpora"] / "frames"),
@@ -158,7 +159,7 @@ class Demo:
 
     def stage1(self):
         self.recipe(
-            "sft.py",
+            "sft",
             "stage1",
             "--vision_model_path",
             str(self.paths["stage0_vision"]),
@@ -172,7 +173,7 @@ class Demo:
 
     def stage2(self):
         self.recipe(
-            "sft.py",
+            "sft",
             "stage2",
             "--model_name_or_path",
             str(self.paths["stage1_align"]),
@@ -200,7 +201,7 @@ class Demo:
 
     def stage3(self):
         self.recipe(
-            "sft.py",
+            "sft",
             "stage3",
             "--model_name_or_path",
             str(self.paths["stage2_pretrain"]),

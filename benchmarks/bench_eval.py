@@ -1,8 +1,11 @@
 """DevCV evaluation throughput: the batched runner vs one item at a time (the original harness's way).
 
-Evaluates a synthetic DevCV folder with a tiny random BabyLLaVA-V2 through the same runner with
-``--batch-size`` and with batch size 1, side by side; checks that both give the same answers and
-scores, and prints the speed-up on the last line.
+Evaluates a synthetic DevCV folder with a tiny random model (BabyLLaVA-V2, or any family of
+``babyvlm.testing`` with ``--family``) through the same runner with ``--batch-size`` and with batch
+size 1, side by side; checks that both give the same answers and scores, and prints the speed-up on
+the last line. ``--processes 2`` also times whole ``babyvlm-eval`` runs, one process vs that many
+under ``accelerate launch`` (CPU; process start and model loading included), and checks that they
+give the same results.
 
 The item mix follows the SAYCam test split (REFERENCE §5): ~70% single-answer letter items
 (Picture Vocabulary stands for all of them: it has the most images), ~20% counting, ~6% VDR, and
@@ -13,6 +16,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,6 +28,7 @@ from babyvlm.evaluate_metrics.inference import ChatModel
 from babyvlm.evaluate_metrics.runner import evaluate_devcv
 from babyvlm.evaluate_metrics.testing import synthetic_items, write_devcv_folder
 
+from babyvlm.testing import TINY_FAMILIES, save_tiny_model
 from babyvlm.tiny import build_tiny_babyllava
 
 ITEMS = {"picture_vocabulary": 140, "count": 40, "vdr_open": 12, "memory": 3, "looking_while_listening": 5}
@@ -36,6 +43,28 @@ def timed_run(chat: ChatModel, data: Path, output: Path, batch_size: int) -> tup
     return items_per_second, answers, json.loads((output / "results.json").read_text())
 
 
+def timed_cli(model: Path, data: Path, output: Path, processes: int, args) -> tuple[float, str]:
+    """Wall seconds of a whole ``babyvlm-eval`` run in ``processes`` CPU processes, and its results.json."""
+    runner = ["-m", "babyvlm.evaluate_metrics.runner", "--model", str(model), "--data", str(data)]
+    runner += ["--output", str(output), "--batch-size", str(args.batch_size), "--no-progress"]
+    runner += ["--max-new-tokens", str(args.max_new_tokens), "--max-new-tokens-per-round", str(args.max_new_tokens)]
+    launch = [sys.executable]
+    if processes > 1:
+        launch += ["-m", "accelerate.commands.launch", "--num_processes", str(processes), "--num_machines", "1"]
+        launch += ["--mixed_precision", "no", "--dynamo_backend", "no"]
+    environment = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": str(args.threads)}
+    start = time.perf_counter()
+    subprocess.run(launch + runner, env=environment, check=True, capture_output=True)
+    return time.perf_counter() - start, (output / "results.json").read_text()
+
+
+def save_model(family: str, directory: Path) -> Path:
+    if family == "babyllava_v2":
+        build_tiny_babyllava(directory)
+        return directory
+    return save_tiny_model(family, directory)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=8)
@@ -44,11 +73,13 @@ def main() -> None:
         "--threads", type=int, default=1, help="torch CPU threads (a tiny model gains nothing from more)"
     )
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--family", default="babyllava_v2", choices=["babyllava_v2", *TINY_FAMILIES])
+    parser.add_argument("--processes", type=int, default=1, help="also time a data-parallel run with this many")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        build_tiny_babyllava(tmp / "model")
+        save_model(args.family, tmp / "model")
         data = write_devcv_folder(tmp / "devcv", {task: synthetic_items(task, n) for task, n in ITEMS.items()})
         chat = ChatModel.from_pretrained(tmp / "model", max_new_tokens=args.max_new_tokens)
         evaluate_devcv(chat, data, tmp / "warmup", tasks=["count"], progress=False)  # imports, caches, kernels
@@ -57,12 +88,19 @@ def main() -> None:
         for repeat in range(args.repeats):
             runs["batched"].append(timed_run(chat, data, tmp / f"batched-{repeat}", args.batch_size))
             runs["single"].append(timed_run(chat, data, tmp / f"single-{repeat}", 1))
+        if args.processes > 1:
+            one, one_results = timed_cli(tmp / "model", data, tmp / "cli-1", 1, args)
+            many, many_results = timed_cli(tmp / "model", data, tmp / f"cli-{args.processes}", args.processes, args)
     batched, single = (max(speed for speed, _, _ in runs[mode]) for mode in ("batched", "single"))
     outcomes = {(answers, json.dumps(results)) for mode_runs in runs.values() for _, answers, results in mode_runs}
-    print(f"items: {', '.join(f'{task} {n}' for task, n in ITEMS.items())}")
+    print(f"model: tiny {args.family}; items: {', '.join(f'{task} {n}' for task, n in ITEMS.items())}")
     print(f"threads {args.threads}, max_new_tokens {args.max_new_tokens}, best of {args.repeats}")
     print(f"batch size {args.batch_size}: {batched:.1f} items/s; one at a time: {single:.1f} items/s")
     print(f"identical answers and scores in all runs: {len(outcomes) == 1}")
+    if args.processes > 1:
+        print(f"babyvlm-eval wall time: 1 process {one:.1f} s, {args.processes} processes {many:.1f} s")
+        print(f"identical results.json: {one_results == many_results}")
+        print(f"{args.processes} processes vs 1 (whole run): {one / many:.2f}x")
     print(f"batched vs one-at-a-time items/s: {batched / single:.1f}x (target >= 3x)")
 
 

@@ -84,10 +84,12 @@ def main() -> None:
     ours_median, llava_median = statistics.median(ours_times), statistics.median(llava_times)
     tokens = batch["input_ids"].numel()
     print(
-        f"shapes: batch {args.batch_size} x {batch['input_ids'].shape[1]} tokens, {batch['pixel_values'].shape[0]} images of {image_size}px, {torch.get_num_threads()} threads"
+        f"shapes: batch {args.batch_size} x {batch['input_ids'].shape[1]} tokens, "
+        f"{batch['pixel_values'].shape[0]} images of {image_size}px, {torch.get_num_threads()} threads"
     )
     print(
-        f"BabyLLaVA-V2 step: {ours_median * 1e3:.1f} ms ({tokens / ours_median:,.0f} tokens/s); Llava step: {llava_median * 1e3:.1f} ms"
+        f"BabyLLaVA-V2 step: {ours_median * 1e3:.1f} ms ({tokens / ours_median:,.0f} tokens/s); "
+        f"Llava step: {llava_median * 1e3:.1f} ms"
     )
     print(f"max |delta logits| (fp32): {max_delta:.2e} (must be <= 1e-5): {'ok' if max_delta <= 1e-5 else 'FAIL'}")
     ratio = ours_median / llava_median

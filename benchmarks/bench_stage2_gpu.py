@@ -16,6 +16,7 @@ import time
 
 import torch
 from babyvlm.modeling import BabyLlavaV2Config, BabyLlavaV2ForConditionalGeneration
+from timing import exit_unless_gpu
 
 from babyvlm.training.collator import IGNORE_INDEX, BabyLlavaV2Collator, TokenizedSample
 from babyvlm.training.stages import STAGES, apply_stage_freezing
@@ -59,7 +60,7 @@ def model_flops(config, batch, n_vit: int, n_lm: int) -> float:
         lengths = batch["attention_mask"].sum(1).tolist()
     tokens = sum(lengths)
     n_images = batch["pixel_values"].shape[0]
-    lm = 6 * n_lm * tokens + 6 * text.num_hidden_layers * text.hidden_size * sum(l * l for l in lengths)
+    lm = 6 * n_lm * tokens + 6 * text.num_hidden_layers * text.hidden_size * sum(length * length for length in lengths)
     vit = (
         2 * n_vit * n_images * config.image_seq_length
         + 4 * vision.num_hidden_layers * vision.hidden_size * n_images * config.image_seq_length**2
@@ -92,6 +93,7 @@ def main() -> None:
     parser.add_argument("--peak-tflops", type=float, default=989.0, help="bf16 dense peak of the GPU (H100 SXM: 989)")
     parser.add_argument("--gradient-checkpointing", action="store_true")
     args = parser.parse_args()
+    exit_unless_gpu()
     device = torch.device("cuda")
     config = BabyLlavaV2Config()
     torch.manual_seed(0)
@@ -139,15 +141,18 @@ def main() -> None:
         slots = statistics.mean(b["input_ids"].numel() for b in batches)
         step = statistics.median(times)
         results[name] = (real_tokens / step, flops / step / 1e12, 1 - real_tokens / slots, step)
+        tflops = flops / step / 1e12
         print(
             f"{name:>6}: step {step * 1e3:.0f} ms, {real_tokens / step:,.0f} tokens/s (image tokens included), "
-            f"{flops / step / 1e12:.0f} model TFLOP/s, MFU {flops / step / 1e12 / args.peak_tflops:.1%} of {args.peak_tflops:.0f}, "
+            f"{tflops:.0f} model TFLOP/s, MFU {tflops / args.peak_tflops:.1%} of {args.peak_tflops:.0f}, "
             f"padding {1 - real_tokens / slots:.1%}, peak memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB"
         )
         torch.cuda.reset_peak_memory_stats()
     print(
-        f"{torch.cuda.get_device_name()}, {args.samples_per_batch} samples/step, rows of {args.row_length or 'one batch'}, "
-        f"gradient checkpointing {'on' if args.gradient_checkpointing else 'off'}, attention {model.config.text_config._attn_implementation}"
+        f"{torch.cuda.get_device_name()}, {args.samples_per_batch} samples/step, "
+        f"rows of {args.row_length or 'one batch'}, "
+        f"gradient checkpointing {'on' if args.gradient_checkpointing else 'off'}, "
+        f"attention {model.config.text_config._attn_implementation}"
     )
     packed, padded = results["packed"], results["padded"]
     print(

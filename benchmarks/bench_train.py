@@ -96,7 +96,8 @@ def main() -> None:
     rate = {name: tokens[name] / (per_batch[name] * len(chunks)) for name in per_batch}
     images = sum(len(item["images"]) for item in items)
     print(
-        f"{len(items)} items, {images} images ({images / len(items):.1f} per item, {processor.image_seq_length} tokens each), "
+        f"{len(items)} items, {images} images "
+        f"({images / len(items):.1f} per item, {processor.image_seq_length} tokens each), "
         f"batch {args.batch_size}, {torch.get_num_threads()} threads"
     )
     for name in ("padded", "packed"):

@@ -249,7 +249,8 @@ def load_annotations(folder: str | Path) -> WorldAnnotations:
             )
         if frame.frame_index >= info.num_frames:
             raise AnnotationError(
-                f"{folder / FRAMES_FILE}: frame {frame.frame_index} of {frame.recording!r} is past its {info.num_frames} frames"
+                f"{folder / FRAMES_FILE}: frame {frame.frame_index} of {frame.recording!r} "
+                f"is past its {info.num_frames} frames"
             )
         seen_instances.update((frame.recording, obj.instance_id) for obj in frame.objects)
     for event in exits:
@@ -259,6 +260,7 @@ def load_annotations(folder: str | Path) -> WorldAnnotations:
             )
         if (event.recording, event.instance_id) not in seen_instances:
             raise AnnotationError(
-                f"{folder / EXITS_FILE}: instance {event.instance_id!r} of {event.recording!r} exits but is never visible"
+                f"{folder / EXITS_FILE}: instance {event.instance_id!r} of {event.recording!r} "
+                "exits but is never visible"
             )
     return WorldAnnotations(recordings=recordings, frames=frames, exits=exits)

@@ -2,28 +2,38 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import datasets
 from babyvlm.dataset_builders.devcv.tasks import DevCVTask, canonical_task
+
+logger = logging.getLogger(__name__)
 
 
 class MissingTaskError(ValueError):
     """A requested task or split is not in the dataset folder."""
 
 
-def available_tasks(data_dir: str | Path) -> dict[str, str]:
-    """The DevCV tasks a dataset folder holds: canonical task name -> config name (``all`` is skipped)."""
-    data_dir = Path(data_dir)
+def _task_configs(data_dir: Path) -> tuple[dict[str, str], list[str]]:
+    """The folder's DevCV tasks (canonical name -> config name) and its configs that name no task."""
+    if not data_dir.is_dir():
+        raise FileNotFoundError(f"data folder {data_dir} does not exist")
     if not (data_dir / "README.md").is_file():
         raise FileNotFoundError(f"{data_dir} is not a DevCV dataset folder (no README.md with a `configs` block)")
-    tasks = {}
+    tasks, unknown = {}, []
     for config in datasets.get_dataset_config_names(str(data_dir)):
         try:
             tasks[canonical_task(config).name] = config
         except KeyError:
-            continue  # e.g. the `all` config
-    return tasks
+            if config != "all":  # the builder's config of every task at once
+                unknown.append(config)
+    return tasks, unknown
+
+
+def available_tasks(data_dir: str | Path) -> dict[str, str]:
+    """The DevCV tasks a dataset folder holds: canonical task name -> config name (other configs are skipped)."""
+    return _task_configs(Path(data_dir))[0]
 
 
 def task_data_files(data_dir: str | Path, config: str, split: str) -> list[str]:
@@ -44,8 +54,13 @@ def load_task_split(data_dir: str | Path, config: str, split: str) -> datasets.D
 
 
 def resolve_tasks(data_dir: str | Path, names: list[str] | None) -> list[tuple[DevCVTask, str]]:
-    """The requested tasks (all of the folder's when ``names`` is None) with their config names."""
-    available = available_tasks(data_dir)
+    """The requested tasks (all of the folder's when ``names`` is None) with their config names; a folder
+    without any DevCV task is an error naming the configs it has."""
+    available, unknown = _task_configs(Path(data_dir))
+    if not available:
+        raise MissingTaskError(f"{data_dir} holds no DevCV task (unknown configs: {', '.join(unknown) or 'none'})")
+    if unknown:
+        logger.warning("%s: skipping configs that are no DevCV task: %s", data_dir, ", ".join(unknown))
     if names is None:
         names = list(available)
     resolved = []

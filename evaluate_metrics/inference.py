@@ -1,11 +1,13 @@
 """Batched greedy generation and continuation losses for any transformers image-text-to-text model.
 
 Only the generic API is used (``AutoModelForImageTextToText`` / ``AutoProcessor``, the processor's
-chat template, ``generate``), so BabyLLaVA-V2, ``LlavaForConditionalGeneration`` and other models
-with a processor work alike. Batches are left-padded and every forward pass gets position ids
-counted from the attention mask, so a row's result does not depend on what else is in its batch:
-in float32, batch size 1 and 8 give the same answers, and continuation losses agree to float
-rounding (the last bits depend on the padded batch shape).
+chat template, ``generate``), so BabyLLaVA-V2, Llava, Qwen-VL, LLaVA-OneVision, Idefics3/SmolVLM,
+Gemma 3, InternVL and other models with a processor work alike; what a family does differently lives
+in its adapter (:mod:`.families`). Batches are left-padded and every forward pass gets position ids
+counted from the attention mask (or the model's own multimodal positions, which account for the
+padding), so a row's result does not depend on what else is in its batch: in float32, batch size
+1 and 8 give the same answers, and continuation losses agree to float rounding (the last bits
+depend on the padded batch shape).
 
 Dialogues (:class:`DialogueCache`) keep each dialogue's keys and values from round to round, so a
 round encodes only what it adds to the history; models the reuse does not suit re-encode the
@@ -23,9 +25,12 @@ from pathlib import Path
 import babyvlm.modeling  # noqa: F401
 import babyvlm.processing  # noqa: F401
 import torch
+from jinja2.exceptions import TemplateError
 from PIL import Image
 from transformers import AutoModelForImageTextToText, AutoProcessor
 from transformers.cache_utils import DynamicCache, DynamicLayer
+
+from .families import adapter_for
 
 
 @dataclass
@@ -36,23 +41,40 @@ class Conversation:
     images: list[Image.Image] = field(default_factory=list)
 
 
+_IMAGE = {"type": "image", "text": None}
+_TEXT = {"type": "text", "text": " "}
+
+
 class IncompatibleModelError(ValueError):
     """The model directory cannot be evaluated (not image-text-to-text, or a processor without a chat template)."""
 
 
 def load_model_and_processor(
-    model_dir: str | Path, *, dtype: torch.dtype = torch.float32, device: str = "cpu", **model_kwargs
+    model_dir: str | Path,
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: str = "cpu",
+    device_map: str | dict | None = None,
+    **model_kwargs,
 ):
-    """Load ``model_dir`` with the Auto classes, raising :class:`IncompatibleModelError` with the reason."""
+    """Load ``model_dir`` (a folder or a Hub id) with the Auto classes, raising
+    :class:`IncompatibleModelError` with the reason.
+
+    ``device_map`` (``"auto"``, say) places the model with accelerate instead of moving it to
+    ``device``; ``model_kwargs`` (``attn_implementation``, ``trust_remote_code``...) go to
+    ``from_pretrained``.
+    """
     try:
-        processor = AutoProcessor.from_pretrained(model_dir)
+        processor = AutoProcessor.from_pretrained(model_dir, trust_remote_code=model_kwargs.get("trust_remote_code"))
         if (Path(model_dir) / "adapter_config.json").is_file():
             # a LoRA adapter folder (recipes/sft.py with use_peft): its base model with the adapter merged in
             from babyvlm.training.lora import load_merged
 
-            model = load_merged(model_dir, dtype=dtype, **model_kwargs)
+            model = load_merged(model_dir, dtype=dtype, device_map=device_map, **model_kwargs)
         else:
-            model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=dtype, **model_kwargs)
+            model = AutoModelForImageTextToText.from_pretrained(
+                model_dir, dtype=dtype, device_map=device_map, **model_kwargs
+            )
     except (OSError, ValueError, KeyError) as error:
         raise IncompatibleModelError(
             f"{model_dir}: cannot load an image-text-to-text model and its processor ({error})"
@@ -61,7 +83,9 @@ def load_model_and_processor(
         raise IncompatibleModelError(f"{model_dir}: {type(processor).__name__} is not a multimodal processor")
     if getattr(processor, "chat_template", None) is None:
         raise IncompatibleModelError(f"{model_dir}: the processor has no chat template")
-    return model.to(device).eval(), processor
+    if device_map is None:
+        model = model.to(device)
+    return model.eval(), processor
 
 
 class ChatModel:
@@ -84,6 +108,8 @@ class ChatModel:
         # Off: every dialogue round goes through `generate` with the whole history (slower, same answers).
         self.reuse_dialogue_cache = reuse_dialogue_cache
         processor.tokenizer.padding_side = "left"
+        self.family = adapter_for(model.config)
+        self._image_token_counts: dict[tuple[int, int], int] = {}
         parameters = inspect.signature(model.forward).parameters
         self._takes_position_ids = "position_ids" in parameters
         self._takes_logits_to_keep = "logits_to_keep" in parameters
@@ -101,23 +127,80 @@ class ChatModel:
         return cls(model, processor, max_new_tokens=max_new_tokens, max_new_tokens_per_round=max_new_tokens_per_round)
 
     def _encode(self, texts: list[str], conversations: Sequence[Conversation]) -> dict:
+        # One image list per prompt: processors that match images to prompts (Gemma 3, SmolVLM) need it.
         images = [
-            image if image.mode == "RGB" else image.convert("RGB")
+            [image if image.mode == "RGB" else image.convert("RGB") for image in conversation.images]
             for conversation in conversations
-            for image in conversation.images
         ]
-        inputs = self.processor(text=texts, images=images or None, padding=True, return_tensors="pt")
+        # A chat template that renders the <bos> itself (Gemma 3, Idefics3) must not get a second one.
+        bos = self.processor.tokenizer.bos_token
+        renders_bos = bos is not None and all(text.startswith(bos) for text in texts)
+        inputs = self.processor(
+            text=texts,
+            images=images if any(images) else None,
+            padding=True,
+            add_special_tokens=not renders_bos,
+            return_tensors="pt",
+        )
         inputs = inputs.to(self.model.device)
-        if "pixel_values" in inputs:
-            inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
+        for key in ("pixel_values", "pixel_values_videos"):
+            if key in inputs:
+                inputs[key] = inputs[key].to(self.model.dtype)
         return inputs
 
-    def _position_ids(self, attention_mask: torch.Tensor) -> torch.Tensor:
-        # Left padding shifts a row's tokens; counting positions from the mask undoes that.
-        return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+    def _render(self, messages: list[dict], **kwargs) -> str:
+        """The chat template's text; a system turn the template refuses goes before the first user text."""
+        try:
+            return self.processor.apply_chat_template(messages, tokenize=False, **kwargs)
+        except TemplateError:
+            if not messages or messages[0]["role"] != "system":
+                raise
+        system = " ".join(block["text"] for block in messages[0]["content"] if block["type"] == "text")
+        user, rest = messages[1], messages[2:]
+        folded = {**user, "content": [{"type": "text", "text": system + "\n\n"}, *user["content"]]}
+        return self.processor.apply_chat_template([folded, *rest], tokenize=False, **kwargs)
 
     def prompt(self, messages: list[dict]) -> str:
-        return self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return self._render(messages, add_generation_prompt=True)
+
+    def estimate_tokens(self, conversation: Conversation) -> int:
+        """About how many tokens the conversation's prompt takes: its text, rendered without the image
+        blocks, plus what each image adds (measured once per image size)."""
+        text_only = [
+            {**message, "content": [block for block in message["content"] if block["type"] != "image"] or [_TEXT]}
+            for message in conversation.messages
+        ]
+        tokens = len(self.processor.tokenizer(self.prompt(text_only), add_special_tokens=False).input_ids)
+        return tokens + sum(self._image_tokens(image.size) for image in conversation.images)
+
+    def _image_tokens(self, size: tuple[int, int]) -> int:
+        if size not in self._image_token_counts:
+            image = Image.new("RGB", size)
+            with_image = Conversation([{"role": "user", "content": [_IMAGE, _TEXT]}], [image])
+            without = Conversation([{"role": "user", "content": [_TEXT]}])
+            lengths = [
+                self._encode([self.prompt(c.messages)], [c])["input_ids"].shape[1] for c in (with_image, without)
+            ]
+            self._image_token_counts[size] = lengths[0] - lengths[1]
+        return self._image_token_counts[size]
+
+    def _answered(self, prompt: str, messages: list[dict], continuation: str) -> str:
+        """``prompt`` followed by ``continuation`` as the assistant turn, as the chat template renders it.
+
+        Templates whose assistant turn does not start with their generation prompt (LLaVA-OneVision
+        opens it with "assistant " but prompts with "assistant\\n") get the continuation and what the
+        template renders after it (the turn's end) appended to the generation prompt instead.
+        """
+        answer = {"role": "assistant", "content": [{"type": "text", "text": continuation}]}
+        full = self._render(messages + [answer])
+        if full.startswith(prompt):
+            return full
+        end = full.rfind(continuation)
+        if end < 0:
+            raise IncompatibleModelError(
+                f"the chat template's assistant turn does not hold the continuation {continuation!r} ({full!r})"
+            )
+        return prompt + full[end:]
 
     def _generate(self, inputs: dict, max_new_tokens: int | None = None, **kwargs):
         """Greedy generation; the output holds the sequences and the cache."""
@@ -160,17 +243,10 @@ class ChatModel:
         text and the turn's end token), as the original harness scored LWL phrases.
         """
         prompts = [self.prompt(c.messages) for c in conversations]
-        full_texts = []
-        for prompt, conversation, continuation in zip(prompts, conversations, continuations):
-            answered = conversation.messages + [
-                {"role": "assistant", "content": [{"type": "text", "text": continuation}]}
-            ]
-            full = self.processor.apply_chat_template(answered, tokenize=False)
-            if not full.startswith(prompt):
-                raise IncompatibleModelError(
-                    f"the chat template's assistant turn does not extend its generation prompt ({prompt!r} vs {full!r})"
-                )
-            full_texts.append(full)
+        full_texts = [
+            self._answered(prompt, conversation.messages, continuation)
+            for prompt, conversation, continuation in zip(prompts, conversations, continuations)
+        ]
         prompt_inputs = self._encode(prompts, conversations)
         inputs = self._encode(full_texts, conversations)
         prompt_ids, full_ids = prompt_inputs["input_ids"], inputs["input_ids"]
@@ -187,8 +263,9 @@ class ChatModel:
             scored.append(full_length - prompt_length)
 
         window = max(scored) + 1  # logits at position t predict token t + 1
-        if self._takes_position_ids:
-            inputs["position_ids"] = self._position_ids(inputs["attention_mask"])
+        position_ids = self.family.position_ids(inputs["attention_mask"])
+        if self._takes_position_ids and position_ids is not None:
+            inputs["position_ids"] = position_ids
         if self._takes_logits_to_keep:
             inputs["logits_to_keep"] = window
         logits = self.model(**inputs).logits[:, -window:].float()
@@ -226,7 +303,7 @@ class DialogueCache:
 
     def __init__(self, chat: ChatModel):
         self.chat = chat
-        self.enabled = chat.reuse_dialogue_cache and chat._takes_position_ids
+        self.enabled = chat.reuse_dialogue_cache and chat._takes_position_ids and chat.family.reuses_dialogue_cache
         self.keys: list = []  # the dialogue of each cache row
         self.cache: DynamicCache | None = None
         self.slots: torch.Tensor | None = None  # (rows, cache length): the token in each cache slot

@@ -4,6 +4,11 @@ One JSON line per scored item, appended batch by batch and flushed to disk, so a
 loses at most the batch in flight. A restarted run reads the log back, skips the items already in
 it and drops a torn last line. ``run.json`` records what produced the log; resuming with a
 different model, data, split or generation setting is refused instead of mixing two runs.
+
+Under data parallelism each process appends to its own shard file,
+``predictions.shard-<rank>-of-<processes>.jsonl``, and every process reads all the folder's files,
+so a restarted run (with any number of processes) skips whatever any shard finished; rank 0 then
+folds the shards into ``predictions.jsonl`` (:meth:`PredictionLog.merge_shards`).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from collections import defaultdict
 from pathlib import Path
 
 PREDICTIONS_FILE = "predictions.jsonl"
+SHARD_FILES = "predictions.shard-*-of-*.jsonl"
 RUN_FILE = "run.json"
 
 
@@ -22,20 +28,35 @@ class RunMismatchError(ValueError):
 
 
 class PredictionLog:
-    """Append-only log of scored items, grouped by task on read."""
+    """Append-only log of scored items, grouped by task on read.
 
-    def __init__(self, output_dir: str | Path, run_config: dict):
+    ``shard=(rank, processes)`` makes this process append to its own shard file; only rank 0 checks
+    and writes ``run.json`` (construct it there first).
+    """
+
+    def __init__(self, output_dir: str | Path, run_config: dict, shard: tuple[int, int] | None = None):
         self.output_dir = Path(output_dir)
         self.output_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.output_dir / PREDICTIONS_FILE
-        self._check_run_config(run_config)
+        if shard is not None and shard[1] > 1:
+            self.path = self.output_dir / f"predictions.shard-{shard[0]}-of-{shard[1]}.jsonl"
+        if shard is None or shard[0] == 0:
+            self._check_run_config(run_config)
         self.entries: dict[str, dict[str, dict]] = defaultdict(dict)
-        if self.path.exists():
-            self._read()
+        self.refresh()
+
+    def _files(self) -> list[Path]:
+        main = self.output_dir / PREDICTIONS_FILE
+        return ([main] if main.exists() else []) + sorted(self.output_dir.glob(SHARD_FILES))
+
+    def refresh(self) -> None:
+        """Read every prediction file of the folder (this process's and the other shards')."""
+        for path in self._files():
+            self._read(path)
 
     def _check_run_config(self, run_config: dict) -> None:
         run_file = self.output_dir / RUN_FILE
-        if run_file.exists() and self.path.exists():
+        if run_file.exists() and self._files():
             previous = json.loads(run_file.read_text())
             if previous != run_config:
                 changed = sorted(
@@ -47,19 +68,19 @@ class PredictionLog:
                 )
         run_file.write_text(json.dumps(run_config, indent=2, sort_keys=True) + "\n")
 
-    def _read(self) -> None:
-        data = self.path.read_bytes()
+    def _read(self, path: Path) -> None:
+        data = path.read_bytes()
         # A run killed mid-write leaves a last line without its newline: drop it, it is redone.
         complete = data[: data.rfind(b"\n") + 1]
         if len(complete) != len(data):
-            with self.path.open("r+b") as handle:
+            with path.open("r+b") as handle:
                 handle.truncate(len(complete))
         for line_number, line in enumerate(complete.decode().splitlines(), start=1):
             try:
                 entry = json.loads(line)
                 self.entries[entry["task"]][entry["id"]] = entry
             except (json.JSONDecodeError, KeyError, TypeError) as error:
-                raise ValueError(f"{self.path}, line {line_number}: not a prediction entry ({error})") from error
+                raise ValueError(f"{path}, line {line_number}: not a prediction entry ({error})") from error
 
     def done(self, task: str) -> dict[str, dict]:
         """The logged entries of ``task`` by item id."""
@@ -73,3 +94,19 @@ class PredictionLog:
             os.fsync(handle.fileno())
         for entry in entries:
             self.entries[entry["task"]][entry["id"]] = entry
+
+    def merge_shards(self) -> None:
+        """Fold every shard file into ``predictions.jsonl`` (written whole, then renamed) and remove them."""
+        shards = sorted(self.output_dir.glob(SHARD_FILES))
+        if not shards:
+            return
+        self.refresh()
+        merged = self.output_dir / PREDICTIONS_FILE
+        partial = merged.with_suffix(".jsonl.partial")
+        with partial.open("w") as handle:
+            handle.writelines(json.dumps(entry) + "\n" for task in self.entries.values() for entry in task.values())
+            handle.flush()
+            os.fsync(handle.fileno())
+        partial.replace(merged)
+        for shard in shards:
+            shard.unlink()

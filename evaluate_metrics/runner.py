@@ -9,6 +9,10 @@ Writes into the output folder:
   unparsable answers, plus the overall score.
 - ``results.md``: the Markdown table; ``scores_vs_chance.png`` and, with Object Counting,
   ``count_accuracy_by_true_count.png``.
+
+Data parallel: under ``accelerate launch`` (or ``torchrun``) each process answers a shard of every
+task's pending items into its own log; rank 0 gathers the shards and writes the outputs, which are
+those of a single-process run.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from pathlib import Path
 
 import datasets
 import torch
+from accelerate import PartialState
 from babyvlm.dataset_builders.chat import content_to_text, count_image_blocks
 from babyvlm.dataset_builders.devcv.tasks import DevCVTask
 from tqdm.auto import tqdm
@@ -28,7 +33,7 @@ from tqdm.auto import tqdm
 from .data import MissingTaskError, load_task_split, resolve_tasks
 from .devcv.items import score_item
 from .devcv.scores import chance_normalized, mean_scores, overall_chance_normalized, overall_score
-from .inference import ChatModel, IncompatibleModelError
+from .inference import ChatModel, Conversation, IncompatibleModelError
 from .predictions import PredictionLog, RunMismatchError
 from .preflight import check_eval_paths
 from .protocol import (
@@ -87,15 +92,48 @@ def _prompt_size(messages: list[dict]) -> tuple[int, int]:
     return count_image_blocks(messages), sum(len(content_to_text(message["content"])) for message in messages)
 
 
+def item_tokens(chat: ChatModel, record: dict) -> int:
+    """About how many tokens answering ``record`` puts in one batch row: its user turns and images,
+    plus room for an answer per round (Memory's last round holds the whole dialogue)."""
+    if not record["messages"]:  # Looking While Listening: one image and a phrase per request
+        turn = {"role": "user", "content": [{"type": "image", "text": None}, {"type": "text", "text": " "}]}
+        return chat.estimate_tokens(Conversation([turn], list(record["images"][:1]))) + max(map(len, record["choices"]))
+    # The gold answers' turns stand for the model's: their template tokens count, their text is replaced.
+    blank = [{"type": "text", "text": " "}]
+    messages = [{**m, "content": blank} if m["role"] == "assistant" else m for m in record["messages"]]
+    answers = sum(message["role"] == "assistant" for message in messages)
+    per_answer = chat.max_new_tokens_per_round if is_dialogue(record) else chat.max_new_tokens
+    return chat.estimate_tokens(Conversation(messages, list(record["images"]))) + answers * per_answer
+
+
+def token_budget_batches(sizes: list[int], batch_size: int, max_batch_tokens: int | None) -> list[slice]:
+    """Consecutive batches of at most ``batch_size`` items whose padded size (rows x longest row) fits
+    ``max_batch_tokens``; an item larger than the budget goes alone."""
+    batches, start = [], 0
+    while start < len(sizes):
+        end, longest = start + 1, sizes[start]
+        while end < len(sizes) and end - start < batch_size:
+            longest = max(longest, sizes[end])
+            if max_batch_tokens is not None and (end - start + 1) * longest > max_batch_tokens:
+                break
+            end += 1
+        batches.append(slice(start, end))
+        start = end
+    return batches
+
+
 def _evaluate_task(
     chat: ChatModel,
     task: DevCVTask,
     dataset,
     log: PredictionLog,
     batch_size: int,
+    max_batch_tokens: int | None,
     use_system_prompt: bool,
     progress: bool,
-) -> list[dict]:
+    state: PartialState,
+) -> None:
+    """Answer this process's share of the task's items not yet in the log."""
     ids = dataset["id"]
     if len(set(ids)) != len(ids):
         duplicate = next(item_id for item_id in ids if ids.count(item_id) > 1)
@@ -105,15 +143,21 @@ def _evaluate_task(
     # not depend on the batching, so the order only changes the speed.
     sizes = [_prompt_size(messages) for messages in dataset["messages"]]
     pending = sorted((index for index, item_id in enumerate(ids) if item_id not in done), key=sizes.__getitem__)
+    # Every process sees the same pending list (logs read before anyone writes): take every n-th item.
+    share = pending[state.process_index :: state.num_processes]
+    tokens = [item_tokens(chat, dataset[index]) for index in share] if max_batch_tokens else [0] * len(share)
     with tqdm(
-        total=len(ids), initial=len(ids) - len(pending), desc=task.name, unit="item", disable=not progress
+        total=len(ids),
+        initial=len(ids) - len(pending),
+        desc=task.name,
+        unit="item",
+        disable=not (progress and state.is_main_process),
     ) as bar:
-        for start in range(0, len(pending), batch_size):
-            records = [dataset[index] for index in pending[start : start + batch_size]]
+        for batch in token_budget_batches(tokens, batch_size, max_batch_tokens):
+            records = [dataset[index] for index in share[batch]]
             outputs = run_items(chat, task, records, use_system_prompt)
             log.append([score_entry(task, record, output) for record, output in zip(records, outputs)])
-            bar.update(len(records))
-    return [done[item_id] for item_id in ids]
+            bar.update(len(records) * state.num_processes)
 
 
 def summarize(entries_by_task: dict[DevCVTask, list[dict]]) -> dict:
@@ -155,6 +199,18 @@ def write_outputs(output_dir: Path, summary: dict, entries_by_task: dict[DevCVTa
         plot_count_accuracy(counting, output_dir / COUNT_PLOT)
 
 
+def model_location(model: str | Path) -> str:
+    """A model folder (resolved) or a Hub id; a path that names no folder is an error saying so."""
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return str(path.resolve())
+    text = str(model)
+    # A Hub id is "name" or "owner/name"; anything else is meant as a path.
+    if path.exists() or text.startswith((".", "/", "~")) or text.count("/") > 1 or "\\" in text:
+        raise FileNotFoundError(f"model folder {text} does not exist")
+    return text
+
+
 def evaluate_devcv(
     model: str | Path | ChatModel,
     data_dir: str | Path,
@@ -163,32 +219,42 @@ def evaluate_devcv(
     tasks: list[str] | None = None,
     split: str = "test",
     batch_size: int = 8,
+    max_batch_tokens: int | None = None,
+    limit: int | None = None,
     max_new_tokens: int = MAX_NEW_TOKENS,
     max_new_tokens_per_round: int = MAX_NEW_TOKENS_PER_ROUND,
     use_system_prompt: bool = False,
-    device: str = "cpu",
+    device: str | None = None,
     dtype: torch.dtype = torch.float32,
     progress: bool = True,
-) -> dict:
-    """Evaluate ``model`` (a model directory or a loaded :class:`ChatModel`) on ``tasks`` of a DevCV
-    dataset folder and write the outputs into ``output_dir``; returns the summary.
+    **model_kwargs,
+) -> dict | None:
+    """Evaluate ``model`` (a model folder, a Hub id or a loaded :class:`ChatModel`) on ``tasks`` of a
+    DevCV dataset folder and write the outputs into ``output_dir``; returns the summary (on rank 0;
+    None on the other processes of a data-parallel run).
 
-    Items already in ``output_dir/predictions.jsonl`` from an identical run are not redone.
-    ``use_system_prompt`` adds the authors' per-task system prompts meant for general-purpose models.
-    ``max_new_tokens`` (single turns) and ``max_new_tokens_per_round`` (Memory) default to the
-    leaderboard's reference wrapper's limits.
+    Items already logged in ``output_dir`` by an identical run are not redone. ``max_batch_tokens``
+    caps a batch's padded token count (rows x longest item) besides its ``batch_size`` rows;
+    ``limit`` takes each task's first items. ``use_system_prompt`` adds the authors' per-task system
+    prompts meant for general-purpose models. ``max_new_tokens`` (single turns) and
+    ``max_new_tokens_per_round`` (Memory) default to the leaderboard's reference wrapper's limits.
+    ``model_kwargs`` (``device_map``, ``attn_implementation``...) go to ``from_pretrained``.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be at least 1, got {limit}")
+    state = PartialState()
     data_dir, output_dir = Path(data_dir).resolve(), Path(output_dir)
     selected = resolve_tasks(data_dir, tasks)
     if not isinstance(model, ChatModel):
         model = ChatModel.from_pretrained(
-            Path(model).resolve(),
+            model_location(model),
             max_new_tokens=max_new_tokens,
             max_new_tokens_per_round=max_new_tokens_per_round,
-            device=device,
+            device=device or str(state.device),
             dtype=dtype,
+            **model_kwargs,
         )
     run_config = {
         "model": str(model.model.name_or_path),
@@ -197,12 +263,30 @@ def evaluate_devcv(
         "max_new_tokens": model.max_new_tokens,
         "max_new_tokens_per_round": model.max_new_tokens_per_round,
         "use_system_prompt": use_system_prompt,
+        "dtype": str(model.model.dtype).removeprefix("torch."),
     }
-    log = PredictionLog(output_dir, run_config)
-    entries_by_task = {}
+    # Rank 0 checks the run first; nobody appends before every process has read the logs.
+    with state.main_process_first():
+        log = PredictionLog(output_dir, run_config, shard=(state.process_index, state.num_processes))
+    state.wait_for_everyone()
+    datasets_by_task = {}
     for task, config in selected:
         dataset = load_task_split(data_dir, config, split)
-        entries_by_task[task] = _evaluate_task(model, task, dataset, log, batch_size, use_system_prompt, progress)
+        if limit is not None:
+            dataset = dataset.select(range(min(limit, len(dataset))))
+        if len(dataset) == 0:
+            raise MissingTaskError(f"{data_dir}: task {config!r} has no items in split {split!r}")
+        datasets_by_task[task] = dataset
+        _evaluate_task(model, task, dataset, log, batch_size, max_batch_tokens, use_system_prompt, progress, state)
+    state.wait_for_everyone()
+    if not state.is_main_process:
+        return None
+    log.merge_shards()
+    log.refresh()
+    entries_by_task = {}
+    for task, dataset in datasets_by_task.items():
+        done = log.done(task.name)
+        entries_by_task[task] = [done[item_id] for item_id in dataset["id"]]
         unparsable = sum(entry["unparsable"] for entry in entries_by_task[task])
         if unparsable:
             logger.warning("%s: %d answers held no parsable answer and count as wrong", task.name, unparsable)
@@ -214,7 +298,9 @@ def evaluate_devcv(
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="babyvlm-eval", description="Evaluate a vision-language model on DevCV.")
     parser.add_argument(
-        "--model", required=True, help="model directory (any transformers image-text-to-text model with a processor)"
+        "--model",
+        required=True,
+        help="model folder or Hub id (any transformers image-text-to-text model with a processor)",
     )
     parser.add_argument("--data", required=True, help="DevCV dataset folder (parquet + README.md configs)")
     parser.add_argument("--output", required=True, help="output folder (an interrupted run in it is resumed)")
@@ -222,7 +308,14 @@ def _parser() -> argparse.ArgumentParser:
         "--tasks", help="comma-separated tasks (canonical names, harness keys or file keys); default: all in --data"
     )
     parser.add_argument("--split", default="test")
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=8, help="most items per batch")
+    parser.add_argument(
+        "--max-batch-tokens",
+        type=int,
+        help="most tokens per batch (rows x longest item, images included): fits long items such as Memory "
+        "dialogues in memory; default: no cap",
+    )
+    parser.add_argument("--limit", type=int, help="evaluate only the first N items of each task")
     parser.add_argument("--max-new-tokens", type=int, default=MAX_NEW_TOKENS, help="per single-turn answer")
     parser.add_argument(
         "--max-new-tokens-per-round", type=int, default=MAX_NEW_TOKENS_PER_ROUND, help="per Memory round"
@@ -232,15 +325,29 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="add the authors' per-task system prompts (for general-purpose models; off for BabyLLaVA-V2)",
     )
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument(
+        "--device", help="default: this process's accelerator (cuda:<local rank> under accelerate), else cpu"
+    )
     parser.add_argument(
         "--dtype",
         default="float32",
-        choices=["float32", "bfloat16", "float16"],
+        choices=sorted(DTYPES),
         help="float32 keeps results independent of the batch size",
     )
+    parser.add_argument("--attn-implementation", help="e.g. sdpa, eager, flash_attention_2 (default: the model's)")
+    parser.add_argument("--device-map", help="e.g. auto: spread one large model over the visible GPUs")
+    parser.add_argument("--trust-remote-code", action="store_true", help="allow the model's own code from the Hub")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     return parser
+
+
+DTYPES = {
+    "float32": torch.float32,
+    "bf16": torch.bfloat16,
+    "bfloat16": torch.bfloat16,
+    "fp16": torch.float16,
+    "float16": torch.float16,
+}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -259,12 +366,23 @@ def main(argv: list[str] | None = None) -> None:
             tasks=args.tasks.split(",") if args.tasks else None,
             split=args.split,
             batch_size=args.batch_size,
+            max_batch_tokens=args.max_batch_tokens,
+            limit=args.limit,
             max_new_tokens=args.max_new_tokens,
             max_new_tokens_per_round=args.max_new_tokens_per_round,
             use_system_prompt=args.system_prompts,
             device=args.device,
-            dtype=getattr(torch, args.dtype),
+            dtype=DTYPES[args.dtype],
             progress=not args.no_progress,
+            **{
+                key: value
+                for key, value in (
+                    ("attn_implementation", args.attn_implementation),
+                    ("device_map", args.device_map),
+                    ("trust_remote_code", args.trust_remote_code or None),
+                )
+                if value is not None
+            },
         )
     except (
         KeyError,
@@ -275,7 +393,8 @@ def main(argv: list[str] | None = None) -> None:
         ValueError,
     ) as error:
         parser.exit(2, f"babyvlm-eval: error: {error.args[0] if isinstance(error, KeyError) else error}\n")
-    sys.stdout.write(markdown_table(summary))
+    if summary is not None:  # rank 0 of a data-parallel run
+        sys.stdout.write(markdown_table(summary))
 
 
 if __name__ == "__main__":

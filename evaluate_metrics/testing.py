@@ -88,9 +88,10 @@ def _memory_item(item_id: str, split: str, rng: random.Random) -> dict:
     for round_index, (pair, new) in enumerate(zip(pairs, news)):
         rng.shuffle(pair)
         prefix = "Touch the new image." if round_index == 0 else "Let's try more. Touch the new image."
-        content = [_text(prefix)]
+        # Blocks as the released text splits at its placeholders (text_to_content): no two text blocks in a row.
+        content = []
         for letter, name in zip("AB", pair):
-            content += [_text(f" ({letter}) "), _IMAGE_BLOCK]
+            content += [_text(f"{'' if content else prefix} ({letter}) "), _IMAGE_BLOCK]
             images.append(crops[name])
         answers.append("AB"[pair.index(new)])
         labels.append(pair)

@@ -9,6 +9,7 @@ What differs from Llava:
 
 import torch
 from transformers.cache_utils import Cache
+from transformers.generation import GenerationMixin
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 from transformers.models.llava.modeling_llava import (
     LlavaCausalLMOutputWithPast,
@@ -16,6 +17,9 @@ from transformers.models.llava.modeling_llava import (
     LlavaModel,
     LlavaPreTrainedModel,
 )
+from transformers.processing_utils import Unpack
+from transformers.utils import TransformersKwargs
+from transformers.utils.generic import can_return_tuple, merge_with_config_defaults
 
 from .configuration_babyllava_v2 import BabyLlavaV2Config
 
@@ -31,44 +35,38 @@ class BabyLlavaV2PreTrainedModel(LlavaPreTrainedModel):
 class BabyLlavaV2Model(BabyLlavaV2PreTrainedModel, LlavaModel):
     """Vision tower + connector + language model, without the LM head."""
 
+    @merge_with_config_defaults
+    @can_return_tuple
     def get_image_features(
         self,
         pixel_values: torch.Tensor,
         vision_feature_layer: int | None = None,
         vision_feature_select_strategy: str | None = None,
-        **kwargs,
-    ) -> BaseModelOutputWithPooling:
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> tuple | BaseModelOutputWithPooling:
         """Encode `pixel_values` (num_images, 3, H, W) into projected features.
 
         Returns the vision tower's output with `pooler_output` set to a list holding one
-        `(image_seq_length, text_hidden_size)` tensor per image, as Llava does.
+        `(image_seq_length, text_hidden_size)` tensor per image, as Llava does; a tuple with `return_dict=False`
+        (argument or config). `output_hidden_states` (argument, else the config) returns every vision layer.
         """
-        layer = self.config.vision_feature_layer if vision_feature_layer is None else vision_feature_layer
-        strategy = (
-            self.config.vision_feature_select_strategy
-            if vision_feature_select_strategy is None
-            else vision_feature_select_strategy
-        )
-        use_final_norm = self.config.vision_feature_use_final_norm
-        # `last_hidden_state` is already post-norm, so hidden states are only needed for another layer or pre-norm.
-        needs_hidden_states = not (use_final_norm and layer == -1)
-        kwargs.pop("return_dict", None)
-        vision_outputs = self.vision_tower(
-            pixel_values.to(self.vision_tower.dtype),
-            output_hidden_states=needs_hidden_states or kwargs.pop("output_hidden_states", False),
-            return_dict=True,
-            **kwargs,
-        )
-        if needs_hidden_states:
-            selected = vision_outputs.hidden_states[layer]
-            if use_final_norm:
+        # `last_hidden_state` is already post-norm, so one hidden state is only needed for another layer or pre-norm;
+        # an integer `output_hidden_states` captures just that layer (transformers' `select_hidden_states`).
+        needs_layer = not (self.config.vision_feature_use_final_norm and vision_feature_layer == -1)
+        requested = kwargs.get("output_hidden_states")
+        if requested is None:
+            requested = self.config.output_hidden_states
+        kwargs["output_hidden_states"] = requested or (vision_feature_layer if needs_layer else False)
+        vision_outputs = self.vision_tower(pixel_values.to(self.vision_tower.dtype), return_dict=True, **kwargs)
+        if needs_layer:
+            selected = vision_outputs.hidden_states[vision_feature_layer]
+            if self.config.vision_feature_use_final_norm:
                 selected = self.vision_tower.layernorm(selected)
         else:
             selected = vision_outputs.last_hidden_state
-        if strategy == "default":
+        if vision_feature_select_strategy == "default":
             selected = selected[:, 1:]
-        image_features = self.multi_modal_projector(selected)
-        vision_outputs.pooler_output = list(image_features)
+        vision_outputs.pooler_output = list(self.multi_modal_projector(selected))
         return vision_outputs
 
     def get_placeholder_mask(self, input_ids, inputs_embeds, image_features):
@@ -90,7 +88,7 @@ class BabyLlavaV2Model(BabyLlavaV2PreTrainedModel, LlavaModel):
         return special_image_mask.unsqueeze(-1).to(inputs_embeds.device)
 
 
-class BabyLlavaV2ForConditionalGeneration(BabyLlavaV2PreTrainedModel, LlavaForConditionalGeneration):
+class BabyLlavaV2ForConditionalGeneration(BabyLlavaV2PreTrainedModel, LlavaForConditionalGeneration, GenerationMixin):
     """BabyLLaVA-V2 with a language-modelling head; `generate()` works as for Llava."""
 
     def __init__(self, config: BabyLlavaV2Config):
@@ -113,8 +111,8 @@ class BabyLlavaV2ForConditionalGeneration(BabyLlavaV2PreTrainedModel, LlavaForCo
         logits_to_keep: int | torch.Tensor = 0,
         image_sizes: torch.Tensor | None = None,
         mm_encoder_outputs: dict[str, BaseModelOutputWithPooling] | None = None,
-        **kwargs,
-    ) -> LlavaCausalLMOutputWithPast:
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> tuple | LlavaCausalLMOutputWithPast:
         if labels is not None and input_ids is not None:
             # Image positions carry features, not text: they must never be predicted.
             labels = labels.masked_fill(input_ids == self.config.image_token_id, IGNORE_INDEX)

@@ -135,6 +135,7 @@ def test_a_template_without_markers_is_masked_by_rendering(family_models):
         VisionChatCollator(processor, chat_template=unstable)([{**copy.deepcopy(EXAMPLES[2]), "item": "q7"}])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["babyllava_v2", "qwen2_5_vl", "idefics3", "gemma3"])
 def test_loss_falls_on_a_fixed_batch(family_models, name):
     model, processor = family_models[name]
@@ -202,6 +203,7 @@ def test_default_rows_never_exceed_the_longest_sample(model_and_processor):
         BabyLlavaV2Collator(processor, packing=True, row_length="shortest")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", PACKING_FAMILIES)
 @pytest.mark.parametrize("row_length", [None, 160, "longest"])
 def test_packed_loss_and_gradients_equal_unpacked(family_models, name, row_length):
@@ -224,6 +226,7 @@ def test_packed_loss_and_gradients_equal_unpacked(family_models, name, row_lengt
         )
 
 
+@pytest.mark.slow
 def test_packing_without_position_restart_would_leak_across_samples(model_and_processor):
     """Guards the packing test above: with one continuous sequence the loss differs, so equality is meaningful."""
     model, processor = model_and_processor

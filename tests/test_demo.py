@@ -19,6 +19,7 @@ def smoke_run(tmp_path_factory):
     return output
 
 
+@pytest.mark.slow
 def test_every_artefact_is_written(smoke_run, capsys):
     model = AutoModelForImageTextToText.from_pretrained(smoke_run / "model")
     assert type(model) is BabyLlavaV2ForConditionalGeneration
@@ -43,6 +44,7 @@ def test_every_artefact_is_written(smoke_run, capsys):
         assert (smoke_run / folder).is_dir(), folder
 
 
+@pytest.mark.slow
 def test_second_run_reuses_finished_stages(smoke_run, capsys):
     before = (smoke_run / "model" / "model.safetensors").stat().st_mtime_ns
     Demo(smoke_run, SMOKE).run()

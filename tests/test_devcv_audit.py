@@ -85,6 +85,7 @@ def test_audit_is_in_the_card_and_the_cli_writes_json(built, tmp_path, capsys):
     assert {entry["task"] for entry in json.loads((tmp_path / "audit.json").read_text())} == set(results)
 
 
+@pytest.mark.slow
 def test_audit_of_the_released_samples(tmp_path):
     from conftest import SHARED_SAMPLES
 

@@ -398,6 +398,7 @@ def test_samples_missing_images_are_reported_not_fatal(built_samples):
     assert {summary.task_from for report in reports.values() for summary in report.files} == {"name"}
 
 
+@pytest.mark.slow
 def test_samples_every_task_loads_and_round_trips(built_samples, tmp_path):
     samples, output, reports = built_samples
     for source in ("saycam", "ego4d"):

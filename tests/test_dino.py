@@ -162,6 +162,7 @@ def crop_batch(batch=4, masked=True):
     }
 
 
+@pytest.mark.slow
 def test_teacher_starts_as_the_student_and_only_the_student_learns():
     model = tiny_model().train()
     assert not model.teacher.training and model.student.training

@@ -52,6 +52,7 @@ class VisionCounter:
         self.images += len(args[0])
 
 
+@pytest.mark.slow
 def test_reusing_dialogues_answer_as_re_encoding_and_encode_each_image_once(model_kind, records):
     kind, plain, reusing = model_kind
     expected = run_record_dialogues(plain, records, [])
@@ -89,6 +90,7 @@ def test_a_history_that_does_not_extend_the_last_prompt_is_encoded_again(model_k
     assert dialogues.generate([0, 1], histories) == plain.generate(histories)
 
 
+@pytest.mark.slow
 def test_a_checkpoint_saved_without_cache_still_generates_with_it(tiny_model_dir, records):
     """Trainer checkpoints say `use_cache: false` (their training setting); evaluation keeps the KV cache anyway."""
     chat = ChatModel.from_pretrained(tiny_model_dir, max_new_tokens=MAX_NEW_TOKENS)

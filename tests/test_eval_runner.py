@@ -69,6 +69,7 @@ def results(output_dir) -> dict:
     return json.loads((output_dir / "results.json").read_text())
 
 
+@pytest.mark.slow
 def test_batch_size_one_gives_identical_results(tmp_path, llava_dir, devcv_dir, reference_run):
     evaluate_devcv(llava_dir, devcv_dir, tmp_path, batch_size=1, **RUN)
     reference = predictions(reference_run)
@@ -77,6 +78,7 @@ def test_batch_size_one_gives_identical_results(tmp_path, llava_dir, devcv_dir, 
     assert results(tmp_path) == results(reference_run)
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch, llava_dir, devcv_dir, reference_run):
     generate, calls = ChatModel.generate, []
 
@@ -102,12 +104,14 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch, llava
     assert results(tmp_path) == results(reference_run)
 
 
+@pytest.mark.slow
 def test_resuming_refuses_a_differently_configured_run(reference_run):
     config = json.loads((reference_run / "run.json").read_text())
     with pytest.raises(RunMismatchError, match="max_new_tokens"):
         PredictionLog(reference_run, {**config, "max_new_tokens": 99})
 
 
+@pytest.mark.slow
 def test_outputs(reference_run):
     harness_keys = {"baby_pv", "baby_count", "baby_vdr_open", "baby_memory", "baby_winoground"}
     scores = results(reference_run)["results"]
@@ -172,6 +176,7 @@ def test_a_perfect_model_scores_one_everywhere(tmp_path, llava_dir, devcv_dir, r
         assert all(value == 1.0 for value in task["metrics"].values()), task
 
 
+@pytest.mark.slow
 def test_memory_dialogue_feeds_back_the_models_own_answers(tmp_path, llava_dir, devcv_dir):
     seen = []
     loaded = ChatModel.from_pretrained(llava_dir)
@@ -247,6 +252,7 @@ def test_cli_reports_an_incompatible_model(tmp_path, capsys, devcv_dir):
     assert "cannot load an image-text-to-text model" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_cli_on_babyllava_v2_is_batch_size_invariant(tmp_path, capsys, tiny_model_dir, devcv_dir):
     outputs = {}
     for batch_size in (1, 4):
@@ -273,6 +279,7 @@ def test_cli_on_babyllava_v2_is_batch_size_invariant(tmp_path, capsys, tiny_mode
     assert "| Picture Vocabulary | **acc** |" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_released_samples(tmp_path, devcv_samples, tiny_model_dir):
     from babyvlm.dataset_builders.devcv.builder import build_devcv
 

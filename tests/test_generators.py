@@ -491,6 +491,7 @@ def test_hardened_construction_defeats_the_pixel_shortcuts(hardened):
 # --- determinism, de-duplication, reporting --------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_same_seed_same_bytes_other_seed_other_items(world, tmp_path):
     settings = {"tasks": ("count", "localize", "memory"), "items_per_split": {"train": 10, "test": 10}}
     first = generate_devcv(world, tmp_path / "a", config(**settings), audit=False)
@@ -592,6 +593,7 @@ def test_items_score_perfectly_with_their_gold_answers(rows):
             assert scores[TASKS[task].primary_metric] == 1.0, (task, scores)
 
 
+@pytest.mark.slow
 def test_items_train_a_tiny_model(rows, tiny_model_and_processor):
     from babyvlm.training.collator import IGNORE_INDEX, BabyLlavaV2Collator
 
@@ -650,6 +652,7 @@ def test_cli_generates_and_rejects_bad_input(world, tmp_path, capsys):
         generate_main(["--annotations", str(world), "--output", str(tmp_path / "x"), "--split-fractions", "dev=1"])
 
 
+@pytest.mark.slow
 def test_the_runner_evaluates_a_generated_folder(world, tiny_model_dir, tmp_path):
     from babyvlm.evaluate_metrics.runner import evaluate_devcv
 
@@ -663,6 +666,7 @@ def test_the_runner_evaluates_a_generated_folder(world, tiny_model_dir, tmp_path
     assert (tmp_path / "eval" / "results.json").is_file() and report.written == 9
 
 
+@pytest.mark.slow
 def test_generated_folder_round_trips_through_the_released_layout(generated, tmp_path):
     from babyvlm.dataset_builders.devcv.builder import build_devcv
     from babyvlm.dataset_builders.devcv.export import export_release

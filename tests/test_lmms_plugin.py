@@ -76,6 +76,7 @@ def runner_output(setup):
     return output
 
 
+@pytest.mark.slow
 def test_lmms_eval_scores_equal_the_runners(lmms_output, runner_output):
     (results_file,) = lmms_output.rglob("*_results.json")
     lmms_results = json.loads(results_file.read_text())["results"]
@@ -86,6 +87,7 @@ def test_lmms_eval_scores_equal_the_runners(lmms_output, runner_output):
             assert lmms_results[task][f"{metric},none"] == pytest.approx(value, abs=1e-12), (task, metric)
 
 
+@pytest.mark.slow
 def test_lmms_eval_answers_equal_the_runners(lmms_output, runner_output, rows):
     entries = {}
     for line in (runner_output / "predictions.jsonl").read_text().splitlines():

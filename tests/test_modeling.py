@@ -1,5 +1,7 @@
 """BabyLLaVA-V2 modelling: config defaults, feature selection, Llava compatibility, generation, saving."""
 
+import inspect
+
 import pytest
 import torch
 from babyvlm.modeling import BabyLlavaV2Config, BabyLlavaV2ForConditionalGeneration, BabyLlavaV2Model
@@ -109,6 +111,47 @@ def test_feature_selection_settings(layer, strategy, final_norm, tokens):
     torch.testing.assert_close(features, expected)
 
 
+@pytest.mark.parametrize("final_norm", [True, False])
+def test_get_image_features_follows_return_dict_and_output_hidden_states(final_norm):
+    """transformers' conventions: `return_dict=False` gives a tuple, `output_hidden_states` (argument or config) every
+    vision layer; neither changes the features."""
+    model = make_model(vision_feature_use_final_norm=final_norm)
+    pixel_values = torch.randn(2, 3, 32, 32)
+    layers = model.config.vision_config.num_hidden_layers + 1
+    with torch.no_grad():
+        default = model.get_image_features(pixel_values)
+        as_tuple = model.get_image_features(pixel_values, return_dict=False)
+        requested = model.get_image_features(pixel_values, output_hidden_states=True)
+        model.config.output_hidden_states = True
+        from_config = model.get_image_features(pixel_values)
+        model.config.return_dict = False
+        tuple_from_config = model.get_image_features(pixel_values)
+    assert isinstance(as_tuple, tuple) and isinstance(tuple_from_config, tuple)
+    torch.testing.assert_close(as_tuple[0], default.last_hidden_state)
+    for outputs in (requested, from_config):
+        assert len(outputs.hidden_states) == layers and all(h is not None for h in outputs.hidden_states)
+        torch.testing.assert_close(outputs.pooler_output, default.pooler_output)
+
+
+def test_generation_class_declares_generation_mixin_and_typed_kwargs():
+    from typing import Unpack
+
+    from transformers import GenerationMixin
+    from transformers.utils import TransformersKwargs
+
+    assert GenerationMixin in BabyLlavaV2ForConditionalGeneration.__bases__
+    assert BabyLlavaV2ForConditionalGeneration.can_generate()
+    for method in (BabyLlavaV2ForConditionalGeneration.forward, BabyLlavaV2Model.get_image_features):
+        assert inspect.signature(method).parameters["kwargs"].annotation == Unpack[TransformersKwargs]
+    model = make_model()
+    ids = prompt_ids(model)
+    with torch.no_grad():
+        outputs = model(input_ids=ids, pixel_values=torch.randn(1, 3, 32, 32), output_hidden_states=True)
+        as_tuple = model(input_ids=ids, pixel_values=torch.randn(1, 3, 32, 32), return_dict=False)
+    assert len(outputs.hidden_states) == model.config.text_config.num_hidden_layers + 1
+    assert isinstance(as_tuple, tuple) and as_tuple[0].shape == outputs.logits.shape
+
+
 def test_placeholder_feature_mismatch_names_both_counts():
     model = make_model()
     ids = prompt_ids(model)[:, :-4]  # cut two image tokens away
@@ -116,6 +159,7 @@ def test_placeholder_feature_mismatch_names_both_counts():
         model(input_ids=ids, pixel_values=torch.randn(1, 3, 32, 32))
 
 
+@pytest.mark.slow
 def test_labels_at_image_positions_never_enter_the_loss():
     model = make_model()
     ids = prompt_ids(model, n_images=2)
@@ -130,6 +174,7 @@ def test_labels_at_image_positions_never_enter_the_loss():
     torch.testing.assert_close(loss_raw_labels, manual)
 
 
+@pytest.mark.slow
 def test_generate_with_kv_cache_matches_no_cache():
     model = make_model()
     ids = prompt_ids(model)
@@ -143,6 +188,7 @@ def test_generate_with_kv_cache_matches_no_cache():
     assert torch.equal(with_cache, without_cache)
 
 
+@pytest.mark.slow
 def test_batched_left_padded_generation_matches_one_at_a_time():
     model = make_model()
     prompts = [
@@ -176,6 +222,7 @@ def test_batched_left_padded_generation_matches_one_at_a_time():
         assert (row[len(single) :] == model.generation_config.pad_token_id).all()
 
 
+@pytest.mark.slow
 def test_gradient_checkpointing_gives_same_gradients():
     ids = None
     grads = []

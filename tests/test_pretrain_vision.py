@@ -129,6 +129,7 @@ def reference_run(frames, tmp_path_factory) -> tuple[Path, str]:
     return output_dir, log.read_text()
 
 
+@pytest.mark.slow
 def test_accelerate_launch_logs_finite_losses_and_collapse_monitors(reference_run):
     output_dir, output = reference_run
     logs = logged_steps(output)
@@ -142,6 +143,7 @@ def test_accelerate_launch_logs_finite_losses_and_collapse_monitors(reference_ru
     assert not list(output_dir.glob(".*partial"))
 
 
+@pytest.mark.slow
 def test_exported_teacher_is_the_vision_tower_of_babyllava(reference_run):
     output_dir, _ = reference_run
     teacher = Dinov2Model.from_pretrained(output_dir).eval()
@@ -166,6 +168,7 @@ def test_exported_teacher_is_the_vision_tower_of_babyllava(reference_run):
     assert {"cls_targets.center", "patch_targets.center"} <= checkpoint.keys()
 
 
+@pytest.mark.slow
 def test_resume_after_kill_reaches_the_same_weights(frames, reference_run, tmp_path):
     reference_dir, _ = reference_run
     output_dir = tmp_path / "killed"
@@ -195,6 +198,7 @@ def test_resume_after_kill_reaches_the_same_weights(frames, reference_run, tmp_p
         assert all(torch.equal(resumed[key], uninterrupted[key]) for key in resumed), name
 
 
+@pytest.mark.slow
 def test_ddp_on_two_cpu_processes(frames, tmp_path):
     launcher = [
         ACCELERATE,
@@ -250,6 +254,7 @@ def one_thread():
 
 
 @pytest.mark.parametrize("centering", ["centering", "sinkhorn_knopp"])
+@pytest.mark.slow
 def test_loss_decreases_on_a_fixed_batch(recipe, one_thread, tmp_path, centering):
     # Constant schedules, and (with centring) a centre that follows the batch at once: the teacher targets keep their
     # sharpness, so the loss can only fall by the student learning to predict them.

@@ -119,6 +119,7 @@ def assert_model_repository(
     return card
 
 
+@pytest.mark.slow
 def test_every_stage_runs_through_accelerate_launch(data, tmp_path):
     steps = ["--max_steps", "2", "--logging_steps", "1", "--per_device_train_batch_size", "4"]
     lm, align, pretrain, instruct = (tmp_path / name for name in ("lm", "align", "pretrain", "instruct"))
@@ -205,6 +206,7 @@ def test_every_stage_runs_through_accelerate_launch(data, tmp_path):
     assert not torch.equal(instruct_weights[tower], pretrain_weights[tower])
 
 
+@pytest.mark.slow
 def test_ddp_with_two_cpu_processes(data, tmp_path):
     output = tmp_path / "ddp"
     launch(
@@ -229,6 +231,7 @@ def test_ddp_with_two_cpu_processes(data, tmp_path):
     assert all(torch.isfinite(torch.tensor(entry["loss"])) for entry in state["log_history"] if "loss" in entry)
 
 
+@pytest.mark.slow
 def test_resume_after_kill_reaches_the_same_weights(data, tmp_path):
     arguments = [
         "--config",

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 
 FRESH_PROCESS = r"""
@@ -16,7 +17,8 @@ model = AutoModelForImageTextToText.from_pretrained(directory, trust_remote_code
 base = AutoModel.from_pretrained(directory, trust_remote_code=True)
 processor = AutoProcessor.from_pretrained(directory, trust_remote_code=True)
 image = torch.zeros(3, 32, 32, dtype=torch.uint8)
-inputs = processor(text=processor.apply_chat_template([{"role": "user", "content": [{"type": "image"}]}], add_generation_prompt=True), images=[image], return_tensors="pt")
+prompt = processor.apply_chat_template([{"role": "user", "content": [{"type": "image"}]}], add_generation_prompt=True)
+inputs = processor(text=prompt, images=[image], return_tensors="pt")
 with torch.no_grad():
     logits = model(**inputs).logits
 try:
@@ -28,13 +30,15 @@ except ValueError:
 with open(sys.argv[2], "w") as report:
     json.dump({
     "model": type(model).__name__, "base": type(base).__name__, "processor": type(processor).__name__,
-    "image_processor": type(processor.image_processor).__name__, "remote": type(model).__module__.startswith("transformers_modules"),
+    "image_processor": type(processor.image_processor).__name__,
+    "remote": type(model).__module__.startswith("transformers_modules"),
     "imported_babyvlm": any(name == "babyvlm" or name.startswith("babyvlm.") for name in sys.modules),
     "logits_sum": float(logits.sum()), "refused_without_trust": refused,
     }, report)
 """
 
 
+@pytest.mark.slow
 def test_fresh_process_loads_model_and_processor_with_trust_remote_code(
     tiny_model_dir, tiny_model_and_processor, tmp_path
 ):

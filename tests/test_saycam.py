@@ -396,6 +396,7 @@ def _two_recordings(world: Path, folder: Path) -> BuildInputs:
     return BuildInputs(folder, world / "transcripts.csv", world / "children.csv")
 
 
+@pytest.mark.slow
 def test_clip_scores_are_stored_and_pick_interleaved_frames(world, tiny_checkpoints, tmp_path):
     clip, xclip = tiny_checkpoints
     config = BuildConfig(

@@ -164,7 +164,8 @@ def test_demo_scale_covers_every_count_and_direction():
     ("line", "message"),
     [
         (
-            '{"recording": "r", "frame_index": 0, "time_ms": 0, "objects": [{"instance_id": "a", "category": "ball", "color": "red", "box": [0, 0, 5]}]}',
+            '{"recording": "r", "frame_index": 0, "time_ms": 0, "objects": '
+            '[{"instance_id": "a", "category": "ball", "color": "red", "box": [0, 0, 5]}]}',
             "objects[0]: field 'box'",
         ),
         ('{"recording": "r", "frame_index": -1, "time_ms": 0, "objects": []}', "'frame_index' must be >= 0"),

@@ -123,6 +123,7 @@ def _video_with_audio(path: Path, seconds: float, rate: int = 44_100) -> None:
         container.mux(audio.encode())
 
 
+@pytest.mark.slow
 def test_audio_files_and_video_tracks_load_as_16khz_mono(tmp_path):
     soundfile.write(tmp_path / "tone.wav", _tone(1.5, 22_050), 22_050)
     audio = load_audio(tmp_path / "tone.wav")
@@ -134,6 +135,7 @@ def test_audio_files_and_video_tracks_load_as_16khz_mono(tmp_path):
     assert 0.1 < np.abs(audio).max() < 0.5  # the tone survives down-mixing and resampling
 
 
+@pytest.mark.slow
 def test_transcription_rows_are_timed_within_the_audio_with_confidences(transcriber):
     audio = _tone(3.0, SAMPLING_RATE)
     rows = transcriber.transcribe(audio)
@@ -160,6 +162,7 @@ def test_transcribed_table_feeds_the_builder(transcriber, tmp_path):
     assert transcript.has_confidence and transcript.rows == table.num_rows
 
 
+@pytest.mark.slow
 def test_cli_transcribes_then_builds(whisper, tmp_path, capsys):
     media = tmp_path / "media"
     media.mkdir()

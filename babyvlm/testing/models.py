@@ -238,118 +238,64 @@ _QWEN_NAMED = {
 }
 
 
-def _qwen_tokenizer() -> PreTrainedTokenizerFast:
-    return train_tokenizer(
+def _qwen_vl(processor_class, video_class, config_class, model_class, text: dict, vision: dict):
+    """A Qwen-VL generation: ChatML template, vision start/end around image pads, multimodal rotary positions."""
+    tokenizer = train_tokenizer(
         ["<|endoftext|>", "<|im_start|>", "<|im_end|>", *_QWEN_NAMED.values()],
         eos="<|im_end|>",
         pad="<|endoftext|>",
         named_tokens=_QWEN_NAMED,
     )
-
-
-def _qwen_image_processor(merge: int = 2, patch: int = 4) -> Qwen2VLImageProcessor:
     pixels = IMAGE_SIZE * IMAGE_SIZE
-    return Qwen2VLImageProcessor(
-        patch_size=patch,
-        merge_size=merge,
-        temporal_patch_size=2,
-        size={"shortest_edge": pixels, "longest_edge": pixels},
+    sizes = {"patch_size": 4, "merge_size": 2, "temporal_patch_size": 2}
+    sizes["size"] = {"shortest_edge": pixels, "longest_edge": pixels}
+    processor = processor_class(
+        image_processor=Qwen2VLImageProcessor(**sizes),
+        tokenizer=tokenizer,
+        video_processor=video_class(**sizes),
+        chat_template=_QWEN_TEMPLATE,
     )
-
-
-def _qwen_video_processor(video_class, patch: int = 4):
-    pixels = IMAGE_SIZE * IMAGE_SIZE
-    return video_class(
-        patch_size=patch, merge_size=2, temporal_patch_size=2, size={"shortest_edge": pixels, "longest_edge": pixels}
-    )
-
-
-def _qwen_ids(tokenizer) -> dict:
-    image, video, start, end = _ids(tokenizer, *_QWEN_NAMED.values())
-    return {
-        "image_token_id": image,
-        "video_token_id": video,
-        "vision_start_token_id": start,
-        "vision_end_token_id": end,
-    }
-
-
-def _qwen_rope(head_dim: int) -> dict:
-    # Three sections (time, height, width) of the rotary half-dimension.
-    half = head_dim // 2
-    return {
+    head_dim = text.get("head_dim", _TEXT["hidden_size"] // _TEXT["num_attention_heads"])
+    half = head_dim // 2  # (time, height, width) sections of the rotary half-dimension
+    rope = {
         "rope_type": "default",
         "rope_theta": 10000.0,
         "mrope_section": [half - 2 * (half // 3), half // 3, half // 3],
     }
+    text_config = {**_text_config(tokenizer, Qwen2Config).to_dict(), **text}
+    text_config["rope_parameters"] = {**rope, **text_config.get("rope_parameters", {})}
+    image, video, start, end = _ids(tokenizer, *_QWEN_NAMED.values())
+    config = config_class(
+        text_config={key: value for key, value in text_config.items() if key != "model_type"},
+        vision_config={"depth": 2, "num_heads": 2, "patch_size": 4, **vision},
+        image_token_id=image,
+        video_token_id=video,
+        vision_start_token_id=start,
+        vision_end_token_id=end,
+    )
+    return model_class(config), processor
 
 
 def _qwen2_vl():
-    tokenizer = _qwen_tokenizer()
-    processor = Qwen2VLProcessor(
-        image_processor=_qwen_image_processor(),
-        tokenizer=tokenizer,
-        video_processor=_qwen_video_processor(Qwen2VLVideoProcessor),
-        chat_template=_QWEN_TEMPLATE,
-    )
-    text = _text_config(tokenizer, Qwen2Config, rope_parameters=_qwen_rope(_TEXT["hidden_size"] // 4)).to_dict()
-    text.pop("model_type", None)
-    config = Qwen2VLConfig(
-        text_config=text,
-        vision_config={"depth": 1, "embed_dim": 16, "hidden_size": 32, "num_heads": 2, "patch_size": 4},
-        **_qwen_ids(tokenizer),
-    )
-    return Qwen2VLForConditionalGeneration(config), processor
+    vision = {"depth": 1, "embed_dim": 16, "hidden_size": 32}
+    return _qwen_vl(Qwen2VLProcessor, Qwen2VLVideoProcessor, Qwen2VLConfig, Qwen2VLForConditionalGeneration, {}, vision)
 
 
 def _qwen2_5_vl():
-    tokenizer = _qwen_tokenizer()
-    processor = Qwen2_5_VLProcessor(
-        image_processor=_qwen_image_processor(),
-        tokenizer=tokenizer,
-        video_processor=_qwen_video_processor(Qwen2VLVideoProcessor),
-        chat_template=_QWEN_TEMPLATE,
+    vision = {"hidden_size": 16, "intermediate_size": 32, "out_hidden_size": 32}
+    vision |= {"window_size": 8, "fullatt_block_indexes": [1]}
+    return _qwen_vl(
+        Qwen2_5_VLProcessor, Qwen2VLVideoProcessor, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, {}, vision
     )
-    text = _text_config(tokenizer, Qwen2Config, rope_parameters=_qwen_rope(_TEXT["hidden_size"] // 4)).to_dict()
-    text.pop("model_type", None)
-    vision = {
-        "depth": 2,
-        "hidden_size": 16,
-        "intermediate_size": 32,
-        "num_heads": 2,
-        "out_hidden_size": 32,
-        "patch_size": 4,
-        "window_size": 8,
-        "fullatt_block_indexes": [1],
-    }
-    config = Qwen2_5_VLConfig(text_config=text, vision_config=vision, **_qwen_ids(tokenizer))
-    return Qwen2_5_VLForConditionalGeneration(config), processor
 
 
 def _qwen3_vl():
-    tokenizer = _qwen_tokenizer()
-    processor = Qwen3VLProcessor(
-        image_processor=_qwen_image_processor(),
-        tokenizer=tokenizer,
-        video_processor=_qwen_video_processor(Qwen3VLVideoProcessor),
-        chat_template=_QWEN_TEMPLATE,
+    text = {"head_dim": 8, "rope_parameters": {"mrope_interleaved": True}}
+    vision = {"hidden_size": 16, "intermediate_size": 32, "out_hidden_size": 32}
+    vision |= {"num_position_embeddings": 16, "deepstack_visual_indexes": [0]}
+    return _qwen_vl(
+        Qwen3VLProcessor, Qwen3VLVideoProcessor, Qwen3VLConfig, Qwen3VLForConditionalGeneration, text, vision
     )
-    rope = {**_qwen_rope(8), "mrope_interleaved": True}
-    text = _text_config(tokenizer, LlamaConfig, head_dim=8, rope_parameters=rope).to_dict()
-    for key in ("model_type", "mlp_bias", "pretraining_tp"):
-        text.pop(key, None)
-    vision = {
-        "depth": 2,
-        "hidden_size": 16,
-        "intermediate_size": 32,
-        "num_heads": 2,
-        "out_hidden_size": 32,
-        "patch_size": 4,
-        "num_position_embeddings": 16,
-        "deepstack_visual_indexes": [0],
-    }
-    config = Qwen3VLConfig(text_config=text, vision_config=vision, **_qwen_ids(tokenizer))
-    return Qwen3VLForConditionalGeneration(config), processor
 
 
 def _llava(sliding_window: int | None = None):

@@ -83,7 +83,8 @@ def plan_build(inputs: BuildInputs, config: BuildConfig) -> Plan:
         age = age_in_months(births[parsed.child], parsed.date) if parsed.child in births else None
         if age is not None and age < 0:
             raise ValueError(
-                f"recording {name} is dated before child {parsed.child}'s birth date {births[parsed.child]}: check {inputs.children}"
+                f"recording {name} is dated before child {parsed.child}'s birth date {births[parsed.child]}: "
+                f"check {inputs.children}"
             )
         utterances = tuple(sorted(by_recording.get(name, ()), key=lambda u: (u.start_ms, u.end_ms)))
         jobs.append(

@@ -23,13 +23,16 @@ def _rules(name: str, config: BuildConfig) -> str:
     )
     rules = {
         "utterances": "Every valid transcript row (no confidence filter: the `confidence` column lets you choose one).",
-        "frames": f"Frames at {config.frames_fps} fps over each whole recording (the frame on screen at each multiple of {1000 / config.frames_fps:g} ms).",
+        "frames": f"Frames at {config.frames_fps} fps over each whole recording "
+        f"(the frame on screen at each multiple of {1000 / config.frames_fps:g} ms).",
         "image_utterance": (
-            f"Frames at the multiples of {1000 / config.pair_fps:g} ms inside each utterance's span (its midpoint when none falls inside), "
+            f"Frames at the multiples of {1000 / config.pair_fps:g} ms inside each utterance's span "
+            "(its midpoint when none falls inside), "
             f"each paired with the utterance. Kept: {confidence}; {clip}."
         ),
         "video_utterance": (
-            f"Clips cut at utterance boundaries, {config.min_clip_seconds}–{config.max_clip_seconds} s long, as {config.clip_frames} frames "
+            f"Clips cut at utterance boundaries, {config.min_clip_seconds}–{config.max_clip_seconds} s long, "
+            f"as {config.clip_frames} frames "
             f"at the centres of equal parts of the span. Kept: {confidence}; "
             + (
                 f"X-CLIP video–text cosine similarity > {config.min_xclip_score} with `{config.xclip_model}`."
@@ -38,8 +41,9 @@ def _rules(name: str, config: BuildConfig) -> str:
             )
         ),
         "interleaved": (
-            f"Windows of {config.min_turns}–{config.max_turns} consecutive utterances of one recording (a window starts every "
-            f"{config.turn_stride} utterances), among utterances with {confidence}. Each turn shows one frame of its utterance: "
+            f"Windows of {config.min_turns}–{config.max_turns} consecutive utterances of one recording "
+            f"(a window starts every {config.turn_stride} utterances), among utterances with {confidence}. "
+            "Each turn shows one frame of its utterance: "
             + (
                 "the one with the highest CLIP score."
                 if config.clip_model

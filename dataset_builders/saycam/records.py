@@ -99,7 +99,8 @@ SPECS = {
         CorpusSpec(
             "interleaved",
             "interleaved multi-turn windows (phase 2)",
-            "Windows of consecutive utterances of one recording; each turn is one frame of the utterance and the utterance.",
+            "Windows of consecutive utterances of one recording; "
+            "each turn is one frame of the utterance and the utterance.",
             (
                 *_ORIGIN,
                 *_CHAT,

@@ -36,7 +36,9 @@ def in_shard(recording: str, shard: int, num_shards: int) -> bool:
 
 
 def parse_splits(spec: str) -> dict[str, float]:
-    """``"train=0.9,validation=0.1"`` -> fractions; ``ValueError`` unless names are words and fractions are positive and sum to 1."""
+    """``"train=0.9,validation=0.1"`` -> fractions.
+
+    ``ValueError`` unless names are words and fractions are positive and sum to 1."""
     fractions = {}
     for part in spec.split(","):
         name, _, value = part.partition("=")

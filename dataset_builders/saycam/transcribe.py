@@ -123,7 +123,8 @@ class WhisperTranscriber:
 def transcribe_recordings(
     media: dict[str, Path], transcriber: WhisperTranscriber, output: str | Path, progress: bool = True
 ) -> list[Failure]:
-    """Transcribe every recording in ``media`` (name -> audio or video file) into the transcript table ``output`` (parquet).
+    """Transcribe every recording in ``media`` (name -> audio or video file) into the transcript table ``output``
+    (parquet).
 
     Files without usable audio are skipped and returned as failures.
     """
