@@ -49,6 +49,11 @@ class IncompatibleModelError(ValueError):
     """The model directory cannot be evaluated (not image-text-to-text, or a processor without a chat template)."""
 
 
+class NotApplicableError(Exception):
+    """The model cannot do what a task needs (an API model asked for log-likelihoods): the task is reported
+    as not applicable, never scored 0."""
+
+
 def load_model_and_processor(
     model_dir: str | Path,
     *,

@@ -244,7 +244,8 @@ def run_items(chat: ChatModel, task: DevCVTask, records: Sequence[dict], use_sys
             continuations += item_continuations
         losses = [loss for loss, _ in chat.score_continuations(conversations, continuations)]
         return [[losses[4 * k : 4 * k + 2], losses[4 * k + 2 : 4 * k + 4]] for k in range(len(records))]
-    system = system_messages(task, use_system_prompt)
+    # API models get the authors' API variant of the prompts.
+    system = system_messages(task, use_system_prompt, api=getattr(chat, "is_api", False))
     dialogues = [k for k, record in enumerate(records) if is_dialogue(record)]
     single = [k for k, record in enumerate(records) if not is_dialogue(record)]
     outputs: list = [None] * len(records)

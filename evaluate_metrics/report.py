@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import matplotlib
@@ -37,6 +40,22 @@ def write_atomic(path: Path, write) -> None:
         os.replace(temporary, path)
     except BaseException:
         os.unlink(temporary)
+        raise
+
+
+@contextmanager
+def staged_folder(output: Path) -> Iterator[Path]:
+    """A fresh folder beside ``output`` to write into; once the block ends it replaces ``output``, and if
+    the block fails it is removed, so ``output`` is always complete."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}."))
+    try:
+        yield staging
+        if output.exists():
+            shutil.rmtree(output)
+        staging.rename(output)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
         raise
 
 
@@ -82,6 +101,18 @@ def markdown_table(summary: dict) -> str:
     if fallback:
         listed = ", ".join(f"{name} {count}" for name, count in fallback.items())
         lines.append(f"Items without released labels (objects recognised by their images): {listed}")
+    for task in summary.get("not_applicable", {}).values():
+        lines.append(
+            f"Not applicable (not scored; counts 0 in the overall score): {task['display_name']}: {task['reason']}"
+        )
+    usage = summary.get("api_usage")
+    if usage:
+        cost = f", cost ${usage['cost_usd']:.4f}" if "cost_usd" in usage else ""
+        lines.append(
+            f"API usage ({usage['model']} @ {usage['endpoint']}): {usage['requests']} requests, "
+            f"{usage['cached_answers']} answers from the cache, {usage['prompt_tokens']} prompt + "
+            f"{usage['completion_tokens']} completion tokens{cost}"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -103,14 +134,20 @@ def plot_scores(summary: dict, path: Path) -> None:
     plt.close(figure)
 
 
-def plot_count_accuracy(entries: list[dict], path: Path) -> None:
-    """Object Counting accuracy for each true count (how performance falls with more objects)."""
+def count_accuracy_by_number(entries: list[dict]) -> dict[int, float]:
+    """Object Counting accuracy for each true count, from the run's prediction entries."""
     by_count: dict[int, list[float]] = defaultdict(list)
     for entry in entries:
         by_count[parse_number(entry["gold"][0])].append(entry["scores"]["acc"])
-    counts = sorted(by_count)
+    return {count: sum(by_count[count]) / len(by_count[count]) for count in sorted(by_count)}
+
+
+def plot_count_accuracy(entries: list[dict], path: Path) -> None:
+    """Object Counting accuracy for each true count (how performance falls with more objects)."""
+    accuracy = count_accuracy_by_number(entries)
+    counts = list(accuracy)
     figure, axis = plt.subplots(figsize=(5, 3.5))
-    axis.bar(counts, [sum(by_count[c]) / len(by_count[c]) for c in counts], color="tab:green")
+    axis.bar(counts, list(accuracy.values()), color="tab:green")
     axis.set_xticks(counts)
     axis.set_xlabel("true count")
     axis.set_ylabel("accuracy")

@@ -30,10 +30,11 @@ from babyvlm.dataset_builders.chat import content_to_text, count_image_blocks
 from babyvlm.dataset_builders.devcv.tasks import DevCVTask
 from tqdm.auto import tqdm
 
+from .api import MODEL_PREFIX, APIChatModel, APIModelError
 from .data import MissingTaskError, load_task_split, resolve_tasks
 from .devcv.items import score_item
 from .devcv.scores import chance_normalized, mean_scores, overall_chance_normalized, overall_score
-from .inference import ChatModel, Conversation, IncompatibleModelError
+from .inference import ChatModel, Conversation, IncompatibleModelError, NotApplicableError
 from .predictions import PredictionLog, RunMismatchError
 from .preflight import check_eval_paths
 from .protocol import (
@@ -189,6 +190,18 @@ def summarize(entries_by_task: dict[DevCVTask, list[dict]]) -> dict:
     }
 
 
+def load_model(
+    model: str | Path, output_dir: Path, limits: dict, device: str, dtype: torch.dtype, api: dict, **model_kwargs
+):
+    """A :class:`ChatModel` for a model folder or Hub id, an :class:`~.api.APIChatModel` for ``openai:<name>``
+    (its answers cached in ``output_dir/api_cache`` unless ``api`` names a ``cache_dir``); ``limits``
+    holds ``max_new_tokens`` and ``max_new_tokens_per_round``."""
+    if str(model).startswith(MODEL_PREFIX):
+        api = {"cache_dir": output_dir / "api_cache", **api}
+        return APIChatModel.from_model_string(str(model), **limits, **api)
+    return ChatModel.from_pretrained(model_location(model), **limits, device=device, dtype=dtype, **model_kwargs)
+
+
 def write_outputs(output_dir: Path, summary: dict, entries_by_task: dict[DevCVTask, list[dict]]) -> None:
     write_results_files(output_dir, {key: task["metrics"] for key, task in summary["tasks"].items()})
     write_text_atomic(output_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
@@ -212,7 +225,7 @@ def model_location(model: str | Path) -> str:
 
 
 def evaluate_devcv(
-    model: str | Path | ChatModel,
+    model: str | Path | ChatModel | APIChatModel,
     data_dir: str | Path,
     output_dir: str | Path,
     *,
@@ -223,22 +236,25 @@ def evaluate_devcv(
     limit: int | None = None,
     max_new_tokens: int = MAX_NEW_TOKENS,
     max_new_tokens_per_round: int = MAX_NEW_TOKENS_PER_ROUND,
-    use_system_prompt: bool = False,
+    use_system_prompt: bool | None = None,
     device: str | None = None,
     dtype: torch.dtype = torch.float32,
     progress: bool = True,
+    api: dict | None = None,
     **model_kwargs,
 ) -> dict | None:
-    """Evaluate ``model`` (a model folder, a Hub id or a loaded :class:`ChatModel`) on ``tasks`` of a
-    DevCV dataset folder and write the outputs into ``output_dir``; returns the summary (on rank 0;
-    None on the other processes of a data-parallel run).
+    """Evaluate ``model`` (a model folder, a Hub id, ``openai:<name>`` or a loaded :class:`ChatModel`) on
+    ``tasks`` of a DevCV dataset folder and write the outputs into ``output_dir``; returns the summary
+    (on rank 0; None on the other processes of a data-parallel run).
 
     Items already logged in ``output_dir`` by an identical run are not redone. ``max_batch_tokens``
     caps a batch's padded token count (rows x longest item) besides its ``batch_size`` rows;
     ``limit`` takes each task's first items. ``use_system_prompt`` adds the authors' per-task system
-    prompts meant for general-purpose models. ``max_new_tokens`` (single turns) and
-    ``max_new_tokens_per_round`` (Memory) default to the leaderboard's reference wrapper's limits.
-    ``model_kwargs`` (``device_map``, ``attn_implementation``...) go to ``from_pretrained``.
+    prompts meant for general-purpose models (default: on for API models, off otherwise).
+    ``max_new_tokens`` (single turns) and ``max_new_tokens_per_round`` (Memory) default to the
+    leaderboard's reference wrapper's limits. ``model_kwargs`` (``device_map``, ``attn_implementation``...)
+    go to ``from_pretrained``. ``openai:<name>`` is a model behind an OpenAI-compatible endpoint, with
+    ``api`` holding :class:`~.api.APIChatModel`'s settings (``base_url``, ...).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -247,37 +263,43 @@ def evaluate_devcv(
     state = PartialState()
     data_dir, output_dir = Path(data_dir).resolve(), Path(output_dir)
     selected = resolve_tasks(data_dir, tasks)
-    if not isinstance(model, ChatModel):
-        model = ChatModel.from_pretrained(
-            model_location(model),
-            max_new_tokens=max_new_tokens,
-            max_new_tokens_per_round=max_new_tokens_per_round,
-            device=device or str(state.device),
-            dtype=dtype,
-            **model_kwargs,
-        )
+    if not isinstance(model, ChatModel | APIChatModel):
+        limits = {"max_new_tokens": max_new_tokens, "max_new_tokens_per_round": max_new_tokens_per_round}
+        model = load_model(model, output_dir, limits, device or str(state.device), dtype, api or {}, **model_kwargs)
+    is_api = isinstance(model, APIChatModel)
+    if use_system_prompt is None:
+        use_system_prompt = is_api
     run_config = {
-        "model": str(model.model.name_or_path),
+        "model": f"{MODEL_PREFIX}{model.name} @ {model.base_url}" if is_api else str(model.model.name_or_path),
         "data": str(data_dir),
         "split": split,
         "max_new_tokens": model.max_new_tokens,
         "max_new_tokens_per_round": model.max_new_tokens_per_round,
         "use_system_prompt": use_system_prompt,
-        "dtype": str(model.model.dtype).removeprefix("torch."),
+        "dtype": None if is_api else str(model.model.dtype).removeprefix("torch."),
     }
     # Rank 0 checks the run first; nobody appends before every process has read the logs.
     with state.main_process_first():
         log = PredictionLog(output_dir, run_config, shard=(state.process_index, state.num_processes))
     state.wait_for_everyone()
-    datasets_by_task = {}
+    datasets_by_task, not_applicable = {}, {}
     for task, config in selected:
         dataset = load_task_split(data_dir, config, split)
         if limit is not None:
             dataset = dataset.select(range(min(limit, len(dataset))))
         if len(dataset) == 0:
             raise MissingTaskError(f"{data_dir}: task {config!r} has no items in split {split!r}")
+        try:
+            _evaluate_task(model, task, dataset, log, batch_size, max_batch_tokens, use_system_prompt, progress, state)
+        except NotApplicableError as error:
+            logger.warning("%s: not applicable: %s", task.name, error)
+            not_applicable[task.harness_key] = {
+                "task": task.name,
+                "display_name": task.display_name,
+                "reason": str(error),
+            }
+            continue
         datasets_by_task[task] = dataset
-        _evaluate_task(model, task, dataset, log, batch_size, max_batch_tokens, use_system_prompt, progress, state)
     state.wait_for_everyone()
     if not state.is_main_process:
         return None
@@ -290,7 +312,13 @@ def evaluate_devcv(
         unparsable = sum(entry["unparsable"] for entry in entries_by_task[task])
         if unparsable:
             logger.warning("%s: %d answers held no parsable answer and count as wrong", task.name, unparsable)
+    if not entries_by_task:
+        raise NotApplicableError(f"no task could be scored: {'; '.join(t['reason'] for t in not_applicable.values())}")
     summary = summarize(entries_by_task)
+    if not_applicable:
+        summary["not_applicable"] = not_applicable
+    if is_api:
+        summary["api_usage"] = model.usage()
     write_outputs(output_dir, summary, entries_by_task)
     return summary
 
@@ -300,7 +328,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--model",
         required=True,
-        help="model folder or Hub id (any transformers image-text-to-text model with a processor)",
+        help="model folder or Hub id (any transformers image-text-to-text model with a processor), "
+        "or openai:<name> for a model behind an OpenAI-compatible endpoint (see --base-url)",
     )
     parser.add_argument("--data", required=True, help="DevCV dataset folder (parquet + README.md configs)")
     parser.add_argument("--output", required=True, help="output folder (an interrupted run in it is resumed)")
@@ -322,8 +351,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--system-prompts",
-        action="store_true",
-        help="add the authors' per-task system prompts (for general-purpose models; off for BabyLLaVA-V2)",
+        action=argparse.BooleanOptionalAction,
+        help="add the authors' per-task system prompts (for general-purpose models); default: on for openai: models",
     )
     parser.add_argument(
         "--device", help="default: this process's accelerator (cuda:<local rank> under accelerate), else cpu"
@@ -338,6 +367,21 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--device-map", help="e.g. auto: spread one large model over the visible GPUs")
     parser.add_argument("--trust-remote-code", action="store_true", help="allow the model's own code from the Hub")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    api = parser.add_argument_group("API models (--model openai:<name>)")
+    api.add_argument("--base-url", help="the endpoint, e.g. http://127.0.0.1:8000/v1 (default: $OPENAI_BASE_URL)")
+    api.add_argument("--api-key", help="default: $OPENAI_API_KEY")
+    api.add_argument("--concurrency", type=int, default=4, help="requests in flight at once")
+    api.add_argument("--requests-per-minute", type=float, help="rate limit on request starts")
+    api.add_argument("--max-retries", type=int, default=5, help="retries (with backoff) on 429, 5xx and timeouts")
+    api.add_argument("--api-timeout", type=float, default=120.0, help="seconds to wait for one answer")
+    api.add_argument("--api-cache", help="answer cache folder (default: OUTPUT/api_cache)")
+    api.add_argument(
+        "--price",
+        type=float,
+        nargs=2,
+        metavar=("INPUT", "OUTPUT"),
+        help="USD per million prompt and completion tokens, for the cost in the report",
+    )
     return parser
 
 
@@ -348,6 +392,21 @@ DTYPES = {
     "fp16": torch.float16,
     "float16": torch.float16,
 }
+
+
+def _api_settings(args: argparse.Namespace) -> dict:
+    settings = {
+        "base_url": args.base_url,
+        "api_key": args.api_key,
+        "concurrency": args.concurrency,
+        "requests_per_minute": args.requests_per_minute,
+        "max_retries": args.max_retries,
+        "timeout": args.api_timeout,
+        "price_per_million_tokens": tuple(args.price) if args.price else None,
+    }
+    if args.api_cache:
+        settings["cache_dir"] = Path(args.api_cache)
+    return settings
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -374,6 +433,7 @@ def main(argv: list[str] | None = None) -> None:
             device=args.device,
             dtype=DTYPES[args.dtype],
             progress=not args.no_progress,
+            api=_api_settings(args),
             **{
                 key: value
                 for key, value in (
@@ -391,6 +451,8 @@ def main(argv: list[str] | None = None) -> None:
         MissingTaskError,
         RunMismatchError,
         ValueError,
+        APIModelError,
+        NotApplicableError,
     ) as error:
         parser.exit(2, f"babyvlm-eval: error: {error.args[0] if isinstance(error, KeyError) else error}\n")
     if summary is not None:  # rank 0 of a data-parallel run

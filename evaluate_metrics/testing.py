@@ -168,3 +168,18 @@ def write_devcv_folder(directory: str | Path, rows_by_task: dict[str, list[dict]
         )
     (directory / "README.md").write_text("---\n" + yaml.safe_dump({"configs": configs}, sort_keys=False) + "---\n")
     return directory
+
+
+def assert_lmms_eval_scores_equal(lmms_output: Path, runner_output: Path, harness_keys: list[str]) -> None:
+    """The metrics of an lmms-eval run (its ``*_results.json``) equal a ``babyvlm-eval`` run's ``results.json``."""
+    import json
+
+    import pytest
+
+    (results_file,) = Path(lmms_output).rglob("*_results.json")
+    lmms_results = json.loads(results_file.read_text())["results"]
+    runner_results = json.loads((Path(runner_output) / "results.json").read_text())["results"]
+    assert set(runner_results) == set(harness_keys)
+    for task, metrics in runner_results.items():
+        for metric, value in metrics.items():
+            assert lmms_results[task][f"{metric},none"] == pytest.approx(value, abs=1e-12), (task, metric)

@@ -32,11 +32,13 @@ def train_tokenizer(
     Example:
 
     ```python
-    >>> tokenizer = train_tokenizer(["Look at the ball!", "The red ball.", "a ball"] * 10, vocab_size=300, min_frequency=1)
+    >>> utterances = ["Look at the ball!", "The red ball.", "a ball"] * 10
+    >>> tokenizer = train_tokenizer(utterances, vocab_size=300, min_frequency=1)
     >>> tokenizer("The ball").input_ids[0] == tokenizer.bos_token_id == 2
     True
     >>> tokenizer.decode(tokenizer("The BALL").input_ids, skip_special_tokens=True)  # the prefix space stays
     ' the ball'
+
     ```
     """
     tokenizer = Tokenizer(models.BPE(unk_token=UNK_TOKEN))

@@ -13,7 +13,12 @@ from babyvlm.evaluate_metrics.lmms_eval_plugin import MODEL_ID, manifests  # noq
 from babyvlm.evaluate_metrics.lmms_eval_plugin.model import BabyVLM  # noqa: E402
 from babyvlm.evaluate_metrics.lmms_eval_plugin.task_folder import write_task_folder  # noqa: E402
 from babyvlm.evaluate_metrics.runner import evaluate_devcv  # noqa: E402
-from babyvlm.evaluate_metrics.testing import save_tiny_llava, synthetic_items, write_devcv_folder  # noqa: E402
+from babyvlm.evaluate_metrics.testing import (  # noqa: E402
+    assert_lmms_eval_scores_equal,
+    save_tiny_llava,
+    synthetic_items,
+    write_devcv_folder,
+)
 
 ITEMS = {"picture_vocabulary": 3, "count": 3, "memory": 1, "looking_while_listening": 2}
 HARNESS_KEYS = ["baby_pv", "baby_count", "baby_memory", "baby_winoground"]
@@ -30,7 +35,7 @@ def setup(tmp_path_factory, rows):
     root = tmp_path_factory.mktemp("lmms")
     model = save_tiny_llava(root / "model")
     data = write_devcv_folder(root / "devcv", rows)
-    write_task_folder(data, root / "tasks")
+    write_task_folder(data, root / "tasks", max_new_tokens=MAX_NEW_TOKENS, max_new_tokens_per_round=MAX_NEW_TOKENS)
     return root, model, data
 
 
@@ -78,13 +83,7 @@ def runner_output(setup):
 
 @pytest.mark.slow
 def test_lmms_eval_scores_equal_the_runners(lmms_output, runner_output):
-    (results_file,) = lmms_output.rglob("*_results.json")
-    lmms_results = json.loads(results_file.read_text())["results"]
-    runner_results = json.loads((runner_output / "results.json").read_text())["results"]
-    assert set(runner_results) == set(HARNESS_KEYS)
-    for task, metrics in runner_results.items():
-        for metric, value in metrics.items():
-            assert lmms_results[task][f"{metric},none"] == pytest.approx(value, abs=1e-12), (task, metric)
+    assert_lmms_eval_scores_equal(lmms_output, runner_output, HARNESS_KEYS)
 
 
 @pytest.mark.slow
@@ -124,12 +123,18 @@ def test_task_folder(setup, tmp_path):
     from lmms_eval.utils import load_yaml_config
 
     root, _, data = setup
-    assert sorted(path.name for path in (root / "tasks").iterdir()) == sorted(
-        [f"{key}.yaml" for key in HARNESS_KEYS] + ["devcv.yaml"]
+    assert sorted(path.name for path in (root / "tasks").glob("*.yaml")) == sorted(
+        [f"{key}.yaml" for key in HARNESS_KEYS] + ["devcv.yaml", "devcv_generation.yaml"]
     )
     memory = load_yaml_config(str(root / "tasks" / "baby_memory.yaml"))
     assert memory["output_type"] == "generate_until_multi_round" and callable(memory["doc_to_text"])
-    assert memory["dataset_kwargs"]["data_files"] == {"test": [str(data / "memory" / "test-00000-of-00001.parquet")]}
+    assert memory["dataset_kwargs"]["data_files"] == {
+        "test": str(root.resolve() / "tasks" / "data" / "baby_memory.jsonl")
+    }
+    (doc,) = [json.loads(line) for line in (root / "tasks" / "data" / "baby_memory.jsonl").read_text().splitlines()]
+    # The organisers' layout: released turns, one image path per placeholder in order.
+    assert [turn["from"] for turn in doc["conversations"]] == ["human", "gpt"] * 15
+    assert sum(turn["value"].count("<image>") for turn in doc["conversations"]) == len(doc["image"]) == 29
 
     assert write_task_folder(data, tmp_path / "one", tasks=["pv"]) == ["baby_pv"]
     with pytest.raises(MissingTaskError, match="has no task 'localize'"):

@@ -355,3 +355,12 @@ def test_empty_message_list_is_refused(processor):
         processor.apply_chat_template([], add_generation_prompt=True)
     with pytest.raises(ValueError, match="conversation 1 has no messages"):
         processor.apply_chat_template([TWO_TURNS, []], tokenize=True, return_dict=True)
+
+
+def test_tokenizer_docstring_example_runs():
+    import doctest
+
+    from babyvlm.processing import tokenization_babyllava_v2
+
+    result = doctest.testmod(tokenization_babyllava_v2)
+    assert result.attempted > 0 and result.failed == 0

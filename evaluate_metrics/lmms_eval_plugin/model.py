@@ -3,8 +3,9 @@
 ``lmms-eval --model babyvlm --model_args pretrained=DIR[,max_new_tokens=16,dtype=float32,system_prompts=False]``
 ``--batch_size 8 --device cpu``
 
-Prompts arrive as released strings with ``<image>`` placeholders and are turned back into chat
-content blocks, so the model sees exactly what ``babyvlm-eval`` shows it. Generation stops at the
+Prompts arrive as released strings with ``<image>`` placeholders (prepended, one per image and a
+newline, when the context has none, as the leaderboard's reference wrapper does) and are turned
+back into chat content blocks, so the model sees exactly what ``babyvlm-eval`` shows it. Generation stops at the
 model's end of turn (lmms-eval ``until`` strings are not applied, as in ``babyvlm-eval``).
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 import torch
-from babyvlm.dataset_builders.chat import text_to_content
+from babyvlm.dataset_builders.chat import IMAGE_PLACEHOLDER, text_to_content
 from babyvlm.dataset_builders.devcv.tasks import canonical_task
 from lmms_eval.api.instance import Instance
 from lmms_eval.api.model import lmms
@@ -58,6 +59,9 @@ class BabyVLM(lmms):
         return system_messages(canonical_task(task_name), self.use_system_prompt)
 
     def _user_turn(self, text: str, images: list) -> Conversation:
+        # As the leaderboard's reference wrapper: a context without placeholders gets them prepended.
+        if images and IMAGE_PLACEHOLDER not in text:
+            text = " ".join([IMAGE_PLACEHOLDER] * len(images)) + "\n" + text
         return Conversation([{"role": "user", "content": text_to_content(text)}], list(images))
 
     def _doc(self, task_name: str, split: str, doc_id: int):
@@ -93,7 +97,7 @@ class BabyVLM(lmms):
             args = [request.args for request in batch]
             docs = [self._doc(task_name, split, doc_id) for *_, doc_id, task_name, split in args]
 
-            def next_turn(k: int, round_index: int, answers: list[str]) -> Conversation | None:
+            def next_turn(k: int, round_index: int, answers: list[str], args=args, docs=docs) -> Conversation | None:
                 context, _, doc_to_visual, doc_to_text, _, task_name, _ = args[k]
                 if round_index == 0:
                     turn = self._user_turn(context, doc_to_visual(docs[k]))

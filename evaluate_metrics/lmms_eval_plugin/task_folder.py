@@ -1,25 +1,121 @@
-"""Write an lmms-eval task folder (for ``--include_path``) for a DevCV dataset folder.
+"""Write a self-contained lmms-eval task folder (for ``--include_path``) for a DevCV dataset folder.
 
-One ``<harness_key>.yaml`` per task (``baby_pv``, ``baby_memory``, ...) pointing at the dataset
-folder, plus a ``devcv.yaml`` group running them all. The folder is written next to its final
-place and renamed into it, so an existing folder is always complete.
+The folder holds what the organisers' DevCV-Toolbox holds, so a leaderboard ``model.py`` runs on it
+as on theirs, and stock lmms-eval runs it without babyvlm installed::
+
+    TASK_DIR/
+      devcv.yaml                  group of every task; devcv_generation.yaml: all but Looking While Listening
+      <harness_key>.yaml          one task (baby_pv, baby_memory, ...)
+      data/<harness_key>.jsonl    docs: id, task, conversations, image (absolute paths), answer, choices, option_keys
+      images/<harness_key>/       the items' images as lossless PNG files
+      devcv_hooks.py              the task functions (:mod:`.hooks`), loaded from ...
+      babyvlm_devcv_tasks/        ... a copy of the hooks, the DevCV task registry and the scoring
+
+The folder is written next to its final place and renamed into it, so an existing folder is complete.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
-import shutil
-import tempfile
+import re
 from pathlib import Path
 
+from babyvlm.dataset_builders.chat import messages_to_conversations
 from babyvlm.dataset_builders.devcv.tasks import DevCVTask
 
-from ..data import MissingTaskError, resolve_tasks, task_data_files
-from ..protocol import LWL_TARGET_DELIMITER
+from ..data import MissingTaskError, load_task_split, resolve_tasks
+from ..protocol import (
+    LWL_TARGET_DELIMITER,
+    MAX_NEW_TOKENS,
+    MAX_NEW_TOKENS_PER_ROUND,
+    is_dialogue,
+    memory_option_keys,
+)
+from ..report import staged_folder
 
-HOOKS = "babyvlm.evaluate_metrics.lmms_eval_plugin.hooks"
+HOOKS = "devcv_hooks"
 GROUP = "devcv"
+GENERATION_GROUP = "devcv_generation"
+SUPPORT_PACKAGE = "babyvlm_devcv_tasks"
+# The modules the hooks need, copied into the task folder with `babyvlm` renamed to SUPPORT_PACKAGE.
+SUPPORT_MODULES = (
+    "babyvlm.dataset_builders.devcv.tasks",
+    "babyvlm.evaluate_metrics.devcv",
+    "babyvlm.evaluate_metrics.devcv.items",
+    "babyvlm.evaluate_metrics.devcv.parsing",
+    "babyvlm.evaluate_metrics.devcv.scores",
+    "babyvlm.evaluate_metrics.lmms_eval_plugin.hooks",
+)
+HOOKS_SHIM = f'''"""DevCV task functions for lmms-eval, written by babyvlm; they run without babyvlm installed."""
+
+import os
+import sys
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+
+from {SUPPORT_PACKAGE}.evaluate_metrics.lmms_eval_plugin.hooks import *  # noqa: E402,F403
+'''
+
+
+def _copy_support_package(folder: Path) -> None:
+    """Copy :data:`SUPPORT_MODULES` (and empty parent packages) under ``folder/SUPPORT_PACKAGE``."""
+    for name in SUPPORT_MODULES:
+        module = importlib.import_module(name)
+        parts = [SUPPORT_PACKAGE, *name.split(".")[1:]]
+        is_package = Path(module.__file__).name == "__init__.py"
+        target = (
+            folder.joinpath(*parts, "__init__.py") if is_package else folder.joinpath(*parts[:-1], f"{parts[-1]}.py")
+        )
+        source = Path(module.__file__).read_text()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(re.sub(r"\bbabyvlm\.", f"{SUPPORT_PACKAGE}.", source))
+    for package in folder.joinpath(SUPPORT_PACKAGE).rglob("*"):
+        if package.is_dir() and not (package / "__init__.py").exists():
+            (package / "__init__.py").write_text("")
+    (folder / SUPPORT_PACKAGE / "__init__.py").touch()
+    (folder / f"{HOOKS}.py").write_text(HOOKS_SHIM)
+
+
+def _write_docs(task: DevCVTask, dataset, folder: Path, final_folder: Path) -> Path:
+    """The task's docs as JSON lines, with its images as PNG files (paths as they will be once renamed)."""
+    images = folder / "images" / task.harness_key
+    images.mkdir(parents=True)
+    path = folder / "data" / f"{task.harness_key}.jsonl"
+    path.parent.mkdir(exist_ok=True)
+    with path.open("w") as handle:
+        for index, record in enumerate(dataset):
+            paths = []
+            for k, image in enumerate(record["images"]):
+                name = f"{index:06d}_{k:02d}.png"
+                image.save(images / name)
+                paths.append(str(final_folder / "images" / task.harness_key / name))
+            doc = {
+                "id": record["id"],
+                "task": task.name,
+                "conversations": messages_to_conversations(record["messages"]),
+                "image": paths,
+                "answer": list(record["answer"]),
+                "choices": list(record["choices"]),
+                "option_keys": memory_option_keys(record) if is_dialogue(record) else [],
+            }
+            handle.write(json.dumps(doc) + "\n")
+    return final_folder / "data" / path.name
+
+
+# lmms-eval models whose `generate_until_multi_round` answers each round from that round's input alone: their
+# Memory rounds carry the dialogue so far as text (hooks.dialogue_turn).
+STATELESS_DIALOGUE_MODELS = ("qwen2_vl", "qwen2_5_vl")
+
+
+def _dialogue_kwargs() -> str:
+    lines = ["lmms_eval_specific_kwargs:", "  default:", "    dialogue: turns"]
+    for model in STATELESS_DIALOGUE_MODELS:
+        lines += [f"  {model}:", "    dialogue: transcript"]
+    return "\n".join(lines) + "\n"
 
 
 def _metric_list(task: DevCVTask, aggregation: str | None = None) -> str:
@@ -30,18 +126,24 @@ def _metric_list(task: DevCVTask, aggregation: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def task_yaml(task: DevCVTask, data_files: list[str], split: str) -> str:
-    """The lmms-eval task config of one DevCV task, reading its split from ``data_files``.
-
-    The parquet files are named rather than the folder, because 🤗 datasets caches a local folder
-    by its README alone (see :func:`babyvlm.evaluate_metrics.runner.load_task_split`).
-    """
+def task_yaml(
+    task: DevCVTask,
+    data_file: str | Path,
+    split: str,
+    max_new_tokens: int = MAX_NEW_TOKENS,
+    max_new_tokens_per_round: int = MAX_NEW_TOKENS_PER_ROUND,
+) -> str:
+    """The lmms-eval task config of one DevCV task, reading its docs from ``data_file``; the generation
+    limits default to the leaderboard's reference wrapper's (per answer, per Memory round)."""
     head = (
         f"task: {task.harness_key}\n"
-        "dataset_path: parquet\n"
-        f"dataset_kwargs:\n  data_files:\n    {json.dumps(split)}: {json.dumps(data_files)}\n"
+        "dataset_path: json\n"
+        f"dataset_kwargs:\n  data_files:\n    {json.dumps(split)}: {json.dumps(str(data_file))}\n"
         f"test_split: {json.dumps(split)}\n"
     )
+    # Greedy, stopping at the model's end of turn only (as babyvlm-eval and the reference wrapper).
+    limit = max_new_tokens_per_round if task.name == "memory" else max_new_tokens
+    generation = f"generation_kwargs:\n  max_new_tokens: {limit}\n  do_sample: false\n  until: []\n"
     if task.answer_type == "loglikelihood":
         body = (
             "output_type: multiple_choice\n"
@@ -56,18 +158,19 @@ def task_yaml(task: DevCVTask, data_files: list[str], split: str) -> str:
     elif task.name == "memory":
         body = (
             "output_type: generate_until_multi_round\n"
-            f"doc_to_visual: !function {HOOKS}.dialogue_visual\n"
+            + generation
+            + f"doc_to_visual: !function {HOOKS}.dialogue_visual\n"
             f"doc_to_text: !function {HOOKS}.dialogue_turn\n"
             f"doc_to_target: !function {HOOKS}.doc_to_target\n"
             f"process_results: !function {HOOKS}.process_dialogue_results\n"
-            # Memory items without released labels are grouped by image, so results need the images.
-            "process_results_use_image: true\n" + _metric_list(task, "mean")
+            + _dialogue_kwargs()
+            + _metric_list(task, "mean")
         )
     else:
         body = (
-            "output_type: generate_until\n"
-            f"doc_to_visual: !function {HOOKS}.doc_to_visual\n"
+            "output_type: generate_until\n" + generation + f"doc_to_visual: !function {HOOKS}.doc_to_visual\n"
             f"doc_to_text: !function {HOOKS}.doc_to_text\n"
+            f"doc_to_messages: !function {HOOKS}.doc_to_messages\n"
             f"doc_to_target: !function {HOOKS}.doc_to_target\n"
             f"process_results: !function {HOOKS}.process_results\n" + _metric_list(task, "mean")
         )
@@ -75,25 +178,29 @@ def task_yaml(task: DevCVTask, data_files: list[str], split: str) -> str:
 
 
 def write_task_folder(
-    data_dir: str | Path, output_dir: str | Path, *, split: str = "test", tasks: list[str] | None = None
+    data_dir: str | Path,
+    output_dir: str | Path,
+    *,
+    split: str = "test",
+    tasks: list[str] | None = None,
+    max_new_tokens: int = MAX_NEW_TOKENS,
+    max_new_tokens_per_round: int = MAX_NEW_TOKENS_PER_ROUND,
 ) -> list[str]:
     """Write the task folder for ``tasks`` (default: all in ``data_dir``); returns the lmms-eval task names."""
-    data_dir, output_dir = Path(data_dir).resolve(), Path(output_dir)
+    data_dir, output_dir = Path(data_dir).resolve(), Path(output_dir).resolve()
     selected = resolve_tasks(data_dir, tasks)
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=output_dir.parent, prefix=f".{output_dir.name}."))
-    try:
+    with staged_folder(output_dir) as staging:
+        _copy_support_package(staging)
         for task, config in selected:
-            data_files = task_data_files(data_dir, config, split)
-            (staging / f"{task.harness_key}.yaml").write_text(task_yaml(task, data_files, split))
-        members = "".join(f"  - {task.harness_key}\n" for task, _ in selected)
-        (staging / f"{GROUP}.yaml").write_text(f"group: {GROUP}\ntask:\n{members}")
-        if output_dir.exists():
-            shutil.rmtree(output_dir)
-        staging.rename(output_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+            data_file = _write_docs(task, load_task_split(data_dir, config, split), staging, output_dir)
+            config_text = task_yaml(task, data_file, split, max_new_tokens, max_new_tokens_per_round)
+            (staging / f"{task.harness_key}.yaml").write_text(config_text)
+        for group, members in (
+            (GROUP, selected),
+            (GENERATION_GROUP, [(task, config) for task, config in selected if task.answer_type != "loglikelihood"]),
+        ):
+            listed = "".join(f"  - {task.harness_key}\n" for task, _ in members)
+            (staging / f"{group}.yaml").write_text(f"group: {group}\ntask:\n{listed}")
     return [task.harness_key for task, _ in selected]
 
 
@@ -101,17 +208,26 @@ def main(argv: list[str] | None = None) -> None:
     """``python -m babyvlm.evaluate_metrics.lmms_eval_plugin --data DIR --output TASK_DIR``."""
     parser = argparse.ArgumentParser(
         prog="python -m babyvlm.evaluate_metrics.lmms_eval_plugin",
-        description="Write an lmms-eval task folder (for --include_path) for a DevCV dataset folder.",
+        description="Write a self-contained lmms-eval task folder (for --include_path) for a DevCV dataset folder.",
     )
     parser.add_argument("--data", required=True, help="DevCV dataset folder")
     parser.add_argument("--output", required=True, help="task folder to write (replaced if it exists)")
     parser.add_argument("--split", default="test")
     parser.add_argument("--tasks", help="comma-separated tasks; default: all in --data")
+    parser.add_argument("--max-new-tokens", type=int, default=MAX_NEW_TOKENS, help="per single-turn answer")
+    parser.add_argument(
+        "--max-new-tokens-per-round", type=int, default=MAX_NEW_TOKENS_PER_ROUND, help="per Memory round"
+    )
     args = parser.parse_args(argv)
     try:
         names = write_task_folder(
-            args.data, args.output, split=args.split, tasks=args.tasks.split(",") if args.tasks else None
+            args.data,
+            args.output,
+            split=args.split,
+            tasks=args.tasks.split(",") if args.tasks else None,
+            max_new_tokens=args.max_new_tokens,
+            max_new_tokens_per_round=args.max_new_tokens_per_round,
         )
     except (KeyError, FileNotFoundError, MissingTaskError) as error:
         parser.exit(2, f"error: {error.args[0] if isinstance(error, KeyError) else error}\n")
-    print(f"wrote {args.output}: tasks {', '.join(names)} and the group {GROUP!r}")
+    print(f"wrote {args.output}: tasks {', '.join(names)} and the groups {GROUP!r}, {GENERATION_GROUP!r}")

@@ -1,0 +1,259 @@
+"""Compare evaluation runs side by side: ``babyvlm-compare RUN_DIR... --output DIR``.
+
+Each run is a ``babyvlm-eval`` output folder (``summary.json``, ``run.json``, ``predictions.jsonl``),
+named ``[LABEL[@DOMAIN]=]RUN_DIR``: the label defaults to the model's folder or API name, the
+domain to ``SAYCam`` / ``Ego4D`` when the run's data path names one (else it is left out). Writes:
+
+- ``comparison.md`` and ``comparison.html``: one row per task (primary metric), one column per run,
+  with the task's chance level, then the overall scores; not-applicable or missing tasks are "n/a";
+- ``compare_tasks.png``: grouped bars per task with chance (and human, where given) marks;
+- ``compare_overall.png``: the overall score per run, with chance and human lines;
+- ``compare_domains.png`` (when some model has both a SAYCam and an Ego4D run): in-domain vs
+  out-of-domain overall score per model;
+- ``count_by_number.png``: the paper's plot, Object Counting accuracy by true count, one line per run.
+
+Human adult figures are only known overall (≈ 0.93, REFERENCE §5, third-party); ``--human FILE``
+adds per-task figures (``{"baby_pv": 0.98, ..., "overall": 0.93}``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from babyvlm.dataset_builders.devcv.tasks import TASKS
+
+from .predictions import PREDICTIONS_FILE, RUN_FILE
+from .report import count_accuracy_by_number, plt, write_atomic, write_text_atomic
+
+HUMAN_OVERALL = 0.93  # human adults, overall (REFERENCE §5; third-party, approximate)
+DOMAINS = {"saycam": "SAYCam", "ego4d": "Ego4D"}
+IN_DOMAIN, OUT_OF_DOMAIN = "SAYCam", "Ego4D"
+
+
+@dataclass
+class Run:
+    """One evaluation run read back from its output folder."""
+
+    label: str
+    domain: str | None
+    summary: dict
+    count_accuracy: dict[int, float] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return f"{self.label} ({self.domain})" if self.domain else self.label
+
+    def score(self, harness_key: str) -> float | None:
+        task = self.summary["tasks"].get(harness_key)
+        return None if task is None else task["metrics"][task["primary_metric"]]
+
+
+def _domain_of(data_path: str) -> str | None:
+    found = {name for key, name in DOMAINS.items() if key in data_path.lower()}
+    return found.pop() if len(found) == 1 else None
+
+
+def read_run(spec: str) -> Run:
+    """A run from ``[LABEL[@DOMAIN]=]RUN_DIR``."""
+    label = domain = None
+    name, separator, folder = spec.rpartition("=")
+    if separator:
+        label, _, domain = name.partition("@")
+    folder = Path(folder)
+    summary_file = folder / "summary.json"
+    if not summary_file.is_file():
+        raise FileNotFoundError(f"{folder}: no summary.json (not a finished babyvlm-eval run)")
+    summary = json.loads(summary_file.read_text())
+    run_config = json.loads((folder / RUN_FILE).read_text()) if (folder / RUN_FILE).is_file() else {}
+    model = run_config.get("model", "")
+    label = label or (model.split(" @ ")[0].rstrip("/").rsplit("/", 1)[-1] if model else folder.name)
+    domain = domain or _domain_of(run_config.get("data", ""))
+    count_entries = []
+    if (folder / PREDICTIONS_FILE).is_file():
+        for line in (folder / PREDICTIONS_FILE).read_text().splitlines():
+            entry = json.loads(line)
+            if entry["task"] == "count":
+                count_entries.append(entry)
+    return Run(label, domain, summary, count_accuracy_by_number(count_entries) if count_entries else {})
+
+
+def task_rows(runs: list[Run]) -> list[str]:
+    """The harness keys scored or reported by any run, in the registry's order."""
+    present = set()
+    for run in runs:
+        present |= set(run.summary["tasks"]) | set(run.summary.get("not_applicable", {}))
+    return [task.harness_key for task in TASKS.values() if task.harness_key in present]
+
+
+def _cell(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def comparison_rows(runs: list[Run], human: dict[str, float]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the comparison table (task, metric, chance, human, one column per run)."""
+    tasks = {task.harness_key: task for task in TASKS.values()}
+    header = ["task", "metric", "chance", "human", *(run.name for run in runs)]
+    rows = []
+    for key in task_rows(runs):
+        task = tasks[key]
+        rows.append(
+            [
+                task.display_name,
+                task.primary_metric,
+                f"{task.chance:.3f}",
+                _cell(human.get(key)),
+                *(_cell(run.score(key)) for run in runs),
+            ]
+        )
+    rows.append(["**Overall**", "mean of 11", "", _cell(human.get("overall"))])
+    rows[-1] += [f"**{run.summary['overall']:.3f}**" for run in runs]
+    rows.append(["Overall chance-normalised", "", "0.000", ""])
+    rows[-1] += [f"{run.summary['overall_chance_normalized']:.3f}" for run in runs]
+    return header, rows
+
+
+def markdown(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * 2 + "---:|" * (len(header) - 2)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n\nn/a: not applicable to the model (e.g. log-likelihoods from an API) or not run.\n"
+
+
+def html_table(header: list[str], rows: list[list[str]]) -> str:
+    def cell(tag: str, text: str) -> str:
+        bold = text.startswith("**")
+        text = html.escape(text.strip("*"))
+        return f"<{tag}>{f'<b>{text}</b>' if bold else text}</{tag}>"
+
+    head = "".join(cell("th", text) for text in header)
+    body = "".join("<tr>" + "".join(cell("td", text) for text in row) + "</tr>\n" for row in rows)
+    return (
+        '<!doctype html>\n<html><head><meta charset="utf-8"><title>DevCV comparison</title>'
+        "<style>table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
+        "td:first-child,th:first-child{text-align:left}</style></head><body>\n"
+        f"<table>\n<tr>{head}</tr>\n{body}</table>\n</body></html>\n"
+    )
+
+
+def _save(figure, path: Path) -> None:
+    figure.tight_layout()
+    write_atomic(path, lambda temporary: figure.savefig(temporary, format="png"))
+    plt.close(figure)
+
+
+def plot_tasks(runs: list[Run], human: dict[str, float], path: Path) -> None:
+    keys = task_rows(runs)
+    tasks = {task.harness_key: task for task in TASKS.values()}
+    width = 0.8 / len(runs)
+    figure, axis = plt.subplots(figsize=(max(6.0, 1.1 * len(keys) + 2), 4.5))
+    for index, run in enumerate(runs):
+        positions = [k - 0.4 + width * (index + 0.5) for k in range(len(keys))]
+        axis.bar(positions, [run.score(key) or 0.0 for key in keys], width, label=run.name)
+    axis.scatter(
+        range(len(keys)), [tasks[key].chance for key in keys], color="black", marker="_", s=500, label="chance"
+    )
+    known = [(k, human[key]) for k, key in enumerate(keys) if key in human]
+    if known:
+        axis.scatter(*zip(*known), color="tab:red", marker="*", s=80, label="human adults")
+    axis.set_xticks(range(len(keys)), [tasks[key].display_name for key in keys], rotation=40, ha="right")
+    axis.set_ylim(0, 1)
+    axis.set_ylabel("primary metric")
+    axis.legend(fontsize="small")
+    _save(figure, path)
+
+
+def plot_overall(runs: list[Run], human: dict[str, float], path: Path) -> None:
+    overall_chance = sum(task.chance for task in TASKS.values() if task.in_overall) / sum(
+        task.in_overall for task in TASKS.values()
+    )
+    figure, axis = plt.subplots(figsize=(max(4.0, 0.9 * len(runs) + 2), 4))
+    axis.bar(range(len(runs)), [run.summary["overall"] for run in runs], color="tab:blue")
+    axis.axhline(overall_chance, color="black", linestyle=":", label="chance")
+    axis.axhline(human["overall"], color="tab:red", linestyle="--", label="human adults")
+    axis.set_xticks(range(len(runs)), [run.name for run in runs], rotation=30, ha="right")
+    axis.set_ylim(0, 1)
+    axis.set_ylabel("overall (mean of 11 primary metrics)")
+    axis.legend(fontsize="small")
+    _save(figure, path)
+
+
+def domain_pairs(runs: list[Run]) -> dict[str, dict[str, float]]:
+    """Per model label with both an in-domain (SAYCam) and an out-of-domain (Ego4D) run: their overall scores."""
+    by_label: dict[str, dict[str, float]] = {}
+    for run in runs:
+        if run.domain in (IN_DOMAIN, OUT_OF_DOMAIN):
+            by_label.setdefault(run.label, {})[run.domain] = run.summary["overall"]
+    return {label: scores for label, scores in by_label.items() if len(scores) == 2}
+
+
+def plot_domains(pairs: dict[str, dict[str, float]], path: Path) -> None:
+    labels = list(pairs)
+    figure, axis = plt.subplots(figsize=(max(4.0, 1.2 * len(labels) + 2), 4))
+    for offset, domain in ((-0.2, IN_DOMAIN), (0.2, OUT_OF_DOMAIN)):
+        name = f"{domain} ({'in' if domain == IN_DOMAIN else 'out of'} domain)"
+        axis.bar([k + offset for k in range(len(labels))], [pairs[label][domain] for label in labels], 0.4, label=name)
+    axis.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
+    axis.set_ylim(0, 1)
+    axis.set_ylabel("overall")
+    axis.legend(fontsize="small")
+    _save(figure, path)
+
+
+def plot_count_by_number(runs: list[Run], path: Path) -> None:
+    figure, axis = plt.subplots(figsize=(6, 4))
+    for run in runs:
+        if run.count_accuracy:
+            axis.plot(list(run.count_accuracy), list(run.count_accuracy.values()), marker="o", label=run.name)
+    axis.set_xlabel("true count")
+    axis.set_ylabel("Object Counting accuracy")
+    axis.set_ylim(0, 1)
+    axis.legend(fontsize="small")
+    _save(figure, path)
+
+
+def compare_runs(specs: list[str], output_dir: str | Path, human: dict[str, float] | None = None) -> list[Path]:
+    """Write the comparison of the runs ``specs`` (``[LABEL[@DOMAIN]=]RUN_DIR``) into ``output_dir``.
+
+    Returns the files written."""
+    runs = [read_run(spec) for spec in specs]
+    human = {"overall": HUMAN_OVERALL, **(human or {})}
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    header, rows = comparison_rows(runs, human)
+    written = [output_dir / "comparison.md", output_dir / "comparison.html"]
+    write_text_atomic(written[0], markdown(header, rows))
+    write_text_atomic(written[1], html_table(header, rows))
+    plot_tasks(runs, human, output_dir / "compare_tasks.png")
+    plot_overall(runs, human, output_dir / "compare_overall.png")
+    written += [output_dir / "compare_tasks.png", output_dir / "compare_overall.png"]
+    pairs = domain_pairs(runs)
+    if pairs:
+        plot_domains(pairs, output_dir / "compare_domains.png")
+        written.append(output_dir / "compare_domains.png")
+    if any(run.count_accuracy for run in runs):
+        plot_count_by_number(runs, output_dir / "count_by_number.png")
+        written.append(output_dir / "count_by_number.png")
+    return written
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of ``babyvlm-compare``."""
+    parser = argparse.ArgumentParser(prog="babyvlm-compare", description="Compare babyvlm-eval runs side by side.")
+    parser.add_argument("runs", nargs="+", metavar="[LABEL[@DOMAIN]=]RUN_DIR", help="babyvlm-eval output folders")
+    parser.add_argument("--output", required=True, help="folder for the tables and plots")
+    parser.add_argument("--human", help='JSON file of human figures: {"baby_pv": 0.98, ..., "overall": 0.93}')
+    args = parser.parse_args(argv)
+    try:
+        human = json.loads(Path(args.human).read_text()) if args.human else None
+        written = compare_runs(args.runs, args.output, human)
+    except (FileNotFoundError, json.JSONDecodeError, KeyError) as error:
+        parser.exit(2, f"babyvlm-compare: error: {error}\n")
+    print(Path(written[0]).read_text())
+    print("wrote " + ", ".join(str(path) for path in written))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+"""A BabyVLM leaderboard submission folder: ``babyvlm-submission --model DIR_OR_HUB_ID --name NAME --output DIR``.
+
+Writes ``DIR/submission.json`` (the schema of the leaderboard's ``submissions/README.md``, checked as
+its validation workflow checks it) and ``DIR/model.py`` (:mod:`.wrapper` registered under the
+submission's name), the lmms-eval wrapper the organisers copy into their DevCV-Toolbox and run as
+``accelerate launch -m lmms_eval --model NAME --model_args pretrained=CHECKPOINT,conv_template=baby_v1
+--task ... --batch_size 16 --trust_remote_code``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+from pathlib import Path
+
+from transformers import CONFIG_MAPPING
+
+from ..report import staged_folder
+
+WRAPPER = Path(__file__).with_name("wrapper.py")
+REGISTERED_NAME_LINE = re.compile(r'^REGISTERED_NAME = "[^"]*"$', re.MULTILINE)
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+METADATA_FIELDS = (
+    "model_type",
+    "vision_encoder",
+    "language_model",
+    "training_data",
+    "num_parameters",
+    "main_contributions",
+    "model_description",
+)
+
+
+class SubmissionError(ValueError):
+    """The submission cannot be written as asked (a checkpoint the organisers cannot load, an invalid field)."""
+
+
+def registered_name(name: str) -> str:
+    """The lmms-eval model name for a submission name: a Python identifier (lower case, ``_`` for the rest)."""
+    identifier = re.sub(r"\W+", "_", name.strip().lower()).strip("_")
+    if not identifier or identifier[0].isdigit():
+        raise SubmissionError(f"submission name {name!r} gives no usable model name (start it with a letter)")
+    return identifier
+
+
+def check_submission(submission: dict, folder: Path) -> list[str]:
+    """The problems the leaderboard's validation workflow reports for a submission (empty when valid)."""
+    problems = [f"missing required field {key!r}" for key in ("model_name", "checkpoint") if not submission.get(key)]
+    if "REPLACE" in str(submission.get("checkpoint", "")):
+        problems.append("checkpoint still has the placeholder value")
+    if not (submission.get("registered_model") or (folder / "model.py").is_file()):
+        problems.append("provide a model.py in the folder or set 'registered_model'")
+    return problems
+
+
+def _check_checkpoint(checkpoint: str) -> int | None:
+    """For a local checkpoint: that it loads without babyvlm, and its number of parameters."""
+    folder = Path(checkpoint)
+    if not folder.is_dir():
+        if not HUB_ID.match(checkpoint):
+            raise SubmissionError(f"{checkpoint!r} is neither a checkpoint folder nor a Hub id (user/name)")
+        return None
+    config_file = folder / "config.json"
+    if not config_file.is_file():
+        raise SubmissionError(f"{folder}: no config.json, not a transformers checkpoint")
+    config = json.loads(config_file.read_text())
+    if config.get("model_type") not in CONFIG_MAPPING and "AutoModelForImageTextToText" not in config.get(
+        "auto_map", {}
+    ):
+        raise SubmissionError(
+            f"{folder}: model type {config.get('model_type')!r} is not in transformers and the checkpoint has no "
+            "remote code for AutoModelForImageTextToText (auto_map), so the organisers cannot load it"
+        )
+    from safetensors import safe_open
+
+    weights = sorted(folder.glob("*.safetensors"))
+    if not weights:
+        return None
+    total = 0
+    for path in weights:
+        with safe_open(path, framework="pt") as handle:
+            total += sum(math.prod(handle.get_slice(key).get_shape()) for key in handle.keys())
+    return total
+
+
+def write_submission(
+    model: str,
+    name: str,
+    output: str | Path,
+    *,
+    conv_template: str = "baby_v1",
+    hf_model_url: str | None = None,
+    metadata: dict | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write ``output/submission.json`` and ``output/model.py`` for the checkpoint ``model`` (a folder or a Hub id)."""
+    output = Path(output)
+    if output.exists() and not overwrite:
+        raise SubmissionError(f"{output} exists; choose another folder or pass overwrite=True (--overwrite)")
+    num_parameters = _check_checkpoint(model)
+    metadata = {key: value for key, value in (metadata or {}).items() if value is not None}
+    unknown = set(metadata) - set(METADATA_FIELDS)
+    if unknown:
+        raise SubmissionError(f"unknown metadata fields {sorted(unknown)}; the schema has {list(METADATA_FIELDS)}")
+    if num_parameters is not None:
+        metadata.setdefault("num_parameters", num_parameters)
+    if hf_model_url is None and not Path(model).is_dir():
+        hf_model_url = f"https://huggingface.co/{model}"
+    registered = registered_name(name)
+    submission = {
+        "model_name": name,
+        "checkpoint": str(Path(model).resolve()) if Path(model).is_dir() else model,
+        "registered_model": registered,
+        "conv_template": conv_template,
+        "hf_model_url": hf_model_url or "",
+        "metadata": {key: metadata.get(key, "") for key in METADATA_FIELDS},
+    }
+    wrapper, count = REGISTERED_NAME_LINE.subn(f'REGISTERED_NAME = "{registered}"', WRAPPER.read_text())
+    if count != 1:
+        raise RuntimeError(f"{WRAPPER}: expected one REGISTERED_NAME line, found {count}")
+    with staged_folder(output) as staging:
+        (staging / "submission.json").write_text(json.dumps(submission, indent=2) + "\n")
+        (staging / "model.py").write_text(wrapper)
+        problems = check_submission(submission, staging)
+        if problems:
+            raise SubmissionError("; ".join(problems))
+    return output
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="babyvlm-submission",
+        description="Write a BabyVLM leaderboard submission folder (submission.json + model.py).",
+    )
+    parser.add_argument("--model", required=True, help="checkpoint: the Hub id the organisers download, or a folder")
+    parser.add_argument("--name", required=True, help="the model's leaderboard name")
+    parser.add_argument("--output", required=True, help="submission folder, e.g. submissions/NAME")
+    parser.add_argument("--conv-template", default="baby_v1", help="passed by the organisers as conv_template")
+    parser.add_argument("--hf-model-url", help="link of the leaderboard row (default: the Hub page of --model)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    for field in METADATA_FIELDS:
+        parser.add_argument(
+            f"--{field.replace('_', '-')}", type=int if field == "num_parameters" else str, help=f"metadata.{field}"
+        )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of ``babyvlm-submission``."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        output = write_submission(
+            args.model,
+            args.name,
+            args.output,
+            conv_template=args.conv_template,
+            hf_model_url=args.hf_model_url,
+            metadata={field: getattr(args, field) for field in METADATA_FIELDS},
+            overwrite=args.overwrite,
+        )
+    except SubmissionError as error:
+        parser.exit(2, f"babyvlm-submission: error: {error}\n")
+    print(f"wrote {output}/submission.json and {output}/model.py (lmms-eval model {registered_name(args.name)!r})")
+    if Path(args.model).is_dir():
+        print("note: the checkpoint is a local folder; upload it to the Hub and put its id in submission.json")

@@ -1,0 +1,238 @@
+"""lmms-eval model wrapper for a BabyVLM leaderboard submission (written by ``babyvlm-submission``).
+
+Self-contained: it imports lmms-eval, transformers, torch and PIL only, and the checkpoint loads
+through the Auto classes (its own remote code where it has some). It implements the interface the
+organisers' DevCV-Toolbox tasks call, as the leaderboard's reference wrapper does:
+
+- ``generate_until``: request args ``(context, gen_kwargs, doc_to_visual, doc_id, task, split)``; the
+  context holds one ``<image>`` per image where it goes, or gets them prepended with a newline.
+- ``generate_until_multi_round`` (Memory): args ``(context, gen_kwargs, doc_to_visual, doc_to_text,
+  doc_id, task, split)``; the doc's ``conversations`` are played turn by turn with its ``image`` paths
+  (relative to the working directory, the toolbox root), the model's own answers kept in the history;
+  one JSON-encoded list of answers per doc.
+- ``loglikelihood`` (Looking While Listening): args ``(context, continuation, doc_to_visual, doc_id,
+  task, split)``; ``(mean token loss, is_greedy)`` of the continuation as the assistant's answer.
+
+Prompts are rendered by the checkpoint's own chat template, images by its processor; decoding is
+greedy; ``--batch_size`` requests (dialogues: rounds of that many dialogues) run as one left-padded batch.
+"""
+
+import json
+
+import torch
+from lmms_eval.api.instance import Instance
+from lmms_eval.api.model import lmms
+from lmms_eval.api.registry import register_model
+from PIL import Image
+from transformers import AutoModelForImageTextToText, AutoProcessor
+
+REGISTERED_NAME = "babyvlm_submission"
+IMAGE_PLACEHOLDER = "<image>"
+
+
+def _user_message(context: str, image_count: int) -> dict:
+    """A released user turn as chat content blocks, images where its ``<image>`` placeholders stand."""
+    if image_count and IMAGE_PLACEHOLDER not in context:
+        context = " ".join([IMAGE_PLACEHOLDER] * image_count) + "\n" + context
+    if context.count(IMAGE_PLACEHOLDER) != image_count:
+        raise ValueError(
+            f"{context.count(IMAGE_PLACEHOLDER)} {IMAGE_PLACEHOLDER} placeholders for {image_count} images"
+        )
+    content = []
+    for index, piece in enumerate(context.split(IMAGE_PLACEHOLDER)):
+        if index:
+            content.append({"type": "image"})
+        if piece:
+            content.append({"type": "text", "text": piece})
+    return {"role": "user", "content": content}
+
+
+def _assistant_message(text: str) -> dict:
+    return {"role": "assistant", "content": [{"type": "text", "text": text}]}
+
+
+def _flatten(visuals) -> list:
+    if visuals is None:
+        return []
+    if isinstance(visuals, Image.Image):
+        return [visuals]
+    return [image for item in visuals for image in _flatten(item)]
+
+
+@register_model(REGISTERED_NAME)
+class DevCVSubmission(lmms):
+    """Any image-text-to-text checkpoint with a processor and a chat template, run as the leaderboard runs it."""
+
+    def __init__(
+        self,
+        pretrained: str,
+        conv_template: str = "baby_v1",
+        batch_size: int | str = 1,
+        device: str | None = None,
+        dtype: str = "float32",
+        trust_remote_code: bool | str = True,
+        max_batch_size: int | None = None,  # passed by lmms-eval to every model; batches have a fixed size
+        **kwargs,
+    ) -> None:
+        super().__init__()
+        if kwargs:
+            raise ValueError(f"unexpected model arguments: {sorted(kwargs)}")
+        trust = trust_remote_code if isinstance(trust_remote_code, bool) else trust_remote_code.lower() == "true"
+        from accelerate import Accelerator
+
+        accelerator = Accelerator()
+        self._rank, self._world_size = accelerator.process_index, accelerator.num_processes
+        if device is None:
+            device = f"cuda:{accelerator.local_process_index}" if torch.cuda.is_available() else "cpu"
+        self._device = torch.device(device)
+        self.processor = AutoProcessor.from_pretrained(pretrained, trust_remote_code=trust)
+        if getattr(self.processor, "chat_template", None) is None:
+            raise ValueError(f"{pretrained}: the processor has no chat template (conv_template={conv_template!r})")
+        # `conv_template` names the original LLaVA conversation format; the checkpoint's chat template renders it.
+        self.conv_template = conv_template
+        self.processor.tokenizer.padding_side = "left"
+        self._model = AutoModelForImageTextToText.from_pretrained(
+            pretrained, dtype=getattr(torch, dtype), trust_remote_code=trust
+        )
+        self._model.to(self._device).eval()
+        self.batch_size_per_gpu = int(batch_size)
+
+    @property
+    def model(self):
+        return self._model
+
+    @property
+    def batch_size(self) -> int:
+        return self.batch_size_per_gpu
+
+    @property
+    def device(self):
+        return self._device
+
+    @property
+    def rank(self) -> int:
+        return self._rank
+
+    @property
+    def world_size(self) -> int:
+        return self._world_size
+
+    def _doc(self, task: str, split: str, doc_id: int) -> dict:
+        return self.task_dict[task][split][doc_id]
+
+    def _encode(self, texts: list[str], images: list):
+        images = [image.convert("RGB") for image in images]
+        inputs = self.processor(text=texts, images=images or None, padding=True, return_tensors="pt")
+        inputs = inputs.to(self.device)
+        if "pixel_values" in inputs:
+            inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
+        return inputs
+
+    def _prompt(self, messages: list[dict]) -> str:
+        return self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+    @torch.inference_mode()
+    def _generate(self, conversations: list[tuple[list[dict], list]], max_new_tokens: int) -> list[str]:
+        """Greedy answers to a batch of (messages, images in block order)."""
+        texts = [self._prompt(messages) for messages, _ in conversations]
+        inputs = self._encode(texts, [image for _, images in conversations for image in images])
+        tokenizer = self.processor.tokenizer
+        output = self.model.generate(
+            **inputs,
+            do_sample=False,
+            max_new_tokens=max_new_tokens,
+            pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
+            use_cache=True,
+        )
+        new_tokens = output[:, inputs["input_ids"].shape[1] :]
+        return [text.strip() for text in self.processor.batch_decode(new_tokens, skip_special_tokens=True)]
+
+    def _batches(self, requests: list[Instance]):
+        for start in range(0, len(requests), self.batch_size):
+            yield requests[start : start + self.batch_size]
+
+    def generate_until(self, requests: list[Instance]) -> list[str]:
+        # Requests of a task share their generation settings; a batch never mixes two.
+        groups: dict[str, list[int]] = {}
+        for index, request in enumerate(requests):
+            groups.setdefault(json.dumps(request.args[1], sort_keys=True, default=str), []).append(index)
+        answers = [None] * len(requests)
+        for indices in groups.values():
+            for batch in self._batches(indices):
+                conversations = []
+                for index in batch:
+                    context, _, doc_to_visual, doc_id, task, split = requests[index].args
+                    images = _flatten(doc_to_visual(self._doc(task, split, doc_id)))
+                    conversations.append(([_user_message(context, len(images))], images))
+                gen_kwargs = dict(requests[batch[0]].args[1])
+                until = gen_kwargs.get("until") or []
+                outputs = self._generate(conversations, int(gen_kwargs.get("max_new_tokens", 1024)))
+                for index, output in zip(batch, outputs):
+                    for stop in [until] if isinstance(until, str) else until:
+                        output = output.split(stop)[0]
+                    answers[index] = output
+        return answers
+
+    def generate_until_multi_round(self, requests: list[Instance]) -> list[str]:
+        answers = []
+        for batch in self._batches(requests):
+            docs = []
+            for request in batch:
+                *_, doc_id, task, split = request.args
+                docs.append(self._doc(task, split, doc_id))
+            max_new_tokens = int(batch[0].args[1].get("max_new_tokens", 128))
+            rounds = [self._rounds(doc) for doc in docs]
+            histories = [([], []) for _ in docs]
+            responses: list[list[str]] = [[] for _ in docs]
+            for round_index in range(max(len(doc_rounds) for doc_rounds in rounds)):
+                active = [k for k in range(len(docs)) if round_index < len(rounds[k])]
+                for k in active:
+                    messages, images = rounds[k][round_index]
+                    histories[k][0].extend(messages)
+                    histories[k][1].extend(images)
+                for k, answer in zip(active, self._generate([histories[k] for k in active], max_new_tokens)):
+                    histories[k][0].append(_assistant_message(answer))
+                    responses[k].append(answer)
+            answers += [json.dumps(doc_responses) for doc_responses in responses]
+        return answers
+
+    @staticmethod
+    def _rounds(doc: dict) -> list[tuple[list[dict], list]]:
+        """The doc's user turns grouped into the rounds answered (consecutive human turns form one), with images."""
+        rounds, next_image, pending = [], 0, ([], [])
+        turns = doc["conversations"]
+        for index, turn in enumerate(turns):
+            if turn["from"] != "human":
+                continue
+            count = turn["value"].count(IMAGE_PLACEHOLDER)
+            paths = doc["image"][next_image : next_image + count]
+            next_image += count
+            pending[0].append(_user_message(turn["value"], count))
+            pending[1].extend(Image.open(path).convert("RGB") for path in paths)
+            if index + 1 < len(turns) and turns[index + 1]["from"] == "human":
+                continue
+            rounds.append(pending)
+            pending = ([], [])
+        return rounds
+
+    @torch.inference_mode()
+    def loglikelihood(self, requests: list[Instance]) -> list[tuple[float, bool]]:
+        results = []
+        for request in requests:
+            context, continuation, doc_to_visual, doc_id, task, split = request.args
+            if not isinstance(continuation, str):
+                continuation = continuation(self._doc(task, split, doc_id))
+            images = _flatten(doc_to_visual(self._doc(task, split, doc_id)))
+            messages = [_user_message(context, len(images))]
+            prompt = self._prompt(messages)
+            full = self.processor.apply_chat_template(messages + [_assistant_message(continuation)], tokenize=False)
+            if not full.startswith(prompt):
+                raise ValueError("the chat template's assistant turn does not extend its generation prompt")
+            prompt_length = self._encode([prompt], images)["input_ids"].shape[1]
+            inputs = self._encode([full], images)
+            logits = self.model(**inputs).logits[0, prompt_length - 1 : -1].float()
+            targets = inputs["input_ids"][0, prompt_length:]
+            log_probs = torch.log_softmax(logits, dim=-1)
+            loss = -log_probs.gather(-1, targets.unsqueeze(-1)).mean().item()
+            results.append((loss, bool((log_probs.argmax(-1) == targets).all())))
+        return results
