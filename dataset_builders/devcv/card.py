@@ -206,7 +206,9 @@ def render_card(
         prompts=prompts,
         audit=audit,
         contents="the released items",
-        provenance=f"""Built by `babyvlm-build-devcv` from the released JSON layouts of: {", ".join(sorted(set(sources)))}.
+        provenance=f"""Built by `babyvlm-build-devcv` from the released JSON layouts of: {
+            ", ".join(sorted(set(sources)))
+        }.
 Items are reproduced losslessly: `babyvlm.dataset_builders.devcv.export` writes them back to the
 released layout. Shard fingerprint (SHA-256): `{report.fingerprint}`.""",
         access=ACCESS_NOTE,

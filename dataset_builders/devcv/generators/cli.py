@@ -165,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\nShortcut audit (compare with chance):")
         print(format_audit_text([ShortcutAudit(**result) for result in report.audit]))
     print(
-        f"\nwrote {args.output} in {time.perf_counter() - started:.1f}s (fingerprint {report.fingerprint[:16]}); report: {args.output}/generation_report.json"
+        f"\nwrote {args.output} in {time.perf_counter() - started:.1f}s (fingerprint {report.fingerprint[:16]}); "
+        f"report: {args.output}/generation_report.json"
     )
     return 0
 
