@@ -5,7 +5,7 @@
 mode (`HF_HUB_OFFLINE=1`: cached files only) apply as everywhere else in the ecosystem. Every failure to find a repo,
 revision or file becomes one `ValueError` naming it; nothing is written outside the Hub cache.
 
-The released ids (REFERENCE §2) are `wsashawn/babyllava_v2_phase2` and `wsashawn/babyllava_v2_instruction_ft`
+The released ids (modeling/CONVERSION.md) are `wsashawn/babyllava_v2_phase2` and `wsashawn/babyllava_v2_instruction_ft`
 (LLaVA format) and `wsashawn/babyllava_v2_vision_backbone` (the DINO `.pth`).
 """
 

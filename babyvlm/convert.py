@@ -22,11 +22,7 @@ formats and parity are described in `modeling/CONVERSION.md`.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -50,6 +46,7 @@ from .modeling.convert_babyllava_v2_original import (
     read_llava_config,
 )
 from .processing import IMAGE_TOKEN, BabyLlavaV2ImageProcessor, BabyLlavaV2Processor
+from .staging import staged_folder
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 # `image_aspect_ratio` of the LLaVA config -> whether images are padded to a square before resizing.
@@ -84,7 +81,7 @@ def convert_original(
     """
     if llava_checkpoint is None and vision_checkpoint is None:
         raise ValueError("nothing to convert: pass a LLaVA checkpoint folder, a vision checkpoint, or both")
-    with _staged_output(Path(output), overwrite) as staging:
+    with staged_folder(output, overwrite) as staging:
         vision = resolve_vision_checkpoint(vision_checkpoint, vision_revision) if vision_checkpoint else None
         if llava_checkpoint is None:
             return _write_vision_model(staging, vision, num_attention_heads, dtype, license)
@@ -240,29 +237,6 @@ def push_to_hub(folder: str | Path, repo_id: str, private: bool = False) -> str:
         commit_message=f"BabyLLaVA-V2 converted by babyvlm-convert {__version__}",
     )
     return commit.commit_url
-
-
-@contextmanager
-def _staged_output(output: Path, overwrite: bool) -> Iterator[Path]:
-    """A temporary sibling of `output`, renamed to it only when the block succeeds (removed otherwise)."""
-    if output.exists() and not (overwrite and output.is_dir()):
-        raise FileExistsError(
-            f"{output} exists; pass --overwrite to replace it" if output.is_dir() else f"{output} is a file"
-        )
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}.", suffix=".partial"))
-    try:
-        yield staging
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    if output.exists():
-        previous = staging.with_name(f"{staging.name}.replaced")  # unique, as the staging folder is
-        output.rename(previous)
-        staging.rename(output)
-        shutil.rmtree(previous)
-    else:
-        staging.rename(output)
 
 
 def _parser() -> argparse.ArgumentParser:

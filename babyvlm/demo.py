@@ -2,8 +2,8 @@
 
 `babyvlm-demo [--output babyvlm-demo] [--force] [--smoke]` runs every part of the framework, in order:
 
-    toy world -> SAYCam-format corpora -> DevCV items -> phase 0 (tokenizer + LM, ViT self-supervision)
-    -> phase 1 (connector) -> phase 2 (joint) -> phase 3 (DevCV instruction tuning) -> DevCV evaluation
+    toy world -> SAYCam-format corpora -> DevCV items -> stage 0 (tokenizer + LM, ViT self-supervision)
+    -> stage 1 (connector) -> stage 2 (joint) -> stage 3 (DevCV instruction tuning) -> DevCV evaluation
 
 It is a thin driver: the data steps call the builders, the training steps run the real recipes
 (`recipes/sft.py`, `recipes/pretrain_vision.py`) with the CPU-sized YAMLs of `recipes/babyllava_v2/tiny/`, both read
@@ -31,19 +31,16 @@ from pathlib import Path
 from scipy.stats import binomtest
 from tqdm.auto import tqdm
 
+from babyvlm.training.stages import STAGES
+
 RECIPES = "babyvlm.recipes"  # `recipes/`, installed with the package (scripts as modules, YAMLs as package data)
 TINY = files(RECIPES) / "babyllava_v2" / "tiny"
 SIGNIFICANCE = 0.01
 # Memory's primary metric scores learned objects, (rounds + 1) // 3 = 5 per generated 15-round item.
 MEMORY_OBJECTS_PER_ITEM = 5
-# The CPU-sized YAML of each training stage, by the stage's key in `DemoSize.recipe_overrides`.
-RECIPE_CONFIGS = {
-    "stage0_lm": "stage0_lm.yaml",
-    "stage0_vision": "stage0_vision.yaml",
-    "stage1": "stage1_align.yaml",
-    "stage2": "stage2_pretrain.yaml",
-    "stage3": "stage3_instruct.yaml",
-}
+# The CPU-sized YAML of each training stage, by the stage's name (`babyvlm.training.stages`), also its key in
+# `DemoSize.recipe_overrides`.
+RECIPE_CONFIGS = {name: f"{stage.label}.yaml" for name, stage in STAGES.items()}
 
 
 @dataclass(frozen=True)
@@ -57,7 +54,7 @@ class DemoSize:
     for test gives ~120-150 test items per task instead of ~60 (the builder's 15 %): with 150 items a one-sided
     binomial test tells a 10-point gain over chance at p < 0.01; with 60 it needs 15 points."""
     instruct_tasks: tuple = ("count", "localize", "compare_real", "compare_synthetic", "picture_vocabulary")
-    """DevCV tasks whose train split phase 3 uses; every task is still evaluated. The CPU budget buys 20 epochs
+    """DevCV tasks whose train split stage 3 uses; every task is still evaluated. The CPU budget buys 20 epochs
     of these five. Measured: adding Spatial Details (4 images an item) or VDR (5-9 frames) left them at chance and
     took time from the others; Memory (29 images an item) costs ~25 count items' time per item."""
     recipe_overrides: dict = field(default_factory=dict)
@@ -140,7 +137,7 @@ class Demo:
     def stage0_lm(self):
         self.recipe(
             "sft",
-            "stage0_lm",
+            "lm",
             "--datasets",
             str(self.paths["corpora"] / "utterances"),
             "--output_dir",
@@ -150,7 +147,7 @@ class Demo:
     def stage0_vision(self):
         self.recipe(
             "pretrain_vision",
-            "stage0_vision",
+            "vision",
             "--dataset_name",
             str(self.paths["corpora"] / "frames"),
             "--output_dir",
@@ -160,7 +157,7 @@ class Demo:
     def stage1(self):
         self.recipe(
             "sft",
-            "stage1",
+            "align",
             "--vision_model_path",
             str(self.paths["stage0_vision"]),
             "--language_model_path",
@@ -174,7 +171,7 @@ class Demo:
     def stage2(self):
         self.recipe(
             "sft",
-            "stage2",
+            "pretrain",
             "--model_name_or_path",
             str(self.paths["stage1_align"]),
             "--datasets",
@@ -202,7 +199,7 @@ class Demo:
     def stage3(self):
         self.recipe(
             "sft",
-            "stage3",
+            "instruct",
             "--model_name_or_path",
             str(self.paths["stage2_pretrain"]),
             "--datasets",
@@ -242,11 +239,11 @@ class Demo:
             stage("toyworld", "generate the toy world (videos, transcripts, annotations)", self.toyworld),
             stage("corpora", "build the SAYCam-format pretraining corpora", self.corpora),
             stage("devcv", "generate DevCV items from the toy-world annotations", self.devcv),
-            stage("stage0_lm", "phase 0: tokenizer + language model from scratch", self.stage0_lm, "stage0_lm"),
-            stage("stage0_vision", "phase 0: ViT self-supervision (DINO-style)", self.stage0_vision, "stage0_vision"),
-            stage("stage1_align", "phase 1: connector alignment (baby_plain)", self.stage1, "stage1"),
-            stage("stage2_pretrain", "phase 2: joint pretraining on the corpora mixture", self.stage2, "stage2"),
-            stage("model", "phase 3: instruction tuning on DevCV train items", self.stage3, "stage3"),
+            stage("stage0_lm", "stage 0 (lm): tokenizer + language model from scratch", self.stage0_lm, "lm"),
+            stage("stage0_vision", "stage 0 (vision): ViT self-supervision (DINO-style)", self.stage0_vision, "vision"),
+            stage("stage1_align", "stage 1 (align): connector alignment (baby_plain)", self.stage1, "align"),
+            stage("stage2_pretrain", "stage 2 (pretrain): joint pretraining, corpus mix", self.stage2, "pretrain"),
+            stage("model", "stage 3 (instruct): instruction tuning on DevCV train items", self.stage3, "instruct"),
             stage("eval", "evaluate on the DevCV test split", self.evaluate),
         ]
 

@@ -7,7 +7,8 @@ the last line. ``--processes 2`` also times whole ``babyvlm-eval`` runs, one pro
 under ``accelerate launch`` (CPU; process start and model loading included), and checks that they
 give the same results.
 
-The item mix follows the SAYCam test split (REFERENCE §5): ~70% single-answer letter items
+The item mix follows the SAYCam test split (dataset_builders/devcv/README.md, split sizes): ~70%
+single-answer letter items
 (Picture Vocabulary stands for all of them: it has the most images), ~20% counting, ~6% VDR, and
 a few Memory dialogues and Looking-While-Listening items.
 """
@@ -26,10 +27,10 @@ from pathlib import Path
 import torch
 from babyvlm.evaluate_metrics.inference import ChatModel
 from babyvlm.evaluate_metrics.runner import evaluate_devcv
-from babyvlm.evaluate_metrics.testing import synthetic_items, write_devcv_folder
 
 from babyvlm.testing import TINY_FAMILIES, save_tiny_model
-from babyvlm.tiny import build_tiny_babyllava
+from babyvlm.testing.babyllava import build_tiny_babyllava
+from babyvlm.testing.devcv import synthetic_items, write_devcv_folder
 
 ITEMS = {"picture_vocabulary": 140, "count": 40, "vdr_open": 12, "memory": 3, "looking_while_listening": 5}
 

@@ -25,8 +25,9 @@ import numpy as np
 import yaml
 from babyvlm.dataset_builders.devcv.schema import DEVCV_FEATURES
 from babyvlm.dataset_builders.devcv.shards import ParquetShardWriter
-from babyvlm.evaluate_metrics.testing import synthetic_items
 from PIL import Image
+
+from babyvlm.testing.devcv import synthetic_items
 
 TASK, SPLIT = "picture_vocabulary", "test"
 

@@ -14,7 +14,7 @@ from babyvlm.modeling import BabyLlavaV2ForConditionalGeneration
 from timing import forward_backward_seconds
 from transformers import LlavaConfig, LlavaForConditionalGeneration
 
-from babyvlm.tiny import tiny_config
+from babyvlm.testing.babyllava import tiny_config
 
 
 def build_pair(vocab_size: int, image_size: int):

@@ -23,7 +23,7 @@ from babyvlm.training.stages import STAGES, apply_stage_freezing
 
 
 class _PackingProcessor:
-    """The two attributes `BabyLlavaV2Collator.pack`/`pad` read, without a trained tokenizer."""
+    """The attributes `BabyLlavaV2Collator.pack`/`pad` read, without a trained tokenizer."""
 
     def __init__(self, config):
         self.image_token_id = config.image_token_id
@@ -31,7 +31,7 @@ class _PackingProcessor:
         self.tokenizer = type("Tokenizer", (), {"pad_token_id": config.text_config.pad_token_id})()
 
 
-def make_sample(rng: random.Random, config, image_size: int) -> TokenizedSample:
+def make_sample(rng: random.Random, config, image_size: int) -> tuple[TokenizedSample, torch.Tensor]:
     kind = rng.choices(["image", "video", "interleaved"], weights=[0.5, 0.3, 0.2])[0]
     turns = {"image": [1], "video": [8], "interleaved": [1] * rng.randint(4, 8)}[kind]
     ids, labels = [2], [IGNORE_INDEX]
@@ -43,7 +43,8 @@ def make_sample(rng: random.Random, config, image_size: int) -> TokenizedSample:
         ids += prompt + answer
         labels += [IGNORE_INDEX] * len(prompt) + answer
     n_images = sum(turns)
-    return TokenizedSample(torch.tensor(ids), torch.tensor(labels), torch.randn(n_images, 3, image_size, image_size))
+    sample = TokenizedSample(f"sample{len(ids)}", torch.tensor(ids), torch.tensor(labels), n_images)
+    return sample, torch.randn(n_images, 3, image_size, image_size)
 
 
 def model_flops(config, batch, n_vit: int, n_lm: int) -> float:
@@ -114,14 +115,20 @@ def main() -> None:
     processor = _PackingProcessor(config)
     packer = BabyLlavaV2Collator(processor, packing=True, row_length=args.row_length or None)
     padder = BabyLlavaV2Collator(processor)
-    sample_sets = [[make_sample(rng, config, 224) for _ in range(args.samples_per_batch)] for _ in range(3)]
+    made = [[make_sample(rng, config, 224) for _ in range(args.samples_per_batch)] for _ in range(3)]
+    sample_sets = [[sample for sample, _ in batch] for batch in made]
+    pixel_sets = [{"pixel_values": torch.cat([pixels for _, pixels in batch])} for batch in made]
 
     def to_device(batch):
         return {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
 
     results = {}
-    for name, collate in (("packed", packer.pack), ("padded", padder.pad)):
-        batches = [to_device(collate(samples)) for samples in sample_sets]
+    collators = {
+        "packed": packer.pack,
+        "padded": lambda samples, pixels: {**padder.pad(samples), **pixels},
+    }
+    for name, collate in collators.items():
+        batches = [to_device(collate(samples, pixels)) for samples, pixels in zip(sample_sets, pixel_sets)]
         for batch in batches:
             batch["pixel_values"] = batch["pixel_values"].to(torch.bfloat16)
         if name == "padded":

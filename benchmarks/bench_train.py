@@ -14,7 +14,7 @@ import torch
 from timing import forward_backward_seconds
 from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
 
-from babyvlm.tiny import build_tiny_babyllava
+from babyvlm.testing.babyllava import build_tiny_babyllava
 from babyvlm.training.collator import BabyLlavaV2Collator
 
 # (images per item, prompt) for a DevCV-like mix: count, PV, Left/Right, Spatial Details, VDR, compare, memory.

@@ -12,8 +12,8 @@ domain to ``SAYCam`` / ``Ego4D`` when the run's data path names one (else it is 
   out-of-domain overall score per model;
 - ``count_by_number.png``: the paper's plot, Object Counting accuracy by true count, one line per run.
 
-Human adult figures are only known overall (≈ 0.93, REFERENCE §5, third-party); ``--human FILE``
-adds per-task figures (``{"baby_pv": 0.98, ..., "overall": 0.93}``).
+Human adult figures are only known overall (≈ 0.93, third-party; evaluate_metrics/README.md, "Comparing
+runs"); ``--human FILE`` adds per-task figures (``{"baby_pv": 0.98, ..., "overall": 0.93}``).
 """
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from babyvlm.dataset_builders.devcv.tasks import TASKS
+from babyvlm.evaluate_metrics.devcv.tasks import TASKS
 
 from .predictions import PREDICTIONS_FILE, RUN_FILE
 from .report import count_accuracy_by_number, plt, write_atomic, write_text_atomic
 
-HUMAN_OVERALL = 0.93  # human adults, overall (REFERENCE §5; third-party, approximate)
+HUMAN_OVERALL = 0.93  # human adults, overall (third-party, approximate; evaluate_metrics/README.md, "Comparing runs")
 DOMAINS = {"saycam": "SAYCam", "ego4d": "Ego4D"}
 IN_DOMAIN, OUT_OF_DOMAIN = "SAYCam", "Ego4D"
 

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 import datasets
-from babyvlm.dataset_builders.devcv.tasks import DevCVTask, canonical_task
+from babyvlm.evaluate_metrics.devcv.tasks import DevCVTask, canonical_task
 
 logger = logging.getLogger(__name__)
 

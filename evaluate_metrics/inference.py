@@ -35,7 +35,7 @@ from .families import adapter_for
 
 @dataclass
 class Conversation:
-    """Chat messages (content blocks, see ``babyvlm.dataset_builders.chat``) and their images in block order."""
+    """Chat messages (content blocks, see ``babyvlm.chat``) and their images in block order."""
 
     messages: list[dict]
     images: list[Image.Image] = field(default_factory=list)
@@ -71,9 +71,15 @@ def load_model_and_processor(
     """
     try:
         processor = AutoProcessor.from_pretrained(model_dir, trust_remote_code=model_kwargs.get("trust_remote_code"))
-        model = AutoModelForImageTextToText.from_pretrained(
-            model_dir, dtype=dtype, device_map=device_map, **model_kwargs
-        )
+        if (Path(model_dir) / "adapter_config.json").is_file():
+            # a LoRA adapter folder (recipes/sft.py with use_peft): its base model with the adapter merged in
+            from babyvlm.training.lora import load_merged
+
+            model = load_merged(model_dir, dtype=dtype, device_map=device_map, **model_kwargs)
+        else:
+            model = AutoModelForImageTextToText.from_pretrained(
+                model_dir, dtype=dtype, device_map=device_map, **model_kwargs
+            )
     except (OSError, ValueError, KeyError) as error:
         raise IncompatibleModelError(
             f"{model_dir}: cannot load an image-text-to-text model and its processor ({error})"

@@ -18,6 +18,8 @@ import os
 from collections import defaultdict
 from pathlib import Path
 
+from babyvlm.staging import staged_file
+
 PREDICTIONS_FILE = "predictions.jsonl"
 SHARD_FILES = "predictions.shard-*-of-*.jsonl"
 RUN_FILE = "run.json"
@@ -102,11 +104,9 @@ class PredictionLog:
             return
         self.refresh()
         merged = self.output_dir / PREDICTIONS_FILE
-        partial = merged.with_suffix(".jsonl.partial")
-        with partial.open("w") as handle:
+        with staged_file(merged) as partial, partial.open("w") as handle:
             handle.writelines(json.dumps(entry) + "\n" for task in self.entries.values() for entry in task.values())
             handle.flush()
             os.fsync(handle.fileno())
-        partial.replace(merged)
         for shard in shards:
             shard.unlink()

@@ -1,4 +1,4 @@
-"""How each DevCV item is put to a model (REFERENCE §5, "Evaluation protocol and metrics"), as the
+"""How each DevCV item is put to a model (evaluate_metrics/README.md, "What is measured"), as the
 leaderboard's reference lmms-eval wrapper does it (BabyVLM-Leaderboard-2026 submission_template/model.py).
 
 - Single-turn tasks: the user turn(s) before the first gold answer, answered by greedy generation
@@ -17,8 +17,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 
-from babyvlm.dataset_builders.chat import IMAGE_PLACEHOLDER, count_image_blocks, text_to_content
-from babyvlm.dataset_builders.devcv.tasks import DevCVTask, canonical_task
+from babyvlm.evaluate_metrics.devcv.tasks import DevCVTask, canonical_task
+
+from babyvlm.chat import IMAGE_PLACEHOLDER, count_image_blocks, text_to_content
 
 from .inference import ChatModel, Conversation
 

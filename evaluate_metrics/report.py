@@ -1,21 +1,19 @@
 """Outputs of an evaluation run: the leaderboard results files, a Markdown table and PNG plots.
 
-Every file is written to a temporary name in the output folder and then renamed, so a file that
-exists is complete.
+Every file is written to a temporary name in the output folder and then renamed (:mod:`babyvlm.staging`),
+so a file that exists is complete.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from collections import defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import matplotlib
+
+from babyvlm.staging import staged_file
+from babyvlm.staging import write_text as write_text_atomic  # noqa: F401  (the name the runner and compare use)
 
 matplotlib.use("Agg")  # files only, never a display
 import matplotlib.pyplot as plt  # noqa: E402
@@ -33,34 +31,8 @@ LEADERBOARD_RESULTS_FILE = "devcv_results.json"
 
 def write_atomic(path: Path, write) -> None:
     """Call ``write(temporary_path)`` and move the result onto ``path`` only once it is complete."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(handle)
-    try:
-        write(Path(temporary))
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-
-
-@contextmanager
-def staged_folder(output: Path) -> Iterator[Path]:
-    """A fresh folder beside ``output`` to write into; once the block ends it replaces ``output``, and if
-    the block fails it is removed, so ``output`` is always complete."""
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}."))
-    try:
-        yield staging
-        if output.exists():
-            shutil.rmtree(output)
-        staging.rename(output)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    write_atomic(path, lambda temporary: temporary.write_text(text))
+    with staged_file(path) as temporary:
+        write(temporary)
 
 
 def write_results_files(output_dir: Path, results: dict[str, dict[str, float]]) -> None:

@@ -26,9 +26,10 @@ from pathlib import Path
 import datasets
 import torch
 from accelerate import PartialState
-from babyvlm.dataset_builders.chat import content_to_text, count_image_blocks
-from babyvlm.dataset_builders.devcv.tasks import DevCVTask
+from babyvlm.evaluate_metrics.devcv.tasks import DevCVTask
 from tqdm.auto import tqdm
+
+from babyvlm.chat import content_to_text, count_image_blocks
 
 from .api import MODEL_PREFIX, APIChatModel, APIModelError
 from .data import MissingTaskError, load_task_split, resolve_tasks

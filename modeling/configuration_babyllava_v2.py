@@ -5,7 +5,7 @@ from transformers import AutoConfig
 from transformers.configuration_utils import SubConfigSpec
 from transformers.models.llava.configuration_llava import LlavaConfig
 
-# ViT-L/16 at 224 with LayerScale, as trained DINO-style on SAYCam frames (REFERENCE §2).
+# ViT-L/16 at 224 with LayerScale, as trained DINO-style on SAYCam frames (README.md, "The model").
 VISION_DEFAULTS = {
     "hidden_size": 1024,
     "num_hidden_layers": 24,

@@ -1,6 +1,6 @@
 """Read the original BabyLLaVA-V2 release into BabyLLaVA-V2 and Dinov2 models. All key mapping lives here.
 
-The authors released (REFERENCE §2, "Original checkpoint layout"):
+The authors released (modeling/CONVERSION.md, "Accepted inputs" and "Key mapping"):
 
 - VLM checkpoints in LLaVA-repo format: a `LlavaLlamaForCausalLM` folder (config with `mm_*` fields, safetensors or
   `.bin` weights, tokenizer files). The Llama LM sits under `model.` and `lm_head`, the connector under

@@ -24,6 +24,7 @@ from transformers.utils.generic import can_return_tuple, merge_with_config_defau
 from .configuration_babyllava_v2 import BabyLlavaV2Config
 
 IGNORE_INDEX = -100
+"""Label value the loss skips (transformers' default ``ignore_index``); the training collator imports it from here."""
 
 
 class BabyLlavaV2PreTrainedModel(LlavaPreTrainedModel):

@@ -1,4 +1,4 @@
-"""The two BabyLLaVA-V2 chat templates (REFERENCE §2), as Jinja for `apply_chat_template`.
+"""The two BabyLLaVA-V2 chat templates (README.md, "Processing"), as Jinja for `apply_chat_template`.
 
 Content may be a plain string or a list of blocks: a text block renders its text verbatim, an image block
 renders `<image>` and a video block `<video>` (the processor expands it into one `<image>` per sampled frame).
@@ -44,7 +44,8 @@ BABY_V1 = (
     "{{- 'USER: ' + render_content(message.content) + ' ' -}}"
     "{%- elif message.role == 'assistant' -%}"
     # the space after "ASSISTANT:" is part of the answer: generation starts right after the prompt's "ASSISTANT:"
-    "{{- 'ASSISTANT:' -}}{%- generation -%}{{- ' ' + render_content(message.content) + eos_token -}}{%- endgeneration -%}"
+    "{{- 'ASSISTANT:' -}}{%- generation -%}"
+    "{{- ' ' + render_content(message.content) + eos_token -}}{%- endgeneration -%}"
     "{%- else -%}{{- raise_exception('baby_v1 supports the roles system, user and assistant, got ' + message.role) -}}"
     "{%- endif -%}"
     "{%- endfor -%}"

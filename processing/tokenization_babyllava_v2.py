@@ -1,4 +1,4 @@
-"""Training the BabyLLaVA-V2 tokenizer: byte-level BPE on child-directed utterances (REFERENCE §2)."""
+"""Training the BabyLLaVA-V2 tokenizer: byte-level BPE on child-directed utterances (README.md, "Processing")."""
 
 from collections.abc import Iterable
 
@@ -32,16 +32,18 @@ def train_tokenizer(
     Example:
 
     ```python
-    >>> tokenizer = train_tokenizer(["Look at the ball!", "The red ball.", "a ball"] * 10, vocab_size=300, min_frequency=1)
+    >>> utterances = ["Look at the ball!", "The red ball.", "a ball"] * 10
+    >>> tokenizer = train_tokenizer(utterances, vocab_size=300, min_frequency=1)
     >>> tokenizer("The ball").input_ids[0] == tokenizer.bos_token_id == 2
     True
     >>> tokenizer.decode(tokenizer("The BALL").input_ids, skip_special_tokens=True)  # the prefix space stays
     ' the ball'
+
     ```
     """
     tokenizer = Tokenizer(models.BPE(unk_token=UNK_TOKEN))
     tokenizer.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
-    # The original trains with the byte-level pre-tokenizer's default prefix space (REFERENCE §2).
+    # The original trains with the byte-level pre-tokenizer's default prefix space (README.md, "Processing").
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(

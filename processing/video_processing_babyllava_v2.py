@@ -1,4 +1,13 @@
-"""Videos for BabyLLaVA-V2: a clip is K uniformly sampled frames, each fed to the model as one image."""
+"""Videos for BabyLLaVA-V2: a clip is K uniformly sampled frames, each fed to the model as one image.
+
+Why not ``transformers.video_utils.load_video(..., backend="pyav", sample_indices_fn=...)``: it takes the
+frame count from the container header (``stream.frames``, 0 or approximate for many AVI/MOV/WebM files,
+where the sampled frames would then differ from the decoded ones) and keeps each decoded frame at most once,
+so a clip shorter than ``num_frames`` would give fewer images than it has ``<image>`` placeholders. Counting
+the decoded frames and indexing them keeps exactly ``num_frames`` frames, first and last included. Measured
+with transformers 5.23 on 3-frame clips asked for 8 frames: MP4 and AVI gave 3 frames, WebM (header count 0)
+gave 1; this module gives 8 from each.
+"""
 
 import os
 

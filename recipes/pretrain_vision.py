@@ -302,7 +302,8 @@ def main(argv: list[str] | None = None) -> None:
         backbone.gradient_checkpointing_enable()
     if crop_config.global_crops_size != backbone.config.image_size:
         accelerator.print(
-            f"note: global crops of {crop_config.global_crops_size} px train a ViT built for {backbone.config.image_size} px"
+            f"note: global crops of {crop_config.global_crops_size} px train a ViT built for "
+            f"{backbone.config.image_size} px"
         )
     model = DinoPretrainingModel(backbone, dino_config)
     optimizer = build_optimizer(model, args)

@@ -35,7 +35,7 @@ def datasets_cache() -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A saved tiny random BabyLLaVA-V2 checkpoint with its processor (17 tokens per 32x32 image)."""
-    from babyvlm.tiny import build_tiny_babyllava
+    from babyvlm.testing.babyllava import build_tiny_babyllava
 
     directory = tmp_path_factory.mktemp("babyllava-v2-tiny")
     build_tiny_babyllava(directory)

@@ -1,6 +1,7 @@
 """Writers of tiny synthetic DevCV releases in the three released layouts (builder and audit tests).
 
-Items follow the released prompt shapes of REFERENCE §5. Images are small seeded-noise PNGs; in
+Items follow the released prompt shapes of dataset_builders/devcv/README.md ("The released toolbox").
+Images are small seeded-noise PNGs; in
 Left/Right the gold option is a byte copy of the query and the distractors are mirrored copies,
 in Spatial Details the query is a crop of the gold frame (as in the SAYCam release).
 """
@@ -12,7 +13,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-from babyvlm.dataset_builders.devcv.tasks import TASKS
+from babyvlm.evaluate_metrics.devcv.tasks import TASKS
 from PIL import Image, ImageOps
 
 ALL_TASKS = tuple(TASKS)
@@ -41,23 +42,36 @@ def _content(task: str, index: int, seed: int) -> tuple[dict, list[Image.Image]]
     if task == "subitize":
         return {"conversations": _turns("<image> How many of cup do you see?", str(index % 3 + 1))}, [noise_image(seed)]
     if task == "picture_vocabulary":
-        prompt = "<image><image><image><image>\n Touch the image of 'ball' (A) the first image (B) the second image (C) the third image (D) the fourth image."
+        prompt = (
+            "<image><image><image><image>\n Touch the image of 'ball' (A) the first image (B) the second image "
+            "(C) the third image (D) the fourth image."
+        )
         return {"conversations": _turns(prompt, letter)}, [noise_image(seed + k) for k in range(4)]
     if task == "localize":
-        prompt = "<image> Point at the cup. Is it in the (A) top left or (B) top right or (C) bottom left or (D) bottom right of the image?"
+        prompt = (
+            "<image> Point at the cup. Is it in the (A) top left or (B) top right or (C) bottom left or "
+            "(D) bottom right of the image?"
+        )
         return {"bb": [1.0, 2.5, 10.0, 6.0], "conversations": _turns(prompt, letter)}, [noise_image(seed)]
     if task == "leftright":
         query, gold = noise_image(seed), index % 3
         options = [query if k == gold else ImageOps.mirror(query) for k in range(3)]
-        prompt = "<image> Which of the following is the same as this? Answer with a number. (A) <image> (B) <image> (C) <image>"
+        prompt = (
+            "<image> Which of the following is the same as this? Answer with a number. "
+            "(A) <image> (B) <image> (C) <image>"
+        )
         return {"conversations": _turns(prompt, "ABC"[gold])}, [query, *options]
     if task == "spatialdetails":
         frames, gold = [noise_image(seed + k, (48, 32)) for k in range(3)], index % 3
-        prompt = "<image> Which of the following contains exactly this object? (A) <image> (B) <image> (C) <image>. Pay attention to details and give only a letter A-C."
+        prompt = (
+            "<image> Which of the following contains exactly this object? (A) <image> (B) <image> (C) <image>. "
+            "Pay attention to details and give only a letter A-C."
+        )
         return {"conversations": _turns(prompt, "ABC"[gold])}, [frames[gold].crop((20, 8, 36, 20)), *frames]
     if task in ("vdr_binary", "vdr_open"):
         question = (
-            "does the cup leave the frame through the left side of the frame or the right side of the frame? respond ONLY with 'left' or 'right'."
+            "does the cup leave the frame through the left side of the frame or the right side of the frame? "
+            "respond ONLY with 'left' or 'right'."
             if task == "vdr_binary"
             else f"which part of the frame does the cup leave from? respond ONLY with one of: {VDR_OPEN_WORDS}."
         )
@@ -91,7 +105,8 @@ def _content(task: str, index: int, seed: int) -> tuple[dict, list[Image.Image]]
 
 
 def write_items(data_root: Path, image_dir: str, task: str, split: str, n: int) -> list[dict]:
-    """Write ``n`` items' images under ``data_root/image_dir``; returns the released items (paths relative to ``data_root``)."""
+    """Write ``n`` items' images under ``data_root/image_dir``; returns the released items (paths relative to
+    ``data_root``)."""
     items = []
     for index in range(n):
         seed = zlib.crc32(f"{task}/{split}/{index}".encode())  # distinct, reproducible images per item

@@ -18,9 +18,10 @@ import pytest
 import torch
 from babyvlm.dataset_builders.devcv.builder import build_devcv
 from babyvlm.dataset_builders.devcv.cli import main as build_devcv_main
-from babyvlm.dataset_builders.devcv.folder import STAGING_OWNER_FILE, staged_folder
 from babyvlm.dataset_builders.devcv.limits import InputLimits
 from fixtures_devcv import noise_image, write_json
+
+from babyvlm.staging import STAGING_OWNER_FILE, staged_folder
 
 
 def count_item(item_id: str, image: str = "images/a.png", question: str = "How many cups do you see?") -> dict:
@@ -121,7 +122,7 @@ def test_staging_folder_of_a_sigkilled_build_is_removed_by_the_next_build(releas
 
     build(release, output)
     assert not stale.exists() and running.exists()
-    assert f"removed {stale}, the staging folder of a build (pid {killed.pid}) that was killed" in caplog.text
+    assert f"removed {stale}, the staging folder of a run (pid {killed.pid}) that was killed" in caplog.text
     assert sorted(path.name for path in output.parent.iterdir()) == [".devcv.tmp-running", "devcv"]
     assert not (output / STAGING_OWNER_FILE).exists()
 

@@ -5,8 +5,9 @@ import json
 import pytest
 from babyvlm.evaluate_metrics.compare import compare_runs, main, read_run
 from babyvlm.evaluate_metrics.runner import evaluate_devcv
-from babyvlm.evaluate_metrics.testing import save_tiny_llava, synthetic_items, write_devcv_folder
 from PIL import Image
+
+from babyvlm.testing.devcv import save_tiny_llava, synthetic_items, write_devcv_folder
 
 RUN = {"max_new_tokens": 3, "progress": False, "batch_size": 8}
 

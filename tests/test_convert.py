@@ -1,7 +1,7 @@
 """Converting the original BabyLLaVA-V2 release: numerical parity, safe loading, strict key accounting, the CLI.
 
-The sources are tiny checkpoints in the original layout (REFERENCE §2): a timm ViT with LayerScale saved as a DINOv2
-teacher `.pth`, a DINO-v1 ViT (no LayerScale) that the original runs as torchvision `vit_l_16`, and a Llama with
+The sources are tiny checkpoints in the original layout (modeling/CONVERSION.md): a timm ViT with LayerScale saved as a
+DINOv2 teacher `.pth`, a DINO-v1 ViT (no LayerScale) that the original runs as torchvision `vit_l_16`, and a Llama with
 `model.mm_projector.{0,2}` in `LlavaLlamaForCausalLM` names. The references are the original's own towers (timm
 `forward_features`, the torchvision encoder) and a Llava forward written here from the original description.
 """
@@ -28,7 +28,7 @@ from transformers import AutoModel, AutoModelForImageTextToText, AutoProcessor, 
 
 import babyvlm  # noqa: F401  (registers the Auto classes)
 from babyvlm.convert import convert_original, main
-from babyvlm.tiny import SAMPLE_UTTERANCES
+from babyvlm.testing.babyllava import SAMPLE_UTTERANCES
 
 timm_vision_transformer = pytest.importorskip("timm.models.vision_transformer")
 

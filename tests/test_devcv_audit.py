@@ -11,7 +11,7 @@ from babyvlm.dataset_builders.devcv.audit import (
     placement_distance,
 )
 from babyvlm.dataset_builders.devcv.builder import build_devcv
-from babyvlm.dataset_builders.devcv.tasks import TASKS
+from babyvlm.evaluate_metrics.devcv.tasks import TASKS
 from fixtures_devcv import write_split_layout
 
 AUDITED_TASKS = ("leftright", "spatialdetails", "memory", "vdr_binary", "count", "looking_while_listening")
@@ -96,5 +96,6 @@ def test_audit_of_the_released_samples(tmp_path):
     assert {(r.task, r.split) for r in results} == {
         (task, split) for task, splits in report.counts().items() for split in splits
     }
-    # Known flaw of the release (REFERENCE §5): Left/Right is solvable by pixel matching alone.
+    # Known flaw of the release (dataset_builders/devcv/README.md, "The released toolbox"): Left/Right is
+    # solvable by pixel matching alone.
     assert all(r.pixel_solver > TASKS["leftright"].chance for r in results if r.task == "leftright")

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from babyvlm.dataset_builders.chat import content_to_text, count_image_blocks
 from babyvlm.dataset_builders.devcv.builder import DevCVBuildError, build_devcv
 from babyvlm.dataset_builders.devcv.cli import main as build_main
 from babyvlm.dataset_builders.devcv.export import (
@@ -15,7 +14,7 @@ from babyvlm.dataset_builders.devcv.export import (
 )
 from babyvlm.dataset_builders.devcv.schema import DEVCV_FEATURES
 from babyvlm.dataset_builders.devcv.shards import ParquetShardWriter
-from babyvlm.dataset_builders.devcv.tasks import TASKS, canonical_task
+from babyvlm.evaluate_metrics.devcv.tasks import TASKS, canonical_task
 from babyvlm.processing import (
     BabyLlavaV2ImageProcessorPil,
     BabyLlavaV2Processor,
@@ -31,6 +30,9 @@ from fixtures_devcv import (
     write_split_layout,
     write_task_layout,
 )
+from hub_cards import assert_hub_dataset_card
+
+from babyvlm.chat import content_to_text, count_image_blocks
 
 
 def load(folder, config=None, split=None, decode=True):
@@ -423,3 +425,8 @@ def test_samples_every_task_loads_and_round_trips(built_samples, tmp_path):
 def test_samples_feed_the_processor(built_samples):
     _, output, _ = built_samples
     assert_rows_feed_processor(first_row_of_each_task(load(output / "saycam", split="test")))
+
+
+def test_card_is_a_hub_dataset_card(synthetic):
+    card = assert_hub_dataset_card(synthetic[2] / "README.md")
+    assert card.data.license_name == "saycam-databrary-and-ego4d-terms"

@@ -1,13 +1,12 @@
 """The DevCV builder on every released variant: other folder and file names, other prompt wordings,
 grid Picture Vocabulary, 30-round Memory, 50-frame VDR clips, duplicate ids and the organisers'
-Looking-While-Listening CSV. Layouts are reconstructed from their documented shapes (REFERENCE §5,
+Looking-While-Listening CSV. Layouts are reconstructed from their documented shapes (dataset_builders/devcv/README.md,
 leaderboard runner/config.py DATA_MAP, babylmms-eval dataset/baby_winoground/)."""
 
 import csv
 import json
 
 import pytest
-from babyvlm.dataset_builders.chat import count_image_blocks
 from babyvlm.dataset_builders.devcv.builder import DevCVBuildError, build_devcv
 from babyvlm.dataset_builders.devcv.cli import main as build_main
 from babyvlm.dataset_builders.devcv.export import export_release
@@ -16,6 +15,8 @@ from babyvlm.dataset_builders.devcv.recognise import names_candidates, prompt_ca
 from babyvlm.evaluate_metrics.protocol import LWL_TARGET_DELIMITER, lwl_requests
 from datasets import Image, List, load_dataset
 from fixtures_devcv import noise_image, write_json
+
+from babyvlm.chat import count_image_blocks
 
 # --- names -------------------------------------------------------------------------------------------------
 
@@ -75,7 +76,8 @@ def _item(*user_turns: str) -> dict:
     return {"conversations": conversations}
 
 
-# Several wordings per task: the SAYCam and Ego4D releases (REFERENCE §5) and NIH/BabyView-style paraphrases.
+# Several wordings per task: the SAYCam and Ego4D releases (dataset_builders/devcv/README.md) and
+# NIH/BabyView-style paraphrases.
 PROMPTS = {
     "picture_vocabulary": [
         "<image><image><image><image>\n Touch the image of 'ball' (A) the first image (B) the "

@@ -15,8 +15,9 @@ from babyvlm.evaluate_metrics.api import APIChatModel, APIModelError, api_messag
 from babyvlm.evaluate_metrics.inference import Conversation, NotApplicableError
 from babyvlm.evaluate_metrics.predictions import PREDICTIONS_FILE
 from babyvlm.evaluate_metrics.runner import evaluate_devcv, main
-from babyvlm.evaluate_metrics.testing import save_tiny_llava, synthetic_items, write_devcv_folder
 from PIL import Image
+
+from babyvlm.testing.devcv import save_tiny_llava, synthetic_items, write_devcv_folder
 
 pytest.importorskip("openai")
 ITEMS = {"picture_vocabulary": 4, "count": 4, "memory": 1, "looking_while_listening": 2}

@@ -8,9 +8,9 @@ import sys
 import pytest
 from babyvlm.evaluate_metrics.predictions import PREDICTIONS_FILE
 from babyvlm.evaluate_metrics.runner import evaluate_devcv
-from babyvlm.evaluate_metrics.testing import synthetic_items, write_devcv_folder
 
 from babyvlm.testing import save_tiny_model
+from babyvlm.testing.devcv import synthetic_items, write_devcv_folder
 
 RUN = {"max_new_tokens": 3, "max_new_tokens_per_round": 3, "batch_size": 2}
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 import torch
-from babyvlm.dataset_builders.devcv.tasks import canonical_task
+from babyvlm.evaluate_metrics.devcv.tasks import canonical_task
 from babyvlm.evaluate_metrics.inference import ChatModel, Conversation
 from babyvlm.evaluate_metrics.predictions import PREDICTIONS_FILE
 from babyvlm.evaluate_metrics.protocol import (
@@ -15,9 +15,9 @@ from babyvlm.evaluate_metrics.protocol import (
     user_rounds,
 )
 from babyvlm.evaluate_metrics.runner import evaluate_devcv, item_tokens, main, token_budget_batches
-from babyvlm.evaluate_metrics.testing import synthetic_items, write_devcv_folder
 
 from babyvlm.testing import TINY_FAMILIES, save_tiny_model
+from babyvlm.testing.devcv import synthetic_items, write_devcv_folder
 
 RUN = {"max_new_tokens": 3, "progress": False}
 DIALOGUE_FAMILIES = ["qwen2_vl", "llava_onevision", "gemma3", "idefics3"]

@@ -3,7 +3,8 @@
 import pytest
 from babyvlm.evaluate_metrics.inference import ChatModel, Conversation
 from babyvlm.evaluate_metrics.protocol import run_record_dialogues, user_rounds
-from babyvlm.evaluate_metrics.testing import save_tiny_llava, synthetic_items
+
+from babyvlm.testing.devcv import save_tiny_llava, synthetic_items
 
 MAX_NEW_TOKENS = 4
 

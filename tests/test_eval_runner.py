@@ -5,14 +5,15 @@ import json
 import shutil
 
 import pytest
-from babyvlm.dataset_builders.chat import count_image_blocks
 from babyvlm.evaluate_metrics.data import MissingTaskError, available_tasks, load_task_split, resolve_tasks
 from babyvlm.evaluate_metrics.devcv.parsing import DIRECTIONS
 from babyvlm.evaluate_metrics.inference import ChatModel
 from babyvlm.evaluate_metrics.predictions import PREDICTIONS_FILE, PredictionLog, RunMismatchError
 from babyvlm.evaluate_metrics.protocol import LWL_TARGET_DELIMITER, memory_option_keys, system_prompt
 from babyvlm.evaluate_metrics.runner import evaluate_devcv, main
-from babyvlm.evaluate_metrics.testing import save_tiny_llava, synthetic_items, write_devcv_folder
+
+from babyvlm.chat import count_image_blocks
+from babyvlm.testing.devcv import save_tiny_llava, synthetic_items, write_devcv_folder
 
 ITEMS = {"picture_vocabulary": 8, "count": 6, "vdr_open": 4, "memory": 2, "looking_while_listening": 4}
 RUN = {"max_new_tokens": 3, "max_new_tokens_per_round": 3, "progress": False}

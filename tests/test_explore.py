@@ -11,10 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 from babyvlm.dataset_builders.devcv import shards
 from babyvlm.dataset_builders.devcv.builder import build_devcv
-from babyvlm.dataset_builders.devcv.tasks import TASKS
+from babyvlm.evaluate_metrics.devcv.tasks import TASKS
 from babyvlm.evaluate_metrics.predictions import PREDICTIONS_FILE
 from babyvlm.evaluate_metrics.runner import evaluate_devcv
-from babyvlm.evaluate_metrics.testing import save_tiny_llava, synthetic_items, write_devcv_folder
 from fixtures_devcv import write_split_layout
 
 from babyvlm.explore.ask import default_prompt, prompt_conversation
@@ -24,6 +23,7 @@ from babyvlm.explore.filters import ANY_COUNT, DISAGREEMENT, UNPARSABLE, WRONG, 
 from babyvlm.explore.render import item_html
 from babyvlm.explore.runs import is_correct
 from babyvlm.explore.session import Explorer
+from babyvlm.testing.devcv import save_tiny_llava, synthetic_items, write_devcv_folder
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # the test runs offline
 CHROMIUM = Path(os.environ.get("BABYVLM_CHROMIUM", "/usr/bin/chromium"))

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 from babyvlm.dataset_builders.annotations import load_annotations
-from babyvlm.dataset_builders.chat import content_to_text
 from babyvlm.dataset_builders.devcv.audit import placement_distance
 from babyvlm.dataset_builders.devcv.generators import prompts
 from babyvlm.dataset_builders.devcv.generators.cli import main as generate_main
@@ -22,12 +21,15 @@ from babyvlm.dataset_builders.devcv.generators.items import TaskContext
 from babyvlm.dataset_builders.devcv.generators.objects import PictureVocabularyGenerator
 from babyvlm.dataset_builders.devcv.generators.report import DUPLICATE_CONTENT, Skip
 from babyvlm.dataset_builders.devcv.generators.vocabulary import DistractorPolicy
-from babyvlm.dataset_builders.devcv.tasks import TASKS
 from babyvlm.dataset_builders.toyworld import world as toyworld
 from babyvlm.dataset_builders.toyworld.generate import generate_toyworld
 from babyvlm.dataset_builders.toyworld.vocabulary import COLORS
+from babyvlm.evaluate_metrics.devcv.tasks import TASKS
 from datasets import get_dataset_config_names, load_dataset
+from hub_cards import assert_hub_dataset_card
 from scipy.stats import binomtest
+
+from babyvlm.chat import content_to_text
 
 # Big enough for every task in a train and a test split (Memory needs 15 different-looking objects per split).
 TEST_SCALE = toyworld.ToyWorldScale(
@@ -208,7 +210,8 @@ def test_prompt_templates_match_the_released_prompts(variant, folders, devcv_sam
             for turn in turns:
                 assert any(p.fullmatch(turn) for p in patterns[task]), (task, turn)
             matched[task] += 1
-    # Every task with a released sample was checked; Subitizing has none (its wording is BabyView's, REFERENCE §5).
+    # Every task with a released sample was checked; Subitizing has none (its wording is BabyView's, see
+    # dataset_builders/devcv/README.md).
     assert set(matched) == set(patterns) - {"subitize"}
     assert prompts.subitize("cup") == "<image> How many of cup do you see?"
 
@@ -676,3 +679,8 @@ def test_generated_folder_round_trips_through_the_released_layout(generated, tmp
         [tmp_path / "release" / "toyworld"], tmp_path / "rebuilt", strict=True, audit=False, progress=False
     )
     assert rebuilt.counts() == generated[1].counts()
+
+
+def test_card_is_a_hub_dataset_card(generated):
+    card = assert_hub_dataset_card(generated[0] / "README.md")
+    assert card.data.license_name == "source-recordings-terms"

@@ -13,7 +13,8 @@ from babyvlm.evaluate_metrics.lmms_eval_plugin import MODEL_ID, manifests  # noq
 from babyvlm.evaluate_metrics.lmms_eval_plugin.model import BabyVLM  # noqa: E402
 from babyvlm.evaluate_metrics.lmms_eval_plugin.task_folder import write_task_folder  # noqa: E402
 from babyvlm.evaluate_metrics.runner import evaluate_devcv  # noqa: E402
-from babyvlm.evaluate_metrics.testing import (  # noqa: E402
+
+from babyvlm.testing.devcv import (  # noqa: E402
     assert_lmms_eval_scores_equal,
     save_tiny_llava,
     synthetic_items,

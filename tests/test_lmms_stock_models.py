@@ -14,8 +14,8 @@ pytest.importorskip("decord")  # imported by lmms-eval's qwen2_vl
 from babyvlm.evaluate_metrics.devcv.items import score_item  # noqa: E402
 from babyvlm.evaluate_metrics.lmms_eval_plugin.hooks import dialogue_turn  # noqa: E402
 from babyvlm.evaluate_metrics.lmms_eval_plugin.task_folder import write_task_folder  # noqa: E402
-from babyvlm.evaluate_metrics.testing import synthetic_items, write_devcv_folder  # noqa: E402
 
+from babyvlm.testing.devcv import synthetic_items, write_devcv_folder  # noqa: E402
 from babyvlm.testing.models import save_tiny_model  # noqa: E402
 
 ITEMS = {"picture_vocabulary": 2, "count": 2, "memory": 1, "looking_while_listening": 1}

@@ -1,10 +1,13 @@
 """DevCV answer parsing and metrics: plain functions, the `evaluate` module and its metric card."""
 
 import doctest
+import shutil
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
-from babyvlm.dataset_builders.devcv.tasks import TASKS
 from babyvlm.evaluate_metrics.devcv import items, parsing
 from babyvlm.evaluate_metrics.devcv.items import score_item
 from babyvlm.evaluate_metrics.devcv.parsing import (
@@ -23,6 +26,7 @@ from babyvlm.evaluate_metrics.devcv.scores import (
     overall_chance_normalized,
     overall_score,
 )
+from babyvlm.evaluate_metrics.devcv.tasks import TASKS
 
 REPO = Path(__file__).resolve().parents[1]
 METRIC_DIR = "evaluate_metrics/devcv"
@@ -302,6 +306,36 @@ def test_evaluate_module_matches_plain_functions(in_repo):
         **expected,
         "unparsable": 0,
     }
+
+
+def test_metric_folder_is_self_contained(tmp_path):
+    """A copy of the folder loads with `evaluate.load(<folder>)` where babyvlm cannot be imported at all:
+    its helpers are reachable only beside the script, as in evaluate's own metric folders."""
+    folder = tmp_path / "devcv"
+    shutil.copytree(REPO / METRIC_DIR, folder, ignore=shutil.ignore_patterns("__pycache__", "__init__.py"))
+    assert (folder / "requirements.txt").read_text().split() == ["datasets>=4.0.0", "evaluate>=0.4.6"]
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.modules["babyvlm"] = None  # any `import babyvlm...` now raises ImportError
+        import evaluate
+        pv = evaluate.load({str(folder)!r}, "baby_pv")
+        print(pv.compute(predictions=["A", "(b)", "dog"], references=["A", "C", "C"]))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "{'acc': 0.3333333333333333, 'unparsable': 1}"
+
+
+def test_metric_folder_imports_only_itself_and_the_standard_library():
+    """The helpers beside the metric script import each other relatively and nothing from babyvlm."""
+    for path in (REPO / METRIC_DIR).glob("*.py"):
+        assert "babyvlm" not in "\n".join(
+            line for line in path.read_text().splitlines() if line.startswith(("import ", "from "))
+        ), path.name
 
 
 def test_metric_card_and_docstring_examples(in_repo):

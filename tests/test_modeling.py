@@ -8,7 +8,7 @@ from babyvlm.modeling import BabyLlavaV2Config, BabyLlavaV2ForConditionalGenerat
 from transformers import AutoModel, AutoModelForImageTextToText, LlavaConfig, LlavaForConditionalGeneration
 
 import babyvlm  # noqa: F401
-from babyvlm.tiny import tiny_config
+from babyvlm.testing.babyllava import tiny_config
 
 IMAGE_TOKEN_ID = 99
 

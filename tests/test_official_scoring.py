@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from babyvlm.dataset_builders.chat import count_image_blocks
-from babyvlm.dataset_builders.devcv.tasks import TASKS, canonical_task
+from babyvlm.evaluate_metrics.devcv.tasks import TASKS, canonical_task
 from babyvlm.evaluate_metrics.inference import ChatModel
 from babyvlm.evaluate_metrics.protocol import (
     MAX_NEW_TOKENS,
@@ -28,7 +27,9 @@ from babyvlm.evaluate_metrics.protocol import (
 )
 from babyvlm.evaluate_metrics.report import write_results_files
 from babyvlm.evaluate_metrics.runner import _parser, evaluate_devcv, score_entry, summarize
-from babyvlm.evaluate_metrics.testing import save_tiny_llava, synthetic_items, write_devcv_folder
+
+from babyvlm.chat import count_image_blocks
+from babyvlm.testing.devcv import save_tiny_llava, synthetic_items, write_devcv_folder
 
 # ---------------------------------------------------------------- the authors' parsers, from utils.py
 

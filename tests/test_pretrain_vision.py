@@ -23,7 +23,7 @@ from filelock import FileLock
 from safetensors.torch import load_file
 from transformers import AutoConfig, Dinov2Model
 
-from babyvlm.tiny import tiny_config
+from babyvlm.testing.babyllava import tiny_config
 from babyvlm.training.dino_data import MultiCropAugmentation, collate_crops
 
 REPO = Path(__file__).resolve().parents[1]

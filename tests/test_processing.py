@@ -16,7 +16,7 @@ from babyvlm.processing.video_processing_babyllava_v2 import uniform_frame_indic
 from transformers import AutoProcessor, AutoTokenizer
 
 import babyvlm  # noqa: F401
-from babyvlm.tiny import SAMPLE_UTTERANCES
+from babyvlm.testing.babyllava import SAMPLE_UTTERANCES
 
 TWO_TURNS = [
     {"role": "user", "content": "q1"},
@@ -55,7 +55,7 @@ def test_tokenizer_specials_and_bos(tokenizer):
 
 def test_tokenizer_normalises_nfkc_and_lowercase(tokenizer):
     assert tokenizer("ＬＯＯＫ At THE Ball").input_ids == tokenizer("look at the ball").input_ids
-    # The byte-level pre-tokenizer adds a prefix space, as the original's (REFERENCE §2): decoding keeps it.
+    # The byte-level pre-tokenizer adds a prefix space, as the original's (README.md, "Processing"): decoding keeps it.
     assert tokenizer.decode(tokenizer("The BALL").input_ids, skip_special_tokens=True) == " the ball"
 
 
@@ -85,7 +85,7 @@ def test_tokenizer_needs_text():
 
 
 def reference_pixels(image: PIL.Image.Image, size=224) -> np.ndarray:
-    """Pad to square with the mean colour, resize bilinear, normalise — written from REFERENCE §2."""
+    """Pad to square with the mean colour, resize bilinear, normalise — written from README.md, "Processing"."""
     width, height = image.size
     side = max(width, height)
     canvas = PIL.Image.new("RGB", (side, side), (123, 116, 103))
@@ -355,3 +355,12 @@ def test_empty_message_list_is_refused(processor):
         processor.apply_chat_template([], add_generation_prompt=True)
     with pytest.raises(ValueError, match="conversation 1 has no messages"):
         processor.apply_chat_template([TWO_TURNS, []], tokenize=True, return_dict=True)
+
+
+def test_tokenizer_docstring_example_runs():
+    import doctest
+
+    from babyvlm.processing import tokenization_babyllava_v2
+
+    result = doctest.testmod(tokenization_babyllava_v2)
+    assert result.attempted > 0 and result.failed == 0

@@ -12,11 +12,12 @@ import datasets
 import PIL.Image
 import pytest
 import torch
-from babyvlm.dataset_builders.chat import IMAGES_FEATURE, MESSAGES_FEATURE
+from huggingface_hub import ModelCard
 from safetensors.torch import load_file
 from transformers import AutoConfig, Dinov2Config, Dinov2Model, GenerationConfig
 
-from babyvlm.tiny import SAMPLE_UTTERANCES, build_tiny_babyllava
+from babyvlm.chat import IMAGES_FEATURE, MESSAGES_FEATURE
+from babyvlm.testing.babyllava import SAMPLE_UTTERANCES, build_tiny_babyllava
 
 REPO = Path(__file__).resolve().parents[1]
 SFT = str(REPO / "recipes" / "sft.py")
@@ -102,6 +103,22 @@ def weights(directory):
     return load_file(Path(directory) / "model.safetensors")
 
 
+def assert_model_repository(
+    directory: Path, stage: str, library_name: str = "transformers", pipeline_tag: str = "image-text-to-text"
+) -> ModelCard:
+    """The folder holds what a Hub model repository holds (no checkpoints, no pickles) and a Hub-ready card."""
+    names = {path.name for path in directory.iterdir()}
+    assert not [name for name in names if name.startswith("checkpoint-") or name.endswith((".bin", ".pt", ".pkl"))]
+    assert "README.md" in names and ("config.json" in names or "adapter_config.json" in names), names
+    card = ModelCard.load(directory / "README.md")
+    metadata = card.data.to_dict()
+    assert metadata["license"] and metadata["pipeline_tag"] == pipeline_tag, metadata
+    assert metadata["library_name"] == library_name and f"stage-{stage}" in metadata["tags"]
+    assert "base_model" not in metadata or not Path(metadata["base_model"]).exists()  # never a local path
+    assert f"stage `{stage}`" in card.text
+    return card
+
+
 @pytest.mark.slow
 def test_every_stage_runs_through_accelerate_launch(data, tmp_path):
     steps = ["--max_steps", "2", "--logging_steps", "1", "--per_device_train_batch_size", "4"]
@@ -155,8 +172,11 @@ def test_every_stage_runs_through_accelerate_launch(data, tmp_path):
     )
 
     for directory, stage in ((lm, "lm"), (align, "align"), (pretrain, "pretrain"), (instruct, "instruct")):
-        assert f"stage `{stage}`" in (directory / "README.md").read_text()
-        assert (directory / "checkpoint-2").is_dir()
+        assert_model_repository(
+            directory, stage, pipeline_tag="text-generation" if stage == "lm" else "image-text-to-text"
+        )
+        # checkpoints live beside the model, not in it
+        assert (directory.with_name(f"{directory.name}-checkpoints") / "checkpoint-2").is_dir()
         # the Trainer trains with use_cache=False; the saved checkpoint generates with the KV cache again
         assert AutoConfig.from_pretrained(directory).get_text_config().use_cache, directory
         assert GenerationConfig.from_pretrained(directory).use_cache, directory
@@ -205,7 +225,7 @@ def test_ddp_with_two_cpu_processes(data, tmp_path):
         "1",
         num_processes=2,
     )
-    state = json.loads((output / "checkpoint-3" / "trainer_state.json").read_text())
+    state = json.loads((tmp_path / "ddp-checkpoints" / "checkpoint-3" / "trainer_state.json").read_text())
     # 3 steps x 2 processes x 2 samples = 12 of the 24 samples: half an epoch only if both ranks trained
     assert state["epoch"] == pytest.approx(0.5)
     assert all(torch.isfinite(torch.tensor(entry["loss"])) for entry in state["log_history"] if "loss" in entry)
@@ -245,7 +265,7 @@ def test_resume_after_kill_reaches_the_same_weights(data, tmp_path):
         start_new_session=True,
     )
     deadline = time.monotonic() + 300
-    while not (interrupted / "checkpoint-4" / "trainer_state.json").exists():
+    while not (tmp_path / "interrupted-checkpoints" / "checkpoint-4" / "trainer_state.json").exists():
         assert process.poll() is None and time.monotonic() < deadline, "the run ended before its first checkpoint"
         time.sleep(0.05)
     os.killpg(process.pid, signal.SIGKILL)

@@ -17,11 +17,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
-from babyvlm.dataset_builders.chat import (
-    content_to_text,
-    count_image_blocks,
-    messages_to_conversations,
-)
 from babyvlm.dataset_builders.saycam import cli
 from babyvlm.dataset_builders.saycam.build import BuildInputs, build_saycam
 from babyvlm.dataset_builders.saycam.config import BuildConfig
@@ -40,7 +35,14 @@ from babyvlm.dataset_builders.saycam.transcripts import Utterance, read_transcri
 from babyvlm.dataset_builders.toyworld.generate import generate_toyworld
 from babyvlm.dataset_builders.toyworld.video import write_mp4
 from datasets import load_dataset
+from hub_cards import assert_hub_dataset_card
 from PIL import Image
+
+from babyvlm.chat import (
+    content_to_text,
+    count_image_blocks,
+    messages_to_conversations,
+)
 
 UTTERANCE_CORPORA = ("utterances", *CHAT_FORMATS)
 
@@ -92,8 +94,9 @@ def test_every_corpus_loads_with_load_dataset_and_carries_age(built):
         first = corpus["train"][0]
         assert parse_recording_name(first["recording"]).child == first["child"]
         assert 6 <= first["age_months"] <= 32
-        header = (output / name / "README.md").read_text().split("---\n")[1]
-        assert "pretty_name: SAYCam" in header and "num_examples" in header
+        card = assert_hub_dataset_card(output / name / "README.md")
+        assert card.data.pretty_name.startswith("SAYCam") and card.data.license_name == "databrary-access-agreement"
+        assert "num_examples" in card.data.to_yaml()
     assert json.loads((output / "build_report.json").read_text()) == report
 
 

@@ -14,7 +14,8 @@ lmms_eval = pytest.importorskip("lmms_eval")
 from babyvlm.evaluate_metrics.lmms_eval_plugin.task_folder import write_task_folder  # noqa: E402
 from babyvlm.evaluate_metrics.runner import evaluate_devcv  # noqa: E402
 from babyvlm.evaluate_metrics.submission import SubmissionError, main, write_submission  # noqa: E402
-from babyvlm.evaluate_metrics.testing import assert_lmms_eval_scores_equal, synthetic_items, write_devcv_folder  # noqa: E402
+
+from babyvlm.testing.devcv import assert_lmms_eval_scores_equal, synthetic_items, write_devcv_folder  # noqa: E402
 
 # Up to 4 items per task, so the organisers' `--limit 4` covers every item (LWL: 2 items = 4 docs).
 ITEMS = {"picture_vocabulary": 4, "count": 4, "memory": 2, "looking_while_listening": 2}

@@ -15,7 +15,7 @@ import yaml
 from packaging.requirements import Requirement
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from babyvlm.tiny import SAMPLE_UTTERANCES
+from babyvlm.testing.babyllava import SAMPLE_UTTERANCES
 
 REPO = Path(__file__).resolve().parents[1]
 TRACKERS = ("tensorboard", "trackio", "wandb")  # as documented in recipes/README.md
@@ -67,7 +67,8 @@ def test_each_documented_tracker_writes_its_logs_offline(tmp_path):
     result = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=420)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
 
-    (events,) = (output / "runs").glob("*/events.out.tfevents.*")
+    # tracker logs go beside the model, with the checkpoints (the model folder holds only the model)
+    (events,) = (tmp_path / "run-checkpoints" / "runs").glob("*/events.out.tfevents.*")
     accumulator = EventAccumulator(str(events.parent))
     accumulator.Reload()
     assert [event.step for event in accumulator.Scalars("train/loss")] == [1, 2]

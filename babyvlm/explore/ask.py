@@ -15,7 +15,7 @@ from threading import Thread
 import torch
 from transformers import TextIteratorStreamer
 
-from babyvlm.dataset_builders.chat import IMAGE_PLACEHOLDER, content_to_text, count_image_blocks, text_to_content
+from babyvlm.chat import IMAGE_PLACEHOLDER, content_to_text, count_image_blocks, text_to_content
 from babyvlm.evaluate_metrics.inference import ChatModel, Conversation
 from babyvlm.evaluate_metrics.protocol import MAX_NEW_TOKENS
 

@@ -19,8 +19,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image, UnidentifiedImageError
 
-from babyvlm.dataset_builders.devcv.tasks import DevCVTask, canonical_task
 from babyvlm.evaluate_metrics.data import available_tasks
+from babyvlm.evaluate_metrics.devcv.tasks import DevCVTask, canonical_task
 
 REQUIRED_COLUMNS = ("id", "task", "messages", "images", "answer")
 INDEX_COLUMNS = ["id", "answer"]

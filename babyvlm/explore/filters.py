@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from babyvlm.dataset_builders.devcv.tasks import DevCVTask
 from babyvlm.evaluate_metrics.devcv.parsing import parse_number
+from babyvlm.evaluate_metrics.devcv.tasks import DevCVTask
 
 from .dataset import TaskSplit
 from .runs import Run, is_correct, parsed_text

@@ -15,7 +15,7 @@ import json
 
 from PIL import Image, ImageDraw
 
-from babyvlm.dataset_builders.devcv.tasks import DevCVTask
+from babyvlm.evaluate_metrics.devcv.tasks import DevCVTask
 
 from .dataset import MissingImage
 from .runs import Run, is_correct, parsed_text

@@ -12,7 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from babyvlm.dataset_builders.devcv.tasks import DevCVTask, canonical_task
+from babyvlm.evaluate_metrics.devcv.tasks import DevCVTask, canonical_task
 from babyvlm.evaluate_metrics.predictions import PREDICTIONS_FILE, RUN_FILE
 from babyvlm.evaluate_metrics.report import COUNT_PLOT, SCORES_PLOT
 

@@ -17,7 +17,7 @@ from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
 
 from ..modeling import BabyLlavaV2Config, BabyLlavaV2ForConditionalGeneration
 from ..processing import BabyLlavaV2ImageProcessor, BabyLlavaV2Processor, add_image_token
-from .model_card import render_model_card
+from .model_card import PROJECT_LICENSE, render_model_card
 
 
 def assemble(
@@ -55,6 +55,7 @@ def assemble(
             [],
             f"vision: {vision_path}; language model: {language_model_path}",
             {"connector_seed": seed, "image_seq_length": config.image_seq_length, "vocab_size": len(tokenizer)},
+            license=PROJECT_LICENSE,
         )
         (output_dir / "README.md").write_text(card)
     return model, processor

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
-from datasets import Dataset, concatenate_datasets, interleave_datasets, load_dataset
+from datasets import Dataset, Image, List, concatenate_datasets, interleave_datasets, load_dataset
+
+
+class DatasetPathError(FileNotFoundError):
+    """A training dataset that is neither a folder here nor a loadable Hub dataset."""
 
 
 @dataclass(frozen=True)
@@ -30,20 +35,48 @@ class DatasetSpec:
         return cls(path, name, split, float(weight) if weight is not None else None)
 
 
+def load_spec(spec: DatasetSpec) -> Dataset:
+    """`load_dataset` of one spec; a path that is neither a folder nor a Hub dataset raises `DatasetPathError`."""
+    try:
+        return load_dataset(spec.path, spec.name, split=spec.split)
+    except Exception as error:
+        if Path(spec.path).expanduser().exists():
+            raise
+        raise DatasetPathError(
+            f"dataset {spec.path}: no such folder, and not a Hub dataset ({type(error).__name__})"
+        ) from error
+
+
+def with_item_ids(dataset: Dataset, spec: DatasetSpec) -> Dataset:
+    """Add `item`, the name warnings and errors use for a record: `<config or folder>/<id or row number>`."""
+    source = spec.name or Path(spec.path).name
+    ids = dataset["id"] if "id" in dataset.column_names else [f"row{index}" for index in range(len(dataset))]
+    return dataset.add_column("item", [f"{source}/{value}" for value in ids])
+
+
 def load_mixture(
     specs: list[str | dict], seed: int = 0, keep_columns: tuple[str, ...] | None = ("messages", "images")
 ) -> Dataset:
     """Load every spec and mix them: concatenated when no weights are given, else interleaved by weight.
 
     `keep_columns` drops the metadata columns that a collator does not read (their schemas differ between
-    corpora); pass None to keep everything.
+    corpora); pass None to keep everything. Chat data (`messages`) also gets an `item` column naming each record,
+    and its images are left undecoded so that the collator can name the item and file of an image that cannot be
+    read.
     """
     if not specs:
         raise ValueError("no training dataset given")
     parsed = [DatasetSpec.parse(spec) for spec in specs]
+    chat = "messages" in (keep_columns or ())
+    if chat:
+        keep_columns = (*keep_columns, "item")
     datasets = []
     for spec in parsed:
-        dataset = load_dataset(spec.path, spec.name, split=spec.split)
+        dataset = load_spec(spec)
+        if chat:
+            dataset = with_item_ids(dataset, spec)
+        if "images" in (keep_columns or ()) and "images" in dataset.column_names:
+            dataset = dataset.cast_column("images", List(Image(decode=False)))
         if keep_columns is not None:
             missing = [column for column in keep_columns if column not in dataset.column_names]
             if missing:

@@ -42,7 +42,8 @@ class MultiCropConfig:
     def __post_init__(self):
         if self.global_crops_number < 2:
             raise ValueError(
-                f"global_crops_number must be >= 2 (the DINO loss pairs different views), got {self.global_crops_number}"
+                "global_crops_number must be >= 2 (the DINO loss pairs different views), "
+                f"got {self.global_crops_number}"
             )
         if self.local_crops_number < 0:
             raise ValueError(f"local_crops_number must be >= 0, got {self.local_crops_number}")

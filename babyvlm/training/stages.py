@@ -1,4 +1,10 @@
-"""The four BabyLLaVA-V2 training phases (REFERENCE §4): what each trains, freezes and renders."""
+"""The BabyLLaVA-V2 training stages: the one registry of their names (see recipes/README.md, "The stages, full size").
+
+Each stage has one name, used as ``stage:`` in the recipe YAMLs, by the demo and in the docs (``pretrain``), and a
+number (2). Its :attr:`Stage.label` (``stage2_pretrain``) names its YAML (``recipes/babyllava_v2/stage2_pretrain.yaml``)
+and the demo's output folder. The original release calls the stages phases (``babyllava_v2_phase2``); prose here
+says "stage 2 (``pretrain``)".
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,14 @@ class Stage:
     trains: tuple[str, ...]
     """Which of `vision`, `connector`, `language_model` receive gradients (the LM head goes with the LM)."""
     chat_template: str | None
+    number: int
+    script: str = "sft.py"
+    """The recipe that trains it (``recipes/<script>``)."""
+
+    @property
+    def label(self) -> str:
+        """``stage<number>_<name>``: the stage's YAML file stem and the demo's output folder."""
+        return f"stage{self.number}_{self.name}"
 
 
 STAGES = {
@@ -21,53 +35,100 @@ STAGES = {
     for stage in (
         Stage(
             "lm",
-            "phase 0: Llama language model from scratch on the transcript utterances (packed text)",
+            "stage 0 (lm): Llama language model from scratch on the transcript utterances (packed text)",
             ("language_model",),
             None,
+            number=0,
         ),
-        Stage("align", "phase 1: connector alignment on image-utterance pairs", ("connector",), "baby_plain"),
+        Stage(
+            "vision",
+            "stage 0 (vision): DINOv2-style self-supervised ViT on the video frames",
+            ("vision",),
+            None,
+            number=0,
+            script="pretrain_vision.py",
+        ),
+        Stage(
+            "align", "stage 1 (align): connector alignment on image-utterance pairs", ("connector",), "baby_plain", 1
+        ),
         Stage(
             "pretrain",
-            "phase 2: joint pretraining on the image/video/interleaved mixture, ViT frozen",
+            "stage 2 (pretrain): joint pretraining on the image/video/interleaved mixture, ViT frozen",
             ("connector", "language_model"),
             "baby_v1",
+            2,
         ),
         Stage(
             "instruct",
-            "phase 3: instruction tuning on DevCV train splits, everything trained",
+            "stage 3 (instruct): instruction tuning on DevCV train splits, everything trained",
             ("vision", "connector", "language_model"),
             "baby_v1",
+            3,
         ),
     )
 }
 
-_MODULE_PREFIXES = {
-    "vision": ("model.vision_tower.",),
-    "connector": ("model.multi_modal_projector.",),
-    "language_model": ("model.language_model.", "lm_head."),
+# Where each part lives in transformers' vision-language models (`model.model.<attribute>`); the LM head goes with
+# the language model, and a vision tower's own merger (Qwen2-VL) with the vision part.
+_PART_ATTRIBUTES = {
+    "vision": ("vision_tower", "visual", "vision_model"),
+    "connector": ("multi_modal_projector", "connector", "mm_projector"),
+    "language_model": ("language_model",),
 }
 
 
-def get_stage(name: str) -> Stage:
+def model_parts(model: nn.Module) -> dict[str, tuple[str, ...]]:
+    """Parameter-name prefixes of the vision tower, the connector and the language model of `model`.
+
+    Works for every `AutoModelForImageTextToText` family that follows transformers' layout (`model.vision_tower` or
+    `model.visual`, `model.multi_modal_projector`, `model.language_model`, `lm_head`); raises naming the model class
+    otherwise.
+    """
+    inner = getattr(model, "model", None)
+    prefixes = {}
+    for part, attributes in _PART_ATTRIBUTES.items():
+        found = [name for name in attributes if inner is not None and getattr(inner, name, None) is not None]
+        prefixes[part] = tuple(f"model.{name}." for name in found)
+    prefixes["language_model"] += tuple(
+        f"{name}." for name in ("lm_head",) if isinstance(getattr(model, name, None), nn.Module)
+    )
+    missing = [part for part in ("vision", "language_model") if not prefixes[part]]
+    if missing:
+        raise ValueError(
+            f"{type(model).__name__}: cannot find its {' and '.join(missing)} (expected `model.<"
+            + "|".join(a for part in missing for a in _PART_ATTRIBUTES[part])
+            + ">`): is it an image-text-to-text model?"
+        )
+    return prefixes
+
+
+def get_stage(name: str, script: str = "sft.py") -> Stage:
+    """The stage ``name`` of the recipe ``script``; ``ValueError`` names the valid stages, or the script to use."""
     try:
-        return STAGES[name]
+        stage = STAGES[name]
     except KeyError:
         raise ValueError(f"unknown stage {name!r}; choose one of {', '.join(STAGES)}") from None
+    if stage.script != script:
+        raise ValueError(f"stage {name!r} is trained by recipes/{stage.script}, not recipes/{script}")
+    return stage
 
 
-def apply_stage_freezing(model: nn.Module, stage: Stage) -> dict[str, int]:
-    """Set `requires_grad` for a BabyLLaVA-V2 model according to `stage`; returns trainable parameter counts."""
-    trainable_prefixes = tuple(prefix for part in stage.trains for prefix in _MODULE_PREFIXES[part])
-    counts = dict.fromkeys(_MODULE_PREFIXES, 0)
+def apply_stage_freezing(model: nn.Module, stage: Stage, trains: tuple[str, ...] | None = None) -> dict[str, int]:
+    """Set `requires_grad` by part (`trains`, default: the stage's); returns the trainable parameter counts."""
+    parts = model_parts(model)
+    trainable_prefixes = tuple(prefix for part in (trains or stage.trains) for prefix in parts[part])
+    counts = dict.fromkeys(parts, 0)
     for name, parameter in model.named_parameters():
         parameter.requires_grad = name.startswith(trainable_prefixes)
         if parameter.requires_grad:
-            part = next(part for part, prefixes in _MODULE_PREFIXES.items() if name.startswith(prefixes))
+            part = next(part for part, prefixes in parts.items() if name.startswith(prefixes))
             counts[part] += parameter.numel()
     if not any(counts.values()):
-        raise ValueError(f"stage {stage.name!r} leaves no trainable parameter: is this a BabyLLaVA-V2 model?")
+        raise ValueError(f"stage {stage.name!r} leaves no trainable parameter in {type(model).__name__}")
     return counts
 
 
-def is_vision_parameter(name: str) -> bool:
-    return name.startswith(_MODULE_PREFIXES["vision"])
+def vision_parameter_test(model: nn.Module):
+    """A predicate on parameter names: True for the vision tower's (the same name seen through a PEFT wrapper)."""
+    prefixes = model_parts(model)["vision"]
+    return lambda name: any(prefix in name for prefix in prefixes)

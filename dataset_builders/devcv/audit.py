@@ -30,11 +30,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from babyvlm.evaluate_metrics.devcv.tasks import TASKS
 from PIL import Image
 from scipy.signal import fftconvolve
 
 from .stream import iter_undecoded_rows
-from .tasks import TASKS
 
 QUERY_OPTION_TASKS = ("leftright", "spatialdetails")
 """Tasks whose first image is a query and whose other images are the lettered options."""

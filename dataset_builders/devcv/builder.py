@@ -18,10 +18,13 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from babyvlm.evaluate_metrics.devcv.tasks import DevCVTask
 from tqdm.auto import tqdm
 
+from babyvlm.staging import staged_folder
+
 from .card import first_prompt, render_card
-from .folder import fingerprint_shards, staged_folder, write_card_and_audit
+from .folder import fingerprint_shards, write_card_and_audit
 from .images import ImageLoader
 from .layouts import DEFAULT_SPLIT, TaskFile, find_task_files
 from .limits import InputLimits
@@ -41,7 +44,6 @@ from .report import (
 )
 from .schema import DEVCV_FEATURES
 from .shards import DEFAULT_MAX_SHARD_BYTES, ParquetShardWriter
-from .tasks import DevCVTask
 
 REPORT_FILE = "build_report.json"
 # Columns that say where an item was read, not what it is: two items equal in everything else are one.
@@ -175,8 +177,8 @@ class _ShardAssembler:
         """The row's id, made unique per task and split; ``ItemSkipped`` for a byte-identical copy.
 
         The released Ego4D set has different items under one id, and the official harness scores
-        each (REFERENCE §5): the n-th different one becomes ``<id>__<n>``, its released id kept in
-        ``original_id``.
+        each (dataset_builders/devcv/README.md, "Duplicate ids"): the n-th different one becomes ``<id>__<n>``,
+        its released id kept in ``original_id``.
         """
         released_id = row["original_id"]
         variants = self._variants.setdefault((row["task"], task_file.split, released_id), {})

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-import yaml
+from babyvlm.evaluate_metrics.devcv.tasks import TASKS
+from huggingface_hub import DatasetCard, DatasetCardData
 
-from ..chat import content_to_text
+from babyvlm.chat import content_to_text
+
 from .audit import ShortcutAudit, format_audit_markdown
 from .report import BuildReport
 from .schema import COLUMN_DESCRIPTIONS, DEVCV_FEATURES
-from .tasks import TASKS
 
 ALL_CONFIG = "all"
 SPLIT_ORDER = ("train", "validation", "test")
 
+# The released items are SAYCam (Databrary) and Ego4D frames, under those corpora's terms (ACCESS_NOTE).
+LICENSE_NAME = "saycam-databrary-and-ego4d-terms"
 ACCESS_NOTE = """\
 SAYCam frames are gated: access goes through Databrary and requires an approved data-use
 agreement. `babyvlm-build-devcv` only packages a copy the user already holds; it never downloads
@@ -113,32 +116,31 @@ def render_devcv_card(
     contents: str,
     provenance: str,
     access: str,
+    license_name: str,
     build_report: str,
 ) -> str:
     """Full README.md of a DevCV folder: YAML front matter with the configs, then what the folder holds
     (``contents``), ``provenance``, ``access``, schema, counts, prompts, shortcut audit, ``build_report``.
 
     ``counts`` are written items per task and split; ``prompts`` maps each task to the text of one of
-    its prompts (``<image>`` where images go).
+    its prompts (``<image>`` where images go). The licence is ``other``: the items fall under the terms of
+    the recordings they come from, named by ``license_name`` and explained by ``access``.
     """
-    front_matter = {
-        "pretty_name": "DevCV Toolbox",
-        "license": "other",
-        "language": ["en"],
-        "task_categories": ["visual-question-answering"],
-        "tags": ["developmental-psychology", "babyvlm", "devcv"],
-        "configs": configs_yaml(counts, fingerprint),
-    }
+    card_data = DatasetCardData(
+        pretty_name="DevCV Toolbox",
+        license="other",
+        license_name=license_name,
+        language=["en"],
+        task_categories=["visual-question-answering"],
+        tags=["developmental-psychology", "babyvlm", "devcv"],
+        configs=configs_yaml(counts, fingerprint),
+    )
     audit_section = (
         format_audit_markdown(audit)
         if audit
         else "Not run (build with the audit enabled, or run `babyvlm-audit-devcv`)."
     )
-    return f"""---
-{yaml.safe_dump(front_matter, sort_keys=False).rstrip()}
----
-
-# DevCV Toolbox
+    body = f"""# DevCV Toolbox
 
 The DevCV Toolbox (BabyVLM-V2) adapts the vision measures of the NIH Baby Toolbox into
 developmentally grounded tasks for vision-language models. This folder holds {contents}
@@ -188,6 +190,7 @@ image; `pixel solver`: pick the option whose pixels are nearest the query's). Co
 
 {build_report}
 """
+    return str(DatasetCard(f"---\n{card_data.to_yaml()}\n---\n\n{body}"))
 
 
 def render_card(
@@ -203,10 +206,13 @@ def render_card(
         prompts=prompts,
         audit=audit,
         contents="the released items",
-        provenance=f"""Built by `babyvlm-build-devcv` from the released JSON layouts of: {", ".join(sorted(set(sources)))}.
+        provenance=f"""Built by `babyvlm-build-devcv` from the released JSON layouts of: {
+            ", ".join(sorted(set(sources)))
+        }.
 Items are reproduced losslessly: `babyvlm.dataset_builders.devcv.export` writes them back to the
 released layout. Shard fingerprint (SHA-256): `{report.fingerprint}`.""",
         access=ACCESS_NOTE,
+        license_name=LICENSE_NAME,
         build_report=f"""{report.items} released items read, {report.written} written, {len(report.skipped)} skipped
 ({len(report.skipped_files)} file(s) skipped). Skip reasons:
 

@@ -16,7 +16,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..chat import messages_to_conversations
+from babyvlm.chat import messages_to_conversations
+
 from .layouts import RELEASED_FILE_NAME
 from .release import LWL_TASK, METADATA_COLUMNS, resolve_image_path
 from .report import ItemSkipped

@@ -1,6 +1,7 @@
 """Find the task files of a released DevCV Toolbox on disk.
 
-The toolbox was released in three layouts (REFERENCE §5); one ``SOURCE`` path holds one of them:
+The toolbox was released in three layouts (dataset_builders/devcv/README.md, "Input layouts"); one
+``SOURCE`` path holds one of them:
 
 - split folders ``<root>/<split>/<task>/data.json`` (the SAYCam release),
 - task folders ``<root>/<task>/data.json``, a single split (the public Ego4D test set), or any JSON
@@ -23,8 +24,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from babyvlm.evaluate_metrics.devcv.tasks import canonical_task
+
 from .limits import InputLimits
-from .tasks import canonical_task
 
 KNOWN_SOURCES = ("saycam", "ego4d", "nih", "babyview", "synthetic", "toyworld")
 DEFAULT_SPLIT = "test"

@@ -21,10 +21,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from babyvlm.evaluate_metrics.devcv.tasks import DevCVTask
+
 from .layouts import TaskFile
 from .release import PendingRecord, lwl_record, resolve_image_path
 from .report import MALFORMED_FIELD, MISSING_IMAGE, UNREADABLE_FILE, ItemSkipped
-from .tasks import DevCVTask
 
 LWL_CSV_COLUMNS = ("instance_id", "positive_phrase", "negative_phrase", "image", "image_tag")
 IMAGE_TAGS = ("positive", "negative")

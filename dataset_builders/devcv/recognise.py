@@ -1,11 +1,12 @@
 """Which DevCV task a released file holds: as ``--task`` says, else by its names, else by its prompts.
 
-Releases spell tasks in many ways (REFERENCE §5): the SAYCam and Ego4D samples use ``count``,
-``picture_vocabulary``, ``vdr-binary``…; the organisers' own files live in ``object_counting/``,
-``memory_task/``, ``localize_task_cropped/``, ``compare_count_real/``, ``visual_delay_response/``
-(``binary_dataset_test.json`` beside ``open_dataset_test.json``) and ``picture_vocabulary_v2/``
-(leaderboard ``runner/config.py`` DATA_MAP, the samples' ``MANIFEST.json``); the Ego4D originals in
-``vdr/binary_test.json``; the NIH-stimulus and BabyView releases use ``who_has_more`` and ``vdr``.
+Releases spell tasks in many ways (dataset_builders/devcv/README.md, "The released toolbox"): the SAYCam and
+Ego4D samples use ``count``, ``picture_vocabulary``, ``vdr-binary``…; the organisers' own files live in
+``object_counting/``, ``memory_task/``, ``localize_task_cropped/``, ``compare_count_real/``,
+``visual_delay_response/`` (``binary_dataset_test.json`` beside ``open_dataset_test.json``) and
+``picture_vocabulary_v2/`` (leaderboard ``runner/config.py`` DATA_MAP, the samples' ``MANIFEST.json``); the
+Ego4D originals in ``vdr/binary_test.json``; the NIH-stimulus and BabyView releases use ``who_has_more`` and
+``vdr``.
 
 1. ``--task [NAME=]TASK`` decides for the files it names (:class:`TaskOverrides`).
 2. Names: a task alias (``tasks.py``) found as a run of words in the file or folder name, the
@@ -29,12 +30,12 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from babyvlm.evaluate_metrics.devcv.tasks import TASK_FAMILIES, TASKS, VDR_OPEN_OPTIONS, DevCVTask, canonical_task
+
 from .layouts import TaskFile
 from .lwl_csv import LWL_CSV_COLUMNS
 from .report import UNKNOWN_TASK, ItemSkipped
-from .tasks import TASK_FAMILIES, TASKS, DevCVTask, canonical_task
 
-VDR_DIRECTIONS = ("top", "bottom", "left", "right", "top right", "top left", "bottom right", "bottom left")
 # Words in a file or folder name that pick one task of a family.
 QUALIFIERS = {
     "binary": "vdr_binary",
@@ -53,8 +54,9 @@ SOURCE_DEFAULTS = {"nih": "compare_synthetic", "babyview": "compare_real"}
 _WHO_HAS_MORE = ("compare_real", "compare_synthetic")
 _VDR = ("vdr_binary", "vdr_open")
 # Cues in a (lower-cased, placeholder-free) first user turn, per task or family. Written from the
-# released wordings (REFERENCE §5 table, the samples) and their NIH/BabyView paraphrases: Picture
-# Vocabulary as four images or one 2x2 grid ("(A) top left image ... (D) bottom right image").
+# released wordings (dataset_builders/devcv/README.md, "The released toolbox"; the samples) and their
+# NIH/BabyView paraphrases: Picture Vocabulary as four images or one 2x2 grid ("(A) top left image ...
+# (D) bottom right image").
 PROMPT_CUES: dict[tuple[str, ...], tuple[re.Pattern, ...]] = {
     tasks: tuple(re.compile(cue) for cue in cues)
     for tasks, cues in {
@@ -155,7 +157,7 @@ def _user_texts(item) -> list[str]:
 
 def _vdr_variant(text: str) -> frozenset[str]:
     """Binary offers two sides, open one of eight directions."""
-    offered = {option.strip() for option in _QUOTED.findall(text)} & set(VDR_DIRECTIONS)
+    offered = {option.strip() for option in _QUOTED.findall(text)} & set(VDR_OPEN_OPTIONS)
     if len(offered) == 2 or (not offered and re.search(r"\bside\b.*\bor\b.*\bside\b", text)):
         return frozenset({"vdr_binary"})
     if len(offered) > 2 or re.search(r"\bone of\b|\bwhich (part|direction|corner)\b", text):

@@ -1,7 +1,8 @@
 """Read and validate released DevCV items, turning each into a :data:`~.schema.DEVCV_FEATURES` row.
 
-Released item (REFERENCE §5): ``{"id", "conversations": [{"from", "value"}...], "image": [paths]}``
-plus optional ``labels`` (memory), ``bb`` (localize), ``notes`` (compare_real), ``gif`` (VDR).
+Released item (dataset_builders/devcv/README.md, "The released toolbox"):
+``{"id", "conversations": [{"from", "value"}...], "image": [paths]}`` plus optional ``labels`` (memory),
+``bb`` (localize), ``notes`` (compare_real), ``gif`` (VDR).
 Looking-While-Listening has no released sample; its input layout is ``{"id", "image": [img0, img1],
 "phrases": [p0, p1]}`` where phrase j describes image j.
 
@@ -16,7 +17,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..chat import content_to_text, conversations_to_messages, count_image_blocks
+from babyvlm.evaluate_metrics.devcv.tasks import DevCVTask
+
+from babyvlm.chat import content_to_text, conversations_to_messages, count_image_blocks
+
 from .layouts import TaskFile
 from .limits import check_real_path
 from .report import (
@@ -26,7 +30,6 @@ from .report import (
     PLACEHOLDER_MISMATCH,
     ItemSkipped,
 )
-from .tasks import DevCVTask
 
 LWL_TASK = "looking_while_listening"
 LWL_KEYS = ("id", "image", "phrases")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datasets import Features, List, Value
 
-from ..chat import IMAGES_FEATURE, MESSAGES_FEATURE
+from babyvlm.chat import IMAGES_FEATURE, MESSAGES_FEATURE
 
 DEVCV_FEATURES = Features(
     {
@@ -58,5 +58,7 @@ COLUMN_DESCRIPTIONS = {
     "gif": "VDR: the released path of the clip preview",
     "image_paths": "the released relative image paths, in placeholder order (for round-trip export)",
     "extra": "JSON object of any other released keys, kept verbatim (`{}` if none)",
-    "provenance": "JSON object: how a generated item was made (source frames, boxes, distractors); `{}` for released items",
+    "provenance": (
+        "JSON object: how a generated item was made (source frames, boxes, distractors); `{}` for released items"
+    ),
 }

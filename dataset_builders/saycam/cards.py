@@ -7,11 +7,15 @@ from pathlib import Path
 from datasets import DatasetInfo, List, SplitInfo, Value
 from datasets.info import DatasetInfosDict
 from datasets.splits import SplitDict
-from huggingface_hub import DatasetCardData
+from huggingface_hub import DatasetCard, DatasetCardData
+
+from babyvlm.staging import write_text
 
 from .config import BuildConfig
 from .records import CorpusSpec
-from .storage import write_text
+
+# SAYCam is shared through Databrary under its access agreement; the card's body says what that means here.
+LICENSE_NAME = "databrary-access-agreement"
 
 
 def _rules(name: str, config: BuildConfig) -> str:
@@ -64,7 +68,10 @@ def write_card(folder: Path, spec: CorpusSpec, report: dict, config: BuildConfig
     splits = [split for split, paths in files.items() if paths]
     tally = report["corpora"][spec.name]
     card = DatasetCardData(
-        pretty_name=f"SAYCam {spec.title}", license="other", tags=["babyvlm", "saycam", "developmental", "egocentric"]
+        pretty_name=f"SAYCam {spec.title}",
+        license="other",
+        license_name=LICENSE_NAME,
+        tags=["babyvlm", "saycam", "developmental", "egocentric"],
     )
     if splits:  # a corpus that kept nothing has no data files to point at
         card.configs = [
@@ -136,7 +143,7 @@ Videos `{{child}}_{{YYYYMMDD}}_{{HHMM}}_{{segment}}.{{mp4,mov,avi}}` (child S, A
 transcripts with columns recording, start_ms, end_ms, text, confidence (CSV, JSON lines or parquet);
 optionally a children table (child, birth_date).
 """
-    write_text(folder / "README.md", "---\n" + card.to_yaml() + "\n---\n\n" + body)
+    write_text(folder / "README.md", str(DatasetCard(f"---\n{card.to_yaml()}\n---\n\n{body}")))
 
 
 def _counts(counts: dict[str, int]) -> str:

@@ -9,12 +9,12 @@ are relative to ``{output}``). The JPEG bytes are copied as stored, never re-enc
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from ..chat import messages_to_conversations
+from babyvlm.chat import messages_to_conversations
+from babyvlm.staging import staged_file
 
 
 def export_llava(corpus_dir: str | Path, output_dir: str | Path) -> dict[str, int]:
@@ -33,11 +33,9 @@ def export_llava(corpus_dir: str | Path, output_dir: str | Path) -> dict[str, in
 
 def _export_split(files: list[Path], corpus: str, output_dir: Path, split: str) -> int:
     target = output_dir / f"{split}.json"
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    target.parent.mkdir(parents=True, exist_ok=True)
     count = 0
     # Streamed one recording file at a time, so memory stays flat on a 768K-pair corpus.
-    with open(temporary, "w", encoding="utf-8") as handle:
+    with staged_file(target) as temporary, open(temporary, "w", encoding="utf-8") as handle:
         handle.write("[")
         for file in files:
             for row in pq.read_table(file).to_pylist():
@@ -49,7 +47,6 @@ def _export_split(files: list[Path], corpus: str, output_dir: Path, split: str) 
                 handle.write(("\n" if count == 0 else ",\n") + json.dumps(item, ensure_ascii=False))
                 count += 1
         handle.write("\n]\n")
-    os.replace(temporary, target)
     return count
 
 

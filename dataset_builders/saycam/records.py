@@ -1,6 +1,6 @@
 """Columns of every SAYCam corpus, documented once, and the chat-record builder.
 
-The chat corpora share the DevCV chat schema (:mod:`babyvlm.dataset_builders.chat`): a user turn
+The chat corpora share the DevCV chat schema (:mod:`babyvlm.chat`): a user turn
 made of image blocks only, and an assistant turn with the utterance. Every image keeps, as its
 ``path``, the original-release frame file name ``{recording}_{startMs}_{endMs}_frame_{k}.jpg``,
 which is what the LLaVA JSON export writes.
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from datasets import Features, Image, List, Value
 
-from ..chat import IMAGES_FEATURE, MESSAGES_FEATURE
+from babyvlm.chat import IMAGES_FEATURE, MESSAGES_FEATURE
 
 CHAT_FORMATS = ("image_utterance", "video_utterance", "interleaved")
 CORPORA = ("utterances", "frames", *CHAT_FORMATS, "mix")

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from babyvlm.staging import staged_folder
 
 from ..annotations import (
     EXITS_FILE,
@@ -67,16 +67,10 @@ def generate_toyworld(
     if output.exists() and any(output.iterdir()) and not overwrite:
         raise FileExistsError(f"{output} is not empty; pass overwrite=True (--overwrite) to replace it")
 
-    staging = output.parent / f".{output.name}.tmp-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    (staging / "annotations").mkdir(parents=True)
-    try:
+    # An empty folder may be replaced without --overwrite (checked above).
+    with staged_folder(output, overwrite=True) as staging:
+        (staging / "annotations").mkdir()
         summary = _write_world(staging, seed, scale)
-        if output.exists():
-            shutil.rmtree(output)
-        staging.rename(output)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return ToyWorldSummary(output=output, **summary)
 
 

@@ -1,4 +1,6 @@
-"""DevCV answer parsing and metrics (REFERENCE §5): shared by the `evaluate` module, the runner and lmms-eval."""
+"""DevCV task table, answer parsing and metrics (the metric card: README.md).
+
+Shared by the `evaluate` module (``devcv.py``), the runner and the lmms-eval plugin."""
 
 from .items import ScoredItem, score_item
 from .parsing import (

@@ -1,15 +1,25 @@
 """DevCV Toolbox metrics as an ``evaluate`` module: ``evaluate.load("evaluate_metrics/devcv", "<task>")``.
 
 The configuration name is a DevCV task (canonical name, harness key such as ``baby_pv``, or released
-file key such as ``vdr-binary``). Parsing and scoring live in ``babyvlm.evaluate_metrics.devcv`` so
-the evaluation runner and the lmms-eval plugin score items exactly like this module.
+file key such as ``vdr-binary``). The folder is self-contained like ``evaluate``'s own metric folders:
+the task table (``tasks.py``), the parsers (``parsing.py``) and the scoring rules (``scores.py``,
+``items.py``) sit beside this script and import only each other and the standard library, so a copy
+of the folder loads anywhere with ``evaluate.load(<folder>)``. The evaluation runner and the
+lmms-eval plugin import the same plain functions from ``babyvlm.evaluate_metrics.devcv`` and so
+score items exactly like this module.
 """
 
 import datasets
 import evaluate
-from babyvlm.dataset_builders.devcv.tasks import canonical_task
-from babyvlm.evaluate_metrics.devcv.items import score_item
-from babyvlm.evaluate_metrics.devcv.scores import mean_scores
+
+# evaluate copies only the helpers this script imports itself (it does not follow their imports), hence
+# every helper of the folder is imported here; `parsing` only for items.py. evaluate reads a comment on an
+# import line as the file's URL, so the unused import is allowed file-wide:
+# ruff: noqa: F401
+from .items import score_item
+from .parsing import parse_answer
+from .scores import mean_scores
+from .tasks import canonical_task
 
 _DESCRIPTION = """\
 Scores model answers on one DevCV Toolbox task (BabyVLM-V2) with the official rules (the authors'

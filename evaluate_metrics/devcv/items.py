@@ -20,10 +20,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from babyvlm.dataset_builders.devcv.tasks import DevCVTask, canonical_task
-
 from .parsing import LENIENT_PARSERS, parse_answer
 from .scores import accuracy_item, lwl_item, memory_item, vdr_item
+from .tasks import DevCVTask, canonical_task
 
 
 @dataclass

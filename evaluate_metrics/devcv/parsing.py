@@ -1,4 +1,4 @@
-"""Turn a model's free-text answer into the value a DevCV metric compares (REFERENCE §5).
+"""Turn a model's free-text answer into the value a DevCV metric compares (the metric card, README.md).
 
 The official parsers are the authors' scoring helpers (``ShawnKing98/BabyLLaVA-V2``, ``utils.py``),
 applied to the gold answer and the prediction alike; the leaderboard scores with them. Each is
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 
-LETTERS = ("A", "B", "C", "D")
+from .tasks import DIRECTIONS
 
 _NUMBER_WORDS = (
     "zero",
@@ -41,9 +41,6 @@ _NUMBER_WORDS = (
 NUMBER_WORDS = {word: value for value, word in enumerate(_NUMBER_WORDS[:11])}
 # Extra (``acc_lenient``): counts of up to twelve objects may also be answered in words.
 NUMBER_WORDS_LENIENT = {word: value for value, word in enumerate(_NUMBER_WORDS)}
-
-# Clockwise from the top, so neighbouring entries are the directions an "adjacent" answer accepts.
-DIRECTIONS = ("top", "top right", "right", "bottom right", "bottom", "bottom left", "left", "top left")
 
 # utils.py `extract_letter`: the first A-D between word boundaries, upper-cased ("bed", "a2" hold none).
 _LETTER = re.compile(r"\b([A-Da-d])\b")

@@ -1,4 +1,4 @@
-"""The DevCV metrics as plain functions (REFERENCE §5, "Evaluation protocol and metrics"), as the
+"""The DevCV metrics as plain functions (the metric card, README.md), as the
 official code computes them: the authors' ``utils.py`` (ShawnKing98/BabyLLaVA-V2) and, for Looking
 While Listening, the ``baby_winoground`` task of ShawnKing98/babylmms-eval; each rule cites its source.
 
@@ -12,9 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
-from babyvlm.dataset_builders.devcv.tasks import TASKS
-
-from .parsing import DIRECTIONS
+from .tasks import DIRECTIONS, TASKS
 
 
 def accuracy_item(prediction, gold) -> dict[str, float]:

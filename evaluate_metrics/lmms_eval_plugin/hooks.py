@@ -34,9 +34,9 @@ from collections import defaultdict
 
 from PIL import Image
 
-from ...dataset_builders.devcv.tasks import canonical_task
 from ..devcv.items import score_item
 from ..devcv.scores import lwl_item, mean_scores
+from ..devcv.tasks import canonical_task
 
 IMAGE_PLACEHOLDER = "<image>"
 TRANSCRIPT = "transcript"

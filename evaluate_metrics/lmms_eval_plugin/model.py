@@ -14,11 +14,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 import torch
-from babyvlm.dataset_builders.chat import IMAGE_PLACEHOLDER, text_to_content
-from babyvlm.dataset_builders.devcv.tasks import canonical_task
+from babyvlm.evaluate_metrics.devcv.tasks import canonical_task
 from lmms_eval.api.instance import Instance
 from lmms_eval.api.model import lmms
 from tqdm.auto import tqdm
+
+from babyvlm.chat import IMAGE_PLACEHOLDER, text_to_content
 
 from ..inference import ChatModel, Conversation
 from ..protocol import run_dialogues, system_messages

@@ -22,8 +22,10 @@ import json
 import re
 from pathlib import Path
 
-from babyvlm.dataset_builders.chat import messages_to_conversations
-from babyvlm.dataset_builders.devcv.tasks import DevCVTask
+from babyvlm.evaluate_metrics.devcv.tasks import DevCVTask
+
+from babyvlm.chat import messages_to_conversations
+from babyvlm.staging import staged_folder
 
 from ..data import MissingTaskError, load_task_split, resolve_tasks
 from ..protocol import (
@@ -33,7 +35,6 @@ from ..protocol import (
     is_dialogue,
     memory_option_keys,
 )
-from ..report import staged_folder
 
 HOOKS = "devcv_hooks"
 GROUP = "devcv"
@@ -41,8 +42,8 @@ GENERATION_GROUP = "devcv_generation"
 SUPPORT_PACKAGE = "babyvlm_devcv_tasks"
 # The modules the hooks need, copied into the task folder with `babyvlm` renamed to SUPPORT_PACKAGE.
 SUPPORT_MODULES = (
-    "babyvlm.dataset_builders.devcv.tasks",
     "babyvlm.evaluate_metrics.devcv",
+    "babyvlm.evaluate_metrics.devcv.tasks",
     "babyvlm.evaluate_metrics.devcv.items",
     "babyvlm.evaluate_metrics.devcv.parsing",
     "babyvlm.evaluate_metrics.devcv.scores",
@@ -189,7 +190,7 @@ def write_task_folder(
     """Write the task folder for ``tasks`` (default: all in ``data_dir``); returns the lmms-eval task names."""
     data_dir, output_dir = Path(data_dir).resolve(), Path(output_dir).resolve()
     selected = resolve_tasks(data_dir, tasks)
-    with staged_folder(output_dir) as staging:
+    with staged_folder(output_dir, overwrite=True) as staging:
         _copy_support_package(staging)
         for task, config in selected:
             data_file = _write_docs(task, load_task_split(data_dir, config, split), staging, output_dir)

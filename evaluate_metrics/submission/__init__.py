@@ -17,7 +17,7 @@ from pathlib import Path
 
 from transformers import CONFIG_MAPPING
 
-from ..report import staged_folder
+from babyvlm.staging import staged_folder
 
 WRAPPER = Path(__file__).with_name("wrapper.py")
 REGISTERED_NAME_LINE = re.compile(r'^REGISTERED_NAME = "[^"]*"$', re.MULTILINE)
@@ -120,7 +120,7 @@ def write_submission(
     wrapper, count = REGISTERED_NAME_LINE.subn(f'REGISTERED_NAME = "{registered}"', WRAPPER.read_text())
     if count != 1:
         raise RuntimeError(f"{WRAPPER}: expected one REGISTERED_NAME line, found {count}")
-    with staged_folder(output) as staging:
+    with staged_folder(output, overwrite=True) as staging:
         (staging / "submission.json").write_text(json.dumps(submission, indent=2) + "\n")
         (staging / "model.py").write_text(wrapper)
         problems = check_submission(submission, staging)

@@ -13,8 +13,9 @@ import argparse
 import sys
 import time
 
+from babyvlm.evaluate_metrics.devcv.tasks import TASKS
+
 from ..audit import ShortcutAudit, format_audit_text
-from ..tasks import TASKS
 from .config import (
     CONSTRUCTIONS,
     DEFAULT_ITEMS_PER_SPLIT,
@@ -164,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\nShortcut audit (compare with chance):")
         print(format_audit_text([ShortcutAudit(**result) for result in report.audit]))
     print(
-        f"\nwrote {args.output} in {time.perf_counter() - started:.1f}s (fingerprint {report.fingerprint[:16]}); report: {args.output}/generation_report.json"
+        f"\nwrote {args.output} in {time.perf_counter() - started:.1f}s (fingerprint {report.fingerprint[:16]}); "
+        f"report: {args.output}/generation_report.json"
     )
     return 0
 

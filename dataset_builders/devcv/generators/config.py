@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from ..tasks import TASKS, canonical_task
+from babyvlm.evaluate_metrics.devcv.tasks import TASKS, canonical_task
+
 from .prompts import check_variant
 from .vocabulary import DistractorPolicy
 
@@ -46,7 +47,8 @@ class GeneratorConfig:
     split_fractions: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_SPLIT_FRACTIONS))
     """Share of the recordings in each split (a recording belongs to exactly one split)."""
     source_name: str | None = None
-    """The ``source`` column (``toyworld``, ``babyview``, ``saycam`` ...); None: inferred by :func:`~.generate.generate_devcv`."""
+    """The ``source`` column (``toyworld``, ``babyview``, ``saycam`` ...); None: inferred by
+    :func:`~.generate.generate_devcv`."""
     cdi_words: frozenset[str] | None = None
     """Picture Vocabulary only uses categories in this word list when given (the MacArthur-Bates CDI)."""
     distractors: DistractorPolicy = field(default_factory=DistractorPolicy)

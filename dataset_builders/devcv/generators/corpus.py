@@ -67,7 +67,8 @@ class Scene:
 
     @cached_property
     def countable(self) -> dict[str, tuple[ObjectBox, ...]]:
-        """Category -> its objects, for the categories all of whose objects are in full view (so they can be counted)."""
+        """Category -> its objects, for the categories all of whose objects are in full view (so they can be
+        counted)."""
         groups: dict[str, list[ObjectBox]] = defaultdict(list)
         for obj in self.frame.objects:
             groups[obj.category].append(obj)
@@ -99,12 +100,14 @@ def assign_splits(recordings: list[str], fractions: Mapping[str, float], seed: i
     wanted = [split for split in SPLITS if fractions.get(split, 0) > 0]
     if len(recordings) < len(wanted):
         raise ValueError(
-            f"{len(wanted)} splits ({', '.join(wanted)}) need at least {len(wanted)} recordings, the annotations have {len(recordings)}"
+            f"{len(wanted)} splits ({', '.join(wanted)}) need at least {len(wanted)} recordings, "
+            f"the annotations have {len(recordings)}"
         )
     total = sum(fractions[split] for split in wanted)
     shares = {split: fractions[split] / total * len(recordings) for split in wanted}
     sizes = {split: max(1, int(share)) for split, share in shares.items()}
-    # Hand out what rounding down left over, largest remainder first; take back from the largest split if the minimum of one overshot.
+    # Hand out what rounding down left over, largest remainder first; take back from the largest split if the
+    # minimum of one overshot.
     for split in sorted(wanted, key=lambda s: shares[s] - int(shares[s]), reverse=True):
         if sum(sizes.values()) < len(recordings):
             sizes[split] += 1

@@ -15,12 +15,15 @@ import dataclasses
 from collections import defaultdict
 from pathlib import Path
 
+from babyvlm.evaluate_metrics.devcv.tasks import TASKS, DevCVTask
+
+from babyvlm.staging import staged_folder
+
 from ...annotations import FRAMES_FILE, load_annotations
 from ..card import first_prompt
-from ..folder import fingerprint_shards, staged_folder, write_card_and_audit
+from ..folder import fingerprint_shards, write_card_and_audit
 from ..schema import DEVCV_FEATURES
 from ..shards import ParquetShardWriter
-from ..tasks import TASKS, DevCVTask
 from .card import render_generated_card
 from .config import GeneratorConfig
 from .corpus import Corpus

@@ -13,10 +13,12 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from babyvlm.evaluate_metrics.devcv.tasks import DevCVTask
+
+from babyvlm.chat import count_image_blocks, text_to_content
+
 from ...annotations import ObjectBox
-from ...chat import count_image_blocks, text_to_content
 from ..release import prompt_choices
-from ..tasks import DevCVTask
 from .config import GeneratorConfig
 from .corpus import Corpus, Scene, identity
 from .frames import FrameStore

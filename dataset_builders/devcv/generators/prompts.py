@@ -1,4 +1,4 @@
-"""The original DevCV prompt wording, per task and release variant (REFERENCE §5).
+"""The original DevCV prompt wording, per task and release variant (see dataset_builders/devcv/README.md).
 
 Prompts are built as released strings, with ``<image>`` where each image goes, and match the
 released SAYCam and Ego4D items character for character. The Ego4D release differs in three tasks:
@@ -8,16 +8,16 @@ Details asks for "a letter" instead of "only a letter".
 
 from __future__ import annotations
 
+from babyvlm.evaluate_metrics.devcv.tasks import LETTERS, VDR_OPEN_OPTIONS
+
+from babyvlm.chat import IMAGE_PLACEHOLDER
+
 from ...annotations import EXIT_DIRECTIONS
-from ...chat import IMAGE_PLACEHOLDER
 
 VARIANTS = ("saycam", "ego4d")
-LETTERS = "ABCD"
 QUADRANTS = ("top left", "top right", "bottom left", "bottom right")
 """Localization options in prompt order: (A) top left ... (D) bottom right."""
 ORDINALS = ("first", "second", "third", "fourth")
-# The released open-VDR prompt lists the directions in this order (not EXIT_DIRECTIONS' order).
-VDR_OPEN_OPTIONS = ("top", "bottom", "left", "right", "top right", "top left", "bottom right", "bottom left")
 assert set(VDR_OPEN_OPTIONS) == set(EXIT_DIRECTIONS)
 
 

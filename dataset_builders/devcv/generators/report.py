@@ -85,7 +85,8 @@ class GenerationReport:
         for summary in self.tasks:
             skipped = ", ".join(f"{reason} {count}" for reason, count in sorted(summary.skipped.items())) or "—"
             lines.append(
-                f"| {summary.task} | {summary.split} | {summary.requested} | {summary.candidates} | {summary.written} | {skipped} | {summary.untried} |"
+                f"| {summary.task} | {summary.split} | {summary.requested} | {summary.candidates} "
+                f"| {summary.written} | {skipped} | {summary.untried} |"
             )
         return "\n".join(lines)
 

@@ -9,7 +9,7 @@ Left/Right and Spatial Details come in two constructions (``GeneratorConfig.cons
 - Spatial Details: the query is a crop of an object from the gold frame itself (JPEG); the options
   are the gold frame and two distractor frames.
 
-Both leak the answer to pixel matching (REFERENCE §5, "Known benchmark flaws"); the shortcut audit
+Both leak the answer to pixel matching (dataset_builders/devcv/README.md, "The released toolbox"); the shortcut audit
 shows it. ``hardened`` builds them so that those shortcuts do not work:
 
 - Left/Right: the query and every option show the object on one plain canvas, the query in one half

@@ -25,7 +25,8 @@ DEFAULT_MIN_PHONOLOGICAL_DISTANCE = 0.34
 
 
 def pluralize(noun: str) -> str:
-    """Regular English plural of the last word: ``ball`` -> ``balls``, ``box`` -> ``boxes``, ``puppy`` -> ``puppies``."""
+    """Regular English plural of the last word: ``ball`` -> ``balls``, ``box`` -> ``boxes``,
+    ``puppy`` -> ``puppies``."""
     if noun.endswith(("s", "x", "z", "ch", "sh")):
         return noun + "es"
     if len(noun) > 1 and noun.endswith("y") and noun[-2] not in "aeiou":
