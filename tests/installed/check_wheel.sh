@@ -35,7 +35,10 @@ for entry in "$dev_site"/*; do
 done
 pip=("$python" -m pip --python "$work/venv/bin/python")
 "${pip[@]}" install --quiet --no-deps --no-index "$wheel"
-"${pip[@]}" check
+# decord's wheel (lmms-eval's qwen2_vl imports it) records the tag cp36-cp36m inside, so `pip check` calls it
+# unsupported although it installs and imports on Python 3.11: only that line is tolerated, any conflict fails.
+problems=$("${pip[@]}" check 2>&1 | grep -v "^decord .* is not supported on this platform$" || true)
+[[ -z $problems || $problems == "No broken requirements found." ]] || { echo "$problems"; exit 1; }
 
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false HF_HOME="$work/hf-home"
 mkdir "$work/run"
