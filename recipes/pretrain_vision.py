@@ -212,6 +212,8 @@ def save_checkpoint(accelerator: Accelerator, output_dir: Path, step: int, save_
     """Save model (student, teacher, centres), optimizer and RNG states to ``checkpoint-{step}`` atomically."""
     staging = output_dir / f".checkpoint-{step}.partial"
     accelerator.save_state(str(staging))
+    # every process writes its own RNG state into the staging folder: rename only once all of them have
+    accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         (staging / STATE_FILE).write_text(json.dumps({"global_step": step}) + "\n")
         final = output_dir / f"checkpoint-{step}"
