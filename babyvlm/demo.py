@@ -24,7 +24,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from importlib.resources import as_file, files
 from pathlib import Path
 
@@ -229,21 +229,42 @@ class Demo:
         (self.output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
 
     def stages(self) -> list[Stage]:
-        def stage(name, description, run, recipe: str | None = None):
-            settings = {"size": asdict(self.size), "seed": self.seed}
-            if recipe:  # an edited recipe YAML makes its stage (and every later one) run again
+        """Each stage with the settings it reads itself; what it inherits reaches it through the cascade in `run`."""
+        size = self.size
+
+        def stage(name, description, run, recipe: str | None = None, **settings):
+            settings["seed"] = self.seed
+            if recipe:  # an edited recipe YAML or override makes its stage (and every later one) run again
                 settings["recipe"] = hashlib.sha256((TINY / RECIPE_CONFIGS[recipe]).read_bytes()).hexdigest()
+                settings["overrides"] = size.recipe_overrides.get(recipe, [])
             return Stage(name, description, run, settings)
 
         return [
-            stage("toyworld", "generate the toy world (videos, transcripts, annotations)", self.toyworld),
+            stage(
+                "toyworld",
+                "generate the toy world (videos, transcripts, annotations)",
+                self.toyworld,
+                scale=size.toyworld_scale,
+            ),
             stage("corpora", "build the SAYCam-format pretraining corpora", self.corpora),
-            stage("devcv", "generate DevCV items from the toy-world annotations", self.devcv),
+            stage(
+                "devcv",
+                "generate DevCV items from the toy-world annotations",
+                self.devcv,
+                items=size.devcv_items,
+                split_fractions=size.devcv_split_fractions,
+            ),
             stage("stage0_lm", "stage 0 (lm): tokenizer + language model from scratch", self.stage0_lm, "lm"),
             stage("stage0_vision", "stage 0 (vision): ViT self-supervision (DINO-style)", self.stage0_vision, "vision"),
             stage("stage1_align", "stage 1 (align): connector alignment (baby_plain)", self.stage1, "align"),
             stage("stage2_pretrain", "stage 2 (pretrain): joint pretraining, corpus mix", self.stage2, "pretrain"),
-            stage("model", "stage 3 (instruct): instruction tuning on DevCV train items", self.stage3, "instruct"),
+            stage(
+                "model",
+                "stage 3 (instruct): instruction tuning on DevCV train items",
+                self.stage3,
+                "instruct",
+                tasks=list(size.instruct_tasks),
+            ),
             stage("eval", "evaluate on the DevCV test split", self.evaluate),
         ]
 

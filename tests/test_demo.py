@@ -1,5 +1,6 @@
 """The main job's driver, shrunken: every stage runs through the same builders and recipes, a few steps each."""
 
+import dataclasses
 import json
 import shutil
 
@@ -62,6 +63,13 @@ def test_an_edited_recipe_yaml_invalidates_its_stage(tmp_path, monkeypatch):
         config.write("learning_rate: 1.0e-3\n")
     after = {stage.name: stage.settings for stage in Demo(tmp_path, SMOKE).stages()}
     assert [name for name in before if before[name] != after[name]] == ["stage2_pretrain"]
+
+
+def test_another_phase3_task_list_reruns_only_phase3_and_evaluation(tmp_path):
+    before = {stage.name: stage.settings for stage in Demo(tmp_path, SMOKE).stages()}
+    other = dataclasses.replace(SMOKE, instruct_tasks=("count",))
+    after = {stage.name: stage.settings for stage in Demo(tmp_path, other).stages()}
+    assert [name for name in before if before[name] != after[name]] == ["model"]
 
 
 def test_significance_summary_is_a_one_sided_binomial_test():

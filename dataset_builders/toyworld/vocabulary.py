@@ -37,8 +37,8 @@ def scene_phrase(groups: list[tuple[int, str, str]]) -> str:
 
 
 # Openers of the scene utterances, drawn at random: besides naming what is visible, the parent asks what
-# toddlers are asked ("how many do you see", "point at them"). The transcripts then hold the words of the
-# DevCV prompts, so the tokenizer trained on them gives those words tokens of their own and the language
+# toddlers are asked ("how many do you see", "point at them", "touch the new image"). The transcripts then hold the
+# words of the DevCV prompts, so the tokenizer trained on them gives those words tokens of their own and the language
 # model has seen them before instruction tuning.
 INTRO_OPENERS = (
     "look",
@@ -47,8 +47,21 @@ INTRO_OPENERS = (
     "how many do you see",
     "point at them",
     "touch the image",
+    "let's try more touch the new image",
+    "which of the following is the same as this",
+    "the first image or the second image or the third image or the fourth image",
 )
-OUTRO_OPENERS = ("now", "and now", "which image has more", "do you see", "how many now", "is it the same as this")
+OUTRO_OPENERS = (
+    "now",
+    "and now",
+    "which image has more",
+    "do you see",
+    "how many now",
+    "is it the same as this",
+    "which of the following contains exactly this object",
+    "answer with a number",
+    "respond only with one word",
+)
 
 
 def scene_utterance(opener: str, groups: list[tuple[int, str, str]]) -> str:
@@ -59,7 +72,7 @@ def scene_utterance(opener: str, groups: list[tuple[int, str, str]]) -> str:
 def exit_utterance(color: str, category: str, direction: str, variant: int = 0) -> str:
     """An object leaving through ``direction``, in one of two wordings (the second as VDR asks it)."""
     if variant:
-        return f"the {color} {category} leaves the frame through the {direction} side"
+        return f"the {color} {category} leaves the frame through the {direction} side of the frame"
     return f"bye bye {color} {category}, it went out the {direction}"
 
 
