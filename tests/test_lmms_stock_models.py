@@ -130,6 +130,9 @@ def test_llava_hf_chat_answers_from_image_blocks_and_memory_replayed(task_folder
         ("llava_hf", "llava", "baby_winoground", ("--force_simple",), "ValueError in loglikelihood"),
         # lmms-eval's chat models cannot take log-likelihood tasks.
         ("llava_hf", "llava", "baby_winoground", (), "AssertionError in construct_requests"),
+        # The chat Qwen2.5-VL inherits the simple model's multi-round method, which cannot read chat requests.
+        ("qwen2_5_vl", "qwen2_5_vl", "baby_memory", (), "AttributeError in generate_until_multi_round"),
+        ("qwen2_5_vl", "qwen2_5_vl", "baby_winoground", ("--force_simple",), "NotImplementedError in loglikelihood"),
     ],
 )
 def test_a_model_that_cannot_run_a_task_fails_the_run(task_folder, tmp_path, model, family, task, extra, reason):
