@@ -89,6 +89,12 @@ def recipe_command(frames: Path, output_dir: Path) -> list[str]:
     ]
 
 
+def accelerate_launch(*processes: str) -> list[str]:
+    """`accelerate launch` with the given process flags, one CPU thread per process, no mixed precision or dynamo."""
+    settings = "--num_machines 1 --mixed_precision no --dynamo_backend no --num_cpu_threads_per_process 1"
+    return [ACCELERATE, "launch", *processes, *settings.split()]
+
+
 def checkpoints_of(output_dir: Path) -> Path:
     """Where the recipe's accelerate checkpoints of `output_dir` live (the default `checkpoints_dir`)."""
     return Path(f"{output_dir}-checkpoints") / "checkpoints"
@@ -111,23 +117,8 @@ def reference_run(frames, tmp_path_factory) -> tuple[Path, str]:
     output_dir, log = shared / "stage0-vision-reference", shared / "stage0-vision-reference.log"
     with FileLock(f"{log}.lock"):
         if not log.is_file():
-            launcher = [
-                ACCELERATE,
-                "launch",
-                "--cpu",
-                "--num_processes",
-                "1",
-                "--num_machines",
-                "1",
-                "--mixed_precision",
-                "no",
-                "--dynamo_backend",
-                "no",
-                "--num_cpu_threads_per_process",
-                "1",
-            ]
             result = subprocess.run(
-                launcher + recipe_command(frames, output_dir),
+                accelerate_launch("--cpu", "--num_processes", "1") + recipe_command(frames, output_dir),
                 env=ENV,
                 cwd=REPO,
                 capture_output=True,
@@ -226,21 +217,6 @@ def test_resume_after_kill_skips_an_interrupted_save_and_reaches_the_same_weight
 
 @pytest.mark.slow
 def test_ddp_on_two_cpu_processes(frames, tmp_path):
-    launcher = [
-        ACCELERATE,
-        "launch",
-        "--multi_gpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        "--num_cpu_threads_per_process",
-        "1",
-    ]
     output_dir = tmp_path / "model"
     command = recipe_command(frames, output_dir) + [
         "--max_steps",
@@ -250,7 +226,14 @@ def test_ddp_on_two_cpu_processes(frames, tmp_path):
         "--centering",
         "sinkhorn_knopp",
     ]
-    result = subprocess.run(launcher + command, env=ENV, cwd=REPO, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        accelerate_launch("--multi_gpu", "--num_processes", "2") + command,
+        env=ENV,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     logs = logged_steps(result.stdout + result.stderr)
     assert [entry["step"] for entry in logs] == [1, 2]  # the main process alone logs

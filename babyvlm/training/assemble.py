@@ -17,6 +17,7 @@ from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
 
 from ..modeling import BabyLlavaV2Config, BabyLlavaV2ForConditionalGeneration
 from ..processing import BabyLlavaV2ImageProcessor, BabyLlavaV2Processor, add_image_token
+from ..staging import staged_folder
 from .model_card import PROJECT_LICENSE, render_model_card
 
 
@@ -46,9 +47,6 @@ def assemble(
         config, BabyLlavaV2ImageProcessor(size={"height": image_size, "width": image_size}), tokenizer
     )
     if output_dir is not None:
-        output_dir = Path(output_dir)
-        model.save_pretrained(output_dir)
-        processor.save_pretrained(output_dir)
         card = render_model_card(
             "assembled",
             "Stage-0 vision and language checkpoints joined by a freshly initialised connector; the start of stage 1.",
@@ -57,7 +55,10 @@ def assemble(
             {"connector_seed": seed, "image_seq_length": config.image_seq_length, "vocab_size": len(tokenizer)},
             license=PROJECT_LICENSE,
         )
-        (output_dir / "README.md").write_text(card)
+        with staged_folder(output_dir, overwrite=True) as staging:
+            model.save_pretrained(staging)
+            processor.save_pretrained(staging)
+            (staging / "README.md").write_text(card)
     return model, processor
 
 
