@@ -109,7 +109,8 @@ def logged_steps(stdout: str) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def reference_run(frames, tmp_path_factory) -> tuple[Path, str]:
-    """An uninterrupted 4-step run through `accelerate launch` on CPU, made once per test session: pytest-xdist
+    """An uninterrupted 4-step run through `accelerate launch` on CPU, logging to TensorBoard (the resumed run of
+    test_resume_after_kill_... does not log, and must reach the same weights), made once per test session: pytest-xdist
     workers share it through a locked folder of the session instead of each training its own."""
     shared = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
@@ -118,7 +119,9 @@ def reference_run(frames, tmp_path_factory) -> tuple[Path, str]:
     with FileLock(f"{log}.lock"):
         if not log.is_file():
             result = subprocess.run(
-                accelerate_launch("--cpu", "--num_processes", "1") + recipe_command(frames, output_dir),
+                accelerate_launch("--cpu", "--num_processes", "1")
+                + recipe_command(frames, output_dir)
+                + ["--report_to", "tensorboard"],
                 env=ENV,
                 cwd=REPO,
                 capture_output=True,
@@ -144,6 +147,7 @@ def test_accelerate_launch_logs_finite_losses_and_collapse_monitors(reference_ru
     assert [path.name for path in saved] == ["checkpoint_0", "checkpoint_1"]  # accelerate's automatic naming
     assert [json.loads((path / "trainer_state.json").read_text())["global_step"] for path in saved] == [2, 4]
     assert {path.name for path in output_dir.iterdir()} == MODEL_FOLDER  # no checkpoints, logs or pickles
+    assert list(Path(f"{output_dir}-checkpoints").glob("stage0_vision/events.out.tfevents.*"))  # logs go there
     assert not list(output_dir.parent.glob(f".{output_dir.name}.tmp-*"))  # no staging folder left
 
 
