@@ -4,27 +4,19 @@ renamed into place) and loads through the Auto classes."""
 import pytest
 import torch
 from babyvlm.processing import train_tokenizer
-from transformers import AutoModelForImageTextToText, Dinov2Config, Dinov2Model, LlamaConfig, LlamaForCausalLM
+from transformers import AutoModelForImageTextToText, Dinov2Model, LlamaForCausalLM
 
-from babyvlm.testing.babyllava import SAMPLE_UTTERANCES
+from babyvlm.testing.babyllava import SAMPLE_UTTERANCES, tiny_config
 from babyvlm.training import assemble as assemble_module
 
 
 @pytest.fixture
 def stage0_folders(tmp_path):
     tokenizer = train_tokenizer(SAMPLE_UTTERANCES * 4, vocab_size=64, min_frequency=1)
-    llama = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-    )
-    LlamaForCausalLM(llama).save_pretrained(tmp_path / "lm")
+    towers = tiny_config(len(tokenizer), tokenizer.image_token_id)  # the stage-0 models of a tiny BabyLLaVA-V2
+    LlamaForCausalLM(towers.text_config).save_pretrained(tmp_path / "lm")
     tokenizer.save_pretrained(tmp_path / "lm")
-    vision = Dinov2Config(image_size=32, patch_size=8, hidden_size=16, num_hidden_layers=1, num_attention_heads=2)
-    Dinov2Model(vision).save_pretrained(tmp_path / "vision")
+    Dinov2Model(towers.vision_config).save_pretrained(tmp_path / "vision")
     return tmp_path / "vision", tmp_path / "lm"
 
 
