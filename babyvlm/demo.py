@@ -261,8 +261,9 @@ class Demo:
                 tqdm.write(f"[{stage.name}] finished earlier, reused ({self.paths[stage.name]})")
                 continue
             invalidated = True  # every later stage depends on this one
-            if self.paths[stage.name].exists():
-                shutil.rmtree(self.paths[stage.name])
+            # the stage's folder and the recipes' `<folder>-checkpoints` beside it, or a rerun would resume from them
+            for folder in (self.paths[stage.name], Path(f"{self.paths[stage.name]}-checkpoints")):
+                shutil.rmtree(folder, ignore_errors=True)
             marker.unlink(missing_ok=True)
             tqdm.write(f"[{stage.name}] {stage.description}")
             started = time.perf_counter()
