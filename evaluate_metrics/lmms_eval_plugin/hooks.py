@@ -38,7 +38,6 @@ import sys
 import traceback
 from collections import defaultdict
 
-from loguru import logger
 from PIL import Image
 
 from ..devcv.items import score_item
@@ -207,6 +206,8 @@ def guard_failures(dataset):
 
     Armed on each task load, since lmms-eval's command line removes every log sink when it starts.
     """
+    from loguru import logger  # lmms-eval's logger (imported here: writing the task folder needs no lmms-eval)
+
     if _guard["sink"] is not None:
         try:
             logger.remove(_guard["sink"])
