@@ -10,7 +10,7 @@ Examples::
 
 Each input is a local path or a Hub repo id (`--revision`, `--vision-revision`), fetched through `huggingface_hub`
 with the user's cache and token (`babyvlm.checkpoint_sources`). Without `--vision-checkpoint` the vision tower is the
-one the LLaVA config names (`mm_vision_tower`) when it can be found, or the trained tower inside a phase-3 checkpoint.
+one the LLaVA config names (`mm_vision_tower`) when it can be found, or the trained tower inside a stage-3 checkpoint.
 With a LLaVA checkpoint the output holds the model, the processor (tokenizer with `<image>` added, image processor,
 chat templates `baby_v1`/`baby_plain`), the remote code and a model card naming the sources and their revisions;
 with only a vision `.pth` it holds a standalone `Dinov2Model`, the image processor and a model card. The folder is
@@ -71,7 +71,7 @@ def convert_original(
         llava_checkpoint: LLaVA-format BabyLLaVA-V2 folder or Hub repo id. Without it, `vision_checkpoint` alone is
             converted into a standalone `Dinov2Model`.
         vision_checkpoint: the DINO vision backbone: a `.pth` file, `REPO_ID:FILE`, or a Hub repo id holding one
-            `.pth`. Without it, the tower inside a phase-3 checkpoint, or else the one the LLaVA config names.
+            `.pth`. Without it, the tower inside a stage-3 checkpoint, or else the one the LLaVA config names.
         num_attention_heads: vision attention heads (not recorded in the weights); defaults to width / 64.
         dtype: dtype of the saved weights; defaults to the source's.
         overwrite: replace an existing `output`.
@@ -252,7 +252,7 @@ def _parser() -> argparse.ArgumentParser:
         "--vision-checkpoint",
         metavar="REPO_ID[:FILE]|FILE",
         help="DINO vision backbone with a 'teacher' state dict: a .pth file, or a Hub repo holding one .pth "
-        f"({RELEASED_VISION_BACKBONE}); default: the tower inside a phase-3 checkpoint, else the one its config names",
+        f"({RELEASED_VISION_BACKBONE}); default: the tower inside a stage-3 checkpoint, else the one its config names",
     )
     parser.add_argument("--vision-revision", help="branch, tag or commit of the --vision-checkpoint repo")
     parser.add_argument("--output", metavar="DIR", required=True, help="folder to write")

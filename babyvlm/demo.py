@@ -2,8 +2,8 @@
 
 `babyvlm-demo [--output babyvlm-demo] [--force] [--smoke]` runs every part of the framework, in order:
 
-    toy world -> SAYCam-format corpora -> DevCV items -> stage 0 (tokenizer + LM, ViT self-supervision)
-    -> stage 1 (connector) -> stage 2 (joint) -> stage 3 (DevCV instruction tuning) -> DevCV evaluation
+    toy world -> SAYCam-format corpora -> stage 0 (tokenizer + LM, ViT self-supervision) -> stage 1 (connector)
+    -> stage 2 (joint) -> DevCV items -> stage 3 (DevCV instruction tuning) -> DevCV evaluation
 
 It is a thin driver: the data steps call the builders, the training steps run the real recipes
 (`recipes/sft.py`, `recipes/pretrain_vision.py`) with the CPU-sized YAMLs of `recipes/babyllava_v2/tiny/`, both read
@@ -284,8 +284,9 @@ class Demo:
                 tqdm.write(f"[{stage.name}] finished earlier, reused ({self.paths[stage.name]})")
                 continue
             invalidated = True  # every later stage depends on this one
-            if self.paths[stage.name].exists():
-                shutil.rmtree(self.paths[stage.name])
+            # the stage's folder and the recipes' `<folder>-checkpoints` beside it, or a rerun would resume from them
+            for folder in (self.paths[stage.name], Path(f"{self.paths[stage.name]}-checkpoints")):
+                shutil.rmtree(folder, ignore_errors=True)
             marker.unlink(missing_ok=True)
             tqdm.write(f"[{stage.name}] {stage.description}")
             started = time.perf_counter()

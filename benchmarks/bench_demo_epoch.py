@@ -1,6 +1,6 @@
-"""Cost of one phase-3 epoch of two demo configurations, side by side on a CPU.
+"""Cost of one stage-3 epoch of two demo configurations, side by side on a CPU.
 
-Each configuration is a finished demo folder (its `stage2_pretrain` checkpoint and `devcv` items) and the phase-3 task
+Each configuration is a finished demo folder (its `stage2_pretrain` checkpoint and `devcv` items) and the stage-3 task
 list, a task named n times repeated n times an epoch as in `DemoSize.instruct_tasks`:
 
     python benchmarks/bench_demo_epoch.py \\
@@ -9,7 +9,7 @@ list, a task named n times repeated n times an epoch as in `DemoSize.instruct_ta
 
 Batches of each mix (shuffled as the trainer shuffles an epoch) are timed interleaved as full training steps
 (collation, forward, backward, AdamW step); an epoch costs its number of batches times the mean step. The last line
-is the second configuration's epoch over the first's: a demo's phase-3 time scales by it times the ratio of epochs.
+is the second configuration's epoch over the first's: a demo's stage-3 time scales by it times the ratio of epochs.
 """
 
 import argparse
@@ -74,7 +74,7 @@ def main() -> None:
             f"{statistics.mean(configuration.seconds) * 1e3:.0f} ms (~{statistics.mean(configuration.tokens):.0f} "
             f"tokens), epoch {configuration.epoch_seconds:.1f} s"
         )
-    print(f"phase-3 epoch, second vs first configuration: {second.epoch_seconds / first.epoch_seconds:.2f}x")
+    print(f"stage-3 epoch, second vs first configuration: {second.epoch_seconds / first.epoch_seconds:.2f}x")
 
 
 if __name__ == "__main__":

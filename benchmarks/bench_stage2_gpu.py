@@ -1,7 +1,7 @@
-"""Full-size BabyLLaVA-V2 phase-2 training step on a GPU: throughput and MFU, packed vs padded.
+"""Full-size BabyLLaVA-V2 stage-2 training step on a GPU: throughput and MFU, packed vs padded.
 
 The 1.30B model (ViT-L/16 frozen, connector + 1.1B Llama trained, bf16, AdamW) on batches shaped like the
-phase-2 mixture: image-utterance (1 frame), video-utterance (8 frames) and interleaved (4-8 turns of one frame
+stage-2 mixture: image-utterance (1 frame), video-utterance (8 frames) and interleaved (4-8 turns of one frame
 each) samples with utterance-length text. Packed rows go through `BabyLlavaV2Collator.pack` (rows of
 `--row-length` tokens, position ids restarting per sample); the padded baseline right-pads every sample to the
 longest one. Model FLOPs per step = 6 * N_lm * T (LM + connector, trained) + 2 * N_vit * T_img (frozen ViT,

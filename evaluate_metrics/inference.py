@@ -17,9 +17,10 @@ whole history every round.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from threading import Thread
 
 # Importing these registers BabyLLaVA-V2 with the Auto classes.
 import babyvlm.modeling  # noqa: F401
@@ -27,7 +28,7 @@ import babyvlm.processing  # noqa: F401
 import torch
 from jinja2.exceptions import TemplateError
 from PIL import Image
-from transformers import AutoModelForImageTextToText, AutoProcessor
+from transformers import AutoModelForImageTextToText, AutoProcessor, TextIteratorStreamer
 from transformers.cache_utils import DynamicCache, DynamicLayer
 
 from .families import adapter_for
@@ -232,6 +233,34 @@ class ChatModel:
         """Greedy answers (stripped text) to the last user turn of each conversation, in one batch."""
         inputs = self._encode([self.prompt(c.messages) for c in conversations], conversations)
         return self._answer(inputs, max_new_tokens)
+
+    def stream(self, conversation: Conversation, max_new_tokens: int | None = None) -> Iterator[str]:
+        """The greedy answer to the conversation's last user turn as it is generated: the stripped text so far.
+
+        Gives the same answer as :meth:`generate`. The prompt is encoded before generation starts, so a bad
+        conversation raises here; an error during generation is raised once the stream has ended.
+        """
+        inputs = self._encode([self.prompt(conversation.messages)], [conversation])
+        streamer = TextIteratorStreamer(self.processor.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        errors: list[BaseException] = []
+
+        def generate() -> None:
+            try:
+                with torch.inference_mode():
+                    self._generate(inputs, max_new_tokens, streamer=streamer)
+            except BaseException as error:
+                errors.append(error)
+                streamer.end()
+
+        thread = Thread(target=generate, daemon=True)
+        thread.start()
+        answer = ""
+        for piece in streamer:
+            answer += piece
+            yield answer.strip()  # stripped as generate() strips its answers
+        thread.join()
+        if errors:
+            raise errors[0]
 
     def start_dialogues(self) -> DialogueCache:
         """A fresh state for a batch of dialogues played round by round (see :class:`DialogueCache`)."""

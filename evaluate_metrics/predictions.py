@@ -18,7 +18,7 @@ import os
 from collections import defaultdict
 from pathlib import Path
 
-from babyvlm.staging import staged_file
+from babyvlm.staging import staged_file, write_text
 
 PREDICTIONS_FILE = "predictions.jsonl"
 SHARD_FILES = "predictions.shard-*-of-*.jsonl"
@@ -68,7 +68,7 @@ class PredictionLog:
                     f"{self.output_dir} holds predictions of another run (different {', '.join(changed)}); "
                     "choose a new output folder or delete it"
                 )
-        run_file.write_text(json.dumps(run_config, indent=2, sort_keys=True) + "\n")
+        write_text(run_file, json.dumps(run_config, indent=2, sort_keys=True) + "\n")
 
     def _read(self, path: Path) -> None:
         data = path.read_bytes()

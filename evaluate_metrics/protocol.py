@@ -32,70 +32,12 @@ NextTurn = Callable[[int, int, list[str]], Conversation | None]
 MAX_NEW_TOKENS = 1024
 MAX_NEW_TOKENS_PER_ROUND = 128
 
-# The authors' task-specific system prompts for general-purpose models (BabyLLaVA-V2 gets none):
-# ShawnKing98/BabyLLaVA-V2 utils.py `create_qwen_system_prompt` (open models; our chat templates add
-# the system header that function writes by hand) and `create_api_system_prompt` (API models). The
-# text is the official behaviour, so it is kept character for character, odd spacing and the
-# backslash that ends each line included; one Python string per line of the original. The two
-# variants differ only in Spatial Details' example answer ("B" for open models, "A" for API models).
-_COMPARE_PROMPT = (
-    "You are administering a visual comparison test. \\\n"
-    "In each round, you will be shown two images and asked to compare them based on object number. \\\n"
-    "Respond _only_ with the letter(A/B) of the option image that has more objects without any other text, "
-    'such as "A". '
-)
-_SYSTEM_PROMPTS = {
-    "memory": (
-        "You are administering a  memory test.  \\\n"
-        "First you will be shown 1 image and then each round you will be shown 2 images, one of which is new "
-        "which you have not seen before, the other is a repeat one from earlier rounds. \\\n"
-        "Keep track of every image you have seen so far. \\\n"
-        'When the user says "touch the new image" respond _only_ with the letter of option that contains the '
-        'novel image without any other text, such as "A". '
-    ),
-    "count": (
-        "You are administering a counting test.  \\\n"
-        "Count the objects in the image. Reply _only_ with the number of objects in the image, such as '4'. "
-    ),
-    "leftright": (
-        "You are administering a left-right spatial recognition test. \\\n"
-        "In each round, you will be shown one image with a stimulus object and another 3 images with 3 objects "
-        "in different left-right positions. \\\n"
-        "Respond _only_ with the letter(A-C) of the option that matches the left-right position of the stimulus "
-        'object without any other text, such as "B". '
-    ),
-    "spatialdetails": (
-        "You are administering a spatial details recognition test. \\\n"
-        "In each round, you will be shown one image with a stimulus object and another 3 images with 3 different "
-        "objects. \\\n"
-        "Respond _only_ with the letter(A-C) of the option that matches the object in the stimulus image without "
-        'any other text, such as "{example}". '
-    ),
-    "picture_vocabulary": (
-        "You are administering a picture vocabulary test. \\\n"
-        "In each round, you will be given one label and shown 4 images with 4 different objects. \\\n"
-        "Respond _only_ with the letter(A-D) of the option that matches the label without any other text, "
-        'such as "A". '
-    ),
-    "localize": (
-        "You are administering a spatial localization test. \\\n"
-        "In each round, you will be given one object label with an image. \\\n"
-        "Respond _only_ with the letter(A-D) of the option that matches the location of the object in the image "
-        'without any other text, such as "C". '
-    ),
-    "compare_real": _COMPARE_PROMPT,
-    "compare_synthetic": _COMPARE_PROMPT,
-}
-# Every other category (among the DevCV tasks: VDR, Subitizing) gets the functions' default.
-_DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
-
 
 def system_prompt(task: str | DevCVTask, api: bool = False) -> str:
-    """The authors' system prompt for ``task`` (any task name): the open-model variant
+    """The authors' system prompt for ``task`` (any task name), from the DevCV task table: the open-model variant
     (``create_qwen_system_prompt``), or with ``api`` the API-model one (``create_api_system_prompt``)."""
     task = task if isinstance(task, DevCVTask) else canonical_task(task)
-    prompt = _SYSTEM_PROMPTS.get(task.name, _DEFAULT_SYSTEM_PROMPT)
-    return prompt.replace("{example}", "A" if api else "B")
+    return task.official_system_prompt(api)
 
 
 def system_messages(task: DevCVTask, use_system_prompt: bool, api: bool = False) -> list[dict]:

@@ -21,6 +21,7 @@ import argparse
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 
 import datasets
@@ -135,7 +136,8 @@ def _evaluate_task(
     progress: bool,
     state: PartialState,
 ) -> None:
-    """Answer this process's share of the task's items not yet in the log."""
+    """Answer this process's share of the task's items not yet in the log; returns how many items all
+    processes answer."""
     ids = dataset["id"]
     if len(set(ids)) != len(ids):
         duplicate = next(item_id for item_id in ids if ids.count(item_id) > 1)
@@ -160,6 +162,7 @@ def _evaluate_task(
             outputs = run_items(chat, task, records, use_system_prompt)
             log.append([score_entry(task, record, output) for record, output in zip(records, outputs)])
             bar.update(len(records) * state.num_processes)
+    return len(pending)
 
 
 def summarize(entries_by_task: dict[DevCVTask, list[dict]]) -> dict:
@@ -264,6 +267,7 @@ def evaluate_devcv(
     state = PartialState()
     data_dir, output_dir = Path(data_dir).resolve(), Path(output_dir)
     selected = resolve_tasks(data_dir, tasks)
+    started = time.perf_counter()
     if not isinstance(model, ChatModel | APIChatModel):
         limits = {"max_new_tokens": max_new_tokens, "max_new_tokens_per_round": max_new_tokens_per_round}
         model = load_model(model, output_dir, limits, device or str(state.device), dtype, api or {}, **model_kwargs)
@@ -283,7 +287,8 @@ def evaluate_devcv(
     with state.main_process_first():
         log = PredictionLog(output_dir, run_config, shard=(state.process_index, state.num_processes))
     state.wait_for_everyone()
-    datasets_by_task, not_applicable = {}, {}
+    datasets_by_task, not_applicable, answered = {}, {}, 0
+    loaded = time.perf_counter()
     for task, config in selected:
         dataset = load_task_split(data_dir, config, split)
         if limit is not None:
@@ -291,7 +296,9 @@ def evaluate_devcv(
         if len(dataset) == 0:
             raise MissingTaskError(f"{data_dir}: task {config!r} has no items in split {split!r}")
         try:
-            _evaluate_task(model, task, dataset, log, batch_size, max_batch_tokens, use_system_prompt, progress, state)
+            answered += _evaluate_task(
+                model, task, dataset, log, batch_size, max_batch_tokens, use_system_prompt, progress, state
+            )
         except NotApplicableError as error:
             logger.warning("%s: not applicable: %s", task.name, error)
             not_applicable[task.harness_key] = {
@@ -304,6 +311,16 @@ def evaluate_devcv(
     state.wait_for_everyone()
     if not state.is_main_process:
         return None
+    seconds = time.perf_counter() - loaded
+    logger.info(
+        "answered %d items in %.2f s (%.1f items/s, %d process%s) after %.2f s loading the model",
+        answered,
+        seconds,
+        answered / seconds,
+        state.num_processes,
+        "" if state.num_processes == 1 else "es",
+        loaded - started,
+    )
     log.merge_shards()
     log.refresh()
     entries_by_task = {}

@@ -4,7 +4,7 @@ The authors released (modeling/CONVERSION.md, "Accepted inputs" and "Key mapping
 
 - VLM checkpoints in LLaVA-repo format: a `LlavaLlamaForCausalLM` folder (config with `mm_*` fields, safetensors or
   `.bin` weights, tokenizer files). The Llama LM sits under `model.` and `lm_head`, the connector under
-  `model.mm_projector.{0,2}` and, when the tower was trained (phase 3), the tower under
+  `model.mm_projector.{0,2}` and, when the tower was trained (stage 3), the tower under
   `model.vision_tower.vision_tower.`;
 - the vision backbone as a DINO `.pth` whose `teacher` state dict holds the ViT under `backbone.`: DINOv2/timm style
   (LayerScale `ls1.gamma`/`ls2.gamma`) or DINO-v1 style (no LayerScale; the original runs it as torchvision
@@ -45,7 +45,7 @@ StateDict = dict[str, torch.Tensor]
 _VISION_RULES = [
     (re.compile(pattern), target)
     for pattern, target in (
-        # timm / DINO / DINOv2 names: the `.pth` release, and a timm tower trained in phase 3.
+        # timm / DINO / DINOv2 names: the `.pth` release, and a timm tower trained in stage 3.
         (r"cls_token", "embeddings.cls_token"),
         (r"pos_embed", "embeddings.position_embeddings"),
         (r"mask_token", "embeddings.mask_token"),
@@ -56,7 +56,7 @@ _VISION_RULES = [
         (r"blocks\.(\d+)\.ls([12])\.gamma", r"encoder.layer.\1.layer_scale\2.lambda1"),
         (r"blocks\.(\d+)\.mlp\.(fc[12])\.(weight|bias)", r"encoder.layer.\1.mlp.\2.\3"),
         (r"norm\.(weight|bias)", r"layernorm.\1"),
-        # torchvision `vit_l_16` names: the original's DINO-v1 tower, trained in phase 3.
+        # torchvision `vit_l_16` names: the original's DINO-v1 tower, trained in stage 3.
         (r"class_token", "embeddings.cls_token"),
         (r"encoder\.pos_embedding", "embeddings.position_embeddings"),
         (r"conv_proj\.(weight|bias)", r"embeddings.patch_embeddings.projection.\1"),
@@ -507,7 +507,7 @@ def convert_llava_checkpoint(
 
     Args:
         folder: the LLaVA-format checkpoint folder.
-        vision_checkpoint: the vision backbone `.pth`. Needed unless the folder holds a trained tower (phase 3, keys
+        vision_checkpoint: the vision backbone `.pth`. Needed unless the folder holds a trained tower (stage 3, keys
             `model.vision_tower.vision_tower.*`), and refused when it does: two towers would be ambiguous.
         num_attention_heads: vision attention heads (not recorded in the weights); defaults to width / 64.
         dtype: dtype of the model; defaults to the dtype of the LM's embeddings.

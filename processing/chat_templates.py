@@ -5,10 +5,10 @@ renders `<image>` and a video block `<video>` (the processor expands it into one
 `{% generation %}` marks what the loss covers, so `return_assistant_tokens_mask=True` masks exactly the answers
 (in `baby_v1` with the space that follows "ASSISTANT:", which is what a model generates after the prompt).
 
-- `baby_v1` (default; phases 2-3 and evaluation): `" USER: q1 ASSISTANT: a1<eos>USER: q2 ASSISTANT: a2<eos>"`;
+- `baby_v1` (default; stages 2-3 and evaluation): `" USER: q1 ASSISTANT: a1<eos>USER: q2 ASSISTANT: a2<eos>"`;
   a system message, if any, replaces the empty system prompt before the first space; the generation prompt ends
   with `"ASSISTANT:"`.
-- `baby_plain` (phase 1): each user turn is reduced to its image/video placeholders, followed directly by the
+- `baby_plain` (stage 1): each user turn is reduced to its image/video placeholders, followed directly by the
   assistant's utterance and a separator. The separator defaults to `<eos>` so that generation can stop; pass
   `separator=" "` to `apply_chat_template` for the original's exact string.
 """

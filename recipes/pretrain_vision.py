@@ -5,18 +5,25 @@
         --config recipes/babyllava_v2/tiny/stage0_vision.yaml --dataset_name path/to/frames --output_dir runs/tiny
 
 Any YAML key can be overridden on the command line (``--max_steps 10``). The student and the EMA teacher are
-transformers ``Dinov2Model``s (by default the BabyLLaVA-V2 vision tower: ViT-L/16 at 224, LayerScale 1e-5). The run
-saves ``checkpoint-{step}`` folders in ``output_dir`` and resumes from the last one when started again; at the end
-the teacher backbone is saved in ``output_dir`` itself (``config.json``, ``model.safetensors``, ``README.md``), a
-``Dinov2Model`` folder that ``BabyLlavaV2Config(vision_config=...)`` and ``model.vision_tower`` accept as is.
-See ``recipes/README_vision.md``.
+transformers ``Dinov2Model``s (by default the BabyLLaVA-V2 vision tower: ViT-L/16 at 224, LayerScale 1e-5).
+
+Two folders side by side, as in ``recipes/sft.py``:
+- ``checkpoints_dir`` (default ``<output_dir>-checkpoints``): accelerate's ``ProjectConfiguration`` with automatic
+  checkpoint naming writes ``checkpoints/checkpoint_{N}`` there every ``save_steps`` and keeps the newest
+  ``save_total_limit``; tracker logs go there too. A checkpoint counts once its ``trainer_state.json`` (the step) is
+  written, after every process saved its part; started again, the run removes the ones a crash interrupted and resumes
+  from the newest complete one (or from ``resume_from_checkpoint``).
+- ``output_dir``: at the end, the teacher backbone, written whole and renamed into place: ``config.json``,
+  ``model.safetensors``, ``README.md`` (a Hub-ready card) and nothing else, a ``Dinov2Model`` folder that
+  ``BabyLlavaV2Config(vision_config=...)`` and ``model.vision_tower`` accept as is.
+
+See ``recipes/README.md`` ("Stage 0, vision").
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import shutil
 import time
@@ -27,7 +34,7 @@ from typing import Literal
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import ProjectConfiguration, set_seed
 from babyvlm.modeling import BabyLlavaV2Config
 from huggingface_hub import create_repo, upload_folder
 from torch.utils.data import DataLoader
@@ -35,6 +42,7 @@ from tqdm.auto import tqdm
 from transformers import Dinov2Model
 from trl import TrlParser
 
+from babyvlm.staging import staged_folder, write_text
 from babyvlm.training.dino import DinoConfig, DinoPretrainingModel, cosine_schedule, parameter_groups
 from babyvlm.training.dino_data import (
     MultiCropAugmentation,
@@ -46,7 +54,7 @@ from babyvlm.training.dino_data import (
 )
 from babyvlm.training.model_card import render_model_card
 
-CHECKPOINT_PATTERN = re.compile(r"checkpoint-(\d+)")
+CHECKPOINT_PATTERN = re.compile(r"checkpoint_(\d+)")  # accelerate's automatic checkpoint naming
 STATE_FILE = "trainer_state.json"
 
 
@@ -57,7 +65,7 @@ class PretrainVisionArguments:
     dataset_name: str = field(
         metadata={"help": "load_dataset-able folder or Hub id with an image column (the `frames` corpus)."}
     )
-    output_dir: str = field(metadata={"help": "Checkpoints, logs and, at the end, the exported teacher."})
+    output_dir: str = field(metadata={"help": "The exported teacher (a Dinov2Model folder), written at the end."})
     dataset_config: str | None = field(default=None, metadata={"help": "Dataset config name."})
     dataset_split: str = field(default="train", metadata={"help": "Split to train on."})
     image_column: str = field(default="image", metadata={"help": "Column holding the images."})
@@ -111,11 +119,22 @@ class PretrainVisionArguments:
     save_steps: int = field(
         default=1250, metadata={"help": "Save a resumable checkpoint every N steps (and at the end)."}
     )
+    checkpoints_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": "Checkpoints (and tracker logs), from which a rerun resumes; default `<output_dir>-checkpoints`."
+        },
+    )
     save_total_limit: int | None = field(
-        default=2, metadata={"help": "Checkpoints kept in output_dir (None keeps all)."}
+        default=2,
+        metadata={
+            "help": "Checkpoints kept (None keeps all). accelerate removes the oldest before writing a new one: "
+            "keep >= 2 so that a crash while saving still leaves a complete one."
+        },
     )
     resume_from_checkpoint: str | None = field(
-        default=None, metadata={"help": "Checkpoint folder to resume from; default: the last one in output_dir."}
+        default=None,
+        metadata={"help": "Checkpoint folder to resume from; default: the newest complete one in checkpoints_dir."},
     )
     report_to: str = field(
         default="none", metadata={"help": "none, or comma-separated trackers: tensorboard, trackio, wandb."}
@@ -202,40 +221,62 @@ def training_step(
     return output, values
 
 
-def checkpoints(output_dir: Path) -> list[Path]:
-    """The ``checkpoint-{step}`` folders, by step (a folder gets that name only once it is complete)."""
-    matches = [(CHECKPOINT_PATTERN.fullmatch(path.name), path) for path in output_dir.glob("checkpoint-*")]
-    return [path for _, path in sorted((int(match.group(1)), path) for match, path in matches if match)]
+def checkpoint_folders(checkpoints_dir: Path) -> list[Path]:
+    """accelerate's ``checkpoint_{iteration}`` folders (automatic checkpoint naming), oldest first."""
+    root = checkpoints_dir / "checkpoints"
+    return sorted(
+        (path for path in root.glob("checkpoint_*") if CHECKPOINT_PATTERN.fullmatch(path.name)), key=checkpoint_number
+    )
 
 
-def save_checkpoint(accelerator: Accelerator, output_dir: Path, step: int, save_total_limit: int | None) -> None:
-    """Save model (student, teacher, centres), optimizer and RNG states to ``checkpoint-{step}`` atomically."""
-    staging = output_dir / f".checkpoint-{step}.partial"
-    accelerator.save_state(str(staging))
-    # every process writes its own RNG state into the staging folder: rename only once all of them have
-    accelerator.wait_for_everyone()
+def checkpoint_number(checkpoint: Path) -> int:
+    return int(CHECKPOINT_PATTERN.fullmatch(checkpoint.name).group(1))
+
+
+def is_complete(checkpoint: Path) -> bool:
+    """A checkpoint is complete once its state file exists: it is written last, after every process saved its part."""
+    return (checkpoint / STATE_FILE).is_file()
+
+
+def save_checkpoint(accelerator: Accelerator, step: int) -> Path:
+    """Save model (student, teacher, centres), optimizer and every process's RNG state, then mark them complete.
+
+    accelerate names the folder (``checkpoints/checkpoint_{iteration}``) and, before writing it, removes the oldest
+    ones beyond ``total_limit``; it writes in place, so the state file is what tells a finished checkpoint from one a
+    crash interrupted.
+    """
+    checkpoint = Path(accelerator.save_state())
+    accelerator.wait_for_everyone()  # every process writes its own random_states_{rank}.pkl
     if accelerator.is_main_process:
-        (staging / STATE_FILE).write_text(json.dumps({"global_step": step}) + "\n")
-        final = output_dir / f"checkpoint-{step}"
-        shutil.rmtree(final, ignore_errors=True)
-        staging.rename(final)
-        if save_total_limit:
-            for old in checkpoints(output_dir)[:-save_total_limit]:
-                shutil.rmtree(old)
+        write_text(checkpoint / STATE_FILE, json.dumps({"global_step": step}) + "\n")
     accelerator.wait_for_everyone()
+    return checkpoint
 
 
-def resume(accelerator: Accelerator, args: PretrainVisionArguments) -> int:
-    """Load the checkpoint to resume from (if any) and return its step."""
+def resume(accelerator: Accelerator, args: PretrainVisionArguments, checkpoints_dir: Path) -> int:
+    """Load the checkpoint to resume from, if any, and return its step: ``resume_from_checkpoint``, else the newest
+    complete checkpoint of ``checkpoints_dir``.
+
+    Incomplete checkpoints (a run killed while saving) are removed first, so that accelerate's numbering and its
+    ``total_limit`` rotation count complete checkpoints only, and the next save is numbered after the newest.
+    """
+    saved = checkpoint_folders(checkpoints_dir)
+    if accelerator.is_main_process:
+        for checkpoint in saved:
+            if not is_complete(checkpoint):
+                accelerator.print(f"removing {checkpoint}: a save that did not finish (no {STATE_FILE})")
+                shutil.rmtree(checkpoint)
+    accelerator.wait_for_everyone()
+    saved = [checkpoint for checkpoint in saved if checkpoint.is_dir()]
+    accelerator.project_configuration.iteration = checkpoint_number(saved[-1]) + 1 if saved else 0
     if args.resume_from_checkpoint:
         checkpoint = Path(args.resume_from_checkpoint)
-    else:
-        saved = checkpoints(Path(args.output_dir))
-        if not saved:
-            return 0
+    elif saved:
         checkpoint = saved[-1]
-    if not (checkpoint / STATE_FILE).is_file():
-        raise FileNotFoundError(f"{checkpoint} is not a checkpoint of this recipe (no {STATE_FILE})")
+    else:
+        return 0
+    if not is_complete(checkpoint):
+        raise FileNotFoundError(f"{checkpoint} is not a complete checkpoint of this recipe (no {STATE_FILE})")
     accelerator.load_state(str(checkpoint))
     step = json.loads((checkpoint / STATE_FILE).read_text())["global_step"]
     accelerator.print(f"resumed from {checkpoint} at step {step}")
@@ -259,21 +300,17 @@ def model_card(
 
 
 def export_teacher(model: DinoPretrainingModel, output_dir: Path, card: str) -> None:
-    """Save the teacher backbone and its card into ``output_dir``; ``config.json`` lands last, so a folder with a
-    config always has the matching weights."""
-    staging = output_dir / ".export.partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    model.teacher["backbone"].save_pretrained(staging)
-    (staging / "README.md").write_text(card)
-    for path in sorted(staging.iterdir(), key=lambda p: p.name == "config.json"):
-        os.replace(path, output_dir / path.name)
-    staging.rmdir()
+    """Save the teacher backbone and its card as the folder ``output_dir`` (replaced whole, once complete): what a
+    model repository holds (``config.json``, ``model.safetensors``, ``README.md``) and nothing else."""
+    with staged_folder(output_dir, overwrite=True) as staging:
+        model.teacher["backbone"].save_pretrained(staging)
+        (staging / "README.md").write_text(card)
 
 
 def push_to_hub(args: PretrainVisionArguments, output_dir: Path) -> None:
-    """Upload the exported files (not the checkpoints) to ``args.hub_model_id``."""
+    """Upload the exported model folder to ``args.hub_model_id``."""
     repo_id = create_repo(args.hub_model_id or output_dir.name, private=args.hub_private_repo, exist_ok=True).repo_id
-    upload_folder(repo_id=repo_id, folder_path=output_dir, allow_patterns=["config.json", "*.safetensors", "README.md"])
+    upload_folder(repo_id=repo_id, folder_path=output_dir)
 
 
 def flat_hyperparameters(*configs) -> dict:
@@ -288,11 +325,19 @@ def flat_hyperparameters(*configs) -> dict:
 def main(argv: list[str] | None = None) -> None:
     args, dino_config, crop_config = parse_args(argv)
     trackers = [] if args.report_to == "none" else args.report_to.split(",")
-    accelerator = Accelerator(
-        mixed_precision="bf16" if args.bf16 else None, log_with=trackers or None, project_dir=args.output_dir
-    )
     output_dir = Path(args.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    checkpoints_dir = Path(args.checkpoints_dir or f"{output_dir}-checkpoints")
+    if any(output_dir.glob("checkpoint-*")):
+        raise FileExistsError(
+            f"{output_dir} holds checkpoint-* folders of an earlier version of this recipe; checkpoints now live in "
+            f"{checkpoints_dir}: resume from one with --resume_from_checkpoint and a new output_dir"
+        )
+    project = ProjectConfiguration(
+        project_dir=str(checkpoints_dir), automatic_checkpoint_naming=True, total_limit=args.save_total_limit
+    )
+    accelerator = Accelerator(
+        mixed_precision="bf16" if args.bf16 else None, log_with=trackers or None, project_config=project
+    )
     if dino_config.koleo_loss_weight > 0 and args.per_device_train_batch_size < 2:
         raise ValueError("KoLeo needs per_device_train_batch_size >= 2 (a nearest neighbour per image)")
     set_seed(args.seed)
@@ -310,7 +355,7 @@ def main(argv: list[str] | None = None) -> None:
     model = DinoPretrainingModel(backbone, dino_config)
     optimizer = build_optimizer(model, args)
     model, optimizer = accelerator.prepare(model, optimizer)
-    start_step = resume(accelerator, args)
+    start_step = resume(accelerator, args, checkpoints_dir)
 
     augmentation = MultiCropAugmentation(crop_config, backbone.config.patch_size)
     sampler = StreamBatchSampler(
@@ -352,7 +397,7 @@ def main(argv: list[str] | None = None) -> None:
                 progress.write(json.dumps({"step": done, **{k: round(v, 6) for k, v in metrics.items()}}))
         progress.update(1)
         if done % args.save_steps == 0 or done == args.max_steps:
-            save_checkpoint(accelerator, output_dir, done, args.save_total_limit)
+            save_checkpoint(accelerator, done)
     progress.close()
 
     accelerator.wait_for_everyone()

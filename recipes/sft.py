@@ -65,7 +65,7 @@ class RecipeArguments:
     )
     vision_model_path: str | None = field(default=None, metadata={"help": "align: vision model to assemble"})
     language_model_path: str | None = field(
-        default=None, metadata={"help": "align: phase-0 LM (+ tokenizer) to assemble"}
+        default=None, metadata={"help": "align: stage-0 LM (+ tokenizer) to assemble"}
     )
     chat_template: str | None = field(
         default=None,
@@ -115,7 +115,7 @@ class RecipeArguments:
         default=None,
         metadata={"help": "the card's `license` (default: the parent card's; set it to your base model's licence)"},
     )
-    # phase 0 (lm) only
+    # stage 0 (lm) only
     text_column: str = field(default="text", metadata={"help": "lm: column holding the utterances"})
     tokenizer_name_or_path: str | None = field(default=None, metadata={"help": "lm: existing tokenizer (else trained)"})
     tokenizer_vocab_size: int = 6000
@@ -137,7 +137,7 @@ def parse_row_length(value: str) -> int | str | None:
 
 
 def build_language_model(args: RecipeArguments, model_args: ModelConfig, train_dataset):
-    """Phase 0: the tokenizer (given or trained on the corpus) and a from-scratch Llama with the TinyLlama shape,
+    """Stage 0: the tokenizer (given or trained on the corpus) and a from-scratch Llama with the TinyLlama shape,
     in `model_args.dtype` with `model_args.attn_implementation`."""
     if args.tokenizer_name_or_path:
         tokenizer = add_image_token(AutoTokenizer.from_pretrained(args.tokenizer_name_or_path))
@@ -192,7 +192,7 @@ def load_kwargs(model_args: ModelConfig) -> dict:
 
 
 def build_vlm(args: RecipeArguments, model_args: ModelConfig, training_args: SFTConfig):
-    """The model to train, its processor and the parent checkpoint: any image-text-to-text checkpoint, or (phase 1)
+    """The model to train, its processor and the parent checkpoint: any image-text-to-text checkpoint, or (stage 1)
     one assembled from stage-0 parts."""
     if model_args.model_name_or_path:
         path = model_args.model_name_or_path

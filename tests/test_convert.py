@@ -315,7 +315,7 @@ def max_difference(ours: torch.Tensor, reference: torch.Tensor) -> float:
 
 @pytest.fixture(scope="module")
 def dinov2_release(tmp_path_factory):
-    """Phase-2 style release: a LLaVA folder (one safetensors file) and a DINOv2/timm teacher `.pth`."""
+    """Stage-2 style release: a LLaVA folder (one safetensors file) and a DINOv2/timm teacher `.pth`."""
     root = tmp_path_factory.mktemp("dinov2-release")
     vit = timm_vit(layerscale=True, seed=0)
     extras = {
@@ -339,7 +339,7 @@ def dinov2_release(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def phase3_release(tmp_path_factory):
-    """Phase-3 style release: the trained DINO-v1 tower (torchvision names) inside two `.bin` shards with an index."""
+    """Stage-3 style release: the trained DINO-v1 tower (torchvision names) inside two `.bin` shards with an index."""
     folder = tmp_path_factory.mktemp("phase3-release")
     tower = torchvision_tower(seed=2)
     vocab_size = original_tokenizer(folder)

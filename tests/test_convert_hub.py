@@ -55,7 +55,7 @@ def cache_repo(cache: Path, repo_id: str, files: Path, commit: str, refs: tuple[
 
 @pytest.fixture(scope="module")
 def release(tmp_path_factory):
-    """The same tiny release as local folders and as cached Hub repos (phase 2 + vision backbone, phase 3)."""
+    """The same tiny release as local folders and as cached Hub repos (stage 2 + vision backbone, stage 3)."""
     root = tmp_path_factory.mktemp("release")
     vision = root / "vision"
     vision.mkdir()

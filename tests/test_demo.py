@@ -65,7 +65,7 @@ def test_an_edited_recipe_yaml_invalidates_its_stage(tmp_path, monkeypatch):
     assert [name for name in before if before[name] != after[name]] == ["stage2_pretrain"]
 
 
-def test_another_phase3_task_list_reruns_only_phase3_and_evaluation(tmp_path):
+def test_another_stage3_task_list_reruns_only_stage3_and_evaluation(tmp_path):
     before = {stage.name: stage.settings for stage in Demo(tmp_path, SMOKE).stages()}
     other = dataclasses.replace(SMOKE, instruct_tasks=("count",))
     after = {stage.name: stage.settings for stage in Demo(tmp_path, other).stages()}
@@ -97,3 +97,20 @@ def test_significance_summary_is_a_one_sided_binomial_test():
     assert (pv["successes"], pv["trials"]) == (50, 100) and pv["p_value"] < 1e-6 and pv["above_chance"]
     assert memory["trials"] == 100 and 0.4 < memory["p_value"] < 0.6 and not memory["above_chance"]
     assert summary["tasks_above_chance"] == ["picture_vocabulary"]
+
+
+def test_a_stage_run_again_starts_without_its_earlier_checkpoints(tmp_path, monkeypatch):
+    # The recipes keep checkpoints in `<folder>-checkpoints` beside a stage's folder and resume from them: a stage
+    # that runs again (changed settings, --force) must not resume the earlier run.
+    seen = []
+
+    def train():
+        seen.append(sorted(path.name for path in tmp_path.iterdir()))
+        (tmp_path / "stage0_vision").mkdir()
+        (tmp_path / "summary.json").write_text("{}")
+
+    monkeypatch.setattr(Demo, "stages", lambda self: [demo.Stage("stage0_vision", "vision", train, {})])
+    for folder in ("stage0_vision", "stage0_vision-checkpoints/checkpoints/checkpoint_0"):
+        (tmp_path / folder).mkdir(parents=True)
+    Demo(tmp_path, SMOKE).run(force=True)
+    assert seen == [[".stages"]]

@@ -31,6 +31,7 @@ from fixtures_devcv import (
     write_task_layout,
 )
 from hub_cards import assert_hub_dataset_card
+from PIL import ImageFile
 
 from babyvlm.chat import content_to_text, count_image_blocks
 
@@ -224,7 +225,12 @@ def bad_release(tmp_path):
     return root, expected
 
 
-def test_every_item_is_written_or_skipped_with_its_reason(bad_release, tmp_path):
+@pytest.mark.parametrize("process_allows_truncated_images", [False, True])
+def test_every_item_is_written_or_skipped_with_its_reason(
+    bad_release, tmp_path, monkeypatch, process_allows_truncated_images
+):
+    # Importing lmms-eval turns Pillow's LOAD_TRUNCATED_IMAGES on process-wide: a truncated file is still refused.
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", process_allows_truncated_images)
     root, expected = bad_release
     report = build_devcv([root], tmp_path / "out", progress=False)
     assert {(skip.id, skip.reason) for skip in report.skipped} == expected

@@ -85,6 +85,14 @@ def test_one_dimensional_positions_would_change_qwen_vl_losses(family_dirs):
     assert overridden != pytest.approx(own, rel=1e-4)
 
 
+@pytest.mark.parametrize("family", TINY_FAMILIES)
+def test_a_streamed_answer_ends_as_the_generated_one(family_dirs, family):
+    chat = ChatModel.from_pretrained(family_dirs[family], max_new_tokens=4)
+    conversation = single_turn_conversation(synthetic_items("picture_vocabulary", 1)[0], [])
+    streamed = list(chat.stream(conversation))
+    assert streamed and streamed[-1] == chat.generate([conversation])[0]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("family", TINY_FAMILIES)
 def test_two_tasks_batched_and_one_at_a_time_give_the_same_answers(tmp_path, family_dirs, devcv_dir, family):

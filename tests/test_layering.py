@@ -124,3 +124,40 @@ def test_moved_modules_still_import_with_a_deprecation_warning(old, new, name):
     with pytest.warns(DeprecationWarning, match=new.replace(".", r"\.")):
         module = importlib.import_module(old)
     assert getattr(module, name) is getattr(importlib.import_module(new), name)
+
+
+PHASE_NAMES = re.compile(r"\bphases?[ -][0-3]\b", re.IGNORECASE)
+
+
+def test_docs_name_the_stages_as_the_stage_registry_does():
+    """One name per stage (babyvlm/training/stages.py): the docs say "stage 2" (`pretrain`), never the original
+    release's "phase 2" (its checkpoint ids, `wsashawn/babyllava_v2_phase2`, stay as they are)."""
+    found = [
+        f"{path.relative_to(REPO)}: {match.group()}"
+        for path in tracked_files("*.md", "*.yaml")
+        for match in PHASE_NAMES.finditer(path.read_text())
+    ]
+    assert found == []
+
+
+LAYOUT_ROW = re.compile(r"^\| `([^`]+)/` \| (?:`([\w.]+)`|—) \|", flags=re.MULTILINE)
+
+
+def layout_table() -> dict[str, str | None]:
+    """README.md's "Repository layout": folder -> import name (None where the folder is not a package)."""
+    section = (REPO / "README.md").read_text().split("\n## Repository layout\n", 1)[1].split("\n## ", 1)[0]
+    return {folder: name or None for folder, name in LAYOUT_ROW.findall(section)}
+
+
+def test_the_readme_layout_table_matches_the_tree():
+    table = layout_table()
+    tracked = [path.relative_to(REPO) for path in tracked_files()]
+    top_level = {path.parts[0] for path in tracked if len(path.parts) > 1}
+    packages = {str(path.parent) for path in tracked if path.name == "__init__.py" and path.parts[0] != "tests"}
+    assert sorted(top_level - table.keys()) == []  # every top-level folder is described
+    assert sorted(packages - table.keys()) == []  # and every package and subpackage
+    assert sorted(folder for folder in table if not (REPO / folder).is_dir()) == []  # nothing that is gone
+    for folder, name in table.items():  # packages by their installed import name (pyproject.toml's package-dir)
+        top, *inner = Path(folder).parts
+        installed = ".".join(("babyvlm" if top == "babyvlm" else f"babyvlm.{top}", *inner))
+        assert name == (installed if folder in packages else None), folder

@@ -125,8 +125,11 @@ def test_task_folder(setup, tmp_path):
 
     root, _, data = setup
     assert sorted(path.name for path in (root / "tasks").glob("*.yaml")) == sorted(
-        [f"{key}.yaml" for key in HARNESS_KEYS] + ["devcv.yaml", "devcv_generation.yaml"]
+        [f"{key}.yaml" for key in HARNESS_KEYS]
+        + ["baby_memory_replay.yaml", "devcv.yaml", "devcv_generation.yaml", "devcv_replay.yaml"]
     )
+    replay = load_yaml_config(str(root / "tasks" / "devcv_replay.yaml"))
+    assert replay["task"] == ["baby_pv", "baby_count", "baby_memory_replay"]
     memory = load_yaml_config(str(root / "tasks" / "baby_memory.yaml"))
     assert memory["output_type"] == "generate_until_multi_round" and callable(memory["doc_to_text"])
     assert memory["dataset_kwargs"]["data_files"] == {

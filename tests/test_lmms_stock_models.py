@@ -1,5 +1,7 @@
 """The plugin's DevCV tasks with stock lmms-eval 0.7.3 models (tiny random checkpoints): images the way each
-model expects them, Memory answered round by round, LWL through `loglikelihood`, unscorable responses fatal."""
+model expects them, Memory answered round by round (multi-round, or replayed through `generate_until`), and a model
+that cannot run a task (no `generate_until_multi_round`, no working `loglikelihood`) or a response that cannot be
+scored failing lmms-eval's run instead of its exit status 0."""
 
 import ast
 import json
@@ -48,37 +50,94 @@ def samples(output, key: str) -> list[dict]:
     return sorted((json.loads(line) for line in lines), key=lambda sample: sample["doc_id"])
 
 
-@pytest.mark.slow
-def test_qwen2_vl_answers_generation_tasks_and_memory(task_folder, tmp_path):
-    model = save_tiny_model("qwen2_vl", tmp_path / "qwen2-vl")
-    output = tmp_path / "out"
-    results = run_lmms_eval(task_folder, output, "qwen2_vl", f"pretrained={model}", "baby_pv,baby_count,baby_memory")
-    assert set(results) >= {"baby_pv", "baby_count", "baby_memory"}
-    (dialogue,) = samples(output, "baby_memory")
-    # lmms-eval logs the model's tuple of per-round answers as its repr.
+def memory_doc(task_folder) -> dict:
+    return json.loads((task_folder / "data" / "baby_memory.jsonl").read_text().splitlines()[0])
+
+
+def assert_dialogue_scored(task_folder, output, results: dict, key: str) -> None:
+    """The dialogue got one answer per round (not a string split into characters), scored as babyvlm scores it."""
+    (dialogue,) = samples(output, key)
+    # lmms-eval logs the model's per-round answers as the repr of a tuple (multi-round) or as the JSON-encoded list
+    # the replay variant hands back.
     response = dialogue["filtered_resps"]
     answers = ast.literal_eval(response[0] if isinstance(response, list) else response)
-    assert len(answers) == 15  # one answer per round, not a string split into characters
-    doc = [json.loads(line) for line in (task_folder / "data" / "baby_memory.jsonl").read_text().splitlines()][0]
+    doc = memory_doc(task_folder)
+    assert len(answers) == len(doc["answer"]) == 15 and all(isinstance(answer, str) for answer in answers)
     expected = score_item("memory", list(answers), doc["answer"], doc["option_keys"]).scores
-    assert {metric: results["baby_memory"][f"{metric},none"] for metric in expected} == expected
+    assert {metric: results[key][f"{metric},none"] for metric in expected} == expected
+
+
+# lmms-eval's Qwen2.5-VL scales every image to at least 256 patches of 28 pixels by default.
+QWEN2_5_PIXELS = ",min_pixels=784,max_pixels=3136"
 
 
 @pytest.mark.slow
-def test_llava_hf_chat_answers_from_image_blocks(task_folder, tmp_path):
-    # lmms-eval resolves llava_hf to its chat model, which reads doc_to_messages (images as blocks, no literal
-    # <image> in the text). Its log-likelihood path calls the processor with <image> and no images, which
-    # transformers 5 refuses: stock llava_hf cannot score LWL with the pinned versions (see the plugin README).
-    model = save_tiny_model("llava", tmp_path / "llava")
-    output = tmp_path / "chat"
-    results = run_lmms_eval(task_folder, output, "llava_hf", f"pretrained={model}", "baby_pv,baby_count")
-    # A literal <image> left in the text beside the image blocks would make the processor refuse the prompt.
-    assert set(results) >= {"baby_pv", "baby_count"}
-    assert len(samples(output, "baby_pv")) == ITEMS["picture_vocabulary"]
+@pytest.mark.parametrize(
+    ("model", "family", "model_args", "tasks", "extra"),
+    [
+        # Qwen2-VL strips <image> from the text and puts the images first; its rounds carry the dialogue so far.
+        pytest.param("qwen2_vl", "qwen2_vl", "", "baby_pv,baby_count,baby_memory", (), id="qwen2_vl"),
+        # lmms-eval resolves qwen2_5_vl to its chat model (image blocks), whose multi-round method is the simple
+        # model's and fails on chat requests: the chat model answers Memory through the replay variant ...
+        pytest.param(
+            "qwen2_5_vl", "qwen2_5_vl", QWEN2_5_PIXELS, "baby_pv,baby_count,baby_memory_replay", (), id="qwen2_5_vl"
+        ),
+        # ... and the simple model round by round.
+        pytest.param(
+            "qwen2_5_vl", "qwen2_5_vl", QWEN2_5_PIXELS, "baby_memory", ("--force_simple",), id="qwen2_5_vl-simple"
+        ),
+        # lmms-eval resolves llava_hf to its chat model, which reads doc_to_messages (images as blocks, no literal
+        # <image> in the text, which the processor would refuse beside them); it loads Llava and LLaVA-OneVision
+        # checkpoints alike. It has no multi-round method, so it answers Memory through the replay variant.
+        pytest.param("llava_hf", "llava", "", "baby_pv,baby_count,baby_memory_replay", (), id="llava_hf-llava"),
+        pytest.param(
+            "llava_hf", "llava_onevision", "", "baby_pv,baby_count,baby_memory_replay", (), id="llava_hf-onevision"
+        ),
+    ],
+)
+def test_a_stock_model_answers_the_generation_tasks_and_memory(
+    task_folder, tmp_path, model, family, model_args, tasks, extra
+):
+    checkpoint = save_tiny_model(family, tmp_path / family)
+    output = tmp_path / "out"
+    results = run_lmms_eval(task_folder, output, model, f"pretrained={checkpoint}{model_args}", tasks, *extra)
+    keys = tasks.split(",")
+    assert set(results) >= set(keys)
+    if "baby_pv" in keys:
+        assert len(samples(output, "baby_pv")) == ITEMS["picture_vocabulary"]
+    assert_dialogue_scored(task_folder, output, results, keys[-1])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("model", "family", "task", "extra", "reason"),
+    [
+        # Stock llava_hf raises NotImplementedError for multi-round generation.
+        ("llava_hf", "llava", "baby_memory", (), "NotImplementedError in generate_until_multi_round"),
+        # Stock qwen2_vl raises NotImplementedError for log-likelihoods.
+        ("qwen2_vl", "qwen2_vl", "baby_winoground", (), "NotImplementedError in loglikelihood"),
+        # Stock llava_hf's log-likelihood calls the processor with images its prompt has no placeholder for.
+        ("llava_hf", "llava", "baby_winoground", ("--force_simple",), "ValueError in loglikelihood"),
+        # lmms-eval's chat models cannot take log-likelihood tasks.
+        ("llava_hf", "llava", "baby_winoground", (), "AssertionError in construct_requests"),
+        # The chat Qwen2.5-VL inherits the simple model's multi-round method, which cannot read chat requests.
+        ("qwen2_5_vl", "qwen2_5_vl", "baby_memory", (), "AttributeError in generate_until_multi_round"),
+        ("qwen2_5_vl", "qwen2_5_vl", "baby_winoground", ("--force_simple",), "NotImplementedError in loglikelihood"),
+    ],
+)
+def test_a_model_that_cannot_run_a_task_fails_the_run(task_folder, tmp_path, model, family, task, extra, reason):
+    # lmms-eval 0.7.3 would log the error and exit 0 with no results (which the leaderboard's collation reads as 0).
+    checkpoint = save_tiny_model(family, tmp_path / family)
+    with pytest.raises(SystemExit) as exit_info:
+        run_lmms_eval(task_folder, tmp_path / "out", model, f"pretrained={checkpoint}", task, *extra)
+    message = str(exit_info.value.code)
+    assert message.startswith("lmms-eval run with DevCV tasks failed") and reason in message
+    assert ("replay variant" if task == "baby_memory" else "devcv_generation") in message
+    assert not list((tmp_path / "out").rglob("*_results.json"))
 
 
 def test_stateless_models_get_the_dialogue_so_far_as_a_transcript(task_folder):
-    doc = [json.loads(line) for line in (task_folder / "data" / "baby_memory.jsonl").read_text().splitlines()][0]
+    doc = memory_doc(task_folder)
     transcript = {"dialogue": "transcript"}
     assert dialogue_turn(doc, transcript) == "Touch the new image. (A) <image 1>"
     images, text, done, previous, _ = dialogue_turn(doc, transcript, previous_output=["A", "B"], round_idx=2)
@@ -92,6 +151,24 @@ def test_stateless_models_get_the_dialogue_so_far_as_a_transcript(task_folder):
     ]
     images, text, *_ = dialogue_turn(doc, {"dialogue": "turns"}, previous_output=["A", "B"], round_idx=2)
     assert len(images) == 2 and text == "Let's try more. Touch the new image. (A) <image> (B) <image>"
+
+
+def test_the_replay_variant_hands_back_every_answer_after_the_last_round(task_folder):
+    doc = memory_doc(task_folder)
+    answers = [f"({letter})" for letter in "AB" * 7 + "A"]
+    replay = {"dialogue": "replay"}
+    assert dialogue_turn(doc, replay) == dialogue_turn(doc, {"dialogue": "transcript"})
+    images, text, done, outputs, _ = dialogue_turn(doc, replay, previous_output=answers[:14], round_idx=14)
+    assert not done and len(images) == len(doc["image"]) and text.count("Answer: ") == 14
+    # lmms-eval's agentic loop takes the last output as the doc's response.
+    assert dialogue_turn(doc, replay, previous_output=answers, round_idx=15) == (
+        None,
+        None,
+        True,
+        [json.dumps(answers)],
+        None,
+    )
+    assert dialogue_turn(doc, {"dialogue": "transcript"}, previous_output=answers, round_idx=15)[3] == answers
 
 
 @pytest.mark.slow

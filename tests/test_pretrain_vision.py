@@ -1,5 +1,6 @@
-"""Stage 0 vision end to end on a tiny ViT: `accelerate launch recipes/pretrain_vision.py` on CPU, resume after a
-kill, the exported teacher inside BabyLLaVA-V2, and learning on a fixed batch."""
+"""Stage 0 vision end to end on a tiny ViT: `accelerate launch recipes/pretrain_vision.py` on CPU, accelerate's
+checkpoint naming and rotation, resume after a kill (an interrupted save ignored), a clean exported model folder,
+the exported teacher inside BabyLLaVA-V2, and learning on a fixed batch."""
 
 import importlib.util
 import json
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import PIL.Image
@@ -87,13 +89,28 @@ def recipe_command(frames: Path, output_dir: Path) -> list[str]:
     ]
 
 
+def accelerate_launch(*processes: str) -> list[str]:
+    """`accelerate launch` with the given process flags, one CPU thread per process, no mixed precision or dynamo."""
+    settings = "--num_machines 1 --mixed_precision no --dynamo_backend no --num_cpu_threads_per_process 1"
+    return [ACCELERATE, "launch", *processes, *settings.split()]
+
+
+def checkpoints_of(output_dir: Path) -> Path:
+    """Where the recipe's accelerate checkpoints of `output_dir` live (the default `checkpoints_dir`)."""
+    return Path(f"{output_dir}-checkpoints") / "checkpoints"
+
+
+MODEL_FOLDER = {"config.json", "model.safetensors", "README.md"}  # what a model repository holds, nothing else
+
+
 def logged_steps(stdout: str) -> list[dict]:
     return [json.loads(line) for line in re.findall(r'\{"step".*?\}', stdout)]
 
 
 @pytest.fixture(scope="module")
 def reference_run(frames, tmp_path_factory) -> tuple[Path, str]:
-    """An uninterrupted 4-step run through `accelerate launch` on CPU, made once per test session: pytest-xdist
+    """An uninterrupted 4-step run through `accelerate launch` on CPU, logging to TensorBoard (the resumed run of
+    test_resume_after_kill_... does not log, and must reach the same weights), made once per test session: pytest-xdist
     workers share it through a locked folder of the session instead of each training its own."""
     shared = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
@@ -101,23 +118,10 @@ def reference_run(frames, tmp_path_factory) -> tuple[Path, str]:
     output_dir, log = shared / "stage0-vision-reference", shared / "stage0-vision-reference.log"
     with FileLock(f"{log}.lock"):
         if not log.is_file():
-            launcher = [
-                ACCELERATE,
-                "launch",
-                "--cpu",
-                "--num_processes",
-                "1",
-                "--num_machines",
-                "1",
-                "--mixed_precision",
-                "no",
-                "--dynamo_backend",
-                "no",
-                "--num_cpu_threads_per_process",
-                "1",
-            ]
             result = subprocess.run(
-                launcher + recipe_command(frames, output_dir),
+                accelerate_launch("--cpu", "--num_processes", "1")
+                + recipe_command(frames, output_dir)
+                + ["--report_to", "tensorboard"],
                 env=ENV,
                 cwd=REPO,
                 capture_output=True,
@@ -139,8 +143,12 @@ def test_accelerate_launch_logs_finite_losses_and_collapse_monitors(reference_ru
         assert all(np.isfinite(entry[key]) for key in monitors), entry
         assert 0 <= entry["teacher_entropy"] <= np.log(64) + 1e-4  # 64 prototypes in the tiny YAML
     assert logs[0]["teacher_temperature"] == pytest.approx(0.04) and logs[0]["teacher_momentum"] == pytest.approx(0.992)
-    assert sorted(p.name for p in output_dir.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
-    assert not list(output_dir.glob(".*partial"))
+    saved = sorted(checkpoints_of(output_dir).iterdir())
+    assert [path.name for path in saved] == ["checkpoint_0", "checkpoint_1"]  # accelerate's automatic naming
+    assert [json.loads((path / "trainer_state.json").read_text())["global_step"] for path in saved] == [2, 4]
+    assert {path.name for path in output_dir.iterdir()} == MODEL_FOLDER  # no checkpoints, logs or pickles
+    assert list(Path(f"{output_dir}-checkpoints").glob("stage0_vision/events.out.tfevents.*"))  # logs go there
+    assert not list(output_dir.parent.glob(f".{output_dir.name}.tmp-*"))  # no staging folder left
 
 
 @pytest.mark.slow
@@ -163,59 +171,58 @@ def test_exported_teacher_is_the_vision_tower_of_babyllava(reference_run):
     torch.testing.assert_close(features, expected)
 
     # The last checkpoint holds the same teacher, next to the student and the centres.
-    checkpoint = load_file(output_dir / "checkpoint-4" / "model.safetensors")
+    checkpoint = load_file(checkpoints_of(output_dir) / "checkpoint_1" / "model.safetensors")
     assert all(torch.equal(checkpoint[f"teacher.backbone.{key}"], value) for key, value in teacher.state_dict().items())
     assert {"cls_targets.center", "patch_targets.center"} <= checkpoint.keys()
 
 
 @pytest.mark.slow
-def test_resume_after_kill_reaches_the_same_weights(frames, reference_run, tmp_path):
+def test_resume_after_kill_skips_an_interrupted_save_and_reaches_the_same_weights(frames, reference_run, tmp_path):
     reference_dir, _ = reference_run
     output_dir = tmp_path / "killed"
+    checkpoints = checkpoints_of(output_dir)
     command = [sys.executable, *recipe_command(frames, output_dir)]
     process = subprocess.Popen(
         command, env=ENV, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
+    first = checkpoints / "checkpoint_0" / "trainer_state.json"
     deadline = time.monotonic() + 240
-    while not (output_dir / "checkpoint-2").is_dir() and process.poll() is None and time.monotonic() < deadline:
+    while not first.is_file() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    assert (output_dir / "checkpoint-2").is_dir()
-    # A tiny step is faster than the polling: drop whatever the run wrote after checkpoint-2, as if the kill had
-    # landed right after it.
-    shutil.rmtree(output_dir / "checkpoint-4", ignore_errors=True)
-    for leftover in ("config.json", "model.safetensors", "README.md"):
-        (output_dir / leftover).unlink(missing_ok=True)
+    assert json.loads(first.read_text()) == {"global_step": 2}
+    # A tiny step is faster than the polling: make whatever the run wrote after step 2 look like a kill during the
+    # second save (accelerate's folder there, no state file yet) and drop the export.
+    interrupted = checkpoints / "checkpoint_1"
+    if interrupted.is_dir():
+        (interrupted / "trainer_state.json").unlink(missing_ok=True)
+    else:
+        interrupted.mkdir()
+        (interrupted / "model.safetensors").write_bytes(
+            (checkpoints / "checkpoint_0" / "model.safetensors").read_bytes()[:100]
+        )
+    shutil.rmtree(output_dir, ignore_errors=True)
 
     result = subprocess.run(command, env=ENV, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
-    assert f"resumed from {output_dir / 'checkpoint-2'} at step 2" in result.stdout
+    assert f"removing {interrupted}: a save that did not finish" in result.stdout
+    assert f"resumed from {checkpoints / 'checkpoint_0'} at step 2" in result.stdout
     assert [entry["step"] for entry in logged_steps(result.stdout + result.stderr)] == [3, 4]
-    for name in ("checkpoint-4/model.safetensors", "model.safetensors"):
-        resumed, uninterrupted = load_file(output_dir / name), load_file(reference_dir / name)
+    assert json.loads((interrupted / "trainer_state.json").read_text()) == {"global_step": 4}
+    for resumed_file, reference_file in (
+        (interrupted / "model.safetensors", checkpoints_of(reference_dir) / "checkpoint_1" / "model.safetensors"),
+        (output_dir / "model.safetensors", reference_dir / "model.safetensors"),
+    ):
+        resumed, uninterrupted = load_file(resumed_file), load_file(reference_file)
         assert resumed.keys() == uninterrupted.keys()
-        assert all(torch.equal(resumed[key], uninterrupted[key]) for key in resumed), name
+        assert all(torch.equal(resumed[key], uninterrupted[key]) for key in resumed), resumed_file
 
 
 @pytest.mark.slow
 def test_ddp_on_two_cpu_processes(frames, tmp_path):
-    launcher = [
-        ACCELERATE,
-        "launch",
-        "--multi_gpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        "--num_cpu_threads_per_process",
-        "1",
-    ]
-    command = recipe_command(frames, tmp_path) + [
+    output_dir = tmp_path / "model"
+    command = recipe_command(frames, output_dir) + [
         "--max_steps",
         "2",
         "--per_device_train_batch_size",
@@ -223,14 +230,24 @@ def test_ddp_on_two_cpu_processes(frames, tmp_path):
         "--centering",
         "sinkhorn_knopp",
     ]
-    result = subprocess.run(launcher + command, env=ENV, cwd=REPO, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        accelerate_launch("--multi_gpu", "--num_processes", "2") + command,
+        env=ENV,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     logs = logged_steps(result.stdout + result.stderr)
     assert [entry["step"] for entry in logs] == [1, 2]  # the main process alone logs
     assert all(np.isfinite(entry["loss"]) for entry in logs)
-    checkpoint = tmp_path / "checkpoint-2"
-    assert {"random_states_0.pkl", "random_states_1.pkl", "optimizer.bin"} <= {p.name for p in checkpoint.iterdir()}
-    assert "global batch 4 (2 process(es))" in (tmp_path / "README.md").read_text()
+    checkpoint = checkpoints_of(output_dir) / "checkpoint_0"
+    assert {"random_states_0.pkl", "random_states_1.pkl", "optimizer.bin", "trainer_state.json"} <= {
+        p.name for p in checkpoint.iterdir()
+    }
+    assert {path.name for path in output_dir.iterdir()} == MODEL_FOLDER
+    assert "global batch 4 (2 process(es))" in (output_dir / "README.md").read_text()
 
 
 @pytest.fixture(scope="module")
@@ -308,3 +325,58 @@ def test_loss_decreases_on_a_fixed_batch(recipe, one_thread, tmp_path, centering
     assert all(np.isfinite(losses))
     # Step 0 uses the zero-initialised centre; from step 1 on the targets are centred.
     assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[1:6]), losses
+
+
+def tiny_run(recipe, checkpoints_dir: Path, total_limit: int | None):
+    """An Accelerator configured as the recipe configures it, with a one-weight model whose value is the step."""
+    project = recipe.ProjectConfiguration(
+        project_dir=str(checkpoints_dir), automatic_checkpoint_naming=True, total_limit=total_limit
+    )
+    accelerator = Accelerator(cpu=True, project_config=project)
+    model = torch.nn.Linear(1, 1, bias=False)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    return (accelerator, *accelerator.prepare(model, optimizer))
+
+
+def saved_steps(checkpoints_dir: Path) -> dict[str, int]:
+    return {
+        path.name: json.loads((path / "trainer_state.json").read_text())["global_step"]
+        for path in sorted((checkpoints_dir / "checkpoints").iterdir())
+    }
+
+
+def test_checkpoints_are_named_by_accelerate_and_rotated_to_the_total_limit(recipe, tmp_path):
+    accelerator, model, _ = tiny_run(recipe, tmp_path, total_limit=2)
+    for step in range(1, 5):
+        model.weight.data.fill_(step)
+        assert recipe.save_checkpoint(accelerator, step) == tmp_path / "checkpoints" / f"checkpoint_{step - 1}"
+    assert saved_steps(tmp_path) == {"checkpoint_2": 3, "checkpoint_3": 4}
+
+
+def test_resume_removes_an_interrupted_save_and_continues_the_numbering(recipe, tmp_path):
+    accelerator, model, _ = tiny_run(recipe, tmp_path, total_limit=2)
+    for step in (10, 20):
+        model.weight.data.fill_(step)
+        recipe.save_checkpoint(accelerator, step)
+    interrupted = tmp_path / "checkpoints" / "checkpoint_2"  # accelerate's folder of a save killed half-way
+    interrupted.mkdir()
+    (interrupted / "model.safetensors").write_bytes(b"truncated")
+
+    accelerator, model, _ = tiny_run(recipe, tmp_path, total_limit=2)
+    assert recipe.resume(accelerator, SimpleNamespace(resume_from_checkpoint=None), tmp_path) == 20
+    assert model.weight.item() == 20 and not interrupted.exists()
+    recipe.save_checkpoint(accelerator, 30)  # numbered after the newest complete one; the oldest rotated out
+    assert saved_steps(tmp_path) == {"checkpoint_1": 20, "checkpoint_2": 30}
+
+
+def test_resume_from_an_incomplete_checkpoint_fails(recipe, tmp_path):
+    accelerator, _, _ = tiny_run(recipe, tmp_path / "run", total_limit=None)
+    (tmp_path / "half").mkdir()
+    with pytest.raises(FileNotFoundError, match="half is not a complete checkpoint"):
+        recipe.resume(accelerator, SimpleNamespace(resume_from_checkpoint=str(tmp_path / "half")), tmp_path / "run")
+
+
+def test_checkpoints_of_the_earlier_layout_in_output_dir_stop_the_run(recipe, tmp_path):
+    (tmp_path / "checkpoint-4").mkdir()
+    with pytest.raises(FileExistsError, match="checkpoints now live in .*-checkpoints"):
+        recipe.main(["--config", str(TINY_YAML), "--dataset_name", "unused", "--output_dir", str(tmp_path)])

@@ -189,14 +189,14 @@ def test_every_stage_runs_through_accelerate_launch(data, tmp_path):
         weights(pretrain),
         weights(instruct),
     )
-    # phase 1 trains the connector only: the assembled ViT and LM come through unchanged
+    # stage 1 trains the connector only: the assembled ViT and LM come through unchanged
     for name, tensor in vision.items():
         assert torch.equal(align_weights[f"model.vision_tower.{name}"], tensor)
     assert torch.equal(
         align_weights["model.language_model.layers.0.mlp.up_proj.weight"],
         lm_weights["model.layers.0.mlp.up_proj.weight"],
     )
-    # phase 2 freezes the ViT and trains the LM; phase 3 trains the ViT as well
+    # stage 2 freezes the ViT and trains the LM; stage 3 trains the ViT as well
     tower = "model.vision_tower.encoder.layer.0.attention.attention.query.weight"
     assert torch.equal(pretrain_weights[tower], align_weights[tower])
     assert not torch.equal(

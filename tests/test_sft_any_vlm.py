@@ -232,7 +232,7 @@ def test_cards_name_hub_repos_never_local_paths(tmp_path):
     assert hub_repo_id(tmp_path / "outputs" / "stage2") is None
     card = render_model_card(
         "instruct",
-        "phase 3",
+        "stage 3",
         [{"path": "babyvlm/devcv", "name": "count"}, str(tmp_path / "local-devcv")],
         "Qwen/Qwen2.5-VL-7B-Instruct",
         {"learning_rate": 1e-4},

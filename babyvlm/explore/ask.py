@@ -10,10 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from threading import Thread
 
 import torch
-from transformers import TextIteratorStreamer
 
 from babyvlm.chat import IMAGE_PLACEHOLDER, content_to_text, count_image_blocks, text_to_content
 from babyvlm.evaluate_metrics.inference import ChatModel, Conversation
@@ -57,25 +55,4 @@ class Asker:
 
     def stream(self, prompt: str, images: list, max_new_tokens: int | None = None) -> Iterator[str]:
         """The answer so far, growing as tokens are generated (greedy)."""
-        conversation = prompt_conversation(prompt, images)
-        inputs = self.chat._encode([self.chat.prompt(conversation.messages)], [conversation])
-        streamer = TextIteratorStreamer(self.chat.processor.tokenizer, skip_prompt=True, skip_special_tokens=True)
-        errors: list[BaseException] = []
-
-        def generate() -> None:
-            try:
-                with torch.inference_mode():
-                    self.chat._generate(inputs, max_new_tokens, streamer=streamer)
-            except BaseException as error:  # reported to the page once the stream ends
-                errors.append(error)
-                streamer.end()
-
-        thread = Thread(target=generate, daemon=True)
-        thread.start()
-        answer = ""
-        for piece in streamer:
-            answer += piece
-            yield answer.strip()  # stripped as the evaluation strips its answers
-        thread.join()
-        if errors:
-            raise errors[0]
+        yield from self.chat.stream(prompt_conversation(prompt, images), max_new_tokens)

@@ -1,8 +1,8 @@
-"""Compose stage-0 checkpoints into a BabyLLaVA-V2 checkpoint (the start of phase 1).
+"""Compose stage-0 checkpoints into a BabyLLaVA-V2 checkpoint (the start of stage 1).
 
 `babyvlm-assemble --vision DIR --language-model DIR --output DIR` takes a transformers vision model (the
 DINO-trained ViT exported by `recipes/pretrain_vision.py`, a `Dinov2Model` folder) and a causal LM with its
-tokenizer (phase 0 of `recipes/sft.py`), adds `<image>` to the tokenizer if it is missing (resizing the
+tokenizer (stage 0 of `recipes/sft.py`), adds `<image>` to the tokenizer if it is missing (resizing the
 embeddings by one mean-initialised row), joins them with a freshly initialised connector, and saves the model,
 the processor (chat templates included) and a model card.
 """
@@ -17,6 +17,7 @@ from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
 
 from ..modeling import BabyLlavaV2Config, BabyLlavaV2ForConditionalGeneration
 from ..processing import BabyLlavaV2ImageProcessor, BabyLlavaV2Processor, add_image_token
+from ..staging import staged_folder
 from .model_card import PROJECT_LICENSE, render_model_card
 
 
@@ -46,18 +47,18 @@ def assemble(
         config, BabyLlavaV2ImageProcessor(size={"height": image_size, "width": image_size}), tokenizer
     )
     if output_dir is not None:
-        output_dir = Path(output_dir)
-        model.save_pretrained(output_dir)
-        processor.save_pretrained(output_dir)
         card = render_model_card(
             "assembled",
-            "Stage-0 vision and language checkpoints joined by a freshly initialised connector; the start of phase 1.",
+            "Stage-0 vision and language checkpoints joined by a freshly initialised connector; the start of stage 1.",
             [],
             f"vision: {vision_path}; language model: {language_model_path}",
             {"connector_seed": seed, "image_seq_length": config.image_seq_length, "vocab_size": len(tokenizer)},
             license=PROJECT_LICENSE,
         )
-        (output_dir / "README.md").write_text(card)
+        with staged_folder(output_dir, overwrite=True) as staging:
+            model.save_pretrained(staging)
+            processor.save_pretrained(staging)
+            (staging / "README.md").write_text(card)
     return model, processor
 
 
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--vision", required=True, help="transformers vision model folder (e.g. the exported DINO teacher)"
     )
-    parser.add_argument("--language-model", required=True, help="causal LM folder with its tokenizer (phase-0 output)")
+    parser.add_argument("--language-model", required=True, help="causal LM folder with its tokenizer (stage-0 output)")
     parser.add_argument("--output", required=True, help="where to write the BabyLLaVA-V2 checkpoint")
     parser.add_argument("--seed", type=int, default=0, help="seed of the connector initialisation")
     args = parser.parse_args(argv)

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
+from ..staging import staged_folder
 from .stages import model_parts
 
 
@@ -65,7 +66,8 @@ def merge_adapter(adapter_dir: str | Path, merged_dir: str | Path, card: str, dt
     """Save the adapter's base model with the adapter merged in (loaded unquantized), with its processor and card."""
     adapter_dir, merged_dir = Path(adapter_dir), Path(merged_dir)
     merged = load_merged(adapter_dir, dtype=dtype)
-    merged.save_pretrained(merged_dir)
-    AutoProcessor.from_pretrained(adapter_dir).save_pretrained(merged_dir)
-    (merged_dir / "README.md").write_text(card)
+    with staged_folder(merged_dir, overwrite=True) as staging:
+        merged.save_pretrained(staging)
+        AutoProcessor.from_pretrained(adapter_dir).save_pretrained(staging)
+        (staging / "README.md").write_text(card)
     return merged_dir

@@ -1,4 +1,4 @@
-"""SFTTrainer for vision-language models: a separate learning rate for the vision tower (phase 3: ViT at 1e-5, the
+"""SFTTrainer for vision-language models: a separate learning rate for the vision tower (stage 3: ViT at 1e-5, the
 rest at 5e-5), the collator's data report counted per epoch (no silent training on nothing), and the inference
 settings a trained checkpoint is saved with."""
 

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from babyvlm.chat import messages_to_conversations
+from babyvlm.staging import write_text
 
 from .layouts import RELEASED_FILE_NAME
 from .release import LWL_TASK, METADATA_COLUMNS, resolve_image_path
@@ -73,8 +74,9 @@ def export_rows(rows: Iterable[dict], output_dir: str | Path) -> list[Path]:
         items_by_file[task_folder / (f"{name}.json" if name else RELEASED_FILE_NAME)].append(
             record_to_released_item(row)
         )
+    # Each item file appears whole, after its images: a task folder with a data.json is a complete one.
     for path, items in items_by_file.items():
-        path.write_text(json.dumps(items, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        write_text(path, json.dumps(items, indent=2, ensure_ascii=False) + "\n")
     return sorted(items_by_file)
 
 

@@ -7,17 +7,34 @@ results come back in input order, so the output stays deterministic.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import multiprocessing
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Self
 
-from PIL import Image
+from PIL import Image, ImageFile
 
 from .report import MISSING_IMAGE, UNREADABLE_IMAGE, ItemSkipped
 
 ImageValue = dict  # {"bytes": bytes | None, "path": str}: what datasets' Image() feature stores
+
+
+@contextlib.contextmanager
+def _truncated_images_refused() -> Iterator[None]:
+    """Decode strictly whatever the process-wide Pillow setting is.
+
+    Importing lmms-eval sets ``ImageFile.LOAD_TRUNCATED_IMAGES = True`` for the whole process, after which Pillow
+    pads a truncated file with grey instead of raising. Images are decoded one at a time per process (workers are
+    processes, not threads), so the setting can be switched off for the decode and put back.
+    """
+    lenient = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        yield
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = lenient
 
 
 def load_image(file: Path, released_path: str, embed: bool) -> ImageValue:
@@ -30,7 +47,7 @@ def load_image(file: Path, released_path: str, embed: bool) -> ImageValue:
         raise ItemSkipped(MISSING_IMAGE, f"image file {released_path!r} not found ({file})")
     try:
         data = file.read_bytes()
-        with Image.open(io.BytesIO(data)) as image:
+        with _truncated_images_refused(), Image.open(io.BytesIO(data)) as image:
             image.load()
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise ItemSkipped(UNREADABLE_IMAGE, f"image file {released_path!r} cannot be decoded: {error}") from None

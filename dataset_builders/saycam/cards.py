@@ -54,7 +54,7 @@ def _rules(name: str, config: BuildConfig) -> str:
                 else "the one closest to the utterance's midpoint."
             )
         ),
-        "mix": "The phase-2 mixture; copies of each format's records: "
+        "mix": "The stage-2 mixture; copies of each format's records: "
         + ", ".join(f"{fmt} × {weight:g}" for fmt, weight in config.mix_weights.items())
         + " (fractional weights keep a deterministic, hash-chosen share).",
     }

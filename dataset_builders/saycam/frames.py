@@ -4,6 +4,11 @@ The frame taken for time ``t`` is the one on screen at ``t``: the last frame who
 time is ``<= t`` (the first frame for ``t`` before it). Only the chosen frames are converted to
 RGB and JPEG-encoded — converting is what makes naive extraction slow — and a frame chosen for
 several times is encoded once. Decoding stops as soon as every requested time is served.
+
+Not ``transformers.video_utils.load_video``: it reads one clip per call, picks frames by index from the
+container's header frame count and converts each to an RGB array, where a recording here needs the frames at
+thousands of transcript times, served by one pass (see dataset_builders/saycam/README.md, "Scale: processes,
+shards, resume").
 """
 
 from __future__ import annotations

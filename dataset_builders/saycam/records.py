@@ -51,7 +51,7 @@ SPECS = {
     for spec in (
         CorpusSpec(
             "utterances",
-            "utterances (phase-0 language corpus)",
+            "utterances (stage-0 language corpus)",
             "Every valid transcript utterance, for training the tokenizer and the language model.",
             (
                 *_ORIGIN,
@@ -62,7 +62,7 @@ SPECS = {
         ),
         CorpusSpec(
             "frames",
-            "frames (phase-0 vision self-supervision)",
+            "frames (stage-0 vision self-supervision)",
             "Frames sampled at a fixed rate over whole recordings, for DINO-style training of the vision encoder.",
             (
                 *_ORIGIN,
@@ -72,7 +72,7 @@ SPECS = {
         ),
         CorpusSpec(
             "image_utterance",
-            "image–utterance pairs (phases 1–2)",
+            "image–utterance pairs (stages 1–2)",
             "Each frame sampled inside an utterance's time span, paired with the utterance.",
             (
                 *_ORIGIN,
@@ -85,7 +85,7 @@ SPECS = {
         ),
         CorpusSpec(
             "video_utterance",
-            "video–utterance clips (phase 2)",
+            "video–utterance clips (stage 2)",
             "Clips cut at utterance boundaries, as uniformly sampled frames, paired with the utterance.",
             (
                 *_ORIGIN,
@@ -98,7 +98,7 @@ SPECS = {
         ),
         CorpusSpec(
             "interleaved",
-            "interleaved multi-turn windows (phase 2)",
+            "interleaved multi-turn windows (stage 2)",
             "Windows of consecutive utterances of one recording; "
             "each turn is one frame of the utterance and the utterance.",
             (
@@ -114,7 +114,7 @@ SPECS = {
         ),
         CorpusSpec(
             "mix",
-            "phase-2 mixture",
+            "stage-2 mixture",
             "The image–utterance, video–utterance and interleaved records, each format weighted.",
             (*_ORIGIN, ("format", Value("string"), "image_utterance, video_utterance or interleaved"), *_CHAT, *_SPAN),
         ),

@@ -1,8 +1,10 @@
-"""The DevCV task registry: canonical names, harness keys, released file keys, answers, metrics, chance.
+"""The DevCV task registry: canonical names, harness keys, released file keys, answers, metrics, chance, prompts.
 
 Single source of truth shared by the dataset builders, the item generators, the metrics, the
 evaluation runner and the lmms-eval plugin; the metric card (README.md beside this file)
-describes each task's rule.
+describes each task's rule. Each task carries the official wording of its prompts: the user turn
+of its items per release variant (:class:`TaskPrompts`, what the generators write) and the authors'
+system prompt for general-purpose models (what the runner and the lmms-eval plugin send when asked).
 """
 
 from __future__ import annotations
@@ -16,6 +18,63 @@ DIRECTIONS = ("top", "top right", "right", "bottom right", "bottom", "bottom lef
 answers."""
 VDR_OPEN_OPTIONS = ("top", "bottom", "left", "right", "top right", "top left", "bottom right", "bottom left")
 """The eight VDR answers in the order the released open-VDR prompt lists them."""
+QUADRANTS = ("top left", "top right", "bottom left", "bottom right")
+"""Localization options in prompt order: (A) top left ... (D) bottom right."""
+PROMPT_VARIANTS = ("saycam", "ego4d")
+"""Release variants of the prompt wording. The Ego4D release differs in three tasks: Picture Vocabulary puts its
+images inline, Left/Right drops "Answer with a number", and Spatial Details asks for "a letter" instead of "only a
+letter"."""
+
+
+def check_prompt_variant(variant: str) -> str:
+    """Return ``variant`` when it is a known release variant, else raise ``ValueError`` listing them."""
+    if variant not in PROMPT_VARIANTS:
+        raise ValueError(f"unknown prompt variant {variant!r}; choose one of {', '.join(PROMPT_VARIANTS)}")
+    return variant
+
+
+@dataclass(frozen=True)
+class TaskPrompts:
+    """The official wording of a task's user turn, as released, character for character: ``str.format`` templates
+    with ``<image>`` where each image goes. Fields: ``{plural}``, ``{name}`` or ``{word}`` (the object or word asked
+    about), ``{images}`` (one ``<image>`` per frame, VDR), ``{first}`` and ``{second}`` (the two sides, binary VDR)."""
+
+    saycam: str
+    """The SAYCam release's wording (the default)."""
+    ego4d: str | None = None
+    """The Ego4D release's wording, where it differs (``None``: as SAYCam)."""
+    first_round: str | None = None
+    """Memory: the first round's turn (one image); the templates above are every later round's (two images)."""
+
+    def template(self, variant: str = "saycam", first_round: bool = False) -> str:
+        """The template of ``variant`` (one of :data:`PROMPT_VARIANTS`), or of the first round of a dialogue."""
+        check_prompt_variant(variant)
+        if first_round and self.first_round is not None:
+            return self.first_round
+        return self.ego4d if variant == "ego4d" and self.ego4d is not None else self.saycam
+
+
+# The authors' task-specific system prompts for general-purpose models (BabyLLaVA-V2 gets none):
+# ShawnKing98/BabyLLaVA-V2 utils.py `create_qwen_system_prompt` (open models; our chat templates add
+# the system header that function writes by hand) and `create_api_system_prompt` (API models). The
+# text is the official behaviour, so it is kept character for character, odd spacing and the
+# backslash that ends each line included; one Python string per line of the original. The two
+# variants differ only in Spatial Details' example answer ("B" for open models, "A" for API models).
+DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
+"""What every other category gets (among the DevCV tasks: Looking While Listening, VDR, Subitizing)."""
+_COMPARE_SYSTEM_PROMPT = (
+    "You are administering a visual comparison test. \\\n"
+    "In each round, you will be shown two images and asked to compare them based on object number. \\\n"
+    "Respond _only_ with the letter(A/B) of the option image that has more objects without any other text, "
+    'such as "A". '
+)
+_SPATIALDETAILS_SYSTEM_PROMPT = (
+    "You are administering a spatial details recognition test. \\\n"
+    "In each round, you will be shown one image with a stimulus object and another 3 images with 3 different "
+    "objects. \\\n"
+    "Respond _only_ with the letter(A-C) of the option that matches the object in the stimulus image without "
+    'any other text, such as "{example}". '
+)
 
 
 @dataclass(frozen=True)
@@ -36,6 +95,16 @@ class DevCVTask:
     in_overall: bool
     """Whether the primary metric enters the overall DevCV score (the 11 leaderboard tasks)."""
     has_train_split: bool = True
+    prompts: TaskPrompts | None = None
+    """The user turn of the task's items (``None``: Looking While Listening, scored on its phrases)."""
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    """The authors' system prompt for open general-purpose models (``create_qwen_system_prompt``)."""
+    api_system_prompt: str | None = None
+    """The authors' system prompt for API models (``create_api_system_prompt``; ``None``: as ``system_prompt``)."""
+
+    def official_system_prompt(self, api: bool = False) -> str:
+        """The authors' system prompt for an open model, or with ``api`` for an API model."""
+        return self.api_system_prompt if api and self.api_system_prompt is not None else self.system_prompt
 
 
 TASKS: dict[str, DevCVTask] = {
@@ -51,6 +120,17 @@ TASKS: dict[str, DevCVTask] = {
             "acc",
             1 / 4,
             True,
+            prompts=TaskPrompts(
+                saycam="<image><image><image><image>\n Touch the image of '{word}' (A) the first image "
+                "(B) the second image (C) the third image (D) the fourth image.",
+                ego4d="Touch the image of '{word}' (A)<image> (B)<image> (C)<image> (D)<image>",
+            ),
+            system_prompt=(
+                "You are administering a picture vocabulary test. \\\n"
+                "In each round, you will be given one label and shown 4 images with 4 different objects. \\\n"
+                "Respond _only_ with the letter(A-D) of the option that matches the label without any other text, "
+                'such as "A". '
+            ),
         ),
         DevCVTask(
             "looking_while_listening",
@@ -74,6 +154,16 @@ TASKS: dict[str, DevCVTask] = {
             "acc",
             1 / 4,
             True,
+            prompts=TaskPrompts(
+                "<image> Point at the {name}. Is it in the (A) top left or (B) top right or (C) bottom left or "
+                "(D) bottom right of the image?"
+            ),
+            system_prompt=(
+                "You are administering a spatial localization test. \\\n"
+                "In each round, you will be given one object label with an image. \\\n"
+                "Respond _only_ with the letter(A-D) of the option that matches the location of the object in the "
+                'image without any other text, such as "C". '
+            ),
         ),
         DevCVTask(
             "leftright",
@@ -85,6 +175,18 @@ TASKS: dict[str, DevCVTask] = {
             "acc",
             1 / 3,
             True,
+            prompts=TaskPrompts(
+                saycam="<image> Which of the following is the same as this? Answer with a number. "
+                "(A) <image> (B) <image> (C) <image>",
+                ego4d="<image> Which of the following is the same as this? (A) <image> (B) <image> (C) <image>",
+            ),
+            system_prompt=(
+                "You are administering a left-right spatial recognition test. \\\n"
+                "In each round, you will be shown one image with a stimulus object and another 3 images with 3 "
+                "objects in different left-right positions. \\\n"
+                "Respond _only_ with the letter(A-C) of the option that matches the left-right position of the "
+                'stimulus object without any other text, such as "B". '
+            ),
         ),
         DevCVTask(
             "spatialdetails",
@@ -96,6 +198,14 @@ TASKS: dict[str, DevCVTask] = {
             "acc",
             1 / 3,
             True,
+            prompts=TaskPrompts(
+                saycam="<image> Which of the following contains exactly this object? (A) <image> (B) <image> "
+                "(C) <image>. Pay attention to details and give only a letter A-C.",
+                ego4d="<image> Which of the following contains exactly this object? (A) <image> (B) <image> "
+                "(C) <image>. Pay attention to details and give a letter A-C.",
+            ),
+            system_prompt=_SPATIALDETAILS_SYSTEM_PROMPT.format(example="B"),
+            api_system_prompt=_SPATIALDETAILS_SYSTEM_PROMPT.format(example="A"),
         ),
         DevCVTask(
             "vdr_binary",
@@ -107,6 +217,10 @@ TASKS: dict[str, DevCVTask] = {
             "acc_exact",
             1 / 2,
             True,
+            prompts=TaskPrompts(
+                "{images} does the {name} leave the frame through the {first} side of the frame or the {second} "
+                "side of the frame? respond ONLY with '{first}' or '{second}'."
+            ),
         ),
         DevCVTask(
             "vdr_open",
@@ -118,6 +232,10 @@ TASKS: dict[str, DevCVTask] = {
             "acc_exact",
             1 / 8,
             True,
+            prompts=TaskPrompts(
+                "{images} which part of the frame does the {name} leave from? respond ONLY with one of: 'top', "
+                "'bottom', 'left', 'right', 'top right', 'top left', 'bottom right', or 'bottom left'."
+            ),
         ),
         DevCVTask(
             "compare_real",
@@ -130,6 +248,8 @@ TASKS: dict[str, DevCVTask] = {
             "acc",
             1 / 2,
             True,
+            prompts=TaskPrompts("Which image has more {plural}? (A) <image> (B) <image>"),
+            system_prompt=_COMPARE_SYSTEM_PROMPT,
         ),
         DevCVTask(
             "compare_synthetic",
@@ -141,9 +261,24 @@ TASKS: dict[str, DevCVTask] = {
             "acc",
             1 / 2,
             True,
+            prompts=TaskPrompts("Which image has more {plural}? Answer (A) <image> (B) <image>"),
+            system_prompt=_COMPARE_SYSTEM_PROMPT,
         ),
         DevCVTask(
-            "count", "baby_count", "Object Counting", ("count", "counting"), "number", ("acc",), "acc", 1 / 12, True
+            "count",
+            "baby_count",
+            "Object Counting",
+            ("count", "counting"),
+            "number",
+            ("acc",),
+            "acc",
+            1 / 12,
+            True,
+            prompts=TaskPrompts("<image> How many {plural} do you see?"),
+            system_prompt=(
+                "You are administering a counting test.  \\\n"
+                "Count the objects in the image. Reply _only_ with the number of objects in the image, such as '4'. "
+            ),
         ),
         # Both test rounds of a learned object right by chance: (1/2)^2.
         DevCVTask(
@@ -156,6 +291,18 @@ TASKS: dict[str, DevCVTask] = {
             "acc_testing_adjusted",
             1 / 4,
             True,
+            prompts=TaskPrompts(
+                "Let's try more. Touch the new image. (A) <image> (B) <image>",
+                first_round="Touch the new image. (A) <image>",
+            ),
+            system_prompt=(
+                "You are administering a  memory test.  \\\n"
+                "First you will be shown 1 image and then each round you will be shown 2 images, one of which is new "
+                "which you have not seen before, the other is a repeat one from earlier rounds. \\\n"
+                "Keep track of every image you have seen so far. \\\n"
+                'When the user says "touch the new image" respond _only_ with the letter of option that contains '
+                'the novel image without any other text, such as "A". '
+            ),
         ),
         DevCVTask(
             "subitize",
@@ -168,6 +315,7 @@ TASKS: dict[str, DevCVTask] = {
             1 / 4,
             False,
             has_train_split=False,
+            prompts=TaskPrompts("<image> How many of {name} do you see?"),
         ),
     )
 }

@@ -15,14 +15,18 @@ task folder carries a copy of those files and runs on an lmms-eval without babyv
   content blocks (lmms-eval chat models: images as blocks in placeholder order, no literal ``<image>``).
 - Memory: ``generate_until_multi_round``. Round 0 is the first user turn; :func:`dialogue_turn`
   gives each next one as ``(images, text, done, previous_output, round_info)``. A model answers with
-  one answer per round: a list, or (the reference wrapper) a JSON-encoded list.
+  one answer per round: a list, or (the reference wrapper) a JSON-encoded list. The replay variant
+  (``generate_until_agentic``) runs on any model with ``generate_until``: lmms-eval asks for one
+  round at a time, each carrying the dialogue so far as a transcript, and the last step's output is
+  the JSON-encoded list of the answers.
 - Looking While Listening: ``multiple_choice`` log-likelihood. :func:`split_lwl_images` makes one
   doc per (item, image); the two phrases are the choices; the aggregations rebuild each item's 2×2
   loss matrix.
 
-A response that cannot be scored (a dialogue with the wrong number of answers, a loss that is not a
-number) raises :class:`UnscorableResponseError`, which ends lmms-eval's run with exit status 1
-instead of a silent 0.
+lmms-eval 0.7.3's command line logs any error of a run (a model without the method a task needs, a
+response that cannot be scored) and exits with status 0 and no results, which the leaderboard's
+collation reads as 0. Loading a DevCV task arms :func:`guard_failures`, which ends such a run with
+exit status 1 and the reason instead.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from __future__ import annotations
 import ast
 import json
 import math
+import sys
+import traceback
 from collections import defaultdict
 
 from PIL import Image
@@ -39,7 +45,10 @@ from ..devcv.scores import lwl_item, mean_scores
 from ..devcv.tasks import canonical_task
 
 IMAGE_PLACEHOLDER = "<image>"
-TRANSCRIPT = "transcript"
+# How a Memory doc's rounds reach the model (task kwarg `dialogue`): the released turns one by one (models that keep
+# the history), the dialogue so far as text each round (models that answer each round alone), or that transcript
+# with the answers handed back as one JSON-encoded list at the end (the replay variant, `generate_until_agentic`).
+TURNS, TRANSCRIPT, REPLAY = "turns", "transcript", "replay"
 
 
 def _images(paths) -> list[Image.Image]:
@@ -105,8 +114,8 @@ def dialogue_visual(doc, lmms_eval_specific_kwargs=None) -> list[Image.Image]:
     return _images(_round_images(doc)[0])
 
 
-def _is_transcript(lmms_eval_specific_kwargs) -> bool:
-    return (lmms_eval_specific_kwargs or {}).get("dialogue") == TRANSCRIPT
+def _dialogue_mode(lmms_eval_specific_kwargs) -> str:
+    return (lmms_eval_specific_kwargs or {}).get("dialogue", TURNS)
 
 
 def _transcript(doc, round_idx: int, answers) -> str:
@@ -128,25 +137,84 @@ def dialogue_turn(doc, lmms_eval_specific_kwargs=None, previous_output=None, rou
     """lmms-eval multi-round ``doc_to_text``: the first user turn, then each following one.
 
     For models that answer each round from that round's input alone (lmms-eval's Qwen2-VL and
-    Qwen2.5-VL; task kwargs ``dialogue: transcript``), each round instead carries the dialogue so
-    far: every image up to this round, numbered ``<image k>`` in the text, and the model's answers.
+    Qwen2.5-VL: task kwargs ``dialogue: transcript``; every model in the replay variant:
+    ``dialogue: replay``), each round instead carries the dialogue so far: every image up to this
+    round, numbered ``<image k>`` in the text, and the model's answers. In the replay variant the
+    step after the last round hands back the answers as one JSON-encoded list, which lmms-eval
+    takes as the doc's response.
     """
+    mode = _dialogue_mode(lmms_eval_specific_kwargs)
     turns = _user_turns(doc)
     if round_idx is None:
-        return _transcript(doc, 0, []) if _is_transcript(lmms_eval_specific_kwargs) else turns[0]
+        return turns[0] if mode == TURNS else _transcript(doc, 0, [])
     if round_idx >= len(turns):
-        return None, None, True, previous_output, None
+        answers = [json.dumps(list(previous_output))] if mode == REPLAY else previous_output
+        return None, None, True, answers, None
     rounds = _round_images(doc)
-    if _is_transcript(lmms_eval_specific_kwargs):
-        images = [path for round_images in rounds[: round_idx + 1] for path in round_images]
-        return _images(images), _transcript(doc, round_idx, previous_output), False, previous_output, None
-    return _images(rounds[round_idx]), turns[round_idx], False, previous_output, None
+    if mode == TURNS:
+        return _images(rounds[round_idx]), turns[round_idx], False, previous_output, None
+    images = [path for round_images in rounds[: round_idx + 1] for path in round_images]
+    return _images(images), _transcript(doc, round_idx, previous_output), False, previous_output, None
 
 
-class UnscorableResponseError(SystemExit):
-    """A response the task cannot score. A ``SystemExit``: lmms-eval 0.7.3 turns any ``Exception`` into a
-    log line and exit status 0 (with no results, which the leaderboard's collation reads as 0 for the task),
-    whereas this ends the run with exit status 1 and the message."""
+class UnscorableResponseError(ValueError):
+    """A response the task cannot score (the failure guard turns it into exit status 1)."""
+
+
+# What to run instead when a method of lmms-eval's model fails (lmms-eval 0.7.3: not implemented, or broken
+# for some models, as the chat Qwen2.5-VL's multi-round and Llava's log-likelihood with transformers 5).
+_ALTERNATIVES = {
+    "generate_until_multi_round": "the model cannot answer Memory as a multi-round task: run its replay variant "
+    "(--tasks baby_memory_replay, or the group devcv_replay)",
+    "loglikelihood": "the model cannot score Looking While Listening: run the group devcv_generation or devcv_replay",
+}
+_CHAT_GENERATION_ONLY = "generation only"  # lmms-eval's assertion on a chat model given a log-likelihood task
+
+
+def _failure_report(error: BaseException) -> str:
+    """The error, the lmms-eval model method (or else the function) it came from, and what to run instead."""
+    attempt = getattr(error, "last_attempt", None)  # lmms-eval retries process_results: tenacity's RetryError
+    if attempt is not None and attempt.failed:
+        error = attempt.exception()
+    frames = traceback.extract_tb(error.__traceback__)
+    in_model = [frame for frame in frames if "/lmms_eval/models/" in frame.filename.replace("\\", "/")]
+    origin = in_model[0] if in_model else (frames[-1] if frames else None)
+    report = f"{type(error).__name__}"
+    if origin is not None:
+        report += f" in {origin.name} ({origin.filename}:{origin.lineno})"
+    report += f": {error}"
+    if in_model and origin.name in _ALTERNATIVES:
+        report += f"\n{_ALTERNATIVES[origin.name]}"
+    elif _CHAT_GENERATION_ONLY in str(error):
+        report += f"\nlmms-eval's chat models run generation tasks only: {_ALTERNATIVES['loglikelihood']}"
+    return report
+
+
+def _end_failed_run(message) -> None:
+    """A loguru sink: lmms-eval logs the error of a failed run inside its ``except``; end the run there."""
+    record = message.record
+    error = sys.exc_info()[1]
+    if record["name"] == "lmms_eval.__main__" and error is not None:
+        raise SystemExit(f"lmms-eval run with DevCV tasks failed (exit status 1, not 0): {_failure_report(error)}")
+
+
+_guard = {"sink": None}
+
+
+def guard_failures(dataset):
+    """``process_docs`` of every DevCV task: the docs unchanged, and the failure guard armed.
+
+    Armed on each task load, since lmms-eval's command line removes every log sink when it starts.
+    """
+    from loguru import logger  # lmms-eval's logger (imported here: writing the task folder needs no lmms-eval)
+
+    if _guard["sink"] is not None:
+        try:
+            logger.remove(_guard["sink"])
+        except ValueError:  # already removed by lmms-eval
+            pass
+    _guard["sink"] = logger.add(_end_failed_run, level="ERROR", format="{message}", catch=False)
+    return dataset
 
 
 def _decoded(result):
@@ -181,7 +249,8 @@ def process_dialogue_results(doc, results) -> dict[str, float]:
 
 
 def split_lwl_images(dataset):
-    """One doc per (LWL item, image): ``image`` holds just that image, ``lwl_image`` its index."""
+    """One doc per (LWL item, image): ``image`` holds just that image, ``lwl_image`` its index (and the failure
+    guard armed, as :func:`guard_failures`)."""
 
     def split(batch):
         rows = defaultdict(list)
@@ -192,7 +261,7 @@ def split_lwl_images(dataset):
                 rows["lwl_image"].append(image_index)
         return rows
 
-    return dataset.map(split, batched=True)
+    return guard_failures(dataset).map(split, batched=True)
 
 
 def lwl_to_text(doc, lmms_eval_specific_kwargs=None) -> str:

@@ -4,8 +4,9 @@ The folder holds what the organisers' DevCV-Toolbox holds, so a leaderboard ``mo
 as on theirs, and stock lmms-eval runs it without babyvlm installed::
 
     TASK_DIR/
-      devcv.yaml                  group of every task; devcv_generation.yaml: all but Looking While Listening
-      <harness_key>.yaml          one task (baby_pv, baby_memory, ...)
+      devcv.yaml                  group of every task; devcv_generation.yaml: all but Looking While Listening;
+                                  devcv_replay.yaml: the generation tasks with Memory's replay variant
+      <harness_key>.yaml          one task (baby_pv, baby_memory, ...; baby_memory_replay)
       data/<harness_key>.jsonl    docs: id, task, conversations, image (absolute paths), answer, choices, option_keys
       images/<harness_key>/       the items' images as lossless PNG files
       devcv_hooks.py              the task functions (:mod:`.hooks`), loaded from ...
@@ -39,6 +40,8 @@ from ..protocol import (
 HOOKS = "devcv_hooks"
 GROUP = "devcv"
 GENERATION_GROUP = "devcv_generation"
+REPLAY_GROUP = "devcv_replay"
+REPLAY_SUFFIX = "_replay"
 SUPPORT_PACKAGE = "babyvlm_devcv_tasks"
 # The modules the hooks need, copied into the task folder with `babyvlm` renamed to SUPPORT_PACKAGE.
 SUPPORT_MODULES = (
@@ -112,7 +115,9 @@ def _write_docs(task: DevCVTask, dataset, folder: Path, final_folder: Path) -> P
 STATELESS_DIALOGUE_MODELS = ("qwen2_vl", "qwen2_5_vl")
 
 
-def _dialogue_kwargs() -> str:
+def _dialogue_kwargs(replay: bool) -> str:
+    if replay:
+        return "lmms_eval_specific_kwargs:\n  default:\n    dialogue: replay\n"
     lines = ["lmms_eval_specific_kwargs:", "  default:", "    dialogue: turns"]
     for model in STATELESS_DIALOGUE_MODELS:
         lines += [f"  {model}:", "    dialogue: transcript"]
@@ -133,11 +138,17 @@ def task_yaml(
     split: str,
     max_new_tokens: int = MAX_NEW_TOKENS,
     max_new_tokens_per_round: int = MAX_NEW_TOKENS_PER_ROUND,
+    replay_rounds: int | None = None,
 ) -> str:
     """The lmms-eval task config of one DevCV task, reading its docs from ``data_file``; the generation
-    limits default to the leaderboard's reference wrapper's (per answer, per Memory round)."""
+    limits default to the leaderboard's reference wrapper's (per answer, per Memory round).
+
+    ``replay_rounds`` (Memory only): the replay variant, for models without ``generate_until_multi_round``,
+    whose dialogues have at most that many rounds.
+    """
+    name = task.harness_key + (REPLAY_SUFFIX if replay_rounds else "")
     head = (
-        f"task: {task.harness_key}\n"
+        f"task: {name}\n"
         "dataset_path: json\n"
         f"dataset_kwargs:\n  data_files:\n    {json.dumps(split)}: {json.dumps(str(data_file))}\n"
         f"test_split: {json.dumps(split)}\n"
@@ -157,19 +168,22 @@ def task_yaml(
             f"process_results: !function {HOOKS}.lwl_process_results\n" + _metric_list(task)
         )
     elif task.name == "memory":
+        output_type = "generate_until_agentic" if replay_rounds else "generate_until_multi_round"
+        # lmms-eval's agentic loop asks for at most `max_agentic_steps` rounds, then takes the last output as is.
+        steps = f"  max_agentic_steps: {replay_rounds}\n" if replay_rounds else ""
         body = (
-            "output_type: generate_until_multi_round\n"
-            + generation
-            + f"doc_to_visual: !function {HOOKS}.dialogue_visual\n"
+            f"output_type: {output_type}\n" + generation + steps + f"process_docs: !function {HOOKS}.guard_failures\n"
+            f"doc_to_visual: !function {HOOKS}.dialogue_visual\n"
             f"doc_to_text: !function {HOOKS}.dialogue_turn\n"
             f"doc_to_target: !function {HOOKS}.doc_to_target\n"
             f"process_results: !function {HOOKS}.process_dialogue_results\n"
-            + _dialogue_kwargs()
+            + _dialogue_kwargs(bool(replay_rounds))
             + _metric_list(task, "mean")
         )
     else:
         body = (
-            "output_type: generate_until\n" + generation + f"doc_to_visual: !function {HOOKS}.doc_to_visual\n"
+            "output_type: generate_until\n" + generation + f"process_docs: !function {HOOKS}.guard_failures\n"
+            f"doc_to_visual: !function {HOOKS}.doc_to_visual\n"
             f"doc_to_text: !function {HOOKS}.doc_to_text\n"
             f"doc_to_messages: !function {HOOKS}.doc_to_messages\n"
             f"doc_to_target: !function {HOOKS}.doc_to_target\n"
@@ -187,20 +201,30 @@ def write_task_folder(
     max_new_tokens: int = MAX_NEW_TOKENS,
     max_new_tokens_per_round: int = MAX_NEW_TOKENS_PER_ROUND,
 ) -> list[str]:
-    """Write the task folder for ``tasks`` (default: all in ``data_dir``); returns the lmms-eval task names."""
+    """Write the task folder for ``tasks`` (default: all in ``data_dir``); returns the lmms-eval task names
+    (those of the groups; Memory's replay variant, ``baby_memory_replay``, is written beside it)."""
     data_dir, output_dir = Path(data_dir).resolve(), Path(output_dir).resolve()
     selected = resolve_tasks(data_dir, tasks)
+    limits = (max_new_tokens, max_new_tokens_per_round)
+    generation = [task.harness_key for task, _ in selected if task.answer_type != "loglikelihood"]
+    replayed = []
     with staged_folder(output_dir, overwrite=True) as staging:
         _copy_support_package(staging)
         for task, config in selected:
-            data_file = _write_docs(task, load_task_split(data_dir, config, split), staging, output_dir)
-            config_text = task_yaml(task, data_file, split, max_new_tokens, max_new_tokens_per_round)
-            (staging / f"{task.harness_key}.yaml").write_text(config_text)
+            dataset = load_task_split(data_dir, config, split)
+            data_file = _write_docs(task, dataset, staging, output_dir)
+            (staging / f"{task.harness_key}.yaml").write_text(task_yaml(task, data_file, split, *limits))
+            if task.name == "memory":
+                rounds = max(len(answer) for answer in dataset["answer"])
+                replay = task_yaml(task, data_file, split, *limits, replay_rounds=rounds)
+                (staging / f"{task.harness_key}{REPLAY_SUFFIX}.yaml").write_text(replay)
+                replayed.append(task.harness_key)
         for group, members in (
-            (GROUP, selected),
-            (GENERATION_GROUP, [(task, config) for task, config in selected if task.answer_type != "loglikelihood"]),
+            (GROUP, [task.harness_key for task, _ in selected]),
+            (GENERATION_GROUP, generation),
+            (REPLAY_GROUP, [key + REPLAY_SUFFIX if key in replayed else key for key in generation]),
         ):
-            listed = "".join(f"  - {task.harness_key}\n" for task, _ in members)
+            listed = "".join(f"  - {key}\n" for key in members)
             (staging / f"{group}.yaml").write_text(f"group: {group}\ntask:\n{listed}")
     return [task.harness_key for task, _ in selected]
 
@@ -231,4 +255,5 @@ def main(argv: list[str] | None = None) -> None:
         )
     except (KeyError, FileNotFoundError, MissingTaskError) as error:
         parser.exit(2, f"error: {error.args[0] if isinstance(error, KeyError) else error}\n")
-    print(f"wrote {args.output}: tasks {', '.join(names)} and the groups {GROUP!r}, {GENERATION_GROUP!r}")
+    groups = ", ".join(repr(group) for group in (GROUP, GENERATION_GROUP, REPLAY_GROUP))
+    print(f"wrote {args.output}: tasks {', '.join(names)} and the groups {groups}")

@@ -1,100 +1,71 @@
-"""The original DevCV prompt wording, per task and release variant (see dataset_builders/devcv/README.md).
+"""The original DevCV prompt wording, per task and release variant, as the generators fill it in.
 
-Prompts are built as released strings, with ``<image>`` where each image goes, and match the
-released SAYCam and Ego4D items character for character. The Ego4D release differs in three tasks:
-Picture Vocabulary puts its images inline, Left/Right drops "Answer with a number", and Spatial
-Details asks for "a letter" instead of "only a letter".
+The wording itself lives in the DevCV task table (``babyvlm.evaluate_metrics.devcv.tasks``, each task's
+``prompts``): the released strings, with ``<image>`` where each image goes, matching the released SAYCam and
+Ego4D items character for character. These functions fill in a task's template.
 """
 
 from __future__ import annotations
 
-from babyvlm.evaluate_metrics.devcv.tasks import LETTERS, VDR_OPEN_OPTIONS
+from babyvlm.evaluate_metrics.devcv.tasks import LETTERS as LETTERS
+from babyvlm.evaluate_metrics.devcv.tasks import PROMPT_VARIANTS, TASKS, VDR_OPEN_OPTIONS, check_prompt_variant
+from babyvlm.evaluate_metrics.devcv.tasks import QUADRANTS as QUADRANTS
 
 from babyvlm.chat import IMAGE_PLACEHOLDER
 
 from ...annotations import EXIT_DIRECTIONS
 
-VARIANTS = ("saycam", "ego4d")
-QUADRANTS = ("top left", "top right", "bottom left", "bottom right")
-"""Localization options in prompt order: (A) top left ... (D) bottom right."""
+VARIANTS = PROMPT_VARIANTS
+check_variant = check_prompt_variant
 ORDINALS = ("first", "second", "third", "fourth")
+"""How the SAYCam Picture Vocabulary prompt names its options: (A) the first image ... (D) the fourth image."""
 assert set(VDR_OPEN_OPTIONS) == set(EXIT_DIRECTIONS)
 
 
-def check_variant(variant: str) -> str:
-    """Return ``variant`` when it is a known release variant, else raise ``ValueError`` listing them."""
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown prompt variant {variant!r}; choose one of {', '.join(VARIANTS)}")
-    return variant
-
-
-def _images(count: int) -> str:
-    return IMAGE_PLACEHOLDER * count
+def _fill(task: str, variant: str = "saycam", **fields: str) -> str:
+    return TASKS[task].prompts.template(variant).format(**fields)
 
 
 def count(plural: str) -> str:
-    return f"{IMAGE_PLACEHOLDER} How many {plural} do you see?"
+    return _fill("count", plural=plural)
 
 
 def subitize(name: str) -> str:
-    return f"{IMAGE_PLACEHOLDER} How many of {name} do you see?"
+    return _fill("subitize", name=name)
 
 
 def picture_vocabulary(word: str, variant: str) -> str:
-    if check_variant(variant) == "ego4d":
-        options = " ".join(f"({letter}){IMAGE_PLACEHOLDER}" for letter in LETTERS)
-        return f"Touch the image of '{word}' {options}"
-    options = " ".join(f"({letter}) the {ordinal} image" for letter, ordinal in zip(LETTERS, ORDINALS))
-    return f"{_images(4)}\n Touch the image of '{word}' {options}."
+    return _fill("picture_vocabulary", variant, word=word)
 
 
 def localize(name: str) -> str:
-    options = " or ".join(f"({letter}) {quadrant}" for letter, quadrant in zip(LETTERS, QUADRANTS))
-    return f"{IMAGE_PLACEHOLDER} Point at the {name}. Is it in the {options} of the image?"
-
-
-def _lettered_images(count: int) -> str:
-    return " ".join(f"({letter}) {IMAGE_PLACEHOLDER}" for letter in LETTERS[:count])
+    return _fill("localize", name=name)
 
 
 def leftright(variant: str) -> str:
-    instruction = "" if check_variant(variant) == "ego4d" else " Answer with a number."
-    return f"{IMAGE_PLACEHOLDER} Which of the following is the same as this?{instruction} {_lettered_images(3)}"
+    return _fill("leftright", variant)
 
 
 def spatialdetails(variant: str) -> str:
-    letter = "a letter" if check_variant(variant) == "ego4d" else "only a letter"
-    return (
-        f"{IMAGE_PLACEHOLDER} Which of the following contains exactly this object? {_lettered_images(3)}. "
-        f"Pay attention to details and give {letter} A-C."
-    )
+    return _fill("spatialdetails", variant)
 
 
 def vdr_binary(frames: int, name: str, first: str, second: str) -> str:
-    return (
-        f"{_images(frames)} does the {name} leave the frame through the {first} side of the frame or the "
-        f"{second} side of the frame? respond ONLY with '{first}' or '{second}'."
-    )
+    return _fill("vdr_binary", images=IMAGE_PLACEHOLDER * frames, name=name, first=first, second=second)
 
 
 def vdr_open(frames: int, name: str) -> str:
-    quoted = [f"'{direction}'" for direction in VDR_OPEN_OPTIONS]
-    return (
-        f"{_images(frames)} which part of the frame does the {name} leave from? "
-        f"respond ONLY with one of: {', '.join(quoted[:-1])}, or {quoted[-1]}."
-    )
+    return _fill("vdr_open", images=IMAGE_PLACEHOLDER * frames, name=name)
 
 
 def memory_round(round_index: int) -> str:
     """Round 0 shows one image; every later round two."""
-    if round_index == 0:
-        return f"Touch the new image. {_lettered_images(1)}"
-    return f"Let's try more. Touch the new image. {_lettered_images(2)}"
+    return TASKS["memory"].prompts.template(first_round=round_index == 0)
 
 
 def compare_real(plural: str) -> str:
-    return f"Which image has more {plural}? {_lettered_images(2)}"
+    return _fill("compare_real", plural=plural)
 
 
 def compare_synthetic(plural: str) -> str:
-    return f"Which image has more {plural}? Answer {_lettered_images(2)}"
+    return _fill("compare_synthetic", plural=plural)
