@@ -57,7 +57,7 @@ class DemoSize:
     needs 15 points."""
     instruct_tasks: tuple = ("count", "localize", "compare_real", "compare_synthetic", "picture_vocabulary")
     """DevCV tasks whose train split stage 3 uses, a task named n times repeated n times an epoch; every task is
-    still evaluated. The CPU budget buys 20 epochs of these five; what adding the others cost and gave is in the
+    still evaluated. The CPU budget buys 18 epochs of these five; what adding the others cost and gave is in the
     README's "The main job"."""
     recipe_overrides: dict = field(default_factory=dict)
     """Extra command-line overrides per recipe stage (the keys of `RECIPE_CONFIGS`)."""
