@@ -31,6 +31,7 @@ from pathlib import Path
 from scipy.stats import binomtest
 from tqdm.auto import tqdm
 
+from babyvlm.staging import write_text
 from babyvlm.training.stages import STAGES
 
 RECIPES = "babyvlm.recipes"  # `recipes/`, installed with the package (scripts as modules, YAMLs as package data)
@@ -226,9 +227,9 @@ class Demo:
             split="test",
             batch_size=16,
         )
-        shutil.copyfile(self.paths["eval"] / "results.json", self.output / "results.json")
+        write_text(self.output / "results.json", (self.paths["eval"] / "results.json").read_text())
         summary = significance_summary(json.loads((self.paths["eval"] / "summary.json").read_text()))
-        (self.output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        write_text(self.output / "summary.json", json.dumps(summary, indent=2) + "\n")
 
     def stages(self) -> list[Stage]:
         """Each stage with the settings it reads itself; what it inherits reaches it through the cascade in `run`."""

@@ -1,17 +1,17 @@
-"""Phase-3 training step on a CPU, side by side: what the demo's speed levers give per step.
+"""Stage-3 (instruct) training step on a CPU, side by side: what the demo's speed levers give per step.
 
-Same model, same batches of the demo's phase-3 task mix (images per item as in DevCV: count/localize 1, compare 2,
+Same model, same batches of the demo's stage-3 task mix (images per item as in DevCV: count/localize 1, compare 2,
 Picture Vocabulary/Left-Right/Spatial Details 4, VDR 5-9), timed interleaved as full training steps (forward,
 backward, AdamW step):
 
-- `trained`: everything trained, as phase 3 does (ViT included);
+- `trained`: everything trained, as stage 3 does (ViT included);
 - `vit_frozen`: the ViT frozen (no ViT backward, no ViT optimizer state);
 - `vit_cached`: the ViT frozen and its features computed once per distinct image (the step then never runs the ViT:
   the upper bound of a feature cache);
 - `compiled` (with `--compile`): everything trained, the model under `torch.compile` (inductor, dynamic shapes);
   its compile time is printed apart.
 
-`--model` takes a phase-2 checkpoint (the demo's `babyvlm-demo/stage2_pretrain`); without it a random model of
+`--model` takes a stage-2 checkpoint (the demo's `babyvlm-demo/stage2_pretrain`); without it a random model of
 the demo's shapes (4-layer width-96 ViT on 64 px in 16 px patches, 4-layer width-256 Llama) is built.
 """
 
@@ -26,7 +26,7 @@ import torch
 from babyvlm.tiny import build_tiny_babyllava
 from babyvlm.training.collator import BabyLlavaV2Collator
 
-# (images per item, share of the demo's phase-3 items): count, localize, compare x2, PV, Left/Right, VDR binary.
+# (images per item, share of the demo's stage-3 items): count, localize, compare x2, PV, Left/Right, VDR binary.
 MIX = [(1, 2), (1, 1), (2, 2), (4, 2), (4, 1), (5, 0.2), (7, 0.4), (9, 0.2)]
 
 
@@ -68,7 +68,7 @@ def load_model(path: str | None):
 
 
 class Variant:
-    """One way of running the phase-3 step on its own copy of the model."""
+    """One way of running the stage-3 step on its own copy of the model."""
 
     def __init__(self, name: str, model, freeze_vit: bool, cache: bool = False, compile: bool = False):
         self.name, self.cache = name, cache
@@ -111,7 +111,7 @@ class Variant:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", help="phase-2 checkpoint (default: random model of the demo's shapes)")
+    parser.add_argument("--model", help="stage-2 checkpoint (default: random model of the demo's shapes)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--batches", type=int, default=6)
     parser.add_argument("--repeats", type=int, default=3)
@@ -147,7 +147,7 @@ def main() -> None:
     for name, value in median.items():
         print(f"{name:>10}: median step {value * 1e3:.0f} ms ({median['trained'] / value:.2f}x)")
     best = min(median, key=median.get)
-    print(f"phase-3 step, {best} vs trained: {median['trained'] / median[best]:.2f}x")
+    print(f"stage-3 step, {best} vs trained: {median['trained'] / median[best]:.2f}x")
 
 
 if __name__ == "__main__":
