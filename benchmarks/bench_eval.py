@@ -58,7 +58,9 @@ def timed_cli(model: Path, data: Path, output: Path, processes: int, args) -> tu
     runner += ["--max-new-tokens", str(args.max_new_tokens), "--max-new-tokens-per-round", str(args.max_new_tokens)]
     launch = [sys.executable]
     if processes > 1:
-        launch += ["-m", "accelerate.commands.launch", "--num_processes", str(processes), "--num_machines", "1"]
+        # --multi_gpu is accelerate's multi-process launcher, on CPUs too (without it: one process).
+        launch += ["-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes)]
+        launch += ["--num_machines", "1"]
         launch += ["--mixed_precision", "no", "--dynamo_backend", "no"]
     environment = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": str(args.threads)}
     start = time.perf_counter()

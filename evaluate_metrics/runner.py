@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -27,6 +28,7 @@ from pathlib import Path
 import datasets
 import torch
 from accelerate import PartialState
+from accelerate.utils import parse_flag_from_env
 from babyvlm.evaluate_metrics.devcv.tasks import DevCVTask
 from tqdm.auto import tqdm
 
@@ -107,6 +109,29 @@ def item_tokens(chat: ChatModel, record: dict) -> int:
     answers = sum(message["role"] == "assistant" for message in messages)
     per_answer = chat.max_new_tokens_per_round if is_dialogue(record) else chat.max_new_tokens
     return chat.estimate_tokens(Conversation(messages, list(record["images"]))) + answers * per_answer
+
+
+class DataParallelLaunchError(RuntimeError):
+    """The launcher started several processes that are not connected to each other."""
+
+
+def process_state() -> PartialState:
+    """This process's place in a data-parallel run (one process when not launched as several).
+
+    ``PartialState``, unlike ``Accelerator``, does not read ``ACCELERATE_USE_CPU``, and without ``cpu=True`` the CPU
+    processes of ``accelerate launch --multi_gpu`` / ``torchrun`` stay unconnected: each would answer every item
+    into the same folder. CPU processes are therefore connected (gloo) when asked for or when there is no
+    accelerator, and a launch whose processes still see one process each stops here.
+    """
+    cpu = parse_flag_from_env("ACCELERATE_USE_CPU") or not torch.accelerator.is_available()
+    state = PartialState(cpu=cpu)
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if state.num_processes != launched:
+        raise DataParallelLaunchError(
+            f"launched as one of {launched} processes (WORLD_SIZE) but connected to {state.num_processes}: "
+            "check the launcher's device settings (on CPUs: ACCELERATE_USE_CPU=true)"
+        )
+    return state
 
 
 def token_budget_batches(sizes: list[int], batch_size: int, max_batch_tokens: int | None) -> list[slice]:
@@ -264,7 +289,7 @@ def evaluate_devcv(
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be at least 1, got {limit}")
-    state = PartialState()
+    state = process_state()
     data_dir, output_dir = Path(data_dir).resolve(), Path(output_dir)
     selected = resolve_tasks(data_dir, tasks)
     started = time.perf_counter()

@@ -2,10 +2,13 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
+from babyvlm.evaluate_metrics import runner
 from babyvlm.evaluate_metrics.predictions import PREDICTIONS_FILE
 from babyvlm.evaluate_metrics.runner import evaluate_devcv
 
@@ -38,7 +41,9 @@ def test_two_processes_give_the_single_process_results_and_resume_per_shard(tmp_
     # A killed run left one answered item in shard 1's log: it is kept, not answered again.
     kept = {**entries(single)[("count", "count_0003")], "resumed": True}
     (parallel / "predictions.shard-1-of-2.jsonl").write_text(json.dumps(kept) + "\n")
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--num_machines", "1"]
+    # --multi_gpu is accelerate's multi-process launcher, on CPUs too (without it `--num_processes 2` runs one process).
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
+    command += ["--num_machines", "1"]
     command += ["--mixed_precision", "no", "--dynamo_backend", "no", "-m", "babyvlm.evaluate_metrics.runner"]
     command += ["--model", str(model), "--data", str(data), "--output", str(parallel), "--no-progress"]
     command += ["--max-new-tokens", str(RUN["max_new_tokens"]), "--batch-size", str(RUN["batch_size"])]
@@ -46,6 +51,7 @@ def test_two_processes_give_the_single_process_results_and_resume_per_shard(tmp_
     environment = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
     finished = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=600)
     assert finished.returncode == 0, finished.stderr[-3000:]
+    assert re.search(r"answered \d+ items in [\d.]+ s \([\d.]+ items/s, 2 processes\)", finished.stderr)
 
     assert not list(parallel.glob("predictions.shard-*")), "the shards are folded into predictions.jsonl"
     gathered, expected = entries(parallel), entries(single)
@@ -59,3 +65,11 @@ def test_two_processes_give_the_single_process_results_and_resume_per_shard(tmp_
     assert (parallel / "results.json").read_text() == (single / "results.json").read_text()
     assert "| Object Counting | **acc** |" in finished.stdout  # the table, printed once by rank 0
     assert finished.stdout.count("| Object Counting | **acc** |") == 1
+
+
+def test_processes_launched_but_not_connected_stop_the_run(monkeypatch):
+    # What each process saw before: `accelerate launch --multi_gpu` on CPUs without cpu=True, one process apiece.
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr(runner, "PartialState", lambda cpu: SimpleNamespace(num_processes=1))
+    with pytest.raises(runner.DataParallelLaunchError, match="one of 2 processes .* connected to 1"):
+        runner.process_state()
