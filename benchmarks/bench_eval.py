@@ -34,6 +34,7 @@ from babyvlm.evaluate_metrics.runner import evaluate_devcv
 from babyvlm.testing import TINY_FAMILIES, save_tiny_model
 from babyvlm.testing.babyllava import build_tiny_babyllava
 from babyvlm.testing.devcv import synthetic_items, write_devcv_folder
+from babyvlm.testing.launch import cpu_launch
 
 ITEMS = {"picture_vocabulary": 140, "count": 40, "vdr_open": 12, "memory": 3, "looking_while_listening": 5}
 
@@ -56,12 +57,7 @@ def timed_cli(model: Path, data: Path, output: Path, processes: int, args) -> tu
     runner = ["-m", "babyvlm.evaluate_metrics.runner", "--model", str(model), "--data", str(data)]
     runner += ["--output", str(output), "--batch-size", str(args.batch_size), "--no-progress"]
     runner += ["--max-new-tokens", str(args.max_new_tokens), "--max-new-tokens-per-round", str(args.max_new_tokens)]
-    launch = [sys.executable]
-    if processes > 1:
-        # --multi_gpu is accelerate's multi-process launcher, on CPUs too (without it: one process).
-        launch += ["-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes)]
-        launch += ["--num_machines", "1"]
-        launch += ["--mixed_precision", "no", "--dynamo_backend", "no"]
+    launch = cpu_launch(processes, args.threads) if processes > 1 else [sys.executable]
     environment = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": str(args.threads)}
     start = time.perf_counter()
     run = subprocess.run(launch + runner, env=environment, check=True, capture_output=True, text=True)

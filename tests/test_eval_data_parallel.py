@@ -4,7 +4,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 from types import SimpleNamespace
 
 import pytest
@@ -14,6 +13,7 @@ from babyvlm.evaluate_metrics.runner import evaluate_devcv
 
 from babyvlm.testing import save_tiny_model
 from babyvlm.testing.devcv import synthetic_items, write_devcv_folder
+from babyvlm.testing.launch import cpu_launch
 
 RUN = {"max_new_tokens": 3, "max_new_tokens_per_round": 3, "batch_size": 2}
 
@@ -41,10 +41,7 @@ def test_two_processes_give_the_single_process_results_and_resume_per_shard(tmp_
     # A killed run left one answered item in shard 1's log: it is kept, not answered again.
     kept = {**entries(single)[("count", "count_0003")], "resumed": True}
     (parallel / "predictions.shard-1-of-2.jsonl").write_text(json.dumps(kept) + "\n")
-    # --multi_gpu is accelerate's multi-process launcher, on CPUs too (without it `--num_processes 2` runs one process).
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
-    command += ["--num_machines", "1"]
-    command += ["--mixed_precision", "no", "--dynamo_backend", "no", "-m", "babyvlm.evaluate_metrics.runner"]
+    command = [*cpu_launch(2), "-m", "babyvlm.evaluate_metrics.runner"]
     command += ["--model", str(model), "--data", str(data), "--output", str(parallel), "--no-progress"]
     command += ["--max-new-tokens", str(RUN["max_new_tokens"]), "--batch-size", str(RUN["batch_size"])]
     command += ["--max-new-tokens-per-round", str(RUN["max_new_tokens_per_round"])]

@@ -26,12 +26,12 @@ from safetensors.torch import load_file
 from transformers import AutoConfig, Dinov2Model
 
 from babyvlm.testing.babyllava import tiny_config
+from babyvlm.testing.launch import cpu_launch
 from babyvlm.training.dino_data import MultiCropAugmentation, collate_crops
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "recipes" / "pretrain_vision.py"
 TINY_YAML = REPO / "recipes" / "babyllava_v2" / "tiny" / "stage0_vision.yaml"
-ACCELERATE = str(Path(sys.executable).with_name("accelerate"))
 # One thread everywhere: the resumed run must repeat the reference run's arithmetic bit for bit.
 ENV = {
     **os.environ,
@@ -89,12 +89,6 @@ def recipe_command(frames: Path, output_dir: Path) -> list[str]:
     ]
 
 
-def accelerate_launch(*processes: str) -> list[str]:
-    """`accelerate launch` with the given process flags, one CPU thread per process, no mixed precision or dynamo."""
-    settings = "--num_machines 1 --mixed_precision no --dynamo_backend no --num_cpu_threads_per_process 1"
-    return [ACCELERATE, "launch", *processes, *settings.split()]
-
-
 def checkpoints_of(output_dir: Path) -> Path:
     """Where the recipe's accelerate checkpoints of `output_dir` live (the default `checkpoints_dir`)."""
     return Path(f"{output_dir}-checkpoints") / "checkpoints"
@@ -119,9 +113,7 @@ def reference_run(frames, tmp_path_factory) -> tuple[Path, str]:
     with FileLock(f"{log}.lock"):
         if not log.is_file():
             result = subprocess.run(
-                accelerate_launch("--cpu", "--num_processes", "1")
-                + recipe_command(frames, output_dir)
-                + ["--report_to", "tensorboard"],
+                cpu_launch(1) + recipe_command(frames, output_dir) + ["--report_to", "tensorboard"],
                 env=ENV,
                 cwd=REPO,
                 capture_output=True,
@@ -231,7 +223,7 @@ def test_ddp_on_two_cpu_processes(frames, tmp_path):
         "sinkhorn_knopp",
     ]
     result = subprocess.run(
-        accelerate_launch("--multi_gpu", "--num_processes", "2") + command,
+        cpu_launch(2) + command,
         env=ENV,
         cwd=REPO,
         capture_output=True,

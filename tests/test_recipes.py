@@ -18,10 +18,10 @@ from transformers import AutoConfig, Dinov2Config, Dinov2Model, GenerationConfig
 
 from babyvlm.chat import IMAGES_FEATURE, MESSAGES_FEATURE
 from babyvlm.testing.babyllava import SAMPLE_UTTERANCES, build_tiny_babyllava
+from babyvlm.testing.launch import cpu_launch
 
 REPO = Path(__file__).resolve().parents[1]
 SFT = str(REPO / "recipes" / "sft.py")
-ACCELERATE = str(Path(sys.executable).with_name("accelerate"))
 TINY = REPO / "recipes" / "babyllava_v2" / "tiny"
 ENV = {
     **os.environ,
@@ -74,21 +74,8 @@ def run(command, timeout=420, **kwargs):
 
 
 def launch(config, *overrides, num_processes=1):
-    distributed = (
-        ["--multi_gpu", "--num_processes", str(num_processes)]
-        if num_processes > 1
-        else ["--cpu", "--num_processes", "1"]
-    )
     command = [
-        ACCELERATE,
-        "launch",
-        *distributed,
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
+        *cpu_launch(num_processes),
         SFT,
         "--config",
         str(TINY / config),

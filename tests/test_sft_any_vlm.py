@@ -13,13 +13,14 @@ import datasets
 import PIL.Image
 import pytest
 import torch
-from test_recipes import ACCELERATE, ENV, REPO, SFT, TINY, assert_model_repository
+from test_recipes import ENV, REPO, SFT, TINY, assert_model_repository
 from transformers import AutoModelForImageTextToText, AutoProcessor
 from trl import ModelConfig, SFTConfig, TrlParser
 
 from babyvlm.chat import IMAGES_FEATURE, MESSAGES_FEATURE
 from babyvlm.testing import save_tiny_model
 from babyvlm.testing.devcv import synthetic_items, write_devcv_folder
+from babyvlm.testing.launch import cpu_launch
 from babyvlm.training.collator import NothingToLearnError, VisionChatCollator
 from babyvlm.training.data import DatasetPathError
 from babyvlm.training.lora import lora_target_modules
@@ -42,8 +43,7 @@ def devcv(tmp_path_factory):
 
 
 def launch(*arguments):
-    command = [ACCELERATE, "launch", "--cpu", "--num_processes", "1", "--num_machines", "1"]
-    command += ["--mixed_precision", "no", "--dynamo_backend", "no", SFT, *arguments]
+    command = [*cpu_launch(1), SFT, *arguments]
     env = {**ENV, "ACCELERATE_USE_CPU": "true"}
     return subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
 
