@@ -11,6 +11,12 @@ through the installed package (`babyvlm.recipes`), so it runs from any directory
 and the evaluation is `babyvlm-eval`'s runner. Finished stages are reused on a second run (unless `--force`
 or their settings changed). Everything is written under `--output`: the checkpoint in `model/`, the
 leaderboard `results.json` and `summary.json` (per task: score, chance, n, one-sided binomial p-value).
+
+From the command line it runs with `OMP_WAIT_POLICY=PASSIVE` unless the environment sets that variable: torch's
+OpenMP threads then sleep instead of spinning while they wait for each other, which is the same on a quiet machine
+and much faster when another process holds one of the cores (a spinning thread takes the CPU from the thread it
+waits for). OpenMP reads the variable once, when torch loads, and `import babyvlm` loads torch, so the command
+starts itself again with the variable set (a few seconds of imports).
 """
 
 from __future__ import annotations
@@ -37,6 +43,9 @@ from babyvlm.training.stages import STAGES
 RECIPES = "babyvlm.recipes"  # `recipes/`, installed with the package (scripts as modules, YAMLs as package data)
 TINY = files(RECIPES) / "babyllava_v2" / "tiny"
 SIGNIFICANCE = 0.01
+# Measured on the demo's stage 0 LM with another process busy on one of 2 cores: 65 s with torch's default (libgomp
+# spins, ACTIVE) and 47 s PASSIVE; quiet, 28 s and 29 s. `benchmarks/RESULTS.md` has stage 3.
+OMP_WAIT_POLICY = "PASSIVE"
 # Memory's primary metric scores learned objects, (rounds + 1) // 3 = 5 per generated 15-round item.
 MEMORY_OBJECTS_PER_ITEM = 5
 # The CPU-sized YAML of each training stage, by the stage's name (`babyvlm.training.stages`), also its key in
@@ -340,7 +349,23 @@ def print_summary(output: Path, summary: dict) -> None:
     print(f"report      {output / 'eval' / 'results.md'}, plots in {output / 'eval'}")
 
 
+def restart_with_passive_omp_wait_policy() -> None:
+    """Start this command again with `OMP_WAIT_POLICY=PASSIVE`, unless the environment already sets the variable
+    (a user's choice, or this very restart); returns only in that case. OpenMP reads it when torch loads, which
+    `import babyvlm` has done before any code of this module runs."""
+    if "OMP_WAIT_POLICY" in os.environ:
+        return
+    os.environ["OMP_WAIT_POLICY"] = OMP_WAIT_POLICY
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", __spec__.name, *sys.argv[1:]])
+
+
 def main(argv: list[str] | None = None) -> None:
+    """The `babyvlm-demo` command; `argv` (a list of arguments) runs it in this process as it is, without the
+    restart for `OMP_WAIT_POLICY`."""
+    if argv is None:
+        restart_with_passive_omp_wait_policy()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, default=Path("babyvlm-demo"), help="folder for every artefact")
     parser.add_argument("--force", action="store_true", help="rerun every stage, even finished ones")

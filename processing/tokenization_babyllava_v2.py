@@ -1,6 +1,6 @@
 """Training the BabyLLaVA-V2 tokenizer: byte-level BPE on child-directed utterances (README.md, "Processing")."""
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
@@ -16,6 +16,7 @@ def train_tokenizer(
     vocab_size: int = 6000,
     min_frequency: int = 3,
     model_max_length: int = 8192,
+    extra_texts: Sequence[str] = (),
 ) -> PreTrainedTokenizerFast:
     """Train the byte-level BPE tokenizer of BabyLLaVA-V2 and wrap it as a transformers fast tokenizer.
 
@@ -28,6 +29,11 @@ def train_tokenizer(
         vocab_size: size of the BPE vocabulary, the four specials included.
         min_frequency: minimum count for a merge.
         model_max_length: context length recorded in the tokenizer.
+        extra_texts: strings the BPE also learns, each counted once per utterance, as if every utterance came
+            with them (not part of the original, which learns from the transcripts only). For fixed strings that
+            every training sample will carry although the utterances never say them, such as a chat template's
+            role markers: `["USER:", "ASSISTANT:"]` gives them merges, so they cost a few tokens each rather than
+            one per letter pair (they are normalised and pre-tokenized like any text: `" user"`, `":"`).
 
     Example:
 
@@ -61,6 +67,7 @@ def train_tokenizer(
             if isinstance(text, str) and text.strip():
                 seen += 1
                 yield text
+                yield from extra_texts
 
     tokenizer.train_from_iterator(texts(), trainer=trainer)
     if not seen:

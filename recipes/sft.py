@@ -120,6 +120,13 @@ class RecipeArguments:
     tokenizer_name_or_path: str | None = field(default=None, metadata={"help": "lm: existing tokenizer (else trained)"})
     tokenizer_vocab_size: int = 6000
     tokenizer_min_frequency: int = 3
+    tokenizer_extra_texts: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "lm: strings the trained BPE also learns, once per utterance (e.g. the chat template's role "
+            "markers `USER:` `ASSISTANT:`); not in the original, which learns from the transcripts only"
+        },
+    )
     lm_hidden_size: int = 2048
     lm_intermediate_size: int = 5632
     lm_num_hidden_layers: int = 22
@@ -147,6 +154,7 @@ def build_language_model(args: RecipeArguments, model_args: ModelConfig, train_d
             vocab_size=args.tokenizer_vocab_size,
             min_frequency=args.tokenizer_min_frequency,
             model_max_length=args.lm_max_position_embeddings,
+            extra_texts=args.tokenizer_extra_texts,
         )
     config = LlamaConfig(
         vocab_size=len(tokenizer),

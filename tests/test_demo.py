@@ -2,7 +2,11 @@
 
 import dataclasses
 import json
+import os
+import re
 import shutil
+import subprocess
+import sys
 
 import pytest
 from babyvlm.modeling import BabyLlavaV2ForConditionalGeneration
@@ -114,3 +118,47 @@ def test_a_stage_run_again_starts_without_its_earlier_checkpoints(tmp_path, monk
         (tmp_path / folder).mkdir(parents=True)
     Demo(tmp_path, SMOKE).run(force=True)
     assert seen == [[".stages"]]
+
+
+def openmp_spin_counts(stderr: str) -> list[str]:
+    """GOMP_SPINCOUNT of every OpenMP runtime a process loaded, from OMP_DISPLAY_ENV=VERBOSE's report: 0 when
+    OMP_WAIT_POLICY is PASSIVE (the policy line itself reads PASSIVE for libgomp's default too)."""
+    return re.findall(r"GOMP_SPINCOUNT = '(\d+)'", stderr)
+
+
+@pytest.mark.slow
+def test_the_command_runs_with_a_passive_openmp_wait_policy():
+    environment = {name: value for name, value in os.environ.items() if name != "OMP_WAIT_POLICY"}
+    environment["OMP_DISPLAY_ENV"] = "VERBOSE"  # every OpenMP runtime reports its settings when it loads
+    command = [sys.executable, "-c", "from babyvlm.demo import main; main()", "--help"]
+    result = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=120, check=True)
+    spin_counts = openmp_spin_counts(result.stderr)
+    # the first process loads OpenMP with the default policy (it spins), the restarted one with PASSIVE only
+    assert spin_counts[0] != "0" and spin_counts[-1] == "0", spin_counts
+    assert result.stdout.count("usage: ") == 1  # the arguments reached the restarted command, once
+
+
+def test_a_wait_policy_the_user_set_is_kept(monkeypatch):
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    monkeypatch.setattr(os, "execv", lambda *arguments: pytest.fail(f"restarted: {arguments}"))
+    demo.restart_with_passive_omp_wait_policy()
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+
+
+def test_the_command_restarts_itself_with_passive_and_its_arguments(monkeypatch):
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.setattr(sys, "argv", ["babyvlm-demo", "--seed", "1"])
+    restarts = []
+    monkeypatch.setattr(os, "execv", lambda *arguments: restarts.append(arguments))
+    demo.restart_with_passive_omp_wait_policy()
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert restarts == [(sys.executable, [sys.executable, "-m", "babyvlm.demo", "--seed", "1"])]
+
+
+def test_main_with_arguments_runs_in_this_process(monkeypatch):
+    # tests and notebooks call main([...]): no restart, whatever the environment holds
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.setattr(os, "execv", lambda *arguments: pytest.fail(f"restarted: {arguments}"))
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "OMP_WAIT_POLICY" not in os.environ

@@ -76,6 +76,22 @@ def test_tokenizer_vocab_size_and_round_trip(tmp_path):
     assert reloaded("word3 and word21 play").input_ids == tokenizer("word3 and word21 play").input_ids
 
 
+def test_extra_texts_give_the_chat_templates_role_markers_merges(tokenizer):
+    # The utterances never say `USER:`/`ASSISTANT:`: by default every round spells them in letter pieces.
+    with_markers = train_tokenizer(
+        SAMPLE_UTTERANCES * 4, vocab_size=400, min_frequency=1, extra_texts=["USER:", "ASSISTANT:"]
+    )
+    rendered = " USER: look at the ball ASSISTANT: ball<eos>USER: what is it ASSISTANT: a dog<eos>"
+    tokens = with_markers.convert_ids_to_tokens(with_markers(rendered).input_ids)
+    assert tokens.count("Ġuser") == tokens.count("Ġassistant") == 2  # lower-cased, with the prefix space
+    assert len(tokens) < len(tokenizer(rendered).input_ids) - 10
+    # the utterances' own words and the specials are unchanged; an answer decodes as before
+    assert with_markers("look at the ball").input_ids == tokenizer("look at the ball").input_ids
+    assert with_markers.convert_tokens_to_ids(["<pad>", "<unk>", "<sos>", "<eos>"]) == [0, 1, 2, 3]
+    answer = with_markers(" ball<eos>", add_special_tokens=False).input_ids
+    assert answer[-1] == with_markers.eos_token_id and with_markers.decode(answer, skip_special_tokens=True) == " ball"
+
+
 def test_tokenizer_needs_text():
     with pytest.raises(ValueError, match="no text"):
         train_tokenizer([], vocab_size=100)

@@ -14,7 +14,7 @@ import pytest
 import torch
 from huggingface_hub import ModelCard
 from safetensors.torch import load_file
-from transformers import AutoConfig, Dinov2Config, Dinov2Model, GenerationConfig
+from transformers import AutoConfig, AutoTokenizer, Dinov2Config, Dinov2Model, GenerationConfig
 
 from babyvlm.chat import IMAGES_FEATURE, MESSAGES_FEATURE
 from babyvlm.testing.babyllava import SAMPLE_UTTERANCES, build_tiny_babyllava
@@ -120,10 +120,15 @@ def test_every_stage_runs_through_accelerate_launch(data, tmp_path):
         "300",
         "--tokenizer_min_frequency",
         "1",
+        "--tokenizer_extra_texts",
+        "USER:",
+        "ASSISTANT:",
         "--max_length",
         "64",
         *steps,
     )
+    # the chat template's role markers, learnt by the BPE beside the utterances, cost two tokens each
+    assert AutoTokenizer.from_pretrained(lm).tokenize(" USER: ASSISTANT:") == ["Ġuser", ":", "Ġassistant", ":"]
     launch(
         "stage1_align.yaml",
         "--vision_model_path",
