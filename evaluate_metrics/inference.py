@@ -327,13 +327,13 @@ class DialogueCache:
     at the positions, of its dialogue's unpadded prompt, and the answers are those of re-encoding the
     whole history (to float rounding, as for batching).
 
-    Reuse needs a model whose inputs are token ids, a mask and one pixel tensor per image, whose
-    positions come from the mask, and whose cache is plain full attention (Llava and BabyLLaVA-V2,
-    say). Other models, a row whose new prompt does not extend its previous one token for token,
-    and chats made with ``reuse_dialogue_cache=False`` encode the whole history instead.
+    Reuse needs a cache of plain full attention and a family adapter that can give a round the inputs
+    of its new images alone: generically, models whose inputs are token ids, a mask and one pixel
+    tensor per image and whose positions come from the mask (Llava and BabyLLaVA-V2, say); Qwen-VL's
+    adapter also handles its image grids and multimodal positions. Other models, a row whose new
+    prompt does not extend its previous one token for token, and chats made with
+    ``reuse_dialogue_cache=False`` encode the whole history instead.
     """
-
-    _REUSABLE_INPUTS = frozenset({"input_ids", "attention_mask", "pixel_values"})
 
     def __init__(self, chat: ChatModel):
         self.chat = chat
@@ -359,17 +359,14 @@ class DialogueCache:
             return self.chat._answer(inputs, limit)
         self._keep_rows(list(keys))
         tokens = [ids[mask.bool()] for ids, mask in zip(inputs["input_ids"], inputs["attention_mask"])]
-        new_inputs = self._new_inputs(tokens, conversations, inputs.get("pixel_values"))
+        new_inputs = self._new_inputs(tokens, conversations, inputs)
         output = self.chat._generate(new_inputs, limit, past_key_values=self.cache)
         self._remember(output, new_inputs["attention_mask"], tokens, conversations)
         return self.chat._decode(output.sequences, new_inputs["input_ids"].shape[1])
 
     def _reusable(self, inputs: dict, conversations: Sequence[Conversation]) -> bool:
-        # Other inputs (image sizes, grids, token types) would need slicing per chunk, which only the model knows.
-        image_count = sum(len(conversation.images) for conversation in conversations)
-        return set(inputs) <= self._REUSABLE_INPUTS and (
-            "pixel_values" not in inputs or len(inputs["pixel_values"]) == image_count
-        )
+        # Other inputs (image sizes, tiles) would need slicing per chunk, which only the family's adapter knows.
+        return self.chat.family.splits_images(inputs, sum(len(conversation.images) for conversation in conversations))
 
     def _keep_rows(self, keys: list) -> None:
         """Drop the cache rows of dialogues that are over."""
@@ -394,8 +391,8 @@ class DialogueCache:
         )
         return len(previous) if extends else 0
 
-    def _new_inputs(self, tokens: list[torch.Tensor], conversations, pixel_values: torch.Tensor | None) -> dict:
-        """Cached slots followed by each row's new tokens (left-padded), and the new images' pixels."""
+    def _new_inputs(self, tokens: list[torch.Tensor], conversations, inputs: dict) -> dict:
+        """Cached slots followed by each row's new tokens (left-padded), and the new images' inputs."""
         chunks, new_images, first_image = [], [], 0
         for row, (row_tokens, conversation) in enumerate(zip(tokens, conversations)):
             reused = self._reused_length(row, row_tokens, conversation.images)
@@ -417,10 +414,7 @@ class DialogueCache:
             # Hidden slots show as padding, so whatever reads the ids (logits processors) sees each row's prompt.
             new_ids = torch.cat([self.slots.masked_fill(self.valid == 0, pad), new_ids], dim=1)
             new_mask = torch.cat([self.valid, new_mask], dim=1)
-        inputs = {"input_ids": new_ids, "attention_mask": new_mask}
-        if new_images:
-            inputs["pixel_values"] = pixel_values[new_images]
-        return inputs
+        return self.chat.family.dialogue_round_inputs(self.chat.model, inputs, new_ids, new_mask, new_images)
 
     def _remember(self, output, attention_mask: torch.Tensor, tokens: list[torch.Tensor], conversations) -> None:
         cache = output.past_key_values

@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 from babyvlm.evaluate_metrics.devcv.tasks import canonical_task
+from babyvlm.evaluate_metrics.families import FamilyAdapter
 from babyvlm.evaluate_metrics.inference import ChatModel, Conversation
 from babyvlm.evaluate_metrics.predictions import PREDICTIONS_FILE
 from babyvlm.evaluate_metrics.protocol import (
@@ -79,7 +80,7 @@ def test_one_dimensional_positions_would_change_qwen_vl_losses(family_dirs):
     chat = ChatModel.from_pretrained(family_dirs["qwen2_vl"])
     conversations, continuations = scoring_requests()
     own = [loss for loss, _ in chat.score_continuations(conversations, continuations)]
-    generic = type(chat.family)("generic")
+    generic = FamilyAdapter("generic")
     chat.family = generic
     overridden = [loss for loss, _ in chat.score_continuations(conversations, continuations)]
     assert overridden != pytest.approx(own, rel=1e-4)

@@ -4,17 +4,22 @@ import pytest
 from babyvlm.evaluate_metrics.inference import ChatModel, Conversation
 from babyvlm.evaluate_metrics.protocol import run_record_dialogues, user_rounds
 
+from babyvlm.testing import save_tiny_model
 from babyvlm.testing.devcv import save_tiny_llava, synthetic_items
 
 MAX_NEW_TOKENS = 4
+# Families with multimodal rotary positions: a cached round needs every image's grid and the new images' features.
+QWEN_VL = ["qwen2_vl", "qwen2_5_vl", "qwen3_vl"]
 
 
-@pytest.fixture(scope="module", params=["llava", "babyllava_v2", "sliding_window"])
+@pytest.fixture(scope="module", params=["llava", "babyllava_v2", "sliding_window", *QWEN_VL])
 def model_kind(request, tmp_path_factory, tiny_model_dir):
     """(kind, plain chat, chat reusing the dialogue cache) for a model of each kind."""
     kind = request.param
     if kind == "babyllava_v2":
         directory = tiny_model_dir
+    elif kind in QWEN_VL:
+        directory = save_tiny_model(kind, tmp_path_factory.mktemp(kind))
     else:
         directory = save_tiny_llava(
             tmp_path_factory.mktemp(kind), sliding_window=4096 if kind == "sliding_window" else None
@@ -43,14 +48,15 @@ def records():
 
 
 class VisionCounter:
-    """Counts the images the vision tower encodes."""
+    """Counts the images the vision tower encodes (one pixel tensor per image, or Qwen-VL's patches of each grid)."""
 
     def __init__(self, model):
         self.images = 0
-        self.handle = model.model.vision_tower.register_forward_pre_hook(self.count)
+        tower = getattr(model.model, "vision_tower", None) or model.model.visual
+        self.handle = tower.register_forward_pre_hook(self.count, with_kwargs=True)
 
-    def count(self, _module, args):
-        self.images += len(args[0])
+    def count(self, _module, args, kwargs):
+        self.images += len(kwargs["grid_thw"] if "grid_thw" in kwargs else args[0])
 
 
 @pytest.mark.slow
@@ -89,6 +95,26 @@ def test_a_history_that_does_not_extend_the_last_prompt_is_encoded_again(model_k
         second[1],
     ]
     assert dialogues.generate([0, 1], histories) == plain.generate(histories)
+
+
+def test_a_round_without_new_images_continues_the_positions_of_its_own_dialogue(model_kind, records):
+    """A text-only round after image rounds (and after another batch has run) answers as re-encoding does."""
+    _, plain, reusing = model_kind
+    first, second = (user_rounds(record) for record in records[:2])
+    dialogues = reusing.start_dialogues()
+    answers = dialogues.generate([0, 1], [first[0], second[0]])
+    plain.generate([second[1]])  # another call in between (its batch shape and positions differ)
+    histories = [
+        Conversation(
+            turn.messages
+            + [{"role": "assistant", "content": [{"type": "text", "text": answer}]}]
+            + [{"role": "user", "content": [{"type": "text", "text": "Touch the new image."}]}],
+            turn.images,
+        )
+        for turn, answer in zip((first[0], second[0]), answers)
+    ]
+    assert dialogues.generate([0, 1], histories) == plain.generate(histories)
+    assert dialogues.enabled == (model_kind[0] != "sliding_window")
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -22,6 +23,9 @@ class FamilyAdapter:
     # ids, the image grids and the attention mask): giving it 1-D position ids would override them.
     own_positions: bool = False
 
+    # The processor outputs a dialogue round can split per image: one pixel tensor per image.
+    _ROUND_INPUTS = frozenset({"input_ids", "attention_mask", "pixel_values"})
+
     def position_ids(self, attention_mask: torch.Tensor) -> torch.Tensor | None:
         """Position ids for a left-padded forward pass, or None to let the model count its own."""
         if self.own_positions:
@@ -31,8 +35,30 @@ class FamilyAdapter:
 
     @property
     def reuses_dialogue_cache(self) -> bool:
-        """Whether dialogue rounds may reuse earlier rounds' keys and values (their positions come from the mask)."""
+        """Whether dialogue rounds may reuse earlier rounds' keys and values: positions counted from the mask (which
+        hides the cache's padding and stale slots), or a family that builds a cached round's inputs itself."""
         return not self.own_positions
+
+    def splits_images(self, inputs: dict, image_count: int) -> bool:
+        """Whether ``inputs`` (the processor's output for prompts holding ``image_count`` images) can be cut into
+        the inputs of single images, which a dialogue round that reuses the cache needs."""
+        return set(inputs) <= self._ROUND_INPUTS and (
+            "pixel_values" not in inputs or len(inputs["pixel_values"]) == image_count
+        )
+
+    def dialogue_round_inputs(
+        self, model, inputs: dict, input_ids: torch.Tensor, attention_mask: torch.Tensor, new_images: Sequence[int]
+    ) -> dict:
+        """The inputs of a dialogue round that reuses the cache.
+
+        ``input_ids`` and ``attention_mask`` hold the cached slots followed by each row's new tokens; ``inputs``
+        is the processor's output for the whole prompts, whose images ``new_images`` (indices over every row's
+        images, in order) have placeholders among the new tokens and go through the vision tower.
+        """
+        round_inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if new_images:
+            round_inputs["pixel_values"] = inputs["pixel_values"][list(new_images)]
+        return round_inputs
 
 
 def uses_multimodal_rotary_positions(config) -> bool:
