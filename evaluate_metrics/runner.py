@@ -160,7 +160,7 @@ def _evaluate_task(
     use_system_prompt: bool,
     progress: bool,
     state: PartialState,
-) -> None:
+) -> int:
     """Answer this process's share of the task's items not yet in the log; returns how many items all
     processes answer."""
     ids = dataset["id"]

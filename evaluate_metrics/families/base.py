@@ -23,8 +23,9 @@ class FamilyAdapter:
     # ids, the image grids and the attention mask): giving it 1-D position ids would override them.
     own_positions: bool = False
 
-    # The processor outputs a dialogue round can split per image: one pixel tensor per image.
+    # The processor outputs a dialogue round can split per image, and the one that has an entry per image.
     _ROUND_INPUTS = frozenset({"input_ids", "attention_mask", "pixel_values"})
+    _PER_IMAGE_INPUT = "pixel_values"
 
     def position_ids(self, attention_mask: torch.Tensor) -> torch.Tensor | None:
         """Position ids for a left-padded forward pass, or None to let the model count its own."""
@@ -43,7 +44,7 @@ class FamilyAdapter:
         """Whether ``inputs`` (the processor's output for prompts holding ``image_count`` images) can be cut into
         the inputs of single images, which a dialogue round that reuses the cache needs."""
         return set(inputs) <= self._ROUND_INPUTS and (
-            "pixel_values" not in inputs or len(inputs["pixel_values"]) == image_count
+            "pixel_values" not in inputs or len(inputs[self._PER_IMAGE_INPUT]) == image_count
         )
 
     def dialogue_round_inputs(

@@ -27,15 +27,11 @@ class QwenVLAdapter(FamilyAdapter):
 
     # Pixels arrive as the patches of all images in a row (`image_grid_thw` says how many belong to each).
     _ROUND_INPUTS = frozenset({"input_ids", "attention_mask", "pixel_values", "image_grid_thw", "mm_token_type_ids"})
+    _PER_IMAGE_INPUT = "image_grid_thw"
 
     @property
     def reuses_dialogue_cache(self) -> bool:
         return True
-
-    def splits_images(self, inputs: dict, image_count: int) -> bool:
-        return set(inputs) <= self._ROUND_INPUTS and (
-            "pixel_values" not in inputs or len(inputs["image_grid_thw"]) == image_count
-        )
 
     def dialogue_round_inputs(
         self, model, inputs: dict, input_ids: torch.Tensor, attention_mask: torch.Tensor, new_images: Sequence[int]
@@ -50,9 +46,9 @@ class QwenVLAdapter(FamilyAdapter):
             # Every image's grid, cached ones included: the positions are counted over the whole sequence.
             round_inputs["image_grid_thw"] = grids
             if new_images:
-                patches = grids.prod(-1)
-                ends = patches.cumsum(0).tolist()
-                pixels = torch.cat([inputs["pixel_values"][ends[i] - patches[i] : ends[i]] for i in new_images])
+                ends = grids.prod(-1).cumsum(0).tolist()
+                starts = [0, *ends[:-1]]
+                pixels = torch.cat([inputs["pixel_values"][starts[i] : ends[i]] for i in new_images])
                 # Pre-computed features: `generate` would run the vision tower on every grid it is given.
                 features = model.get_image_features(pixels, grids[list(new_images)], return_dict=True)
                 round_inputs["mm_encoder_outputs"] = {"image": features}

@@ -13,7 +13,7 @@ import argparse
 import sys
 import time
 
-from babyvlm.evaluate_metrics.devcv.tasks import TASKS
+from babyvlm.evaluate_metrics.devcv.tasks import PROMPT_VARIANTS, TASKS
 
 from ..audit import ShortcutAudit, format_audit_text
 from .config import (
@@ -25,7 +25,6 @@ from .config import (
     GeneratorConfig,
 )
 from .generate import GenerationError, generate_devcv
-from .prompts import VARIANTS
 from .vocabulary import DistractorPolicy, read_embeddings, read_lexicon, read_word_list
 
 
@@ -58,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
     parser.add_argument(
-        "--variant", choices=VARIANTS, default="saycam", help="original prompt wording to use (default saycam)"
+        "--variant", choices=PROMPT_VARIANTS, default="saycam", help="original prompt wording to use (default saycam)"
     )
     parser.add_argument(
         "--construction",

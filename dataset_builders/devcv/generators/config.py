@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from babyvlm.evaluate_metrics.devcv.tasks import TASKS, canonical_task
+from babyvlm.evaluate_metrics.devcv.tasks import TASKS, canonical_task, check_prompt_variant
 
-from .prompts import check_variant
 from .vocabulary import DistractorPolicy
 
 SPLITS = ("train", "validation", "test")
@@ -56,7 +55,7 @@ class GeneratorConfig:
     def __post_init__(self):
         object.__setattr__(self, "tasks", _canonical_names(self.tasks, "tasks"))
         object.__setattr__(self, "train_tasks", _canonical_names(self.train_tasks, "train tasks"))
-        check_variant(self.variant)
+        check_prompt_variant(self.variant)
         if self.construction not in CONSTRUCTIONS:
             raise ValueError(f"unknown construction {self.construction!r}; choose one of {', '.join(CONSTRUCTIONS)}")
         if not self.tasks:

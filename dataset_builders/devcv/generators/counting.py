@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 
+from babyvlm.evaluate_metrics.devcv.tasks import LETTERS
+
 from ...annotations import ObjectBox
 from . import prompts
 from .corpus import Scene
 from .imaging import canvas, crop_object, rescale
 from .items import ItemImage, ObjectViewGenerator, Skip, TaskGenerator, object_record
-from .prompts import LETTERS
 from .sampling import AnswerQuota, PositionCycle, interleave_by, place_gold
 from .vocabulary import pluralize
 

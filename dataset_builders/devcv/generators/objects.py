@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from babyvlm.evaluate_metrics.devcv.tasks import LETTERS
+
 from ...annotations import ObjectBox
 from . import prompts
 from .corpus import Scene, identity
 from .imaging import crop_object
 from .items import ItemImage, ObjectViewGenerator, Skip, object_record
-from .prompts import LETTERS
 from .sampling import PositionCycle, interleave_by, place_gold
 from .vocabulary import NoDistractors, describe, with_article
 

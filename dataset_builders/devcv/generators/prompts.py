@@ -7,18 +7,12 @@ Ego4D items character for character. These functions fill in a task's template.
 
 from __future__ import annotations
 
-from babyvlm.evaluate_metrics.devcv.tasks import LETTERS as LETTERS
-from babyvlm.evaluate_metrics.devcv.tasks import PROMPT_VARIANTS, TASKS, VDR_OPEN_OPTIONS, check_prompt_variant
-from babyvlm.evaluate_metrics.devcv.tasks import QUADRANTS as QUADRANTS
+from babyvlm.evaluate_metrics.devcv.tasks import TASKS, VDR_OPEN_OPTIONS
 
 from babyvlm.chat import IMAGE_PLACEHOLDER
 
 from ...annotations import EXIT_DIRECTIONS
 
-VARIANTS = PROMPT_VARIANTS
-check_variant = check_prompt_variant
-ORDINALS = ("first", "second", "third", "fourth")
-"""How the SAYCam Picture Vocabulary prompt names its options: (A) the first image ... (D) the fourth image."""
 assert set(VDR_OPEN_OPTIONS) == set(EXIT_DIRECTIONS)
 
 

@@ -31,6 +31,8 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 
+from babyvlm.evaluate_metrics.devcv.tasks import LETTERS, QUADRANTS
+
 from . import prompts
 from .corpus import identity
 from .frames import JPEG_QUALITY
@@ -47,7 +49,6 @@ from .imaging import (
     rescale,
 )
 from .items import ItemImage, ObjectViewGenerator, Skip, TaskGenerator, object_record
-from .prompts import LETTERS, QUADRANTS
 from .sampling import AnswerQuota, PositionCycle, interleave_by, place_gold
 
 WINDOW_MIN_SCALE = 0.3
