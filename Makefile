@@ -4,7 +4,7 @@ VENV := .venv
 INSTALLED := $(VENV)/.installed
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 
-.PHONY: demo test bench install chromium
+.PHONY: demo test docs bench install chromium
 
 install: $(INSTALLED)
 
@@ -23,6 +23,11 @@ test: $(INSTALLED) chromium
 	$(VENV)/bin/ruff format --check .
 	$(OFFLINE) $(VENV)/bin/python -m pytest -n 2 --durations=15 tests
 	tests/installed/check_wheel.sh $(VENV)
+	$(MAKE) docs
+
+# The documentation site (mkdocs.yml): every warning (a dead link or anchor, a missing API name) fails the build.
+docs: $(INSTALLED)
+	$(OFFLINE) NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
 
 # The explorer's browser test (tests/test_explore.py) drives Debian's Chromium; without it that test is skipped.
 chromium:

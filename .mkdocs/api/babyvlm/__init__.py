@@ -1,0 +1,1 @@
+../../../babyvlm/__init__.py

@@ -1,0 +1,1 @@
+../../../babyvlm/chat.py
