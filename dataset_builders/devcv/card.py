@@ -7,6 +7,7 @@ from huggingface_hub import DatasetCard, DatasetCardData
 
 from babyvlm.chat import content_to_text
 
+from ..licences import card_licence, licence_section, size_category
 from .audit import ShortcutAudit, format_audit_markdown
 from .report import BuildReport
 from .schema import COLUMN_DESCRIPTIONS, DEVCV_FEATURES
@@ -14,14 +15,13 @@ from .schema import COLUMN_DESCRIPTIONS, DEVCV_FEATURES
 ALL_CONFIG = "all"
 SPLIT_ORDER = ("train", "validation", "test")
 
-# The released items are SAYCam (Databrary) and Ego4D frames, under those corpora's terms (ACCESS_NOTE).
-LICENSE_NAME = "saycam-databrary-and-ego4d-terms"
 ACCESS_NOTE = """\
 SAYCam frames are gated: access goes through Databrary and requires an approved data-use
 agreement. `babyvlm-build-devcv` only packages a copy the user already holds; it never downloads
 or redistributes frames. A folder built from SAYCam items (or from any source with a licence
-that forbids redistribution) must not be uploaded publicly. Ego4D items fall under the Ego4D
-licence; the public Ego4D DevCV test set is released as `wsashawn/devcv_toolbox_ego4d`."""
+that forbids redistribution) must not be uploaded publicly: `--push-to-hub` sends it only to a
+private or gated repository. Ego4D items fall under the Ego4D licence; the public Ego4D DevCV
+test set is released as `wsashawn/devcv_toolbox_ego4d`."""
 
 
 def _ordered_splits(splits) -> list[str]:
@@ -116,22 +116,22 @@ def render_devcv_card(
     contents: str,
     provenance: str,
     access: str,
-    license_name: str,
+    sources: list[str],
     build_report: str,
 ) -> str:
     """Full README.md of a DevCV folder: YAML front matter with the configs, then what the folder holds
     (``contents``), ``provenance``, ``access``, schema, counts, prompts, shortcut audit, ``build_report``.
 
     ``counts`` are written items per task and split; ``prompts`` maps each task to the text of one of
-    its prompts (``<image>`` where images go). The licence is ``other``: the items fall under the terms of
-    the recordings they come from, named by ``license_name`` and explained by ``access``.
+    its prompts (``<image>`` where images go). The licence is that of the ``sources`` the items come from
+    (:mod:`..licences`), each source's terms listed after ``access``.
     """
     card_data = DatasetCardData(
         pretty_name="DevCV Toolbox",
-        license="other",
-        license_name=license_name,
+        **card_licence(sources),
         language=["en"],
         task_categories=["visual-question-answering"],
+        size_categories=[size_category(sum(n for per_split in counts.values() for n in per_split.values()))],
         tags=["developmental-psychology", "babyvlm", "devcv"],
         configs=configs_yaml(counts, fingerprint),
     )
@@ -160,6 +160,10 @@ everything = load_dataset("path/to/this/folder")  # the `all` config
 ## Licence and access
 
 {access}
+
+Terms of each source in this folder:
+
+{licence_section(sources)}
 
 ## Schema
 
@@ -212,7 +216,7 @@ def render_card(
 Items are reproduced losslessly: `babyvlm.dataset_builders.devcv.export` writes them back to the
 released layout. Shard fingerprint (SHA-256): `{report.fingerprint}`.""",
         access=ACCESS_NOTE,
-        license_name=LICENSE_NAME,
+        sources=sources,
         build_report=f"""{report.items} released items read, {report.written} written, {len(report.skipped)} skipped
 ({len(report.skipped_files)} file(s) skipped). Skip reasons:
 
