@@ -16,6 +16,7 @@ Everything babyvlm reads from or writes to the Hub goes through here (checkpoint
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from typing import TypeVar
 
 import httpx2
 from huggingface_hub import CommitOperationAdd, HfApi, constants, snapshot_download
-from huggingface_hub.errors import HfHubHTTPError
+from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError
 
 from .checkpoint_sources import _commit_of, _hub_errors, _is_repo_id
 
@@ -108,17 +109,20 @@ def upload(
     commit_message: str,
     private: bool = False,
     gated: bool = False,
+    create: bool = True,
     api: HfApi | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> str:
     """Upload ``files`` (``{path in repo: local file or bytes}``) to ``repo_id`` as one commit; returns its URL.
 
-    The repository is created when missing (``private`` applies then), and gated (``gated="manual"``)
-    before the commit when ``gated`` is set. Raises :class:`HubUploadError` when the upload fails,
-    having put back what it changed.
+    The repository is created when missing (``private`` applies then; with ``create=False`` a missing one is an
+    error), and gated (``gated="manual"``) before the commit when ``gated`` is set. Raises :class:`HubUploadError`
+    when the upload fails, having put back what it changed.
     """
     api = api or HfApi()
     existed = with_retries(lambda: api.repo_exists(repo_id, repo_type=repo_type), sleep)
+    if not existed and not create:
+        raise HubUploadError(f"no {repo_type} repo {repo_id} on the Hub (or no access to it): nothing was uploaded")
     previous_gating = (
         with_retries(lambda: api.repo_info(repo_id, repo_type=repo_type), sleep).gated if existed and gated else None
     )
@@ -137,6 +141,28 @@ def upload(
         remote = _undo(api, repo_id, repo_type, existed, gating_changed, previous_gating)
         raise HubUploadError(f"uploading to {repo_type} repo {repo_id} failed ({error}); {remote}") from error
     return commit.commit_url
+
+
+def read_file(
+    repo_id: str,
+    filename: str,
+    *,
+    repo_type: str,
+    api: HfApi | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> str | None:
+    """The text of ``filename`` in the repo's main branch, None when the repo holds no such file."""
+    api = api or HfApi()
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            path = with_retries(
+                lambda: api.hf_hub_download(repo_id, filename, repo_type=repo_type, local_dir=folder), sleep
+            )
+        except EntryNotFoundError:
+            return None
+        except HfHubHTTPError as error:
+            raise HubUploadError(f"cannot read {filename} of {repo_type} repo {repo_id} ({error})") from error
+        return Path(path).read_text(encoding="utf-8")
 
 
 def _undo(api: HfApi, repo_id: str, repo_type: str, existed: bool, gating_changed: bool, previous_gating) -> str:
@@ -161,6 +187,7 @@ __all__ = [
     "folder_files",
     "is_transient",
     "parse_hub_reference",
+    "read_file",
     "upload",
     "with_retries",
 ]

@@ -13,14 +13,17 @@ from babyvlm.dataset_builders.saycam.cards import write_card
 from babyvlm.dataset_builders.saycam.config import BuildConfig
 from babyvlm.dataset_builders.saycam.records import SPECS
 from babyvlm.dataset_builders.saycam.storage import write_records
+from babyvlm.evaluate_metrics.hub_results import results_card
+from babyvlm.evaluate_metrics.runner import main as eval_main
 from datasets import load_dataset
 from fixtures_devcv import write_split_layout, write_task_layout
 from hub_cards import assert_hub_dataset_card
 from hub_fakes import RecordingHub, cache_repo, commit_hash, http_error, write_commit
-from huggingface_hub import DatasetCard, constants
+from huggingface_hub import DatasetCard, EvalResult, ModelCard, ModelCardData, constants
 
 from babyvlm import hub
 from babyvlm.hub import HubUploadError, upload
+from babyvlm.testing.devcv import save_tiny_llava, synthetic_items, write_devcv_folder
 
 EGO4D_REPO = "someone/devcv_toolbox_ego4d"
 TASKS = ("count", "leftright")
@@ -177,3 +180,87 @@ def test_saycam_corpora_go_to_one_gated_repo_with_a_config_each(tmp_path):
     assert card.data.task_categories == ["image-text-to-text", "text-generation"]
     assert card.data.license_name == "databrary-access-agreement" and card.data.extra_gated_fields
     assert (uploaded / "utterances" / "README.md").is_file() and (uploaded / "build_report.json").is_file()
+
+
+@pytest.fixture(scope="module")
+def eval_run(tmp_path_factory):
+    """A tiny model and a tiny DevCV folder (Object Counting, VDR open) to evaluate."""
+    root = tmp_path_factory.mktemp("eval")
+    rows = {"count": synthetic_items("count", 3), "vdr_open": synthetic_items("vdr_open", 2)}
+    return save_tiny_llava(root / "model"), write_devcv_folder(root / "devcv", rows)
+
+
+OTHER_RESULT = EvalResult(
+    task_type="visual-question-answering",
+    dataset_type="someone/other-benchmark",
+    dataset_name="Other",
+    metric_type="acc",
+    metric_value=0.5,
+)
+
+
+def test_eval_push_writes_the_model_index_and_the_report_in_one_commit(eval_run, recording_hub, tmp_path, capsys):
+    model, data = eval_run
+    stale = EvalResult(
+        task_type="visual-question-answering",
+        dataset_type="me/devcv",
+        dataset_name="DevCV",
+        dataset_config="count",
+        dataset_split="test",
+        metric_type="acc",
+        metric_value=0.99,
+    )
+    existing = ModelCard(
+        f"---\n{ModelCardData(model_name='tiny', eval_results=[OTHER_RESULT, stale]).to_yaml()}\n---\n"
+    )
+    recording_hub.files["me/tiny"] = {"README.md": str(existing).encode(), "model.safetensors": b"weights"}
+    output = tmp_path / "run"
+    argv = ["--model", model, "--data", data, "--output", output, "--max-new-tokens", "3", "--no-progress"]
+    eval_main([*map(str, argv), "--push-to-hub", "me/tiny", "--hub-dataset", "me/devcv"])
+    assert "pushed the results to https://huggingface.co/me/tiny/commit/1" in capsys.readouterr().out
+    assert recording_hub.names() == ["hf_hub_download", "repo_exists", "create_repo", "create_commit"]
+    (commit,) = recording_hub.commits
+    folder = "devcv/me--devcv/test"
+    assert {f"{folder}/{name}" for name in ("summary.json", "results.json", "devcv_results.json", "results.md")} <= set(
+        commit["files"]
+    )
+    summary = json.loads((output / "summary.json").read_text())
+    card = ModelCard(commit["files"]["README.md"].decode())
+    results = {(r.dataset_type, r.dataset_config, r.metric_type): r for r in card.data.eval_results}
+    assert len(results) == len(card.data.eval_results)
+    assert results["someone/other-benchmark", None, "acc"].metric_value == 0.5  # another dataset's result is kept
+    expected = {
+        ("me/devcv", task["task"], metric): value
+        for task in summary["tasks"].values()
+        for metric, value in task["metrics"].items()
+    }
+    expected["me/devcv", "all", "overall"] = summary["overall"]
+    ours = {key: result.metric_value for key, result in results.items() if key[0] == "me/devcv"}
+    assert ours == expected  # the stale count result is replaced; official metrics only
+    count = results["me/devcv", "count", "acc"]
+    assert (count.dataset_split, count.metric_name, count.task_name) == ("test", "acc (n=3)", "Object Counting")
+    assert count.source_url == f"https://huggingface.co/me/tiny/blob/main/{folder}/summary.json"
+    assert "## DevCV results: `me/devcv`, split `test`" in card.text
+
+    # A second push of the same dataset and split replaces its section and results; intervals when the run has them.
+    next(task for task in summary["tasks"].values() if task["task"] == "count").update(ci_low=0.1, ci_high=0.6)
+    again = results_card(
+        str(card), summary, repo_id="me/tiny", dataset_id="me/devcv", dataset_name="DevCV", split="test"
+    )
+    assert again.text.count("## DevCV results: `me/devcv`") == 1
+    assert len(again.data.eval_results) == len(card.data.eval_results)
+    named = {(r.dataset_config, r.metric_type): r.metric_name for r in again.data.eval_results}
+    assert named["count", "acc"] == "acc (n=3, 95% CI 0.100-0.600)"
+
+
+def test_eval_push_needs_an_existing_model_repo_and_a_whole_run(eval_run, recording_hub, tmp_path, capsys):
+    model, data = eval_run
+    argv = ["--model", model, "--data", data, "--output", tmp_path / "run", "--max-new-tokens", "3", "--no-progress"]
+    with pytest.raises(SystemExit):
+        eval_main([*map(str, argv), "--push-to-hub", "me/tiny", "--limit", "1"])
+    assert "--push-to-hub publishes whole runs only: drop --limit" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:
+        eval_main([*map(str, argv), "--push-to-hub", "me/missing"])
+    assert exited.value.code == 2
+    assert "no model repo me/missing on the Hub (or no access to it): nothing was uploaded" in capsys.readouterr().err
+    assert "create_commit" not in recording_hub.names() and (tmp_path / "run" / "summary.json").is_file()
