@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from huggingface_hub import DatasetCard, DatasetCardData, HfApi
 
@@ -70,6 +71,16 @@ def check_push_arguments(parser: argparse.ArgumentParser, args: argparse.Namespa
         parser.error("--private and --gated apply to --push-to-hub")
 
 
+def _holds_image_paths(folder: str | Path) -> bool:
+    """Whether a DevCV folder stores image path references (``--image-paths``) instead of the images."""
+    for shard in sorted(Path(folder).glob("data/**/*.parquet")):
+        images = pq.ParquetFile(shard).read_row_group(0, columns=["images"]).column("images")
+        stored = pc.list_flatten(images).combine_chunks()
+        if len(stored) and stored.field("bytes").null_count == len(stored):
+            return True
+    return False
+
+
 def devcv_sources(folder: str | Path) -> list[str]:
     """The distinct ``source`` values of a DevCV folder's rows (read from the shards' ``source`` column alone)."""
     sources = set()
@@ -91,8 +102,11 @@ class Publication:
 def devcv_publication(folder: str | Path, gated: bool) -> Publication:
     """A DevCV folder as it goes to the Hub: shards, build report, and the card, with the gate's terms when ``gated``.
 
-    ``PublicationRefused`` when the card does not state the licence of the sources its rows come from.
+    ``PublicationRefused`` when the card does not state the licence of the sources its rows come from, or the
+    folder holds image paths instead of images.
     """
+    if _holds_image_paths(folder):
+        raise PublicationRefused(f"{folder} holds local image paths, not images (--image-paths): build without it")
     sources = devcv_sources(folder)
     files: dict[str, Path | bytes] = dict(folder_files(folder))
     card = DatasetCard(files[CARD_FILE].read_text(encoding="utf-8"))

@@ -130,6 +130,13 @@ def test_a_source_whose_licence_the_card_does_not_state_is_not_uploaded(releases
     assert recording_hub.calls == []
 
 
+def test_a_folder_of_image_paths_is_not_uploaded(releases, recording_hub, tmp_path, capsys):
+    argv = [releases / "ego4d", "--output", tmp_path / "paths", "--image-paths", "--push-to-hub", "me/paths"]
+    assert build(*argv) == 1
+    assert "holds local image paths, not images (--image-paths): build without it" in capsys.readouterr().err
+    assert recording_hub.calls == []
+
+
 def test_transient_errors_are_retried_with_backoff(tmp_path):
     fake, waits = RecordingHub(), []
     fake.fail["create_commit"] = [http_error(503), ConnectionError("reset")]
