@@ -36,22 +36,25 @@ class PublicationRefused(ValueError):
     """A push the sources' licences do not allow (the message is the one line saying why)."""
 
 
-def resolve_sources(sources: Sequence[str]) -> list[str]:
-    """Each ``SOURCE`` as a local path: one that names no local file or folder but a Hub dataset repository
-    (``owner/name[@revision]``) is downloaded (or found in the Hub cache) and its snapshot folder returned."""
-    resolved = []
+def resolve_sources(sources: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Each ``SOURCE`` as a local path, and the Hub origins among them (repo, revision and commit, for the card).
+
+    A ``SOURCE`` that names no local file or folder but a Hub dataset repository (``owner/name[@revision]``) is
+    downloaded (or found in the Hub cache) and its snapshot folder stands for it."""
+    paths, origins = [], []
     for source in sources:
         reference = None if Path(source).exists() else parse_hub_reference(source)
         if reference is None:
-            resolved.append(source)
+            paths.append(source)
             continue
         try:
             snapshot = dataset_snapshot(*reference)
         except ValueError as error:
             raise ValueError(f"{source} is no local file or folder, and as a Hub dataset repo: {error}") from error
         print(f"{source}: {snapshot.describe()}", file=sys.stderr)
-        resolved.append(str(snapshot.path))
-    return resolved
+        paths.append(str(snapshot.path))
+        origins.append(snapshot.describe())
+    return paths, origins
 
 
 def add_push_arguments(parser: argparse.ArgumentParser) -> None:

@@ -71,6 +71,8 @@ def test_a_hub_dataset_repo_builds_offline_exactly_like_the_local_folder(release
     assert build(f"{EGO4D_REPO}@v1.0", "--output", tmp_path / "hub") == 0
     assert f"{EGO4D_REPO} at revision `v1.0` (commit `{commit_hash('ego4d')}`)" in capsys.readouterr().err
     assert fingerprint(tmp_path / "hub") == fingerprint(tmp_path / "local")
+    card = (tmp_path / "hub" / "README.md").read_text()
+    assert f"- downloaded from the Hub: {EGO4D_REPO} at revision `v1.0` (commit `{commit_hash('ego4d')}`)" in card
     test = load_dataset(str(tmp_path / "hub"), "count", split="test")
     assert set(test["source"]) == {"ego4d"}  # named by the repo, as a local folder is by its name
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from babyvlm.evaluate_metrics.devcv.tasks import TASKS
 from huggingface_hub import DatasetCard, DatasetCardData
 
@@ -198,9 +200,15 @@ image; `pixel solver`: pick the option whose pixels are nearest the query's). Co
 
 
 def render_card(
-    report: BuildReport, sources: list[str], prompts: dict[str, str], audit: list[ShortcutAudit] | None
+    report: BuildReport,
+    sources: list[str],
+    prompts: dict[str, str],
+    audit: list[ShortcutAudit] | None,
+    origins: Sequence[str] = (),
 ) -> str:
-    """The card of a folder built from released layouts (see :func:`render_devcv_card`)."""
+    """The card of a folder built from released layouts (see :func:`render_devcv_card`); ``origins`` name the Hub
+    repositories (revision and commit) the layouts were downloaded from."""
+    downloaded = "".join(f"\n- downloaded from the Hub: {origin}" for origin in origins)
     skip_lines = (
         "\n".join(f"- `{reason}`: {count}" for reason, count in sorted(report.skip_reasons().items())) or "- none"
     )
@@ -212,7 +220,7 @@ def render_card(
         contents="the released items",
         provenance=f"""Built by `babyvlm-build-devcv` from the released JSON layouts of: {
             ", ".join(sorted(set(sources)))
-        }.
+        }.{downloaded}
 Items are reproduced losslessly: `babyvlm.dataset_builders.devcv.export` writes them back to the
 released layout. Shard fingerprint (SHA-256): `{report.fingerprint}`.""",
         access=ACCESS_NOTE,

@@ -92,8 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     check_push_arguments(parser, args)
     try:
+        sources, origins = resolve_sources(args.sources)
         report = build_devcv(
-            resolve_sources(args.sources),
+            sources,
             args.output,
             split=args.split,
             source_name=args.source_name,
@@ -106,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             progress=not args.quiet,
             tasks=args.task,
             limits=InputLimits(args.max_text_bytes, args.max_item_bytes, args.allow_links_outside_root),
+            origins=origins,
         )
     except DevCVBuildError as error:
         print(error.report.summary(), file=sys.stderr)
