@@ -25,7 +25,7 @@ from typing import TypeVar
 
 import httpx2
 from huggingface_hub import CommitOperationAdd, HfApi, constants, snapshot_download
-from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError
+from huggingface_hub.errors import HfHubHTTPError, RemoteEntryNotFoundError
 
 from .checkpoint_sources import _commit_of, _hub_errors, _is_repo_id
 
@@ -120,12 +120,19 @@ def upload(
     when the upload fails, having put back what it changed.
     """
     api = api or HfApi()
-    existed = with_retries(lambda: api.repo_exists(repo_id, repo_type=repo_type), sleep)
-    if not existed and not create:
+    try:
+        existed = with_retries(lambda: api.repo_exists(repo_id, repo_type=repo_type), sleep)
+        info = with_retries(lambda: api.repo_info(repo_id, repo_type=repo_type), sleep) if existed else None
+    except Exception as error:
+        raise HubUploadError(f"cannot reach {repo_type} repo {repo_id} ({error}): nothing was uploaded") from error
+    if info is None and not create:
         raise HubUploadError(f"no {repo_type} repo {repo_id} on the Hub (or no access to it): nothing was uploaded")
-    previous_gating = (
-        with_retries(lambda: api.repo_info(repo_id, repo_type=repo_type), sleep).gated if existed and gated else None
-    )
+    if info is not None and private and not info.private:
+        # create_repo leaves an existing repo's visibility alone: the files would be public.
+        raise HubUploadError(
+            f"{repo_type} repo {repo_id} exists and is public: make it private first; nothing was uploaded"
+        )
+    previous_gating = info.gated if info is not None else None
     gating_changed = False
     try:
         with_retries(lambda: api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True), sleep)
@@ -155,13 +162,15 @@ def read_file(
     api = api or HfApi()
     with tempfile.TemporaryDirectory() as folder:
         try:
-            path = with_retries(
-                lambda: api.hf_hub_download(repo_id, filename, repo_type=repo_type, local_dir=folder), sleep
-            )
-        except EntryNotFoundError:
-            return None
-        except HfHubHTTPError as error:
-            raise HubUploadError(f"cannot read {filename} of {repo_type} repo {repo_id} ({error})") from error
+            with _hub_errors(repo_id, None):
+                try:
+                    path = with_retries(
+                        lambda: api.hf_hub_download(repo_id, filename, repo_type=repo_type, local_dir=folder), sleep
+                    )
+                except RemoteEntryNotFoundError:  # the Hub says so; not a cache miss offline
+                    return None
+        except ValueError as error:
+            raise HubUploadError(f"cannot read {filename} ({error}): nothing was uploaded") from error
         return Path(path).read_text(encoding="utf-8")
 
 

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import httpx2
-from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError
+from huggingface_hub.errors import HfHubHTTPError, RemoteEntryNotFoundError
 from huggingface_hub.hf_api import CommitInfo, RepoUrl
 
 
@@ -34,9 +34,9 @@ def cache_repo(
         (repo / "refs" / ref).write_text(commit)
 
 
-def http_error(status: int) -> HfHubHTTPError:
+def http_error(status: int, error=HfHubHTTPError) -> HfHubHTTPError:
     request = httpx2.Request("POST", "https://huggingface.co/api/repo")
-    return HfHubHTTPError(f"{status} from the Hub", response=httpx2.Response(status, request=request))
+    return error(f"{status} from the Hub", response=httpx2.Response(status, request=request))
 
 
 class RecordingHub:
@@ -46,11 +46,12 @@ class RecordingHub:
     `files[repo_id]` holds what the repo's commits put there (path in repo -> bytes).
     """
 
-    def __init__(self, existing: dict[str, dict[str, bytes]] | None = None, gated=False):
+    def __init__(self, existing: dict[str, dict[str, bytes]] | None = None, gated=False, private=False):
         self.calls: list[tuple[str, dict]] = []
         self.fail: dict[str, list[Exception]] = {}
         self.files: dict[str, dict[str, bytes]] = {repo: dict(files) for repo, files in (existing or {}).items()}
         self.gated = {repo: gated for repo in self.files}
+        self.private = {repo: private for repo in self.files}
         self.commits: list[dict] = []
 
     def _call(self, name: str, **kwargs) -> None:
@@ -67,12 +68,15 @@ class RecordingHub:
 
     def repo_info(self, repo_id, repo_type=None):
         self._call("repo_info", repo_id=repo_id, repo_type=repo_type)
-        return type("Info", (), {"gated": self.gated[repo_id]})()
+        return type(
+            "Info", (), {"gated": self.gated.get(repo_id, False), "private": self.private.get(repo_id, False)}
+        )()
 
     def create_repo(self, repo_id, repo_type=None, private=None, exist_ok=False):
         self._call("create_repo", repo_id=repo_id, repo_type=repo_type, private=private, exist_ok=exist_ok)
         self.files.setdefault(repo_id, {})
         self.gated.setdefault(repo_id, False)
+        self.private.setdefault(repo_id, bool(private))
         return RepoUrl(f"https://huggingface.co/{repo_id}")
 
     def update_repo_settings(self, repo_id, repo_type=None, gated=None):
@@ -102,7 +106,7 @@ class RecordingHub:
     def hf_hub_download(self, repo_id, filename, repo_type=None, local_dir=None):
         self._call("hf_hub_download", repo_id=repo_id, filename=filename, repo_type=repo_type)
         if filename not in self.files.get(repo_id, {}):
-            raise EntryNotFoundError(f"{filename} not in {repo_id}")
+            raise http_error(404, RemoteEntryNotFoundError)
         path = Path(local_dir) / filename
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(self.files[repo_id][filename])

@@ -227,7 +227,7 @@ def test_eval_push_writes_the_model_index_and_the_report_in_one_commit(eval_run,
     argv = ["--model", model, "--data", data, "--output", output, "--max-new-tokens", "3", "--no-progress"]
     eval_main([*map(str, argv), "--push-to-hub", "me/tiny", "--hub-dataset", "me/devcv"])
     assert "pushed the results to https://huggingface.co/me/tiny/commit/1" in capsys.readouterr().out
-    assert recording_hub.names() == ["hf_hub_download", "repo_exists", "create_repo", "create_commit"]
+    assert recording_hub.names() == ["hf_hub_download", "repo_exists", "repo_info", "create_repo", "create_commit"]
     (commit,) = recording_hub.commits
     folder = "devcv/me--devcv/test"
     assert {f"{folder}/{name}" for name in ("summary.json", "results.json", "devcv_results.json", "results.md")} <= set(
@@ -273,3 +273,10 @@ def test_eval_push_needs_an_existing_model_repo_and_a_whole_run(eval_run, record
     assert exited.value.code == 2
     assert "no model repo me/missing on the Hub (or no access to it): nothing was uploaded" in capsys.readouterr().err
     assert "create_commit" not in recording_hub.names() and (tmp_path / "run" / "summary.json").is_file()
+
+
+def test_private_upload_to_an_existing_public_repo_is_refused():
+    fake = RecordingHub(existing={"me/x": {}})
+    with pytest.raises(HubUploadError, match="me/x exists and is public: make it private first; nothing was uploaded"):
+        upload("me/x", {"a.txt": b"a"}, repo_type="dataset", commit_message="m", private=True, api=fake)
+    assert fake.names() == ["repo_exists", "repo_info"]
