@@ -26,6 +26,7 @@ from huggingface_hub import DatasetCard, DatasetCardData, HfApi
 from babyvlm import __version__
 from babyvlm.hub import HubUploadError, dataset_snapshot, folder_files, parse_hub_reference, upload
 
+from .devcv.card import FOLDER_PLACEHOLDER
 from .licences import card_licence, gate_metadata, licence_section, publication_problem, size_category
 from .saycam.cards import SOURCE as SAYCAM_SOURCE
 
@@ -102,8 +103,9 @@ class Publication:
     what: str
 
 
-def devcv_publication(folder: str | Path, gated: bool) -> Publication:
-    """A DevCV folder as it goes to the Hub: shards, build report, and the card, with the gate's terms when ``gated``.
+def devcv_publication(folder: str | Path, repo_id: str, gated: bool) -> Publication:
+    """A DevCV folder as it goes to ``repo_id``: shards, build report, and the card, its loading example naming the
+    repo, with the gate's terms when ``gated``.
 
     ``PublicationRefused`` when the card does not state the licence of the sources its rows come from, or the
     folder holds image paths instead of images.
@@ -112,7 +114,7 @@ def devcv_publication(folder: str | Path, gated: bool) -> Publication:
         raise PublicationRefused(f"{folder} holds local image paths, not images (--image-paths): build without it")
     sources = devcv_sources(folder)
     files: dict[str, Path | bytes] = dict(folder_files(folder))
-    card = DatasetCard(files[CARD_FILE].read_text(encoding="utf-8"))
+    card = DatasetCard(files[CARD_FILE].read_text(encoding="utf-8").replace(f'"{FOLDER_PLACEHOLDER}"', f'"{repo_id}"'))
     stated = {key: card.data.get(key) for key in ("license", "license_name", "license_link")}
     expected = card_licence(sources)
     if {key: value for key, value in stated.items() if value} != expected:
@@ -127,7 +129,7 @@ def devcv_publication(folder: str | Path, gated: bool) -> Publication:
     return Publication(files, sources, "DevCV Toolbox")
 
 
-def saycam_publication(output: str | Path, gated: bool) -> Publication:
+def saycam_publication(output: str | Path, repo_id: str, gated: bool) -> Publication:
     """The corpora of a SAYCam build as one repository: ``<corpus>/data/...`` and one config per corpus.
 
     Each corpus keeps its own card as ``<corpus>/README.md``; the repository card at the top names
@@ -170,7 +172,7 @@ local copy of SAYCam. One config per corpus:
 ```python
 from datasets import load_dataset
 
-pairs = load_dataset("ORG/NAME", "image_utterance", split="train")
+pairs = load_dataset("{repo_id}", "image_utterance", split="train")
 ```
 
 ## Licence and access
@@ -207,14 +209,16 @@ def push_dataset(
 
 
 def push_from_args(
-    args: argparse.Namespace, folder: str | Path, publication: Callable[[str | Path, bool], Publication]
+    args: argparse.Namespace, folder: str | Path, publication: Callable[[str | Path, str, bool], Publication]
 ) -> int:
     """The ``--push-to-hub`` step of a builder's command (``publication``: :func:`devcv_publication` or
     :func:`saycam_publication`); returns the exit status: 1, with one line saying why, when nothing was uploaded."""
     if not args.push_to_hub:
         return 0
     try:
-        url = push_dataset(args.push_to_hub, publication(folder, args.gated), private=args.private, gated=args.gated)
+        url = push_dataset(
+            args.push_to_hub, publication(folder, args.push_to_hub, args.gated), private=args.private, gated=args.gated
+        )
     except (PublicationRefused, HubUploadError, FileNotFoundError) as error:
         print(f"error: {error}; {folder} is complete", file=sys.stderr)
         return 1

@@ -119,6 +119,7 @@ def test_gated_push_is_one_commit_whose_files_load_by_task(releases, recording_h
     assert (card.data.license, card.data.license_name) == ("other", "databrary-access-agreement")
     assert card.data.task_categories == ["visual-question-answering"] and card.data.size_categories == ["n<1K"]
     assert "Databrary access agreement" in card.data.extra_gated_prompt
+    assert 'load_dataset("me/devcv", "picture_vocabulary", split="test")' in card.text
     assert "I hold an approved SAYCam data-use agreement (databrary-access-agreement)" in card.data.extra_gated_fields
     # The local card is untouched: gating is a property of the upload.
     assert "extra_gated_prompt" not in DatasetCard.load(output / "README.md").data.to_dict()
@@ -174,7 +175,7 @@ def test_saycam_corpora_go_to_one_gated_repo_with_a_config_each(tmp_path):
     write_saycam_corpus(output, "utterances", 3)
     write_saycam_corpus(output, "image_utterance", 2)
     (output / "build_report.json").write_text("{}")
-    publication = saycam_publication(output, gated=True)
+    publication = saycam_publication(output, "me/saycam", gated=True)
     fake = RecordingHub()
     with pytest.raises(ValueError, match="only go to a private or gated repository"):
         push_dataset("me/saycam", publication, api=fake)
@@ -187,6 +188,7 @@ def test_saycam_corpora_go_to_one_gated_repo_with_a_config_each(tmp_path):
     ]
     card = assert_hub_dataset_card(uploaded / "README.md")
     assert card.data.task_categories == ["image-text-to-text", "text-generation"]
+    assert 'load_dataset("me/saycam", "image_utterance", split="train")' in card.text
     assert card.data.license_name == "databrary-access-agreement" and card.data.extra_gated_fields
     assert (uploaded / "utterances" / "README.md").is_file() and (uploaded / "build_report.json").is_file()
 

@@ -15,6 +15,8 @@ from .report import BuildReport
 from .schema import COLUMN_DESCRIPTIONS, DEVCV_FEATURES
 
 ALL_CONFIG = "all"
+FOLDER_PLACEHOLDER = "path/to/this/folder"
+"""What the card's loading example passes to ``load_dataset``; a Hub upload puts the repo id there."""
 SPLIT_ORDER = ("train", "validation", "test")
 
 ACCESS_NOTE = """\
@@ -151,8 +153,8 @@ as a 🤗 dataset: one config per task and an `all` config (the default) holding
 ```python
 from datasets import load_dataset
 
-pv = load_dataset("path/to/this/folder", "picture_vocabulary", split="test")
-everything = load_dataset("path/to/this/folder")  # the `all` config
+pv = load_dataset("{FOLDER_PLACEHOLDER}", "picture_vocabulary", split="test")
+everything = load_dataset("{FOLDER_PLACEHOLDER}")  # the `all` config
 ```
 
 ## Provenance
