@@ -25,7 +25,7 @@ from typing import TypeVar
 
 import httpx2
 from huggingface_hub import CommitOperationAdd, HfApi, constants, snapshot_download
-from huggingface_hub.errors import HfHubHTTPError, RemoteEntryNotFoundError
+from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled, RemoteEntryNotFoundError
 
 from .checkpoint_sources import _commit_of, _hub_errors, _is_repo_id
 
@@ -70,7 +70,9 @@ def dataset_snapshot(repo_id: str, revision: str | None = None) -> DatasetSnapsh
 
 
 def is_transient(error: BaseException) -> bool:
-    """A failure worth retrying: the Hub's 5xx and 429 answers, connection errors and timeouts."""
+    """A failure worth retrying: the Hub's 5xx and 429 answers, connection errors and timeouts (not offline mode)."""
+    if isinstance(error, OfflineModeIsEnabled):
+        return False
     if isinstance(error, HfHubHTTPError):
         status = error.response.status_code if error.response is not None else None
         return status is not None and (status >= 500 or status == 429)

@@ -20,9 +20,10 @@ from fixtures_devcv import write_split_layout, write_task_layout
 from hub_cards import assert_hub_dataset_card
 from hub_fakes import RecordingHub, cache_repo, commit_hash, http_error, write_commit
 from huggingface_hub import DatasetCard, EvalResult, ModelCard, ModelCardData, constants
+from huggingface_hub.errors import OfflineModeIsEnabled
 
 from babyvlm import hub
-from babyvlm.hub import HubUploadError, upload
+from babyvlm.hub import HubUploadError, is_transient, upload
 from babyvlm.testing.devcv import save_tiny_llava, synthetic_items, write_devcv_folder
 
 EGO4D_REPO = "someone/devcv_toolbox_ego4d"
@@ -145,6 +146,7 @@ def test_transient_errors_are_retried_with_backoff(tmp_path):
     fake.fail["create_commit"] = [http_error(503), ConnectionError("reset")]
     url = upload("me/x", {"a.txt": b"a"}, repo_type="dataset", commit_message="m", api=fake, sleep=waits.append)
     assert url.endswith("/commit/1") and waits == [2.0, 4.0] and fake.files["me/x"] == {"a.txt": b"a"}
+    assert not is_transient(OfflineModeIsEnabled("HF_HUB_OFFLINE is set")) and not is_transient(http_error(401))
 
 
 @pytest.mark.parametrize("existing", [False, True], ids=["new-repo", "existing-repo"])
