@@ -26,8 +26,7 @@ import sys
 from pathlib import Path
 
 import torch
-from huggingface_hub import HfApi, ModelCard, ModelCardData
-from huggingface_hub.errors import HfHubHTTPError
+from huggingface_hub import ModelCard, ModelCardData
 from transformers import AutoTokenizer, GenerationConfig, PreTrainedConfig
 
 from . import __version__
@@ -39,6 +38,7 @@ from .checkpoint_sources import (
     resolve_vision_checkpoint,
     vision_tower_named_by,
 )
+from .hub import HubUploadError, folder_files, upload
 from .modeling.convert_babyllava_v2_original import (
     ConversionReport,
     convert_llava_checkpoint,
@@ -227,16 +227,15 @@ def _model_card(
 
 
 def push_to_hub(folder: str | Path, repo_id: str, private: bool = False) -> str:
-    """Upload a converted folder (card, weights, processor, remote code) as a model repo; returns the commit URL."""
-    api = HfApi()
-    repo = api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
-    commit = api.upload_folder(
-        folder_path=folder,
-        repo_id=repo.repo_id,
+    """Upload a converted folder (card, weights, processor, remote code) as a model repo, in one commit; returns
+    its URL (``HubUploadError`` when nothing was uploaded)."""
+    return upload(
+        repo_id,
+        folder_files(folder),
         repo_type="model",
+        private=private,
         commit_message=f"BabyLLaVA-V2 converted by babyvlm-convert {__version__}",
     )
-    return commit.commit_url
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -296,12 +295,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.push_to_hub:
         try:
             url = push_to_hub(args.output, args.push_to_hub, private=args.private)
-        except HfHubHTTPError as error:
-            print(
-                f"error: uploading {args.output} to {args.push_to_hub} failed ({error}); the folder is complete, "
-                "rerun the upload with `hf upload`",
-                file=sys.stderr,
-            )
+        except HubUploadError as error:
+            print(f"error: {error}; {args.output} is complete: upload it with `hf upload`", file=sys.stderr)
             return 1
         print(f"pushed to {url}")
     return 0

@@ -38,6 +38,7 @@ from .api import MODEL_PREFIX, APIChatModel, APIModelError
 from .data import MissingTaskError, load_task_split, resolve_tasks
 from .devcv.items import score_item
 from .devcv.scores import chance_normalized, mean_scores, overall_chance_normalized, overall_score
+from .hub_results import add_push_arguments, check_push_arguments, push_from_args
 from .inference import ChatModel, Conversation, IncompatibleModelError, NotApplicableError
 from .predictions import PredictionLog, RunMismatchError
 from .preflight import check_eval_paths
@@ -425,6 +426,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar=("INPUT", "OUTPUT"),
         help="USD per million prompt and completion tokens, for the cost in the report",
     )
+    add_push_arguments(parser.add_argument_group("Hub"))
     return parser
 
 
@@ -456,6 +458,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of ``babyvlm-eval``."""
     parser = _parser()
     args = parser.parse_args(argv)
+    check_push_arguments(parser, args)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.no_progress:
         datasets.disable_progress_bars()
@@ -500,6 +503,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.exit(2, f"babyvlm-eval: error: {error.args[0] if isinstance(error, KeyError) else error}\n")
     if summary is not None:  # rank 0 of a data-parallel run
         sys.stdout.write(markdown_table(summary))
+        if args.push_to_hub:
+            push_from_args(parser, args)
 
 
 if __name__ == "__main__":

@@ -5,16 +5,14 @@ The tiny original-layout checkpoints of `test_convert.py` are laid out in a temp
 and `HF_HUB_OFFLINE` is set, so every repo id, revision and file goes through `hf_hub_download`/`snapshot_download`.
 """
 
-import hashlib
 import json
-import os
 import shutil
 from pathlib import Path
 
 import pytest
 import torch
-from huggingface_hub import HfApi, ModelCard, constants
-from huggingface_hub.hf_api import CommitInfo, RepoUrl
+from hub_fakes import RecordingHub, cache_repo, commit_hash
+from huggingface_hub import ModelCard, constants
 from safetensors.torch import load_file
 from test_convert import (
     VISION_HEADS,
@@ -27,30 +25,11 @@ from test_convert import (
     write_llava_folder,
 )
 
+from babyvlm import hub
 from babyvlm.convert import main
 
 PHASE2, VISION, PHASE3 = "wsashawn/babyllava_v2_phase2", "wsashawn/babyllava_v2_vision_backbone", "someone/phase3"
 SOURCE_CARD = "---\nlicense: apache-2.0\n---\n# the authors' card\n"
-
-
-def commit_hash(seed: str) -> str:
-    return hashlib.sha1(seed.encode()).hexdigest()
-
-
-def cache_repo(cache: Path, repo_id: str, files: Path, commit: str, refs: tuple[str, ...] = ("main",)) -> None:
-    """Lay out the files of `files` (a folder) as `snapshot_download` leaves a repo at `commit` in the cache."""
-    repo = cache / f"models--{repo_id.replace('/', '--')}"
-    snapshot = repo / "snapshots" / commit
-    for file in sorted(path for path in files.rglob("*") if path.is_file()):
-        blob = repo / "blobs" / hashlib.sha256(file.read_bytes()).hexdigest()
-        blob.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(file, blob)
-        link = snapshot / file.relative_to(files)
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(os.path.relpath(blob, link.parent))
-    for ref in refs:
-        (repo / "refs").mkdir(parents=True, exist_ok=True)
-        (repo / "refs" / ref).write_text(commit)
 
 
 @pytest.fixture(scope="module")
@@ -219,44 +198,24 @@ def test_missing_sources_are_one_clear_error_and_nothing_is_written(
     assert sorted(path.name for path in tmp_path.iterdir()) == ["phase2-folder"]
 
 
-def test_push_to_hub_uploads_the_converted_folder_as_a_model_repo(release, offline_cache, tmp_path, monkeypatch):
-    calls = {}
-
-    def create_repo(self, repo_id, **kwargs):
-        calls["create_repo"] = {"repo_id": repo_id, **kwargs}
-        return RepoUrl(f"https://huggingface.co/{repo_id}")
-
-    def upload_folder(self, **kwargs):
-        calls["upload_folder"] = {
-            **kwargs,
-            "files": sorted(path.name for path in Path(kwargs["folder_path"]).iterdir()),
-        }
-        return CommitInfo(
-            commit_url="https://huggingface.co/me/babyllava-v2/commit/abc",
-            commit_message=kwargs["commit_message"],
-            commit_description="",
-            oid="abc",
-        )
-
-    monkeypatch.setattr(HfApi, "create_repo", create_repo)
-    monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
+def test_push_to_hub_uploads_the_converted_folder_as_a_model_repo_in_one_commit(
+    release, offline_cache, tmp_path, monkeypatch
+):
+    fake = RecordingHub()
+    monkeypatch.setattr(hub, "HfApi", lambda: fake)
     output = tmp_path / "babyllava-v2"
     argv = ["--llava-checkpoint", PHASE2, "--vision-checkpoint", VISION, "--output", output]
     assert convert(*argv, "--push-to-hub", "me/babyllava-v2", "--private") == 0
 
-    assert calls["create_repo"] == {
-        "repo_id": "me/babyllava-v2",
-        "repo_type": "model",
-        "private": True,
-        "exist_ok": True,
-    }
-    upload = calls["upload_folder"]
-    assert (upload["repo_id"], upload["repo_type"], Path(upload["folder_path"])) == ("me/babyllava-v2", "model", output)
-    assert {"README.md", "model.safetensors", "config.json", "processor_config.json", "tokenizer.json"} <= set(
-        upload["files"]
-    )
+    assert fake.names() == ["repo_exists", "create_repo", "create_commit"]
+    assert fake.calls[1][1] == {"repo_id": "me/babyllava-v2", "repo_type": "model", "private": True, "exist_ok": True}
+    (commit,) = fake.commits
+    files = {path.relative_to(output).as_posix() for path in output.rglob("*") if path.is_file()}
+    assert set(commit["files"]) == files
+    assert {"README.md", "model.safetensors", "config.json", "processor_config.json", "tokenizer.json"} <= files
     remote_code = json.loads((output / "config.json").read_text())["auto_map"]
-    assert {module.split(".")[0] + ".py" for module in remote_code.values()} <= set(upload["files"])
+    assert {module.split(".")[0] + ".py" for module in remote_code.values()} <= files
+    assert all(commit["files"][name] == (output / name).read_bytes() for name in files)
 
 
 def test_private_without_push_is_a_usage_error(tmp_path):

@@ -435,4 +435,5 @@ def test_samples_feed_the_processor(built_samples):
 
 def test_card_is_a_hub_dataset_card(synthetic):
     card = assert_hub_dataset_card(synthetic[2] / "README.md")
-    assert card.data.license_name == "saycam-databrary-and-ego4d-terms"
+    assert (card.data.license_name, card.data.size_categories) == ("databrary-access-agreement", ["n<1K"])
+    assert "`saycam` (SAYCam) ([databrary-access-agreement](https://databrary.org/" in card.text

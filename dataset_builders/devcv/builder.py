@@ -226,6 +226,7 @@ def build_devcv(
     progress: bool = True,
     tasks: Sequence[str] = (),
     limits: InputLimits | None = None,
+    origins: Sequence[str] = (),
 ) -> BuildReport:
     """Package released DevCV layouts as a 🤗 dataset folder loadable with ``load_dataset(output_dir, task)``.
 
@@ -245,6 +246,7 @@ def build_devcv(
             from the names, else from the prompts.
         limits: text size limits per field and per item, and whether image paths may be links to
             files outside the data root (default: :class:`~.limits.InputLimits`'s); items over them are skipped.
+        origins: where sources were downloaded from (a Hub repo, revision and commit each), for the card.
 
     Returns the :class:`~.report.BuildReport` (also written as ``build_report.json``). Raises
     :class:`DevCVBuildError` when strict mode finds a skip or nothing could be written.
@@ -274,7 +276,9 @@ def build_devcv(
         report.fingerprint = fingerprint_shards(staging)
         sources_used = [summary.source for summary in report.files]
         write_card_and_audit(
-            staging, lambda results: render_card(report, sources_used, assembler.prompts, audit=results), audit
+            staging,
+            lambda results: render_card(report, sources_used, assembler.prompts, audit=results, origins=origins),
+            audit,
         )
         (staging / REPORT_FILE).write_text(report.to_json(), encoding="utf-8")
     return report

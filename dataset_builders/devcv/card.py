@@ -2,26 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from babyvlm.evaluate_metrics.devcv.tasks import TASKS
 from huggingface_hub import DatasetCard, DatasetCardData
 
 from babyvlm.chat import content_to_text
 
+from ..licences import card_licence, licence_section, size_category
 from .audit import ShortcutAudit, format_audit_markdown
 from .report import BuildReport
 from .schema import COLUMN_DESCRIPTIONS, DEVCV_FEATURES
 
 ALL_CONFIG = "all"
+FOLDER_PLACEHOLDER = "path/to/this/folder"
+"""What the card's loading example passes to ``load_dataset``; a Hub upload puts the repo id there."""
 SPLIT_ORDER = ("train", "validation", "test")
 
-# The released items are SAYCam (Databrary) and Ego4D frames, under those corpora's terms (ACCESS_NOTE).
-LICENSE_NAME = "saycam-databrary-and-ego4d-terms"
 ACCESS_NOTE = """\
 SAYCam frames are gated: access goes through Databrary and requires an approved data-use
 agreement. `babyvlm-build-devcv` only packages a copy the user already holds; it never downloads
 or redistributes frames. A folder built from SAYCam items (or from any source with a licence
-that forbids redistribution) must not be uploaded publicly. Ego4D items fall under the Ego4D
-licence; the public Ego4D DevCV test set is released as `wsashawn/devcv_toolbox_ego4d`."""
+that forbids redistribution) must not be uploaded publicly: `--push-to-hub` sends it only to a
+private or gated repository. Ego4D items fall under the Ego4D licence; the public Ego4D DevCV
+test set is released as `wsashawn/devcv_toolbox_ego4d`."""
 
 
 def _ordered_splits(splits) -> list[str]:
@@ -116,22 +120,22 @@ def render_devcv_card(
     contents: str,
     provenance: str,
     access: str,
-    license_name: str,
+    sources: list[str],
     build_report: str,
 ) -> str:
     """Full README.md of a DevCV folder: YAML front matter with the configs, then what the folder holds
     (``contents``), ``provenance``, ``access``, schema, counts, prompts, shortcut audit, ``build_report``.
 
     ``counts`` are written items per task and split; ``prompts`` maps each task to the text of one of
-    its prompts (``<image>`` where images go). The licence is ``other``: the items fall under the terms of
-    the recordings they come from, named by ``license_name`` and explained by ``access``.
+    its prompts (``<image>`` where images go). The licence is that of the ``sources`` the items come from
+    (:mod:`..licences`), each source's terms listed after ``access``.
     """
     card_data = DatasetCardData(
         pretty_name="DevCV Toolbox",
-        license="other",
-        license_name=license_name,
+        **card_licence(sources),
         language=["en"],
         task_categories=["visual-question-answering"],
+        size_categories=[size_category(sum(n for per_split in counts.values() for n in per_split.values()))],
         tags=["developmental-psychology", "babyvlm", "devcv"],
         configs=configs_yaml(counts, fingerprint),
     )
@@ -149,8 +153,8 @@ as a 🤗 dataset: one config per task and an `all` config (the default) holding
 ```python
 from datasets import load_dataset
 
-pv = load_dataset("path/to/this/folder", "picture_vocabulary", split="test")
-everything = load_dataset("path/to/this/folder")  # the `all` config
+pv = load_dataset("{FOLDER_PLACEHOLDER}", "picture_vocabulary", split="test")
+everything = load_dataset("{FOLDER_PLACEHOLDER}")  # the `all` config
 ```
 
 ## Provenance
@@ -160,6 +164,10 @@ everything = load_dataset("path/to/this/folder")  # the `all` config
 ## Licence and access
 
 {access}
+
+Terms of each source in this folder:
+
+{licence_section(sources)}
 
 ## Schema
 
@@ -194,9 +202,15 @@ image; `pixel solver`: pick the option whose pixels are nearest the query's). Co
 
 
 def render_card(
-    report: BuildReport, sources: list[str], prompts: dict[str, str], audit: list[ShortcutAudit] | None
+    report: BuildReport,
+    sources: list[str],
+    prompts: dict[str, str],
+    audit: list[ShortcutAudit] | None,
+    origins: Sequence[str] = (),
 ) -> str:
-    """The card of a folder built from released layouts (see :func:`render_devcv_card`)."""
+    """The card of a folder built from released layouts (see :func:`render_devcv_card`); ``origins`` name the Hub
+    repositories (revision and commit) the layouts were downloaded from."""
+    downloaded = "".join(f"\n- downloaded from the Hub: {origin}" for origin in origins)
     skip_lines = (
         "\n".join(f"- `{reason}`: {count}" for reason, count in sorted(report.skip_reasons().items())) or "- none"
     )
@@ -208,11 +222,11 @@ def render_card(
         contents="the released items",
         provenance=f"""Built by `babyvlm-build-devcv` from the released JSON layouts of: {
             ", ".join(sorted(set(sources)))
-        }.
+        }.{downloaded}
 Items are reproduced losslessly: `babyvlm.dataset_builders.devcv.export` writes them back to the
 released layout. Shard fingerprint (SHA-256): `{report.fingerprint}`.""",
         access=ACCESS_NOTE,
-        license_name=LICENSE_NAME,
+        sources=sources,
         build_report=f"""{report.items} released items read, {report.written} written, {len(report.skipped)} skipped
 ({len(report.skipped_files)} file(s) skipped). Skip reasons:
 

@@ -5,6 +5,8 @@ Example::
     babyvlm-build-devcv /data/devcv/saycam --output devcv
     babyvlm-build-devcv /data/devcv/ego4d --output devcv_ego4d --split test --strict
     babyvlm-build-devcv /data/devcv/babyview --output devcv_babyview --task who_has_more=compare_real
+    babyvlm-build-devcv wsashawn/devcv_toolbox_ego4d --output devcv_ego4d --push-to-hub me/devcv-ego4d
+    babyvlm-build-devcv /data/devcv/saycam --output devcv --push-to-hub me/devcv --gated
     python -c "from datasets import load_dataset; print(load_dataset('devcv', 'memory', split='test'))"
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..hub import add_push_arguments, check_push_arguments, devcv_publication, push_from_args, resolve_sources
 from .builder import DevCVBuildError, build_devcv
 from .layouts import DEFAULT_SPLIT, KNOWN_SOURCES
 from .limits import DEFAULT_MAX_ITEM_BYTES, DEFAULT_MAX_TEXT_BYTES, InputLimits
@@ -24,7 +27,8 @@ def _parser() -> argparse.ArgumentParser:
         "sources",
         nargs="+",
         metavar="SOURCE",
-        help="released folder (<split>/<task>/data.json or <task>/data.json) or flat <task>_<split>.json file(s)",
+        help="released folder (<split>/<task>/data.json or <task>/data.json), flat <task>_<split>.json file(s), or a "
+        "Hub dataset repo REPO_ID[@REVISION] in one of those layouts (e.g. wsashawn/devcv_toolbox_ego4d)",
     )
     parser.add_argument("--output", required=True, help="dataset folder to write")
     parser.add_argument(
@@ -78,15 +82,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_push_arguments(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Console script entry point; returns 1 when the build fails (strict skip, nothing written)."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    check_push_arguments(parser, args)
     try:
+        sources, origins = resolve_sources(args.sources)
         report = build_devcv(
-            args.sources,
+            sources,
             args.output,
             split=args.split,
             source_name=args.source_name,
@@ -99,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             progress=not args.quiet,
             tasks=args.task,
             limits=InputLimits(args.max_text_bytes, args.max_item_bytes, args.allow_links_outside_root),
+            origins=origins,
         )
     except DevCVBuildError as error:
         print(error.report.summary(), file=sys.stderr)
@@ -109,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(report.summary())
     print(f"wrote {args.output} (fingerprint {report.fingerprint[:16]}); report: {args.output}/build_report.json")
-    return 0
+    return push_from_args(args, args.output, devcv_publication)
 
 
 if __name__ == "__main__":

@@ -64,10 +64,15 @@ def normalise_split(name: str) -> str:
 
 
 def infer_source_name(path: Path) -> str:
-    """The source a released folder belongs to, read from the closest path part naming a known source."""
+    """The source a released folder belongs to, read from the closest path part naming a known source.
+
+    A part names a source when it is the source's name or holds it as its one known word
+    (``devcv_ego4d``; a Hub snapshot's ``datasets--wsashawn--devcv_toolbox_ego4d``).
+    """
     for part in reversed(path.resolve().parts):
-        if part.lower() in KNOWN_SOURCES:
-            return part.lower()
+        named = set(re.split(r"[-_.]+", part.lower())) & set(KNOWN_SOURCES)
+        if len(named) == 1:
+            return named.pop()
     raise ValueError(
         f"cannot tell which source {str(path)!r} comes from (no path part is one of {', '.join(KNOWN_SOURCES)}); "
         "pass --source-name"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,14 +53,27 @@ class InputLimits:
 
 def check_real_path(released_path: str, file: Path, data_root: Path) -> None:
     """Raise :class:`~.report.ItemSkipped` (``path_outside_root``) when `file`, its links resolved, is not under the
-    data root (itself resolved): a link inside the release must not pull in a file from elsewhere."""
+    data root (itself resolved): a link inside the release must not pull in a file from elsewhere.
+
+    A release downloaded from the Hub lies in the Hub cache, whose snapshot files are links to the repository's
+    own ``blobs`` folder (``<repo>/snapshots/<commit>/...`` -> ``<repo>/blobs/<sha256>``): those are its files."""
     real_root, real_file = os.path.realpath(data_root), os.path.realpath(file)
-    if os.path.commonpath([real_root, real_file]) != real_root:
+    roots = [real_root, *_hub_cache_blobs(Path(real_root))]
+    if not any(os.path.commonpath([root, real_file]) == root for root in roots):
         raise ItemSkipped(
             PATH_OUTSIDE_ROOT,
             f"image path {released_path!r} is a symbolic link to {real_file}, outside the data root {real_root} "
             "(pass --allow-links-outside-root to follow such links)",
         )
+
+
+def _hub_cache_blobs(real_root: Path) -> list[str]:
+    """The ``blobs`` folder of the Hub cache repository whose snapshot holds ``real_root``, if it lies in one."""
+    parts = real_root.parts
+    for index in range(len(parts) - 2, 0, -1):
+        if parts[index] == "snapshots" and re.fullmatch(r"[0-9a-f]{40}", parts[index + 1]):
+            return [str(Path(*parts[:index], "blobs"))]
+    return []
 
 
 def _texts(value, where: str):

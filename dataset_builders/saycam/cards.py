@@ -11,11 +11,12 @@ from huggingface_hub import DatasetCard, DatasetCardData
 
 from babyvlm.staging import write_text
 
+from ..licences import card_licence, size_category
 from .config import BuildConfig
 from .records import CorpusSpec
 
-# SAYCam is shared through Databrary under its access agreement; the card's body says what that means here.
-LICENSE_NAME = "databrary-access-agreement"
+SOURCE = "saycam"
+"""The source of every corpus: SAYCam, shared through Databrary under its access agreement (``..licences``)."""
 
 
 def _rules(name: str, config: BuildConfig) -> str:
@@ -69,8 +70,9 @@ def write_card(folder: Path, spec: CorpusSpec, report: dict, config: BuildConfig
     tally = report["corpora"][spec.name]
     card = DatasetCardData(
         pretty_name=f"SAYCam {spec.title}",
-        license="other",
-        license_name=LICENSE_NAME,
+        **card_licence([SOURCE]),
+        task_categories=[spec.task_category],
+        size_categories=[size_category(tally["records"])],
         tags=["babyvlm", "saycam", "developmental", "egocentric"],
     )
     if splits:  # a corpus that kept nothing has no data files to point at

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..hub import add_push_arguments, check_push_arguments, push_from_args, saycam_publication
 from .build import BuildInputs, build_saycam
 from .config import BuildConfig
 from .export import export_llava
@@ -139,6 +140,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default="cpu", help="torch device for CLIP / X-CLIP / Whisper")
     run.add_argument("--overwrite", action="store_true", help="delete the output folder first instead of resuming")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_push_arguments(p)
     return p
 
 
@@ -147,6 +149,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     if args.transcripts is None:
         p.error("--transcripts is required (with --transcribe it names the table to write)")
+    check_push_arguments(p, args)
     try:
         config = BuildConfig(
             corpora=tuple(name.strip() for name in args.corpora.split(",") if name.strip()),
@@ -193,10 +196,15 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
     if not report["complete"]:
         print(f"{len(report['pending_recordings'])} recordings pending in other shards")
-    elif args.export_llava:
+        if args.push_to_hub:
+            sys.exit(f"error: not pushed to {args.push_to_hub}: the build is incomplete; push once it is complete")
+        return
+    if args.export_llava:
         for name in (c for c in config.corpora if c in (*CHAT_FORMATS, "mix")):
             counts = export_llava(args.output / name, args.export_llava / name)
             print(f"exported {name} to {args.export_llava / name}: {counts}")
+    if push_from_args(args, args.output, saycam_publication):
+        sys.exit(1)
 
 
 def _transcribe(args: argparse.Namespace) -> None:

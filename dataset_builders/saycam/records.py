@@ -40,6 +40,8 @@ class CorpusSpec:
     description: str
     columns: tuple[tuple[str, object, str], ...]
     """``(column, datasets feature, documentation)``."""
+    task_category: str
+    """The Hub task category of the card (what the corpus trains)."""
 
     @property
     def features(self) -> Features:
@@ -59,6 +61,7 @@ SPECS = {
                 *_SPAN,
                 ("confidence", Value("float64"), "ASR confidence (null when the transcripts have none)"),
             ),
+            "text-generation",
         ),
         CorpusSpec(
             "frames",
@@ -69,6 +72,7 @@ SPECS = {
                 ("image", Image(), "the frame (JPEG)"),
                 ("time_ms", Value("int64"), "frame time in the recording, ms"),
             ),
+            "image-feature-extraction",
         ),
         CorpusSpec(
             "image_utterance",
@@ -82,6 +86,7 @@ SPECS = {
                 ("confidence", Value("float64"), "ASR confidence"),
                 ("clip_score", Value("float64"), "CLIP image–text cosine similarity (null without a CLIP model)"),
             ),
+            "image-text-to-text",
         ),
         CorpusSpec(
             "video_utterance",
@@ -95,6 +100,7 @@ SPECS = {
                 ("confidence", Value("float64"), "ASR confidence"),
                 ("xclip_score", Value("float64"), "X-CLIP video–text cosine similarity (null without an X-CLIP model)"),
             ),
+            "video-text-to-text",
         ),
         CorpusSpec(
             "interleaved",
@@ -111,12 +117,14 @@ SPECS = {
                 ("confidence", List(Value("float64")), "ASR confidence of each turn"),
                 ("clip_score", List(Value("float64")), "CLIP score of each turn's frame (null without a CLIP model)"),
             ),
+            "image-text-to-text",
         ),
         CorpusSpec(
             "mix",
             "stage-2 mixture",
             "The image–utterance, video–utterance and interleaved records, each format weighted.",
             (*_ORIGIN, ("format", Value("string"), "image_utterance, video_utterance or interleaved"), *_CHAT, *_SPAN),
+            "image-text-to-text",
         ),
     )
 }

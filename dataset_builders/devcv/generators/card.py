@@ -6,8 +6,6 @@ from ..audit import ShortcutAudit
 from ..card import render_devcv_card
 from .report import GenerationReport
 
-# Generated items fall under the licence of the annotated recordings (ACCESS_NOTE).
-LICENSE_NAME = "source-recordings-terms"
 ACCESS_NOTE = """\
 Generated items contain frames and crops of the annotated recordings and fall under their licence:
 items generated from SAYCam (Databrary, gated) or any corpus that forbids redistribution must not
@@ -38,7 +36,7 @@ recording, so no recording feeds two splits:
 
 {splits}""",
         access=ACCESS_NOTE,
-        license_name=LICENSE_NAME,
+        sources=[settings["source_name"]],
         build_report=f"""{frames["frames"]} annotated frames: {frames["scenes"]} distinct scenes, {
             frames["same_layout_as_a_scene"]
         } repeating a
