@@ -4,7 +4,6 @@ import ast
 import importlib
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -94,7 +93,7 @@ def test_docstrings_cite_documents_in_the_repository():
     assert citing == []
 
 
-TEST_HELPERS = ("babyvlm.testing", "babyvlm.tiny", "babyvlm.evaluate_metrics.testing")
+TEST_HELPERS = ("babyvlm.testing",)
 
 
 @pytest.mark.parametrize(
@@ -102,28 +101,33 @@ TEST_HELPERS = ("babyvlm.testing", "babyvlm.tiny", "babyvlm.evaluate_metrics.tes
 )
 def test_runtime_code_never_imports_the_test_helpers(folder):
     """Tiny models and synthetic DevCV folders are for tests and benchmarks: the demo, the runner, the builders and
-    the recipes never import them (the helpers themselves, and the modules they grew out of, are exempt)."""
-    helpers = {"testing", "tiny.py", "testing.py"}
+    the recipes never import them (the helpers themselves are exempt)."""
     found = [
-        line for line in offenders(folder, TEST_HELPERS) if not helpers & set(Path(line.split(" imports ")[0]).parts)
+        line for line in offenders(folder, TEST_HELPERS) if "testing" not in Path(line.split(" imports ")[0]).parts
     ]
     assert found == []
 
 
 @pytest.mark.parametrize(
-    ("old", "new", "name"),
+    ("old", "new"),
     [
-        ("babyvlm.dataset_builders.devcv.tasks", "babyvlm.evaluate_metrics.devcv.tasks", "canonical_task"),
-        ("babyvlm.dataset_builders.chat", "babyvlm.chat", "text_to_content"),
-        ("babyvlm.evaluate_metrics.testing", "babyvlm.testing.devcv", "write_devcv_folder"),
-        ("babyvlm.tiny", "babyvlm.testing.babyllava", "build_tiny_babyllava"),
+        ("babyvlm.dataset_builders.devcv.tasks", "babyvlm.evaluate_metrics.devcv.tasks"),
+        ("babyvlm.dataset_builders.chat", "babyvlm.chat"),
+        ("babyvlm.evaluate_metrics.testing", "babyvlm.testing.devcv"),
+        ("babyvlm.tiny", "babyvlm.testing.babyllava"),
     ],
 )
-def test_moved_modules_still_import_with_a_deprecation_warning(old, new, name):
-    sys.modules.pop(old, None)
-    with pytest.warns(DeprecationWarning, match=new.replace(".", r"\.")):
-        module = importlib.import_module(old)
-    assert getattr(module, name) is getattr(importlib.import_module(new), name)
+def test_each_module_has_one_name(old, new):
+    """Nothing was released under the modules' earlier places, so no second name is kept for them."""
+    importlib.import_module(new)
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module(old)
+
+
+def test_the_collator_has_one_name():
+    from babyvlm.training import collator
+
+    assert not hasattr(collator, "BabyLlavaV2Collator")
 
 
 PHASE_NAMES = re.compile(r"\bphases?[ -][0-3]\b", re.IGNORECASE)
