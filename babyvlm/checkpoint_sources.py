@@ -77,9 +77,9 @@ def resolve_llava_checkpoint(reference: str | Path, revision: str | None = None)
         _no_revision_for_local(folder, revision)
         return CheckpointSource(folder)
     repo_id = _repo_id(str(reference), "LLaVA checkpoint")
-    with _hub_errors(repo_id, revision):
+    with hub_errors(repo_id, revision):
         config = Path(hf_hub_download(repo_id, "config.json", revision=revision))
-    return CheckpointSource(config.parent, repo_id, revision, _commit_of(config))
+    return CheckpointSource(config.parent, repo_id, revision, commit_of(config))
 
 
 def fetch_llava_files(source: CheckpointSource) -> CheckpointSource:
@@ -89,7 +89,7 @@ def fetch_llava_files(source: CheckpointSource) -> CheckpointSource:
     """
     if source.repo_id is None:
         return source
-    with _hub_errors(source.repo_id, source.revision):
+    with hub_errors(source.repo_id, source.revision):
         snapshot = snapshot_download(
             source.repo_id, revision=source.commit, allow_patterns=_LLAVA_FILES, ignore_patterns=_SUBFOLDERS
         )
@@ -104,10 +104,10 @@ def resolve_vision_checkpoint(reference: str | Path, revision: str | None = None
         return CheckpointSource(path)
     repo_id, _, filename = str(reference).partition(":")
     repo_id = _repo_id(repo_id, "vision checkpoint", file_hint=not filename)
-    with _hub_errors(repo_id, revision):
+    with hub_errors(repo_id, revision):
         if filename:
             file = Path(hf_hub_download(repo_id, filename, revision=revision))
-            return CheckpointSource(file, repo_id, revision, _commit_of(file))
+            return CheckpointSource(file, repo_id, revision, commit_of(file))
         snapshot = Path(
             snapshot_download(
                 repo_id,
@@ -120,7 +120,7 @@ def resolve_vision_checkpoint(reference: str | Path, revision: str | None = None
     if len(candidates) != 1:
         found = ", ".join(path.name for path in candidates) or f"no {_VISION_SUFFIX} file"
         raise ValueError(f"{repo_id}: expected one {_VISION_SUFFIX} vision backbone, found {found}; pass REPO_ID:FILE")
-    return CheckpointSource(candidates[0], repo_id, revision, _commit_of(candidates[0]))
+    return CheckpointSource(candidates[0], repo_id, revision, commit_of(candidates[0]))
 
 
 def vision_tower_named_by(llava_config: dict, source: CheckpointSource) -> str:
@@ -132,7 +132,7 @@ def vision_tower_named_by(llava_config: dict, source: CheckpointSource) -> str:
     named = llava_config.get("mm_vision_tower")
     if named and Path(named).is_file():
         return named
-    if named and not named.endswith(_VISION_SUFFIX) and _is_repo_id(named):
+    if named and not named.endswith(_VISION_SUFFIX) and is_repo_id(named):
         return named
     raise ValueError(
         f"{source.describe()}: config.json names its vision tower mm_vision_tower={named!r}, "
@@ -141,7 +141,7 @@ def vision_tower_named_by(llava_config: dict, source: CheckpointSource) -> str:
     )
 
 
-def _commit_of(path: Path) -> str | None:
+def commit_of(path: Path) -> str | None:
     """The commit of a file or folder inside a Hub cache snapshot (`.../snapshots/<commit>/...`)."""
     for part in reversed(path.parts[:-1] if path.is_file() else path.parts):
         if _COMMIT_FOLDER.match(part):
@@ -149,7 +149,7 @@ def _commit_of(path: Path) -> str | None:
     return None
 
 
-def _is_repo_id(name: str) -> bool:
+def is_repo_id(name: str) -> bool:
     try:
         validate_repo_id(name)
     except HFValidationError:
@@ -158,7 +158,7 @@ def _is_repo_id(name: str) -> bool:
 
 
 def _repo_id(reference: str, what: str, file_hint: bool = False) -> str:
-    if not _is_repo_id(reference):
+    if not is_repo_id(reference):
         kind = "file" if file_hint else "folder"
         raise FileNotFoundError(f"{what} {reference!r}: no such {kind}, and not a Hub repo id (owner/name)")
     return reference
@@ -170,7 +170,7 @@ def _no_revision_for_local(path: Path, revision: str | None) -> None:
 
 
 @contextmanager
-def _hub_errors(repo_id: str, revision: str | None) -> Iterator[None]:
+def hub_errors(repo_id: str, revision: str | None) -> Iterator[None]:
     """Turn `huggingface_hub`'s errors for a missing repo, revision or file into one `ValueError` naming them."""
     where = f"{repo_id}@{revision or constants.DEFAULT_REVISION}"
     try:

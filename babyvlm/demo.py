@@ -37,6 +37,7 @@ from pathlib import Path
 from scipy.stats import binomtest
 from tqdm.auto import tqdm
 
+from babyvlm.evaluate_metrics.devcv.tasks import DIALOGUE, canonical_task
 from babyvlm.staging import write_text
 from babyvlm.training.stages import STAGES
 
@@ -313,7 +314,7 @@ def significance_summary(runner_summary: dict) -> dict:
     for harness_key, entry in runner_summary["tasks"].items():
         metric = entry["primary_metric"]
         score = entry["metrics"][metric]
-        trials = entry["n"] * (MEMORY_OBJECTS_PER_ITEM if entry["task"] == "memory" else 1)
+        trials = entry["n"] * (MEMORY_OBJECTS_PER_ITEM if canonical_task(entry["task"]).protocol == DIALOGUE else 1)
         successes = round(score * trials)
         p_value = float(binomtest(successes, trials, entry["chance"], alternative="greater").pvalue) if trials else 1.0
         tasks[entry["task"]] = {

@@ -27,7 +27,7 @@ import httpx2
 from huggingface_hub import CommitOperationAdd, HfApi, constants, snapshot_download
 from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled, RemoteEntryNotFoundError
 
-from .checkpoint_sources import _commit_of, _hub_errors, _is_repo_id
+from .checkpoint_sources import commit_of, hub_errors, is_repo_id
 
 GATING = "manual"
 """The gating babyvlm sets when asked: every access request is approved by the repository's owners."""
@@ -57,16 +57,16 @@ class DatasetSnapshot:
 def parse_hub_reference(reference: str) -> tuple[str, str | None] | None:
     """``owner/name[@revision]`` -> (repo id, revision); None when ``reference`` is not a Hub repo id."""
     repo_id, _, revision = str(reference).partition("@")
-    if not _is_repo_id(repo_id) or "/" not in repo_id:
+    if not is_repo_id(repo_id) or "/" not in repo_id:
         return None
     return repo_id, revision or None
 
 
 def dataset_snapshot(repo_id: str, revision: str | None = None) -> DatasetSnapshot:
     """Download (or find in the cache) every file of a dataset repository at ``revision``."""
-    with _hub_errors(repo_id, revision):
+    with hub_errors(repo_id, revision):
         path = Path(snapshot_download(repo_id, repo_type="dataset", revision=revision))
-    return DatasetSnapshot(path, repo_id, revision, _commit_of(path))
+    return DatasetSnapshot(path, repo_id, revision, commit_of(path))
 
 
 def is_transient(error: BaseException) -> bool:
@@ -164,7 +164,7 @@ def read_file(
     api = api or HfApi()
     with tempfile.TemporaryDirectory() as folder:
         try:
-            with _hub_errors(repo_id, None):
+            with hub_errors(repo_id, None):
                 try:
                     path = with_retries(
                         lambda: api.hf_hub_download(repo_id, filename, repo_type=repo_type, local_dir=folder), sleep

@@ -21,7 +21,7 @@ import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 import babyvlm  # noqa: F401  (registers the Auto classes)
-from babyvlm.training.collator import BabyLlavaV2Collator
+from babyvlm.training.collator import VisionChatCollator
 from babyvlm.training.data import load_mixture
 
 
@@ -33,7 +33,7 @@ class Configuration:
         self.model = AutoModelForImageTextToText.from_pretrained(checkpoint)
         self.model.train()
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-5)
-        self.collator = BabyLlavaV2Collator(
+        self.collator = VisionChatCollator(
             AutoProcessor.from_pretrained(checkpoint), chat_template="baby_v1", packing=True
         )
         mixture = load_mixture([f"{folder / 'devcv'}:{task}@train" for task in tasks.split(",")]).shuffle(seed=0)

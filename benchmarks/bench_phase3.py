@@ -23,8 +23,8 @@ import time
 import PIL.Image
 import torch
 
-from babyvlm.tiny import build_tiny_babyllava
-from babyvlm.training.collator import BabyLlavaV2Collator
+from babyvlm.testing.babyllava import build_tiny_babyllava
+from babyvlm.training.collator import VisionChatCollator
 
 # (images per item, share of the demo's stage-3 items): count, localize, compare x2, PV, Left/Right, VDR binary.
 MIX = [(1, 2), (1, 1), (2, 2), (4, 2), (4, 1), (5, 0.2), (7, 0.4), (9, 0.2)]
@@ -118,7 +118,7 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="also time the model under torch.compile")
     args = parser.parse_args()
     model, processor = load_model(args.model)
-    collator = BabyLlavaV2Collator(processor, chat_template="baby_v1", packing=True)
+    collator = VisionChatCollator(processor, chat_template="baby_v1", packing=True)
     items = make_items(args.batch_size * args.batches)
     batches = [collator(items[i : i + args.batch_size]) for i in range(0, len(items), args.batch_size)]
     variants = [

@@ -2,7 +2,7 @@
 
 The 1.30B model (ViT-L/16 frozen, connector + 1.1B Llama trained, bf16, AdamW) on batches shaped like the
 stage-2 mixture: image-utterance (1 frame), video-utterance (8 frames) and interleaved (4-8 turns of one frame
-each) samples with utterance-length text. Packed rows go through `BabyLlavaV2Collator.pack` (rows of
+each) samples with utterance-length text. Packed rows go through `VisionChatCollator.pack` (rows of
 `--row-length` tokens, position ids restarting per sample); the padded baseline right-pads every sample to the
 longest one. Model FLOPs per step = 6 * N_lm * T (LM + connector, trained) + 2 * N_vit * T_img (frozen ViT,
 forward only) + causal attention (LM: 6 * L * d * sum(l^2) fwd+bwd; ViT: 4 * L * d * 197^2 per image);
@@ -18,12 +18,12 @@ import torch
 from babyvlm.modeling import BabyLlavaV2Config, BabyLlavaV2ForConditionalGeneration
 from timing import exit_unless_gpu
 
-from babyvlm.training.collator import IGNORE_INDEX, BabyLlavaV2Collator, TokenizedSample
+from babyvlm.training.collator import IGNORE_INDEX, TokenizedSample, VisionChatCollator
 from babyvlm.training.stages import STAGES, apply_stage_freezing
 
 
 class _PackingProcessor:
-    """The attributes `BabyLlavaV2Collator.pack`/`pad` read, without a trained tokenizer."""
+    """The attributes `VisionChatCollator.pack`/`pad` read, without a trained tokenizer."""
 
     def __init__(self, config):
         self.image_token_id = config.image_token_id
@@ -113,8 +113,8 @@ def main() -> None:
 
     rng = random.Random(0)
     processor = _PackingProcessor(config)
-    packer = BabyLlavaV2Collator(processor, packing=True, row_length=args.row_length or None)
-    padder = BabyLlavaV2Collator(processor)
+    packer = VisionChatCollator(processor, packing=True, row_length=args.row_length or None)
+    padder = VisionChatCollator(processor)
     made = [[make_sample(rng, config, 224) for _ in range(args.samples_per_batch)] for _ in range(3)]
     sample_sets = [[sample for sample, _ in batch] for batch in made]
     pixel_sets = [{"pixel_values": torch.cat([pixels for _, pixels in batch])} for batch in made]

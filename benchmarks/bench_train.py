@@ -15,7 +15,7 @@ from timing import forward_backward_seconds
 from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
 
 from babyvlm.testing.babyllava import build_tiny_babyllava
-from babyvlm.training.collator import BabyLlavaV2Collator
+from babyvlm.training.collator import VisionChatCollator
 
 # (images per item, prompt) for a DevCV-like mix: count, PV, Left/Right, Spatial Details, VDR, compare, memory.
 ITEM_SHAPES = [
@@ -70,7 +70,7 @@ def main() -> None:
         },
     )
     model.train()
-    ours = BabyLlavaV2Collator(processor, packing=True)
+    ours = VisionChatCollator(processor, packing=True)
     trl = DataCollatorForVisionLanguageModeling(processor=processor)
     items = make_items(args.batch_size * args.batches)
     chunks = [items[i : i + args.batch_size] for i in range(0, len(items), args.batch_size)]

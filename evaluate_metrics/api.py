@@ -1,5 +1,6 @@
 """Models behind an OpenAI-compatible chat endpoint (OpenAI, Gemini's OpenAI endpoint, vLLM, TGI,
-``transformers serve``), answering DevCV items through the same interface as :class:`~.inference.ChatModel`.
+``transformers serve``), answering DevCV items through the same interface as a local checkpoint
+(:class:`~.answering.AnsweringModel`).
 
 ``babyvlm-eval --model openai:<name> --base-url URL`` picks this class. Each conversation becomes one
 ``/chat/completions`` request: its messages with every image block replaced, in placeholder order,
@@ -15,7 +16,7 @@ cost when prices are given.
 Looking While Listening scores given phrases by their log-likelihood. Chat endpoints return
 log-probabilities of generated tokens only; where the endpoint returns the prompt's too (vLLM's
 ``prompt_logprobs``), the phrase is scored from them as the local runner scores it; elsewhere the
-task raises :class:`~.inference.NotApplicableError` and the run reports it as not applicable.
+task raises :class:`~.answering.NotApplicableError` and the run reports it as not applicable.
 """
 
 from __future__ import annotations
@@ -27,14 +28,14 @@ import json
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image
 
-from .inference import Conversation, NotApplicableError
+from .answering import Conversation, NotApplicableError
 from .report import write_text_atomic
 
 MODEL_PREFIX = "openai:"
@@ -133,9 +134,18 @@ class RateLimiter:
 
 
 class APIChatModel:
-    """A model behind an OpenAI-compatible endpoint with :class:`~.inference.ChatModel`'s public interface."""
+    """A model behind an OpenAI-compatible endpoint: the API kind of :class:`~.answering.AnsweringModel`."""
 
-    is_api = True  # answers with the authors' API system prompts (protocol.system_messages)
+    kind = "an API model (openai:<name>)"
+    # The endpoint loads and runs the model: the runner's loading options have nothing to act on.
+    unsupported_options = {
+        "max_batch_tokens": "an endpoint's prompt sizes are not known before it answers; "
+        "batch_size and concurrency bound what is in flight",
+        "device": "the endpoint runs the model where it is served",
+        "dtype": "the endpoint runs the model at the precision it was served with",
+        "model_kwargs": "the endpoint loads the model (from_pretrained keywords do not reach it)",
+    }
+    uses_api_system_prompts = True  # the authors' `create_api_system_prompt` variant
 
     def __init__(
         self,
@@ -181,9 +191,16 @@ class APIChatModel:
             raise ValueError(f"an API model is named {MODEL_PREFIX}<model name>, got {model!r}")
         return cls(model[len(MODEL_PREFIX) :], **kwargs)
 
+    def describe(self) -> dict[str, str | None]:
+        return {"model": f"{MODEL_PREFIX}{self.name} @ {self.base_url}", "dtype": None}
+
     def prompt(self, messages: list[dict]) -> str:
         """The messages as sent (image blocks shown as placeholders): what the endpoint's template renders."""
         return json.dumps(messages)
+
+    def estimate_tokens(self, conversation: Conversation) -> int:
+        """Not known before the endpoint answers (the runner refuses ``max_batch_tokens`` first)."""
+        raise NotApplicableError(f"max_batch_tokens: {self.unsupported_options['max_batch_tokens']}")
 
     def _request(self, conversation: Conversation, max_new_tokens: int) -> dict:
         return {
@@ -237,6 +254,10 @@ class APIChatModel:
         with ThreadPoolExecutor(max_workers=min(self.concurrency, max(1, len(requests)))) as pool:
             return list(pool.map(self._complete, requests))
 
+    def stream(self, conversation: Conversation, max_new_tokens: int | None = None) -> Iterator[str]:
+        """The answer once the endpoint has given it whole (requests are cached whole, so none is streamed)."""
+        yield from self.generate([conversation], max_new_tokens)
+
     def start_dialogues(self) -> APIDialogues:
         return APIDialogues(self)
 
@@ -288,7 +309,7 @@ class APIChatModel:
     ) -> list[tuple[float, bool]]:
         """Mean token loss of each continuation as the assistant's turn (its text and end, as the local
         runner scores it) and whether greedy decoding would produce it, from the endpoint's prompt
-        log-probabilities (vLLM's ``prompt_logprobs``); :class:`~.inference.NotApplicableError` where the
+        log-probabilities (vLLM's ``prompt_logprobs``); :class:`~.answering.NotApplicableError` where the
         endpoint has none."""
         with ThreadPoolExecutor(max_workers=min(self.concurrency, max(1, len(conversations)))) as pool:
             return list(pool.map(self._score, zip(conversations, continuations)))

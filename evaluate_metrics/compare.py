@@ -24,7 +24,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from babyvlm.evaluate_metrics.devcv.tasks import TASKS
+from babyvlm.evaluate_metrics.devcv.tasks import TASKS, canonical_task
 
 from .predictions import PREDICTIONS_FILE, RUN_FILE
 from .report import count_accuracy_by_number, plt, write_atomic, write_text_atomic
@@ -76,7 +76,7 @@ def read_run(spec: str) -> Run:
     if (folder / PREDICTIONS_FILE).is_file():
         for line in (folder / PREDICTIONS_FILE).read_text().splitlines():
             entry = json.loads(line)
-            if entry["task"] == "count":
+            if canonical_task(entry["task"]).accuracy_by_true_count:
                 count_entries.append(entry)
     return Run(label, domain, summary, count_accuracy_by_number(count_entries) if count_entries else {})
 

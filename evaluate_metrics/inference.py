@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from threading import Thread
 
@@ -31,16 +30,8 @@ from PIL import Image
 from transformers import AutoModelForImageTextToText, AutoProcessor, TextIteratorStreamer
 from transformers.cache_utils import DynamicCache, DynamicLayer
 
+from .answering import Conversation
 from .families import adapter_for
-
-
-@dataclass
-class Conversation:
-    """Chat messages (content blocks, see ``babyvlm.chat``) and their images in block order."""
-
-    messages: list[dict]
-    images: list[Image.Image] = field(default_factory=list)
-
 
 _IMAGE = {"type": "image", "text": None}
 _TEXT = {"type": "text", "text": " "}
@@ -48,11 +39,6 @@ _TEXT = {"type": "text", "text": " "}
 
 class IncompatibleModelError(ValueError):
     """The model directory cannot be evaluated (not image-text-to-text, or a processor without a chat template)."""
-
-
-class NotApplicableError(Exception):
-    """The model cannot do what a task needs (an API model asked for log-likelihoods): the task is reported
-    as not applicable, never scored 0."""
 
 
 def load_model_and_processor(
@@ -95,7 +81,14 @@ def load_model_and_processor(
 
 
 class ChatModel:
-    """A model and its processor, answering batches of conversations."""
+    """A model and its processor, answering batches of conversations: the local kind of
+    :class:`~.answering.AnsweringModel`."""
+
+    kind = "a local model"
+    unsupported_options = {
+        "api": "it is a setting of a model behind an OpenAI-compatible endpoint (--model openai:<name>)"
+    }
+    uses_api_system_prompts = False
 
     def __init__(
         self,
@@ -117,7 +110,7 @@ class ChatModel:
         self.family = adapter_for(model.config)
         self._image_token_counts: dict[tuple[int, int], int] = {}
         parameters = inspect.signature(model.forward).parameters
-        self._takes_position_ids = "position_ids" in parameters
+        self.takes_position_ids = "position_ids" in parameters
         self._takes_logits_to_keep = "logits_to_keep" in parameters
 
     @classmethod
@@ -132,7 +125,16 @@ class ChatModel:
         model, processor = load_model_and_processor(model_dir, **load_kwargs)
         return cls(model, processor, max_new_tokens=max_new_tokens, max_new_tokens_per_round=max_new_tokens_per_round)
 
-    def _encode(self, texts: list[str], conversations: Sequence[Conversation]) -> dict:
+    def describe(self) -> dict[str, str | None]:
+        return {"model": str(self.model.name_or_path), "dtype": str(self.model.dtype).removeprefix("torch.")}
+
+    def usage(self) -> None:
+        """Nothing is paid for per request."""
+        return None
+
+    def encode(self, texts: list[str], conversations: Sequence[Conversation]) -> dict:
+        """The processor's inputs for rendered prompts ``texts`` and their conversations' images, on the model's
+        device (left-padded)."""
         # One image list per prompt: processors that match images to prompts (Gemma 3, SmolVLM) need it.
         images = [
             [image if image.mode == "RGB" else image.convert("RGB") for image in conversation.images]
@@ -184,13 +186,11 @@ class ChatModel:
             image = Image.new("RGB", size)
             with_image = Conversation([{"role": "user", "content": [_IMAGE, _TEXT]}], [image])
             without = Conversation([{"role": "user", "content": [_TEXT]}])
-            lengths = [
-                self._encode([self.prompt(c.messages)], [c])["input_ids"].shape[1] for c in (with_image, without)
-            ]
+            lengths = [self.encode([self.prompt(c.messages)], [c])["input_ids"].shape[1] for c in (with_image, without)]
             self._image_token_counts[size] = lengths[0] - lengths[1]
         return self._image_token_counts[size]
 
-    def _answered(self, prompt: str, messages: list[dict], continuation: str) -> str:
+    def answered_text(self, prompt: str, messages: list[dict], continuation: str) -> str:
         """``prompt`` followed by ``continuation`` as the assistant turn, as the chat template renders it.
 
         Templates whose assistant turn does not start with their generation prompt (LLaVA-OneVision
@@ -208,7 +208,7 @@ class ChatModel:
             )
         return prompt + full[end:]
 
-    def _generate(self, inputs: dict, max_new_tokens: int | None = None, **kwargs):
+    def generate_outputs(self, inputs: dict, max_new_tokens: int | None = None, **kwargs):
         """Greedy generation; the output holds the sequences and the cache."""
         return self.model.generate(
             **inputs,
@@ -220,19 +220,20 @@ class ChatModel:
             **kwargs,
         )
 
-    def _decode(self, sequences: torch.Tensor, prompt_length: int) -> list[str]:
+    def decode(self, sequences: torch.Tensor, prompt_length: int) -> list[str]:
         """The stripped text generated after the prompt."""
         new_tokens = sequences[:, prompt_length:]
         return [text.strip() for text in self.processor.batch_decode(new_tokens, skip_special_tokens=True)]
 
-    def _answer(self, inputs: dict, max_new_tokens: int | None = None) -> list[str]:
-        return self._decode(self._generate(inputs, max_new_tokens).sequences, inputs["input_ids"].shape[1])
+    def answer(self, inputs: dict, max_new_tokens: int | None = None) -> list[str]:
+        """Greedy answers (stripped text) to encoded prompts (:meth:`encode`)."""
+        return self.decode(self.generate_outputs(inputs, max_new_tokens).sequences, inputs["input_ids"].shape[1])
 
     @torch.inference_mode()
     def generate(self, conversations: Sequence[Conversation], max_new_tokens: int | None = None) -> list[str]:
         """Greedy answers (stripped text) to the last user turn of each conversation, in one batch."""
-        inputs = self._encode([self.prompt(c.messages) for c in conversations], conversations)
-        return self._answer(inputs, max_new_tokens)
+        inputs = self.encode([self.prompt(c.messages) for c in conversations], conversations)
+        return self.answer(inputs, max_new_tokens)
 
     def stream(self, conversation: Conversation, max_new_tokens: int | None = None) -> Iterator[str]:
         """The greedy answer to the conversation's last user turn as it is generated: the stripped text so far.
@@ -240,14 +241,14 @@ class ChatModel:
         Gives the same answer as :meth:`generate`. The prompt is encoded before generation starts, so a bad
         conversation raises here; an error during generation is raised once the stream has ended.
         """
-        inputs = self._encode([self.prompt(conversation.messages)], [conversation])
+        inputs = self.encode([self.prompt(conversation.messages)], [conversation])
         streamer = TextIteratorStreamer(self.processor.tokenizer, skip_prompt=True, skip_special_tokens=True)
         errors: list[BaseException] = []
 
         def generate() -> None:
             try:
                 with torch.inference_mode():
-                    self._generate(inputs, max_new_tokens, streamer=streamer)
+                    self.generate_outputs(inputs, max_new_tokens, streamer=streamer)
             except BaseException as error:
                 errors.append(error)
                 streamer.end()
@@ -278,11 +279,11 @@ class ChatModel:
         """
         prompts = [self.prompt(c.messages) for c in conversations]
         full_texts = [
-            self._answered(prompt, conversation.messages, continuation)
+            self.answered_text(prompt, conversation.messages, continuation)
             for prompt, conversation, continuation in zip(prompts, conversations, continuations)
         ]
-        prompt_inputs = self._encode(prompts, conversations)
-        inputs = self._encode(full_texts, conversations)
+        prompt_inputs = self.encode(prompts, conversations)
+        inputs = self.encode(full_texts, conversations)
         prompt_ids, full_ids = prompt_inputs["input_ids"], inputs["input_ids"]
         prompt_lengths = prompt_inputs["attention_mask"].sum(-1).tolist()
         full_lengths = inputs["attention_mask"].sum(-1).tolist()
@@ -298,7 +299,7 @@ class ChatModel:
 
         window = max(scored) + 1  # logits at position t predict token t + 1
         position_ids = self.family.position_ids(inputs["attention_mask"])
-        if self._takes_position_ids and position_ids is not None:
+        if self.takes_position_ids and position_ids is not None:
             inputs["position_ids"] = position_ids
         if self._takes_logits_to_keep:
             inputs["logits_to_keep"] = window
@@ -337,7 +338,7 @@ class DialogueCache:
 
     def __init__(self, chat: ChatModel):
         self.chat = chat
-        self.enabled = chat.reuse_dialogue_cache and chat._takes_position_ids and chat.family.reuses_dialogue_cache
+        self.enabled = chat.reuse_dialogue_cache and chat.takes_position_ids and chat.family.reuses_dialogue_cache
         self.keys: list = []  # the dialogue of each cache row
         self.cache: DynamicCache | None = None
         self.slots: torch.Tensor | None = None  # (rows, cache length): the token in each cache slot
@@ -353,16 +354,16 @@ class DialogueCache:
         if not self.enabled:
             return self.chat.generate(conversations, limit)
         prompts = [self.chat.prompt(conversation.messages) for conversation in conversations]
-        inputs = self.chat._encode(prompts, conversations)
+        inputs = self.chat.encode(prompts, conversations)
         if not self._reusable(inputs, conversations):
             self.enabled, self.cache = False, None
-            return self.chat._answer(inputs, limit)
+            return self.chat.answer(inputs, limit)
         self._keep_rows(list(keys))
         tokens = [ids[mask.bool()] for ids, mask in zip(inputs["input_ids"], inputs["attention_mask"])]
         new_inputs = self._new_inputs(tokens, conversations, inputs)
-        output = self.chat._generate(new_inputs, limit, past_key_values=self.cache)
+        output = self.chat.generate_outputs(new_inputs, limit, past_key_values=self.cache)
         self._remember(output, new_inputs["attention_mask"], tokens, conversations)
-        return self.chat._decode(output.sequences, new_inputs["input_ids"].shape[1])
+        return self.chat.decode(output.sequences, new_inputs["input_ids"].shape[1])
 
     def _reusable(self, inputs: dict, conversations: Sequence[Conversation]) -> bool:
         # Other inputs (image sizes, tiles) would need slicing per chunk, which only the family's adapter knows.

@@ -1,13 +1,16 @@
 """How each DevCV item is put to a model (evaluate_metrics/README.md, "What is measured"), as the
 leaderboard's reference lmms-eval wrapper does it (BabyVLM-Leaderboard-2026 submission_template/model.py).
 
-- Single-turn tasks: the user turn(s) before the first gold answer, answered by greedy generation
+Each task's ``protocol`` in the task table says which of these its items get:
+
+- ``generate`` tasks: the user turn(s) before the first gold answer, answered by greedy generation
   (up to :data:`MAX_NEW_TOKENS` new tokens, stopping at the end of sequence).
-- Multi-round tasks (Memory): a real dialogue. Each round adds the next user turn(s) and their
+- ``dialogue`` tasks (Memory): a real dialogue. Each round adds the next user turn(s) and their
   images to the history, the model answers (up to :data:`MAX_NEW_TOKENS_PER_ROUND` tokens), and its
   *own* answer, as generated (stripped), stays in the history.
-- Looking While Listening: no generation; the mean token loss of each phrase after each image gives
-  the 2×2 matrix the metric compares, on the strings the reference wrapper scores (:func:`lwl_requests`).
+- ``loglikelihood`` tasks (Looking While Listening): no generation; the mean token loss of each phrase
+  after each image gives the 2×2 matrix the metric compares, on the strings the reference wrapper
+  scores (:func:`lwl_requests`).
 
 Records follow the DevCV schema (``babyvlm.dataset_builders.devcv.schema``) with decoded images.
 """
@@ -17,11 +20,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 
-from babyvlm.evaluate_metrics.devcv.tasks import DevCVTask, canonical_task
+from babyvlm.evaluate_metrics.devcv.tasks import DIALOGUE, LOGLIKELIHOOD, DevCVTask, canonical_task
 
 from babyvlm.chat import IMAGE_PLACEHOLDER, count_image_blocks, text_to_content
 
-from .inference import ChatModel, Conversation
+from .answering import AnsweringModel, Conversation
 
 NextTurn = Callable[[int, int, list[str]], Conversation | None]
 
@@ -45,11 +48,6 @@ def system_messages(task: DevCVTask, use_system_prompt: bool, api: bool = False)
     if not use_system_prompt:
         return []
     return [{"role": "system", "content": [{"type": "text", "text": system_prompt(task, api)}]}]
-
-
-def is_dialogue(record: dict) -> bool:
-    """Whether the item has several gold answers, i.e. is answered round by round."""
-    return len(record["answer"]) > 1
 
 
 def user_rounds(record: dict) -> list[Conversation]:
@@ -137,13 +135,13 @@ def memory_option_keys(record: dict) -> list[list[str]]:
     return [[hashlib.sha1(image.tobytes()).hexdigest() for image in turn.images] for turn in rounds]
 
 
-def run_dialogues(chat: ChatModel, count: int, next_turn: NextTurn) -> list[list[str]]:
+def run_dialogues(chat: AnsweringModel, count: int, next_turn: NextTurn) -> list[list[str]]:
     """Play ``count`` dialogues side by side, one batched generation per round.
 
     ``next_turn(k, round_index, answers)`` gives dialogue ``k``'s next messages (a user turn, after
     any system message in round 0) with their images, given its answers so far, or ``None`` once
     the dialogue is over. Each answer goes back into the history. Earlier rounds' keys and values are
-    reused where the model allows (:class:`~.inference.DialogueCache`).
+    reused where the model allows (a local model's :class:`~.inference.DialogueCache`).
     """
     histories = [Conversation([]) for _ in range(count)]
     answers: list[list[str]] = [[] for _ in range(count)]
@@ -163,7 +161,7 @@ def run_dialogues(chat: ChatModel, count: int, next_turn: NextTurn) -> list[list
     return answers
 
 
-def run_record_dialogues(chat: ChatModel, records: Sequence[dict], system: list[dict]) -> list[list[str]]:
+def run_record_dialogues(chat: AnsweringModel, records: Sequence[dict], system: list[dict]) -> list[list[str]]:
     """The model's answers to every round of multi-round items."""
     rounds = [user_rounds(record) for record in records]
 
@@ -176,10 +174,10 @@ def run_record_dialogues(chat: ChatModel, records: Sequence[dict], system: list[
     return run_dialogues(chat, len(records), next_turn)
 
 
-def run_items(chat: ChatModel, task: DevCVTask, records: Sequence[dict], use_system_prompt: bool = False) -> list:
-    """The model's outputs for a batch of items of one task: a generated string per item, a list of
-    per-round answers for dialogues, or a 2×2 loss matrix for Looking While Listening."""
-    if task.answer_type == "loglikelihood":
+def run_items(chat: AnsweringModel, task: DevCVTask, records: Sequence[dict], use_system_prompt: bool = False) -> list:
+    """The model's outputs for a batch of items of one task, as its protocol asks them: a generated string per
+    item, a list of per-round answers per dialogue, or a 2×2 loss matrix per Looking-While-Listening item."""
+    if task.protocol == LOGLIKELIHOOD:
         conversations, continuations = [], []
         for record in records:
             item_conversations, item_continuations = lwl_requests(record)
@@ -187,15 +185,7 @@ def run_items(chat: ChatModel, task: DevCVTask, records: Sequence[dict], use_sys
             continuations += item_continuations
         losses = [loss for loss, _ in chat.score_continuations(conversations, continuations)]
         return [[losses[4 * k : 4 * k + 2], losses[4 * k + 2 : 4 * k + 4]] for k in range(len(records))]
-    # API models get the authors' API variant of the prompts.
-    system = system_messages(task, use_system_prompt, api=getattr(chat, "is_api", False))
-    dialogues = [k for k, record in enumerate(records) if is_dialogue(record)]
-    single = [k for k, record in enumerate(records) if not is_dialogue(record)]
-    outputs: list = [None] * len(records)
-    if dialogues:
-        for k, answers in zip(dialogues, run_record_dialogues(chat, [records[k] for k in dialogues], system)):
-            outputs[k] = answers
-    if single:
-        for k, answer in zip(single, chat.generate([single_turn_conversation(records[k], system) for k in single])):
-            outputs[k] = answer
-    return outputs
+    system = system_messages(task, use_system_prompt, api=chat.uses_api_system_prompts)
+    if task.protocol == DIALOGUE:
+        return run_record_dialogues(chat, records, system)
+    return chat.generate([single_turn_conversation(record, system) for record in records])

@@ -18,6 +18,7 @@ those of a single-process run.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import logging
 import os
@@ -29,24 +30,30 @@ import datasets
 import torch
 from accelerate import PartialState
 from accelerate.utils import parse_flag_from_env
-from babyvlm.evaluate_metrics.devcv.tasks import DevCVTask
+from babyvlm.evaluate_metrics.devcv.tasks import DIALOGUE, LOGLIKELIHOOD, DevCVTask
 from tqdm.auto import tqdm
 
 from babyvlm.chat import content_to_text, count_image_blocks
 
+from .answering import (
+    AnsweringModel,
+    Conversation,
+    NotApplicableError,
+    UnsupportedOptionError,
+    check_options,
+)
 from .api import MODEL_PREFIX, APIChatModel, APIModelError
 from .data import MissingTaskError, load_task_split, resolve_tasks
 from .devcv.items import score_item
 from .devcv.scores import chance_normalized, mean_scores, overall_chance_normalized, overall_score
 from .hub_results import add_push_arguments, check_push_arguments, push_from_args
-from .inference import ChatModel, Conversation, IncompatibleModelError, NotApplicableError
+from .inference import ChatModel, IncompatibleModelError
 from .predictions import PredictionLog, RunMismatchError
 from .preflight import check_eval_paths
 from .protocol import (
     MAX_NEW_TOKENS,
     MAX_NEW_TOKENS_PER_ROUND,
     has_memory_labels,
-    is_dialogue,
     memory_option_keys,
     run_items,
 )
@@ -66,14 +73,14 @@ logger = logging.getLogger(__name__)
 def score_entry(task: DevCVTask, record: dict, output) -> dict:
     """The prediction-log line of one answered item."""
     gold = list(record["answer"])
-    if task.answer_type == "loglikelihood":
+    if task.protocol == LOGLIKELIHOOD:
         reference, labels = None, ()
-    elif is_dialogue(record):
+    elif task.protocol == DIALOGUE:
         reference, labels = gold, memory_option_keys(record)
     elif len(gold) == 1:
         reference, labels = gold[0], ()
     else:
-        raise ValueError(f"{task.name} item {record['id']!r} has no gold answer")
+        raise ValueError(f"{task.name} item {record['id']!r} has {len(gold)} gold answers; its items have one")
     try:
         scored = score_item(task, output, reference, labels)
     except ValueError as error:
@@ -88,7 +95,7 @@ def score_entry(task: DevCVTask, record: dict, output) -> dict:
         "extra_scores": scored.extra_scores,
         "unparsable": scored.unparsable,
     }
-    if is_dialogue(record):
+    if task.protocol == DIALOGUE:
         entry["labels_fallback"] = not has_memory_labels(record)
     return entry
 
@@ -98,17 +105,17 @@ def _prompt_size(messages: list[dict]) -> tuple[int, int]:
     return count_image_blocks(messages), sum(len(content_to_text(message["content"])) for message in messages)
 
 
-def item_tokens(chat: ChatModel, record: dict) -> int:
+def item_tokens(chat: AnsweringModel, task: DevCVTask, record: dict) -> int:
     """About how many tokens answering ``record`` puts in one batch row: its user turns and images,
-    plus room for an answer per round (Memory's last round holds the whole dialogue)."""
-    if not record["messages"]:  # Looking While Listening: one image and a phrase per request
+    plus room for an answer per round (a dialogue's last round holds the whole dialogue)."""
+    if task.protocol == LOGLIKELIHOOD:  # one image and a phrase per request
         turn = {"role": "user", "content": [{"type": "image", "text": None}, {"type": "text", "text": " "}]}
         return chat.estimate_tokens(Conversation([turn], list(record["images"][:1]))) + max(map(len, record["choices"]))
     # The gold answers' turns stand for the model's: their template tokens count, their text is replaced.
     blank = [{"type": "text", "text": " "}]
     messages = [{**m, "content": blank} if m["role"] == "assistant" else m for m in record["messages"]]
     answers = sum(message["role"] == "assistant" for message in messages)
-    per_answer = chat.max_new_tokens_per_round if is_dialogue(record) else chat.max_new_tokens
+    per_answer = task.max_new_tokens(chat.max_new_tokens, chat.max_new_tokens_per_round)
     return chat.estimate_tokens(Conversation(messages, list(record["images"]))) + answers * per_answer
 
 
@@ -152,7 +159,7 @@ def token_budget_batches(sizes: list[int], batch_size: int, max_batch_tokens: in
 
 
 def _evaluate_task(
-    chat: ChatModel,
+    chat: AnsweringModel,
     task: DevCVTask,
     dataset,
     log: PredictionLog,
@@ -175,7 +182,7 @@ def _evaluate_task(
     pending = sorted((index for index, item_id in enumerate(ids) if item_id not in done), key=sizes.__getitem__)
     # Every process sees the same pending list (logs read before anyone writes): take every n-th item.
     share = pending[state.process_index :: state.num_processes]
-    tokens = [item_tokens(chat, dataset[index]) for index in share] if max_batch_tokens else [0] * len(share)
+    tokens = [item_tokens(chat, task, dataset[index]) for index in share] if max_batch_tokens else [0] * len(share)
     with tqdm(
         total=len(ids),
         initial=len(ids) - len(pending),
@@ -209,7 +216,7 @@ def summarize(entries_by_task: dict[DevCVTask, list[dict]]) -> dict:
         extra = mean_scores([entry["extra_scores"] for entry in entries])
         if extra:
             tasks[task.harness_key]["extra_metrics"] = extra
-        if task.name == "memory":
+        if task.protocol == DIALOGUE:
             # Items without released labels, scored with objects recognised by their images (protocol.py).
             tasks[task.harness_key]["labels_fallback"] = sum(entry["labels_fallback"] for entry in entries)
     results = {key: task["metrics"] for key, task in tasks.items()}
@@ -220,13 +227,55 @@ def summarize(entries_by_task: dict[DevCVTask, list[dict]]) -> dict:
     }
 
 
+def model_kind(model: str | Path | AnsweringModel) -> type[AnsweringModel]:
+    """The kind of model ``model`` is or names: a loaded model's class, :class:`~.api.APIChatModel` for
+    ``openai:<name>``, else :class:`ChatModel` (a model folder or Hub id)."""
+    if isinstance(model, AnsweringModel):
+        return type(model)
+    return APIChatModel if str(model).startswith(MODEL_PREFIX) else ChatModel
+
+
+# What a caller leaves an API setting at when it does not set it (the command line passes every setting).
+_API_DEFAULTS = {
+    name: parameter.default for name, parameter in inspect.signature(APIChatModel.__init__).parameters.items()
+}
+
+
+def check_run_options(
+    model: str | Path | AnsweringModel,
+    *,
+    max_batch_tokens: int | None,
+    limits: dict,
+    device: str | None,
+    dtype: torch.dtype,
+    api: dict,
+    model_kwargs: dict,
+) -> None:
+    """Refuse, with one line and before anything is loaded, an option set for a model it cannot apply to: one its
+    kind declares unsupported (``unsupported_options``), or a loading option for a model already loaded."""
+    options = {"max_batch_tokens": "max_batch_tokens"} if max_batch_tokens is not None else {}
+    options |= {"device": "device"} if device is not None else {}
+    options |= {"dtype": "dtype"} if dtype != torch.float32 else {}
+    options |= dict.fromkeys(model_kwargs, "model_kwargs")
+    options |= {name: "api" for name, value in api.items() if value is not None and value != _API_DEFAULTS.get(name)}
+    if isinstance(model, AnsweringModel):
+        loading = [name for name, group in options.items() if group != "max_batch_tokens"]
+        loading += [name for name, limit in limits.items() if limit is not None and limit != getattr(model, name)]
+        if loading:
+            raise UnsupportedOptionError(
+                f"{loading[0]} applies when the runner loads the model, and this {type(model).__name__} is loaded: "
+                "load it with that setting"
+            )
+    check_options(model_kind(model), options)
+
+
 def load_model(
     model: str | Path, output_dir: Path, limits: dict, device: str, dtype: torch.dtype, api: dict, **model_kwargs
-):
+) -> AnsweringModel:
     """A :class:`ChatModel` for a model folder or Hub id, an :class:`~.api.APIChatModel` for ``openai:<name>``
     (its answers cached in ``output_dir/api_cache`` unless ``api`` names a ``cache_dir``); ``limits``
-    holds ``max_new_tokens`` and ``max_new_tokens_per_round``."""
-    if str(model).startswith(MODEL_PREFIX):
+    holds ``max_new_tokens`` and ``max_new_tokens_per_round`` (checked by :func:`check_run_options`)."""
+    if model_kind(model) is APIChatModel:
         api = {"cache_dir": output_dir / "api_cache", **api}
         return APIChatModel.from_model_string(str(model), **limits, **api)
     return ChatModel.from_pretrained(model_location(model), **limits, device=device, dtype=dtype, **model_kwargs)
@@ -237,7 +286,7 @@ def write_outputs(output_dir: Path, summary: dict, entries_by_task: dict[DevCVTa
     write_text_atomic(output_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     write_text_atomic(output_dir / "results.md", markdown_table(summary))
     plot_scores(summary, output_dir / SCORES_PLOT)
-    counting = next((entries for task, entries in entries_by_task.items() if task.name == "count"), None)
+    counting = next((entries for task, entries in entries_by_task.items() if task.accuracy_by_true_count), None)
     if counting:
         plot_count_accuracy(counting, output_dir / COUNT_PLOT)
 
@@ -255,7 +304,7 @@ def model_location(model: str | Path) -> str:
 
 
 def evaluate_devcv(
-    model: str | Path | ChatModel | APIChatModel,
+    model: str | Path | AnsweringModel,
     data_dir: str | Path,
     output_dir: str | Path,
     *,
@@ -264,8 +313,8 @@ def evaluate_devcv(
     batch_size: int = 8,
     max_batch_tokens: int | None = None,
     limit: int | None = None,
-    max_new_tokens: int = MAX_NEW_TOKENS,
-    max_new_tokens_per_round: int = MAX_NEW_TOKENS_PER_ROUND,
+    max_new_tokens: int | None = None,
+    max_new_tokens_per_round: int | None = None,
     use_system_prompt: bool | None = None,
     device: str | None = None,
     dtype: torch.dtype = torch.float32,
@@ -273,41 +322,60 @@ def evaluate_devcv(
     api: dict | None = None,
     **model_kwargs,
 ) -> dict | None:
-    """Evaluate ``model`` (a model folder, a Hub id, ``openai:<name>`` or a loaded :class:`ChatModel`) on
-    ``tasks`` of a DevCV dataset folder and write the outputs into ``output_dir``; returns the summary
-    (on rank 0; None on the other processes of a data-parallel run).
+    """Evaluate ``model`` (a model folder, a Hub id, ``openai:<name>`` or a loaded
+    :class:`~.answering.AnsweringModel`) on ``tasks`` of a DevCV dataset folder and write the outputs into
+    ``output_dir``; returns the summary (on rank 0; None on the other processes of a data-parallel run).
 
     Items already logged in ``output_dir`` by an identical run are not redone. ``max_batch_tokens``
     caps a batch's padded token count (rows x longest item) besides its ``batch_size`` rows;
     ``limit`` takes each task's first items. ``use_system_prompt`` adds the authors' per-task system
     prompts meant for general-purpose models (default: on for API models, off otherwise).
-    ``max_new_tokens`` (single turns) and ``max_new_tokens_per_round`` (Memory) default to the
-    leaderboard's reference wrapper's limits. ``model_kwargs`` (``device_map``, ``attn_implementation``...)
-    go to ``from_pretrained``. ``openai:<name>`` is a model behind an OpenAI-compatible endpoint, with
-    ``api`` holding :class:`~.api.APIChatModel`'s settings (``base_url``, ...).
+    ``max_new_tokens`` (single turns) and ``max_new_tokens_per_round`` (dialogue rounds) default to the
+    leaderboard's reference wrapper's limits (a loaded model keeps its own). ``model_kwargs``
+    (``device_map``, ``attn_implementation``...) go to ``from_pretrained``. ``openai:<name>`` is a model
+    behind an OpenAI-compatible endpoint, with ``api`` holding :class:`~.api.APIChatModel`'s settings
+    (``base_url``, ...). An option the model's kind cannot apply (``max_batch_tokens`` or ``device`` for an
+    API model, ``api`` settings for a local one, loading options for a loaded model) is refused with
+    :class:`~.answering.UnsupportedOptionError` before anything is loaded.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be at least 1, got {limit}")
+    api = api or {}
+    limits = {"max_new_tokens": max_new_tokens, "max_new_tokens_per_round": max_new_tokens_per_round}
+    check_run_options(
+        model,
+        max_batch_tokens=max_batch_tokens,
+        limits=limits,
+        device=device,
+        dtype=dtype,
+        api=api,
+        model_kwargs=model_kwargs,
+    )
     state = process_state()
     data_dir, output_dir = Path(data_dir).resolve(), Path(output_dir)
     selected = resolve_tasks(data_dir, tasks)
     started = time.perf_counter()
-    if not isinstance(model, ChatModel | APIChatModel):
-        limits = {"max_new_tokens": max_new_tokens, "max_new_tokens_per_round": max_new_tokens_per_round}
-        model = load_model(model, output_dir, limits, device or str(state.device), dtype, api or {}, **model_kwargs)
-    is_api = isinstance(model, APIChatModel)
-    if use_system_prompt is None:
-        use_system_prompt = is_api
+    if not isinstance(model, AnsweringModel):
+        limits = {
+            "max_new_tokens": MAX_NEW_TOKENS if max_new_tokens is None else max_new_tokens,
+            "max_new_tokens_per_round": MAX_NEW_TOKENS_PER_ROUND
+            if max_new_tokens_per_round is None
+            else max_new_tokens_per_round,
+        }
+        model = load_model(model, output_dir, limits, device or str(state.device), dtype, api, **model_kwargs)
+    if use_system_prompt is None:  # general-purpose API models get the authors' prompts
+        use_system_prompt = model.uses_api_system_prompts
+    described = model.describe()
     run_config = {
-        "model": f"{MODEL_PREFIX}{model.name} @ {model.base_url}" if is_api else str(model.model.name_or_path),
+        "model": described["model"],
         "data": str(data_dir),
         "split": split,
         "max_new_tokens": model.max_new_tokens,
         "max_new_tokens_per_round": model.max_new_tokens_per_round,
         "use_system_prompt": use_system_prompt,
-        "dtype": None if is_api else str(model.model.dtype).removeprefix("torch."),
+        "dtype": described["dtype"],
     }
     # Rank 0 checks the run first; nobody appends before every process has read the logs.
     with state.main_process_first():
@@ -361,8 +429,9 @@ def evaluate_devcv(
     summary = summarize(entries_by_task)
     if not_applicable:
         summary["not_applicable"] = not_applicable
-    if is_api:
-        summary["api_usage"] = model.usage()
+    usage = model.usage()
+    if usage is not None:
+        summary["api_usage"] = usage
     write_outputs(output_dir, summary, entries_by_task)
     return summary
 

@@ -13,7 +13,6 @@ from babyvlm.testing import TINY_FAMILIES, save_tiny_model
 from babyvlm.training.collator import (
     IGNORE_INDEX,
     PACKING_FAMILIES,
-    BabyLlavaV2Collator,
     NothingToLearnError,
     VisionChatCollator,
 )
@@ -154,7 +153,7 @@ def test_loss_falls_on_a_fixed_batch(family_models, name):
 
 
 def collate(processor, **kwargs):
-    return BabyLlavaV2Collator(processor, **kwargs)(copy.deepcopy(EXAMPLES))
+    return VisionChatCollator(processor, **kwargs)(copy.deepcopy(EXAMPLES))
 
 
 def test_labels_cover_exactly_the_assistant_answers(model_and_processor):
@@ -200,7 +199,7 @@ def test_default_rows_never_exceed_the_longest_sample(model_and_processor):
     packed = collate(processor, packing=True)
     assert packed["input_ids"].shape[1] == longest and packed["input_ids"].shape[0] == 2
     with pytest.raises(ValueError, match="row_length must be"):
-        BabyLlavaV2Collator(processor, packing=True, row_length="shortest")
+        VisionChatCollator(processor, packing=True, row_length="shortest")
 
 
 @pytest.mark.slow
@@ -293,6 +292,6 @@ def test_packing_is_refused_where_positions_are_not_one_per_token(model_and_proc
 def test_bad_inputs_are_named(model_and_processor):
     _, processor = model_and_processor
     with pytest.raises(KeyError, match="item batch index 1 has no 'messages'"):
-        BabyLlavaV2Collator(processor)([copy.deepcopy(EXAMPLES[0]), {"text": "x"}])
+        VisionChatCollator(processor)([copy.deepcopy(EXAMPLES[0]), {"text": "x"}])
     with pytest.raises(ValueError, match="truncation must be one of"):
-        BabyLlavaV2Collator(processor, truncation="drop")
+        VisionChatCollator(processor, truncation="drop")

@@ -11,8 +11,8 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from babyvlm.evaluate_metrics.answering import Conversation, NotApplicableError
 from babyvlm.evaluate_metrics.api import APIChatModel, APIModelError, api_messages
-from babyvlm.evaluate_metrics.inference import Conversation, NotApplicableError
 from babyvlm.evaluate_metrics.predictions import PREDICTIONS_FILE
 from babyvlm.evaluate_metrics.runner import evaluate_devcv, main
 from PIL import Image

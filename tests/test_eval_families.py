@@ -4,9 +4,10 @@ import json
 
 import pytest
 import torch
-from babyvlm.evaluate_metrics.devcv.tasks import canonical_task
+from babyvlm.evaluate_metrics.answering import Conversation
+from babyvlm.evaluate_metrics.devcv.tasks import TASKS, canonical_task
 from babyvlm.evaluate_metrics.families import FamilyAdapter
-from babyvlm.evaluate_metrics.inference import ChatModel, Conversation
+from babyvlm.evaluate_metrics.inference import ChatModel
 from babyvlm.evaluate_metrics.predictions import PREDICTIONS_FILE
 from babyvlm.evaluate_metrics.protocol import (
     lwl_requests,
@@ -47,9 +48,9 @@ def predictions(output_dir) -> dict:
 def own_forward_loss(chat: ChatModel, conversation: Conversation, continuation: str) -> float:
     """The continuation's mean token loss from the model's own forward over the unpadded text (its own positions)."""
     prompt = chat.prompt(conversation.messages)
-    full = chat._answered(prompt, conversation.messages, continuation)
-    prompt_length = chat._encode([prompt], [conversation])["input_ids"].shape[1]
-    inputs = chat._encode([full], [conversation])
+    full = chat.answered_text(prompt, conversation.messages, continuation)
+    prompt_length = chat.encode([prompt], [conversation])["input_ids"].shape[1]
+    inputs = chat.encode([full], [conversation])
     with torch.inference_mode():
         logits = chat.model(**inputs).logits[0].float()
     targets = inputs["input_ids"][0, prompt_length:]
@@ -145,10 +146,10 @@ def test_item_token_estimates_cover_the_encoded_prompts(family_dirs):
         (single_turn_conversation(pv, []), 1),
         (Conversation(memory["messages"], memory["images"]), 15),
     ):
-        encoded = chat._encode([chat.prompt(conversation.messages)], [conversation])["input_ids"].shape[1]
-        record = pv if answers == 1 else memory
+        encoded = chat.encode([chat.prompt(conversation.messages)], [conversation])["input_ids"].shape[1]
+        task, record = (TASKS["picture_vocabulary"], pv) if answers == 1 else (TASKS["memory"], memory)
         # at most the room for each answer and its turn's template tokens more
-        assert encoded <= item_tokens(chat, record) <= encoded + answers * (chat.max_new_tokens + 8)
+        assert encoded <= item_tokens(chat, task, record) <= encoded + answers * (chat.max_new_tokens + 8)
 
 
 def test_limit_takes_each_tasks_first_items(tmp_path, family_dirs, devcv_dir):

@@ -1,7 +1,8 @@
 """Dialogue rounds that reuse the earlier rounds' keys and values answer as re-encoding the history does."""
 
 import pytest
-from babyvlm.evaluate_metrics.inference import ChatModel, Conversation
+from babyvlm.evaluate_metrics.answering import Conversation
+from babyvlm.evaluate_metrics.inference import ChatModel
 from babyvlm.evaluate_metrics.protocol import run_record_dialogues, user_rounds
 
 from babyvlm.testing import save_tiny_model

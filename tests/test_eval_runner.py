@@ -7,10 +7,11 @@ import shutil
 import pytest
 from babyvlm.evaluate_metrics.data import MissingTaskError, available_tasks, load_task_split, resolve_tasks
 from babyvlm.evaluate_metrics.devcv.parsing import DIRECTIONS
+from babyvlm.evaluate_metrics.devcv.tasks import canonical_task
 from babyvlm.evaluate_metrics.inference import ChatModel
 from babyvlm.evaluate_metrics.predictions import PREDICTIONS_FILE, PredictionLog, RunMismatchError
 from babyvlm.evaluate_metrics.protocol import LWL_TARGET_DELIMITER, memory_option_keys, system_prompt
-from babyvlm.evaluate_metrics.runner import evaluate_devcv, main
+from babyvlm.evaluate_metrics.runner import evaluate_devcv, main, score_entry
 
 from babyvlm.chat import count_image_blocks
 from babyvlm.testing.devcv import save_tiny_llava, synthetic_items, write_devcv_folder
@@ -312,3 +313,21 @@ def test_folders_with_the_same_readme_load_their_own_rows(tmp_path):
     for name, count in (("first", 2), ("second", 3)):
         folder = write_devcv_folder(tmp_path / name / "devcv", {"count": synthetic_items("count", count, seed=count)})
         assert len(load_task_split(folder, "count", "test")) == count
+
+
+def test_whether_an_item_is_a_dialogue_comes_from_its_task():
+    """Not from how many gold answers it has: a Memory item of one round is a dialogue too, refused by Memory's
+    rule (no testing rounds), and a single-turn item with two gold answers is refused, naming it."""
+    memory = synthetic_items("memory", 1)[0]
+
+    def first_rounds(rounds: int) -> dict:
+        short = {**memory, "messages": memory["messages"][: 2 * rounds], "images": memory["images"][: 2 * rounds - 1]}
+        return short | {"answer": memory["answer"][:rounds], "labels": memory["labels"][:rounds]}
+
+    entry = score_entry(canonical_task("memory"), first_rounds(3), memory["answer"][:3])
+    assert entry["scores"]["acc_learning"] == entry["scores"]["acc_testing_raw"] == 1.0
+    with pytest.raises(ValueError, match="memory item 'memory_0000': .*1 rounds leave no testing rounds"):
+        score_entry(canonical_task("memory"), first_rounds(1), memory["answer"][:1])
+    count = {**synthetic_items("count", 1)[0], "answer": ["3", "4"]}
+    with pytest.raises(ValueError, match=r"count item 'count_0000' has 2 gold answers; its items have one"):
+        score_entry(canonical_task("count"), count, "3")

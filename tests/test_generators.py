@@ -603,7 +603,7 @@ def test_items_score_perfectly_with_their_gold_answers(rows):
 
 @pytest.mark.slow
 def test_items_train_a_tiny_model(rows, tiny_model_and_processor):
-    from babyvlm.training.collator import IGNORE_INDEX, BabyLlavaV2Collator
+    from babyvlm.training.collator import IGNORE_INDEX, VisionChatCollator
 
     model, processor = tiny_model_and_processor
     examples = [
@@ -621,7 +621,7 @@ def test_items_train_a_tiny_model(rows, tiny_model_and_processor):
             "images": lwl["images"][:1],
         }
     )
-    batch = BabyLlavaV2Collator(processor)(examples)
+    batch = VisionChatCollator(processor)(examples)
     assert (batch["labels"] != IGNORE_INDEX).sum(dim=1).min() > 0
     with torch.no_grad():
         loss = model(**batch).loss

@@ -4,7 +4,6 @@ import ast
 import importlib
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -94,7 +93,7 @@ def test_docstrings_cite_documents_in_the_repository():
     assert citing == []
 
 
-TEST_HELPERS = ("babyvlm.testing", "babyvlm.tiny", "babyvlm.evaluate_metrics.testing")
+TEST_HELPERS = ("babyvlm.testing",)
 
 
 @pytest.mark.parametrize(
@@ -102,28 +101,33 @@ TEST_HELPERS = ("babyvlm.testing", "babyvlm.tiny", "babyvlm.evaluate_metrics.tes
 )
 def test_runtime_code_never_imports_the_test_helpers(folder):
     """Tiny models and synthetic DevCV folders are for tests and benchmarks: the demo, the runner, the builders and
-    the recipes never import them (the helpers themselves, and the modules they grew out of, are exempt)."""
-    helpers = {"testing", "tiny.py", "testing.py"}
+    the recipes never import them (the helpers themselves are exempt)."""
     found = [
-        line for line in offenders(folder, TEST_HELPERS) if not helpers & set(Path(line.split(" imports ")[0]).parts)
+        line for line in offenders(folder, TEST_HELPERS) if "testing" not in Path(line.split(" imports ")[0]).parts
     ]
     assert found == []
 
 
 @pytest.mark.parametrize(
-    ("old", "new", "name"),
+    ("old", "new"),
     [
-        ("babyvlm.dataset_builders.devcv.tasks", "babyvlm.evaluate_metrics.devcv.tasks", "canonical_task"),
-        ("babyvlm.dataset_builders.chat", "babyvlm.chat", "text_to_content"),
-        ("babyvlm.evaluate_metrics.testing", "babyvlm.testing.devcv", "write_devcv_folder"),
-        ("babyvlm.tiny", "babyvlm.testing.babyllava", "build_tiny_babyllava"),
+        ("babyvlm.dataset_builders.devcv.tasks", "babyvlm.evaluate_metrics.devcv.tasks"),
+        ("babyvlm.dataset_builders.chat", "babyvlm.chat"),
+        ("babyvlm.evaluate_metrics.testing", "babyvlm.testing.devcv"),
+        ("babyvlm.tiny", "babyvlm.testing.babyllava"),
     ],
 )
-def test_moved_modules_still_import_with_a_deprecation_warning(old, new, name):
-    sys.modules.pop(old, None)
-    with pytest.warns(DeprecationWarning, match=new.replace(".", r"\.")):
-        module = importlib.import_module(old)
-    assert getattr(module, name) is getattr(importlib.import_module(new), name)
+def test_each_module_has_one_name(old, new):
+    """Nothing was released under the modules' earlier places, so no second name is kept for them."""
+    importlib.import_module(new)
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module(old)
+
+
+def test_the_collator_has_one_name():
+    from babyvlm.training import collator
+
+    assert not hasattr(collator, "BabyLlavaV2Collator")
 
 
 PHASE_NAMES = re.compile(r"\bphases?[ -][0-3]\b", re.IGNORECASE)
@@ -166,3 +170,116 @@ def test_the_readme_layout_table_matches_the_tree():
         top, *inner = Path(folder).parts
         installed = ".".join(("babyvlm" if top == "babyvlm" else f"babyvlm.{top}", *inner))
         assert name == (installed if folder in packages else None), folder
+
+
+# What a task's behaviour is decided on (its name, harness key or file key), and the literals that spell a task.
+TASK_TABLE = REPO / "evaluate_metrics" / "devcv" / "tasks.py"
+RUNTIME_FOLDERS = ("babyvlm", "dataset_builders", "evaluate_metrics", "recipes", "benchmarks", "modeling", "processing")
+IDENTITY_ATTRIBUTES = {"name", "harness_key", "canonical_name", "source_names"}
+TESTED = (ast.Eq, ast.NotEq, ast.In, ast.NotIn, ast.Is, ast.IsNot)
+
+
+def task_spellings() -> set[str]:
+    from babyvlm.evaluate_metrics.devcv.tasks import TASK_FAMILIES, TASKS
+
+    return {alias for task in TASKS.values() for alias in (task.name, task.harness_key, *task.source_names)} | set(
+        TASK_FAMILIES
+    )
+
+
+def _names_a_task(node: ast.AST) -> bool:
+    """A task's identity: ``x.name`` (``.harness_key``...), ``row["task"]``, or a variable called ``task...``."""
+    if isinstance(node, ast.Attribute):
+        return node.attr in IDENTITY_ATTRIBUTES
+    if isinstance(node, ast.Subscript):
+        return isinstance(node.slice, ast.Constant) and node.slice.value == "task"
+    return isinstance(node, ast.Name) and "task" in node.id.lower()
+
+
+def _task_literal(node: ast.AST, spellings: set[str], constants: dict[str, ast.AST]) -> bool:
+    """A string spelling a task, a tuple/list/set of them, or a module constant bound to one."""
+    if isinstance(node, ast.Name) and node.id in constants:
+        return _task_literal(constants[node.id], spellings, {})
+    if isinstance(node, ast.Constant):
+        return node.value in spellings
+    if isinstance(node, ast.Tuple | ast.List | ast.Set):
+        return bool(node.elts) and all(_task_literal(element, spellings, constants) for element in node.elts)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("set", "frozenset"):
+        return len(node.args) == 1 and _task_literal(node.args[0], spellings, constants)
+    return False
+
+
+def module_constants(path: Path) -> dict[str, ast.AST]:
+    """The values of a file's module-level assignments, by name."""
+    return {
+        target.id: node.value
+        for node in ast.parse(path.read_text(), filename=str(path)).body
+        if isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None
+        for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+        if isinstance(target, ast.Name)
+    }
+
+
+def task_name_tests(path: Path, spellings: set[str], imported: dict[str, ast.AST] | None = None) -> list[str]:
+    """Where a file decides behaviour by testing a task's identity against literal task names (its own module
+    constants, and ``imported``: other modules' constants it may import, count as literals)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    constants = {**(imported or {}), **module_constants(path)}
+    where = path.relative_to(REPO) if path.is_relative_to(REPO) else path.name
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare):
+            operands = [node.left, *node.comparators]
+            for op, left, right in zip(node.ops, operands, operands[1:]):
+                pairs = ((left, right), (right, left))
+                if isinstance(op, TESTED) and any(
+                    _names_a_task(a) and _task_literal(b, spellings, constants) for a, b in pairs
+                ):
+                    found.append(f"{where}:{node.lineno}: {ast.unparse(node)}")
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("startswith", "endswith")
+            and _names_a_task(node.func.value)
+            and any(_task_literal(argument, spellings, constants) for argument in node.args)
+        ):
+            found.append(f"{where}:{node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def test_no_module_outside_the_task_table_decides_behaviour_by_a_task_name():
+    """How a task is asked and scored is declared in the DevCV task table (evaluate_metrics/devcv/tasks.py) and
+    dispatched on: no other module compares a task's name, harness key or file key with a literal task name."""
+    spellings = task_spellings()
+    paths = [path for folder in RUNTIME_FOLDERS for path in sorted((REPO / folder).rglob("*.py")) if path != TASK_TABLE]
+    constants = {name: value for path in paths for name, value in module_constants(path).items()}
+    found = [line for path in paths for line in task_name_tests(path, spellings, constants)]
+    assert found == []
+
+
+def test_the_task_name_scan_catches_each_way_of_testing_a_name(tmp_path):
+    spellings = task_spellings()
+    sample = tmp_path / "sample.py"
+    cases = [
+        'if task.name == "memory": pass',
+        'limit = a if task.name != "memory" else b',
+        'if entry["task"] == "count": pass',
+        'if row["task"] in ("leftright", "spatialdetails"): pass',
+        'if task.name.startswith("vdr"): pass',
+        'if task_name == "baby_pv": pass',
+        'QUERY = ("leftright", "spatialdetails")\nif row["task"] in QUERY: pass',
+        'LWL = "looking_while_listening"\nif task.name == LWL: pass',
+        'from .release import LWL_TASK\nif row["task"] == LWL_TASK: pass',
+    ]
+    allowed = [
+        'if path.name == "__init__.py": pass',
+        'if task.protocol == "dialogue": pass',
+        'MAKERS = {"memory": 1}\nif task.name in MAKERS: pass',
+        'if mode == "open": pass',
+    ]
+    for case in cases:
+        sample.write_text(case + "\n")
+        assert task_name_tests(sample, spellings, {"LWL_TASK": ast.Constant("looking_while_listening")}), case
+    for case in allowed:
+        sample.write_text(case + "\n")
+        assert task_name_tests(sample, spellings) == [], case

@@ -241,13 +241,13 @@ def test_generation_limits_follow_the_reference_wrapper(tmp_path, llava_dir):
         chat = ChatModel(
             loaded.model, loaded.processor, max_new_tokens=5, max_new_tokens_per_round=2, reuse_dialogue_cache=reuse
         )
-        generate = chat._generate
+        generate = chat.generate_outputs
 
         def record(inputs, max_new_tokens=None, _generate=generate, _chat=chat, **kwargs):
             limits.append(max_new_tokens or _chat.max_new_tokens)
             return _generate(inputs, max_new_tokens, **kwargs)
 
-        chat._generate = record
+        chat.generate_outputs = record
         memory = synthetic_items("memory", 1)
         answers = run_items(chat, canonical_task("memory"), memory)[0]
         assert len(answers) == 15 and set(limits) == {2}, limits

@@ -14,7 +14,8 @@ from pathlib import Path
 import torch
 
 from babyvlm.chat import IMAGE_PLACEHOLDER, content_to_text, count_image_blocks, text_to_content
-from babyvlm.evaluate_metrics.inference import ChatModel, Conversation
+from babyvlm.evaluate_metrics.answering import AnsweringModel, Conversation
+from babyvlm.evaluate_metrics.inference import ChatModel
 from babyvlm.evaluate_metrics.protocol import MAX_NEW_TOKENS
 
 from .dataset import ExploreError, MissingImage
@@ -51,7 +52,9 @@ class Asker:
 
     def __init__(self, model_dir: str | Path, *, device: str = "cpu", dtype: torch.dtype = torch.float32):
         self.model_dir = Path(model_dir)
-        self.chat = ChatModel.from_pretrained(self.model_dir, max_new_tokens=MAX_NEW_TOKENS, device=device, dtype=dtype)
+        self.chat: AnsweringModel = ChatModel.from_pretrained(
+            self.model_dir, max_new_tokens=MAX_NEW_TOKENS, device=device, dtype=dtype
+        )
 
     def stream(self, prompt: str, images: list, max_new_tokens: int | None = None) -> Iterator[str]:
         """The answer so far, growing as tokens are generated (greedy)."""

@@ -15,7 +15,7 @@ import json
 
 from PIL import Image, ImageDraw
 
-from babyvlm.evaluate_metrics.devcv.tasks import DevCVTask
+from babyvlm.evaluate_metrics.devcv.tasks import LOGLIKELIHOOD, DevCVTask
 
 from .dataset import MissingImage
 from .runs import Run, is_correct, parsed_text
@@ -187,14 +187,14 @@ def item_html(task: DevCVTask, row: dict, images: list) -> str:
     if row.get("bbox") and images and not isinstance(images[0], MissingImage):
         images = [draw_box(images[0], list(row["bbox"])), *images[1:]]
     parts = [STYLE, f'<div class="devcv-item"><h3>{escape(row["id"])}</h3>']
-    if task.answer_type == "loglikelihood":
+    if task.protocol == LOGLIKELIHOOD:
         parts.append(_lwl_html(row, images))
     else:
         parts.append(conversation_html(row, images, list(row.get("labels") or [])))
     gold = " ".join(row["answer"]) if row["answer"] else "(no generated answer: phrases are scored by their loss)"
     parts.append(f'<div class="devcv-gold">Gold: <b class="devcv-gold-answer">{escape(gold)}</b></div>')
     frames = [image for image in images if not isinstance(image, MissingImage)]
-    if task.name.startswith("vdr") and len(frames) > 1:
+    if task.clip and len(frames) > 1:
         parts.append(
             f"<div>Clip ({len(frames)} frames, {VDR_FRAME_MS} ms each): "
             f'<img class="devcv-animation" style="{IMAGE_STYLE}" src="{image_data_uri(frames[0], frames)}"'

@@ -12,7 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from babyvlm.evaluate_metrics.devcv.tasks import DevCVTask, canonical_task
+from babyvlm.evaluate_metrics.devcv.tasks import LOGLIKELIHOOD, DevCVTask, canonical_task
 from babyvlm.evaluate_metrics.predictions import PREDICTIONS_FILE, RUN_FILE
 from babyvlm.evaluate_metrics.report import COUNT_PLOT, SCORES_PLOT
 
@@ -117,7 +117,7 @@ def mismatch(run: Run, task_split: TaskSplit) -> str | None:
             f"this folder (e.g. {unknown[0]!r}; the run used {run.config.get('data', 'an unknown folder')})"
         )
     changed = [item_id for item_id, entry in entries.items() if list(entry["gold"]) != gold[item_id]]
-    if changed and task != "looking_while_listening":
+    if changed and task_split.task.protocol != LOGLIKELIHOOD:
         return (
             f"run {run.name} is for another dataset: {len(changed)} {task} items have other gold answers "
             f"here (e.g. {changed[0]!r})"
@@ -132,7 +132,7 @@ def is_correct(task: DevCVTask, entry: dict) -> bool:
 def parsed_text(entry: dict, task: DevCVTask) -> str:
     """The parsed answer (``?`` where unparsable; Memory's rounds in a row; LWL: its primary score)."""
     parsed = entry["parsed"]
-    if task.answer_type == "loglikelihood":
+    if task.protocol == LOGLIKELIHOOD:
         return f"{task.primary_metric} {entry['scores'][task.primary_metric]:.0f}"
     if isinstance(parsed, list):
         return " ".join("?" if answer is None else str(answer) for answer in parsed)

@@ -390,10 +390,6 @@ class VisionChatCollator:
         return rows
 
 
-# The collator's former name (BabyLLaVA-V2 was its only family).
-BabyLlavaV2Collator = VisionChatCollator
-
-
 def _reorder_images(image_inputs: dict[str, Any], images_per_sample: list[int], order: list[int]) -> dict[str, Any]:
     """The batch's image inputs in the packed sample order; each must hold one entry per image along dim 0."""
     reordered = {}

@@ -36,8 +36,6 @@ from scipy.signal import fftconvolve
 
 from .stream import iter_undecoded_rows
 
-QUERY_OPTION_TASKS = ("leftright", "spatialdetails")
-"""Tasks whose first image is a query and whose other images are the lettered options."""
 WORKING_SIDE = 128
 """Pixel solver resolution: the longest side of an item's largest image, in pixels."""
 AUDIT_COLUMNS = ("source", "task", "split", "answer", "choices", "images", "provenance")
@@ -122,7 +120,7 @@ class _GroupStats:
             self.answers_by_round[round_index][answer] += 1
             if answer in row["choices"]:
                 self.positions[row["choices"].index(answer)] += 1
-        if row["task"] in QUERY_OPTION_TASKS and row["answer"]:
+        if TASKS[row["task"]].first_image_is_query and row["answer"]:
             self._add_query_option(row["images"], _option_index(row["answer"][0]))
 
     def _add_query_option(self, images: list[dict], gold: int | None) -> None:

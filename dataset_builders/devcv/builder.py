@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from babyvlm.evaluate_metrics.devcv.tasks import DevCVTask
+from babyvlm.evaluate_metrics.devcv.tasks import LOGLIKELIHOOD, DevCVTask
 from tqdm.auto import tqdm
 
 from babyvlm.staging import staged_folder
@@ -30,7 +30,7 @@ from .layouts import DEFAULT_SPLIT, TaskFile, find_task_files
 from .limits import InputLimits
 from .lwl_csv import lwl_entries, read_csv_table
 from .recognise import TaskOverrides, resolve_task
-from .release import LWL_TASK, PendingRecord, parse_released_item
+from .release import PendingRecord, parse_released_item
 from .report import (
     DUPLICATE_ITEM,
     MALFORMED_FIELD,
@@ -95,7 +95,7 @@ def _json_entries(items: list, task: DevCVTask, task_file: TaskFile) -> list[Ent
 
 def _csv_entries(table, task: DevCVTask, task_file: TaskFile) -> list[Entry]:
     """Looking-While-Listening instances of an organisers' CSV; the index is the instance's first line."""
-    if task.name != LWL_TASK:
+    if task.protocol != LOGLIKELIHOOD:
         raise ItemSkipped(MALFORMED_FIELD, f"a CSV file holds Looking-While-Listening instances, not {task.name}")
     return lwl_entries(table, task, task_file)
 

@@ -82,7 +82,7 @@ def _counts_table(counts: dict[str, dict[str, int]]) -> str:
             lines.append(
                 f"| {name} | `{task.harness_key}` | "
                 + " | ".join(cells)
-                + f" | {task.answer_type} | {100 * task.chance:.1f}% | {task.primary_metric} |"
+                + f" | {task.answer_type or task.protocol} | {100 * task.chance:.1f}% | {task.primary_metric} |"
             )
     return "\n".join(lines)
 

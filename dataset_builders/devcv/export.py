@@ -16,11 +16,13 @@ from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 
+from babyvlm.evaluate_metrics.devcv.tasks import LOGLIKELIHOOD, canonical_task
+
 from babyvlm.chat import messages_to_conversations
 from babyvlm.staging import write_text
 
 from .layouts import RELEASED_FILE_NAME
-from .release import LWL_TASK, METADATA_COLUMNS, resolve_image_path
+from .release import METADATA_COLUMNS, resolve_image_path
 from .report import ItemSkipped
 from .stream import iter_undecoded_rows
 
@@ -32,7 +34,7 @@ def record_to_released_item(row: dict) -> dict:
     """Rebuild the released JSON item of one dataset row (inverse of :func:`~.release.parse_released_item`)."""
     # Rows made without the `original_id` column (older folders, hand-made test rows) have none.
     released_id = row.get("original_id") or row["id"]
-    if row["task"] == LWL_TASK:
+    if canonical_task(row["task"]).protocol == LOGLIKELIHOOD:
         item = {"id": released_id, "image": list(row["image_paths"]), "phrases": list(row["choices"])}
     else:
         item = {

@@ -165,6 +165,10 @@ def _vdr_variant(text: str) -> frozenset[str]:
     return frozenset(_VDR)
 
 
+# Families whose prompt cue matches every member, and how the prompt then tells them apart.
+_REFINED_BY_PROMPT = {_VDR: _vdr_variant}
+
+
 def prompt_candidates(item) -> frozenset[str]:
     """Tasks whose prompt cues one released item's first user turn matches (empty: none)."""
     texts = _user_texts(item)
@@ -175,7 +179,8 @@ def prompt_candidates(item) -> frozenset[str]:
     matched: set[str] = set()
     for tasks, cues in PROMPT_CUES.items():
         if any(cue.search(texts[0]) for cue in cues):
-            matched.update(_vdr_variant(texts[0]) if tasks == _VDR else tasks)
+            refine = _REFINED_BY_PROMPT.get(tasks)
+            matched.update(refine(texts[0]) if refine else tasks)
     return frozenset(matched)
 
 

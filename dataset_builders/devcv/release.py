@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from babyvlm.evaluate_metrics.devcv.tasks import DevCVTask
+from babyvlm.evaluate_metrics.devcv.tasks import LOGLIKELIHOOD, DevCVTask
 
 from babyvlm.chat import content_to_text, conversations_to_messages, count_image_blocks
 
@@ -31,7 +31,6 @@ from .report import (
     ItemSkipped,
 )
 
-LWL_TASK = "looking_while_listening"
 LWL_KEYS = ("id", "image", "phrases")
 # Released optional keys -> dataset columns.
 METADATA_COLUMNS = {"labels": "labels", "bb": "bbox", "notes": "notes", "gif": "gif"}
@@ -252,6 +251,6 @@ def parse_released_item(item, task: DevCVTask, task_file: TaskFile) -> PendingRe
     """
     item_id = _item_id(item)
     task_file.limits.check_size(item)
-    if task.name == LWL_TASK:
+    if task.protocol == LOGLIKELIHOOD:  # Looking While Listening: phrases, no conversation
         return _lwl_record(item, item_id, task, task_file)
     return _conversation_record(item, item_id, task, task_file)

@@ -19,7 +19,7 @@ import evaluate
 from .items import score_item
 from .parsing import parse_answer
 from .scores import mean_scores
-from .tasks import canonical_task
+from .tasks import DIALOGUE, GENERATE, LOGLIKELIHOOD, canonical_task
 
 _DESCRIPTION = """\
 Scores model answers on one DevCV Toolbox task (BabyVLM-V2) with the official rules (the authors'
@@ -60,29 +60,23 @@ _CITATION = """\
 """
 
 _TEXT = datasets.Value("string")
-_FEATURES_BY_ANSWER = {
-    "generation": datasets.Features({"predictions": _TEXT, "references": _TEXT}),
-    "dialogue": datasets.Features(
+_FEATURES_BY_PROTOCOL = {
+    GENERATE: datasets.Features({"predictions": _TEXT, "references": _TEXT}),
+    DIALOGUE: datasets.Features(
         {
             "predictions": datasets.List(_TEXT),
             "references": datasets.List(_TEXT),
             "labels": datasets.List(datasets.List(_TEXT)),
         }
     ),
-    "losses": datasets.Features({"predictions": datasets.List(datasets.List(datasets.Value("float64")))}),
+    LOGLIKELIHOOD: datasets.Features({"predictions": datasets.List(datasets.List(datasets.Value("float64")))}),
 }
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class DevCV(evaluate.Metric):
     def _info(self):
-        task = canonical_task(self.config_name)
-        if task.answer_type == "loglikelihood":
-            features = _FEATURES_BY_ANSWER["losses"]
-        elif task.name == "memory":
-            features = _FEATURES_BY_ANSWER["dialogue"]
-        else:
-            features = _FEATURES_BY_ANSWER["generation"]
+        features = _FEATURES_BY_PROTOCOL[canonical_task(self.config_name).protocol]
         return evaluate.MetricInfo(
             description=_DESCRIPTION,
             citation=_CITATION,

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from .parsing import LENIENT_PARSERS, parse_answer
 from .scores import accuracy_item, lwl_item, memory_item, vdr_item
-from .tasks import DevCVTask, canonical_task
+from .tasks import DIALOGUE, LOGLIKELIHOOD, DevCVTask, canonical_task
 
 
 @dataclass
@@ -65,14 +65,14 @@ def _lenient_scores(task: DevCVTask, output: str, gold) -> dict[str, float]:
 def score_item(task: str | DevCVTask, output, gold, labels: Sequence[Sequence[str]] = ()) -> ScoredItem:
     """Score one item.
 
-    ``output``/``gold`` are the generated text and gold answer string; for Memory, the per-round
-    lists (with ``labels``, the per-round object keys, see :func:`.scores.memory_item`); for Looking
-    While Listening, ``output`` is the 2×2 loss matrix and ``gold`` is unused.
+    ``output``/``gold`` are the generated text and gold answer string; for a dialogue task (Memory), the
+    per-round lists (with ``labels``, the per-round object keys, see :func:`.scores.memory_item`); for a
+    log-likelihood task (Looking While Listening), ``output`` is the 2×2 loss matrix and ``gold`` is unused.
     """
     task = task if isinstance(task, DevCVTask) else canonical_task(task)
-    if task.answer_type == "loglikelihood":
+    if task.protocol == LOGLIKELIHOOD:
         return ScoredItem(parsed=None, scores=lwl_item(output), unparsable=0)
-    if task.name == "memory":
+    if task.protocol == DIALOGUE:
         parsed = [parse_answer(task.answer_type, text) for text in output]
         golds = [memory_gold(task, text) for text in gold]
         return ScoredItem(parsed, memory_item(parsed, golds, labels), unparsable=parsed.count(None))

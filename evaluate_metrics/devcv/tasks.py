@@ -1,4 +1,5 @@
-"""The DevCV task registry: canonical names, harness keys, released file keys, answers, metrics, chance, prompts.
+"""The DevCV task registry: canonical names, harness keys, released file keys, how each task is asked and scored
+(its protocol), answers, metrics, chance, prompts.
 
 Single source of truth shared by the dataset builders, the item generators, the metrics, the
 evaluation runner and the lmms-eval plugin; the metric card (README.md beside this file)
@@ -77,6 +78,18 @@ _SPATIALDETAILS_SYSTEM_PROMPT = (
 )
 
 
+GENERATE = "generate"
+"""An item is asked once: the user turn(s) before its gold answer, answered by one generated answer."""
+DIALOGUE = "dialogue"
+"""An item is a multi-round dialogue: each round's user turn is answered, the model's own answers stay in the
+history, and the item is scored from its per-round answers and the objects each round shows (Memory's rule)."""
+LOGLIKELIHOOD = "loglikelihood"
+"""Nothing is generated: the item's phrases are scored by their loss after each of its images (Looking While
+Listening's 2x2 rule)."""
+PROTOCOLS = (GENERATE, DIALOGUE, LOGLIKELIHOOD)
+"""How a DevCV task is asked and scored: every module dispatches on a task's ``protocol``."""
+
+
 @dataclass(frozen=True)
 class DevCVTask:
     name: str
@@ -86,8 +99,8 @@ class DevCVTask:
     display_name: str
     source_names: tuple[str, ...]
     """Names the released files use for this task (file keys / folder names)."""
-    answer_type: str
-    """How a generated answer is parsed: ``letter``, ``number``, ``direction`` or ``loglikelihood``."""
+    answer_type: str | None
+    """How a generated answer is parsed: ``letter``, ``number`` or ``direction`` (``None``: nothing is generated)."""
     metrics: tuple[str, ...]
     primary_metric: str
     chance: float
@@ -101,6 +114,25 @@ class DevCVTask:
     """The authors' system prompt for open general-purpose models (``create_qwen_system_prompt``)."""
     api_system_prompt: str | None = None
     """The authors' system prompt for API models (``create_api_system_prompt``; ``None``: as ``system_prompt``)."""
+    protocol: str = GENERATE
+    """How an item is asked and scored: one of :data:`PROTOCOLS`."""
+    clip: bool = False
+    """The images are the frames of one clip in time order (VDR): the explorer shows them animated."""
+    first_image_is_query: bool = False
+    """The first image is the query and the others are the lettered options, one of them the query's match
+    (Left/Right, Spatial Details): what the shortcut audit compares pixel by pixel."""
+    accuracy_by_true_count: bool = False
+    """The run reports accuracy per true count of the gold answer (the paper's Object Counting plot)."""
+
+    def __post_init__(self):
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"{self.name}: unknown protocol {self.protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+        if (self.answer_type is None) != (self.protocol == LOGLIKELIHOOD):
+            raise ValueError(f"{self.name}: a task has an answer type exactly when its answers are generated")
+
+    def max_new_tokens(self, per_answer: int, per_round: int) -> int:
+        """The generation limit of one answer of this task: ``per_round`` in a dialogue, else ``per_answer``."""
+        return per_round if self.protocol == DIALOGUE else per_answer
 
     def official_system_prompt(self, api: bool = False) -> str:
         """The authors' system prompt for an open model, or with ``api`` for an API model."""
@@ -137,12 +169,13 @@ TASKS: dict[str, DevCVTask] = {
             "baby_winoground",
             "Looking While Listening",
             ("looking_while_listening", "winoground", "lwl", "baby_winoground"),
-            "loglikelihood",
+            None,
             ("group_score", "image_score", "text_score"),
             "group_score",
             1 / 6,
             True,
             has_train_split=False,
+            protocol=LOGLIKELIHOOD,
         ),
         DevCVTask(
             "localize",
@@ -187,6 +220,7 @@ TASKS: dict[str, DevCVTask] = {
                 "Respond _only_ with the letter(A-C) of the option that matches the left-right position of the "
                 'stimulus object without any other text, such as "B". '
             ),
+            first_image_is_query=True,
         ),
         DevCVTask(
             "spatialdetails",
@@ -206,6 +240,7 @@ TASKS: dict[str, DevCVTask] = {
             ),
             system_prompt=_SPATIALDETAILS_SYSTEM_PROMPT.format(example="B"),
             api_system_prompt=_SPATIALDETAILS_SYSTEM_PROMPT.format(example="A"),
+            first_image_is_query=True,
         ),
         DevCVTask(
             "vdr_binary",
@@ -221,6 +256,7 @@ TASKS: dict[str, DevCVTask] = {
                 "{images} does the {name} leave the frame through the {first} side of the frame or the {second} "
                 "side of the frame? respond ONLY with '{first}' or '{second}'."
             ),
+            clip=True,
         ),
         DevCVTask(
             "vdr_open",
@@ -236,6 +272,7 @@ TASKS: dict[str, DevCVTask] = {
                 "{images} which part of the frame does the {name} leave from? respond ONLY with one of: 'top', "
                 "'bottom', 'left', 'right', 'top right', 'top left', 'bottom right', or 'bottom left'."
             ),
+            clip=True,
         ),
         DevCVTask(
             "compare_real",
@@ -279,6 +316,7 @@ TASKS: dict[str, DevCVTask] = {
                 "You are administering a counting test.  \\\n"
                 "Count the objects in the image. Reply _only_ with the number of objects in the image, such as '4'. "
             ),
+            accuracy_by_true_count=True,
         ),
         # Both test rounds of a learned object right by chance: (1/2)^2.
         DevCVTask(
@@ -303,6 +341,7 @@ TASKS: dict[str, DevCVTask] = {
                 'When the user says "touch the new image" respond _only_ with the letter of option that contains '
                 'the novel image without any other text, such as "A". '
             ),
+            protocol=DIALOGUE,
         ),
         DevCVTask(
             "subitize",

@@ -294,7 +294,7 @@ def _loss(doc, result) -> float:
 def lwl_process_results(doc, results) -> dict[str, dict]:
     """Hand the doc's two phrase losses to the aggregations, which need both docs of the item."""
     losses = {"id": doc["id"], "image": doc["lwl_image"], "losses": [_loss(doc, result) for result in results]}
-    return {metric: losses for metric in canonical_task("looking_while_listening").metrics}
+    return {metric: losses for metric in canonical_task(doc["task"]).metrics}
 
 
 def _lwl_scores(docs: list[dict]) -> dict[str, float]:

@@ -21,7 +21,8 @@ from tqdm.auto import tqdm
 
 from babyvlm.chat import IMAGE_PLACEHOLDER, text_to_content
 
-from ..inference import ChatModel, Conversation
+from ..answering import Conversation
+from ..inference import ChatModel
 from ..protocol import run_dialogues, system_messages
 
 

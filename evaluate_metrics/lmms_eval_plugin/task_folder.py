@@ -23,7 +23,7 @@ import json
 import re
 from pathlib import Path
 
-from babyvlm.evaluate_metrics.devcv.tasks import DevCVTask
+from babyvlm.evaluate_metrics.devcv.tasks import DIALOGUE, LOGLIKELIHOOD, DevCVTask
 
 from babyvlm.chat import messages_to_conversations
 from babyvlm.staging import staged_folder
@@ -33,7 +33,6 @@ from ..protocol import (
     LWL_TARGET_DELIMITER,
     MAX_NEW_TOKENS,
     MAX_NEW_TOKENS_PER_ROUND,
-    is_dialogue,
     memory_option_keys,
 )
 
@@ -104,7 +103,7 @@ def _write_docs(task: DevCVTask, dataset, folder: Path, final_folder: Path) -> P
                 "image": paths,
                 "answer": list(record["answer"]),
                 "choices": list(record["choices"]),
-                "option_keys": memory_option_keys(record) if is_dialogue(record) else [],
+                "option_keys": memory_option_keys(record) if task.protocol == DIALOGUE else [],
             }
             handle.write(json.dumps(doc) + "\n")
     return final_folder / "data" / path.name
@@ -143,8 +142,8 @@ def task_yaml(
     """The lmms-eval task config of one DevCV task, reading its docs from ``data_file``; the generation
     limits default to the leaderboard's reference wrapper's (per answer, per Memory round).
 
-    ``replay_rounds`` (Memory only): the replay variant, for models without ``generate_until_multi_round``,
-    whose dialogues have at most that many rounds.
+    ``replay_rounds`` (dialogue tasks only: Memory): the replay variant, for models without
+    ``generate_until_multi_round``, whose dialogues have at most that many rounds.
     """
     name = task.harness_key + (REPLAY_SUFFIX if replay_rounds else "")
     head = (
@@ -154,9 +153,9 @@ def task_yaml(
         f"test_split: {json.dumps(split)}\n"
     )
     # Greedy, stopping at the model's end of turn only (as babyvlm-eval and the reference wrapper).
-    limit = max_new_tokens_per_round if task.name == "memory" else max_new_tokens
+    limit = task.max_new_tokens(max_new_tokens, max_new_tokens_per_round)
     generation = f"generation_kwargs:\n  max_new_tokens: {limit}\n  do_sample: false\n  until: []\n"
-    if task.answer_type == "loglikelihood":
+    if task.protocol == LOGLIKELIHOOD:
         body = (
             "output_type: multiple_choice\n"
             f"process_docs: !function {HOOKS}.split_lwl_images\n"
@@ -167,7 +166,7 @@ def task_yaml(
             f"target_delimiter: {json.dumps(LWL_TARGET_DELIMITER)}\n"
             f"process_results: !function {HOOKS}.lwl_process_results\n" + _metric_list(task)
         )
-    elif task.name == "memory":
+    elif task.protocol == DIALOGUE:
         output_type = "generate_until_agentic" if replay_rounds else "generate_until_multi_round"
         # lmms-eval's agentic loop asks for at most `max_agentic_steps` rounds, then takes the last output as is.
         steps = f"  max_agentic_steps: {replay_rounds}\n" if replay_rounds else ""
@@ -206,7 +205,7 @@ def write_task_folder(
     data_dir, output_dir = Path(data_dir).resolve(), Path(output_dir).resolve()
     selected = resolve_tasks(data_dir, tasks)
     limits = (max_new_tokens, max_new_tokens_per_round)
-    generation = [task.harness_key for task, _ in selected if task.answer_type != "loglikelihood"]
+    generation = [task.harness_key for task, _ in selected if task.protocol != LOGLIKELIHOOD]
     replayed = []
     with staged_folder(output_dir, overwrite=True) as staging:
         _copy_support_package(staging)
@@ -214,7 +213,7 @@ def write_task_folder(
             dataset = load_task_split(data_dir, config, split)
             data_file = _write_docs(task, dataset, staging, output_dir)
             (staging / f"{task.harness_key}.yaml").write_text(task_yaml(task, data_file, split, *limits))
-            if task.name == "memory":
+            if task.protocol == DIALOGUE:
                 rounds = max(len(answer) for answer in dataset["answer"])
                 replay = task_yaml(task, data_file, split, *limits, replay_rounds=rounds)
                 (staging / f"{task.harness_key}{REPLAY_SUFFIX}.yaml").write_text(replay)
