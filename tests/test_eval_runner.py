@@ -125,8 +125,23 @@ def test_outputs(reference_run):
     primary = sum(task["metrics"][task["primary_metric"]] for task in summary["tasks"].values())
     assert summary["overall"] == pytest.approx(primary / 11)
 
+    for task in summary["tasks"].values():
+        assert task["ci_low"] <= task["score"] == task["metrics"][task["primary_metric"]] <= task["ci_high"]
+        assert 0 < task["p_value"] <= 1 and task["chance"] > 0
+    assert summary["tasks"]["baby_memory"]["objects"] == ITEMS["memory"] * 5  # 15-round dialogues
+    # 5 of the 11 leaderboard tasks: the official overall is not comparable, the mean over those evaluated is kept.
+    assert not summary["overall_statistics"]["comparable"] and len(summary["overall_statistics"]["missing"]) == 6
+    assert summary["overall_evaluated"]["score"] == pytest.approx(primary / 5)
+    scope = summary["scope"]
+    assert (scope["partial"], scope["limit"], scope["items_evaluated"]) == (False, None, sum(ITEMS.values()))
+    assert set(scope["tasks_skipped"]) == set(summary["overall_statistics"]["missing"])
+    run = json.loads((reference_run / "run.json").read_text())
+    assert run["scope"] == scope and run["dtype"] == "float32"
+
     table = (reference_run / "results.md").read_text()
-    assert table.startswith("| task | metric | score | chance | n |")
+    assert table.startswith("| task | metric | score | 95% CI | p vs chance | chance | n |")
+    assert "not comparable with complete runs: 6 of 11 tasks missing" in table
+    assert "Mean over the 5 evaluated tasks" in table and "partial" not in table
     assert "| Memory | **acc_testing_adjusted** |" in table and "Overall" in table
     for plot in ("scores_vs_chance.png", "count_accuracy_by_true_count.png"):
         assert (reference_run / plot).read_bytes().startswith(b"\x89PNG")
@@ -293,8 +308,16 @@ def test_released_samples(tmp_path, devcv_samples, tiny_model_dir):
         golds = row["answer"]
         tested = [keys[r][1 - "AB".index(golds[r])] for r in range(5, 15)]
         assert sorted(tested.count(key) for key in set(tested)) == [2] * 5
-    summary = evaluate_devcv(tiny_model_dir, data, tmp_path / "out", tasks=["count"], **RUN)
-    assert summary["tasks"]["baby_count"]["n"] == 3
+    summary = evaluate_devcv(tiny_model_dir, data, tmp_path / "out", tasks=["count", "vdr_binary"], limit=2, **RUN)
+    assert summary["tasks"]["baby_count"]["n"] == 2
+    # Released Ego4D VDR ids name their video; the other tasks' ids name nothing: each item is its own unit.
+    assert summary["tasks"]["baby_vdr_binary"]["cluster_unit"] == "video"
+    assert summary["tasks"]["baby_count"]["cluster_unit"] == "item"
+    assert summary["scope"]["partial"] and summary["scope"]["items_skipped"] == {
+        "baby_count": "--limit 2",
+        "baby_vdr_binary": "--limit 2",
+    }
+    assert (tmp_path / "out" / "results.md").read_text().startswith("**partial: 4 of 6 items (--limit 2)**")
 
 
 def test_missing_task_error_lists_available_tasks(devcv_dir):

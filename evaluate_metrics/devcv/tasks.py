@@ -101,6 +101,11 @@ class DevCVTask:
     """The authors' system prompt for open general-purpose models (``create_qwen_system_prompt``)."""
     api_system_prompt: str | None = None
     """The authors' system prompt for API models (``create_api_system_prompt``; ``None``: as ``system_prompt``)."""
+    per_item_accuracy: bool = True
+    """Whether the primary metric is the share of items answered right, one right-or-wrong answer per item: then
+    it is tested against chance by the exact binomial test and between runs by McNemar's test; otherwise (Memory's
+    adjusted score, Looking While Listening's group score, composites of several answers) by bootstrap
+    (``uncertainty.py``)."""
 
     def official_system_prompt(self, api: bool = False) -> str:
         """The authors' system prompt for an open model, or with ``api`` for an API model."""
@@ -143,6 +148,7 @@ TASKS: dict[str, DevCVTask] = {
             1 / 6,
             True,
             has_train_split=False,
+            per_item_accuracy=False,
         ),
         DevCVTask(
             "localize",
@@ -291,6 +297,7 @@ TASKS: dict[str, DevCVTask] = {
             "acc_testing_adjusted",
             1 / 4,
             True,
+            per_item_accuracy=False,
             prompts=TaskPrompts(
                 "Let's try more. Touch the new image. (A) <image> (B) <image>",
                 first_round="Touch the new image. (A) <image>",

@@ -73,7 +73,8 @@ class PairedDifference:
 class Resampler:
     """Seeded cluster resampling of one item set, shared by every score computed on it.
 
-    Drawing the resample weights once and applying them to several value vectors (two runs of the same
+    ``seed`` is anything ``numpy.random.default_rng`` takes (an int, or a sequence of ints). Drawing the
+    resample weights once and applying them to several value vectors (two runs of the same
     items, or the tasks of an overall score) keeps their replicates paired.
 
     >>> resampler = Resampler(["r1", "r1", "r2", "r3"], n_resamples=4, seed=0)
@@ -82,7 +83,12 @@ class Resampler:
     """
 
     def __init__(
-        self, units: Sequence[Hashable] | None, n_items: int | None = None, *, n_resamples=N_RESAMPLES, seed=0
+        self,
+        units: Sequence[Hashable] | None,
+        n_items: int | None = None,
+        *,
+        n_resamples: int = N_RESAMPLES,
+        seed: int | Sequence[int] = 0,
     ):
         if units is None:
             if n_items is None:
