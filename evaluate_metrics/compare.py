@@ -52,7 +52,14 @@ class Run:
     @property
     def name(self) -> str:
         name = f"{self.label} ({self.domain})" if self.domain else self.label
+        if self.control:
+            name += f" [control: {self.control}]"
         return f"{name} (partial)" if partial_note(self.summary) else name
+
+    @property
+    def control(self) -> str | None:
+        """The vision control the run is (``shuffled-images``, ``blank-images``), None for a real run."""
+        return (self.summary.get("control") or {}).get("kind")
 
     def score(self, harness_key: str) -> float | None:
         task = self.summary["tasks"].get(harness_key)
@@ -163,8 +170,16 @@ def pair_tables(runs: list[Run], n_resamples: int = N_RESAMPLES, seed: int = 0) 
             rows, warnings = compare_pair(run_a.config, run_a.samples, run_b.config, run_b.samples, n_resamples, seed)
             if not rows:
                 continue
+            # A model beside its own vision control: how much of each score depends on the images.
+            control_pair = run_a.label == run_b.label and (run_a.control is None) != (run_b.control is None)
+            if control_pair and run_a.control is not None:
+                run_a, run_b = run_b, run_a
+                rows, warnings = compare_pair(
+                    run_a.config, run_a.samples, run_b.config, run_b.samples, n_resamples, seed
+                )
+            title = "image dependence: " if control_pair else ""
             lines = [
-                f"### {run_a.name} vs {run_b.name}",
+                f"### {title}{run_a.name} vs {run_b.name}",
                 "",
                 "| task | n | difference (A - B) | 95% CI | test | p | p (Holm) | result |",
                 "|---|---:|---:|---:|---|---:|---:|---|",
@@ -172,6 +187,8 @@ def pair_tables(runs: list[Run], n_resamples: int = N_RESAMPLES, seed: int = 0) 
             for row in rows:
                 holm_p = "" if row.p_holm is None else f"{row.p_holm:.3g}"
                 verdict, interval = row.verdict(run_a.name, run_b.name), interval_text(row.ci_low, row.ci_high)
+                if control_pair and not verdict.startswith(run_a.name):
+                    verdict = "**flag: the control scores as well (no use of the images shown)**"
                 lines.append(
                     f"| {row.display_name} | {row.n} | {row.difference:+.3f} | {interval} "
                     f"| {row.test} | {row.p_value:.3g} | {holm_p} | {verdict} |"

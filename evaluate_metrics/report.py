@@ -73,6 +73,8 @@ def markdown_table(summary: dict) -> str:
     """One row per task metric (task, metric, score, 95% interval, p vs chance, chance, n), primary metrics first,
     then the overall scores and what limited the run."""
     lines = []
+    if "control" in summary:
+        lines += [f"**vision control ({summary['control']['kind']})**: not a leaderboard result", ""]
     note = partial_note(summary)
     if note:
         lines += [f"**{note}**: not comparable with full runs", ""]

@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 from babyvlm.chat import content_to_text, count_image_blocks
 
 from .api import MODEL_PREFIX, APIChatModel, APIModelError
+from .controls import CONTROLS, apply_control
 from .data import MissingTaskError, load_task_split, resolve_tasks
 from .devcv.items import score_item
 from .devcv.scores import chance_normalized, mean_scores, overall_chance_normalized, overall_score
@@ -252,7 +253,8 @@ def load_model(
 
 
 def write_outputs(output_dir: Path, summary: dict, entries_by_task: dict[DevCVTask, list[dict]]) -> None:
-    write_results_files(output_dir, {key: task["metrics"] for key, task in summary["tasks"].items()})
+    if "control" not in summary:  # a control run is never a leaderboard result
+        write_results_files(output_dir, {key: task["metrics"] for key, task in summary["tasks"].items()})
     write_text_atomic(output_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     write_text_atomic(output_dir / "results.md", markdown_table(summary))
     plot_scores(summary, output_dir / SCORES_PLOT)
@@ -293,6 +295,7 @@ def evaluate_devcv(
     bootstrap: int = N_RESAMPLES,
     seed: int = 0,
     by: list[str] | None = None,
+    control: str | None = None,
     **model_kwargs,
 ) -> dict | None:
     """Evaluate ``model`` (a model folder, a Hub id, ``openai:<name>`` or a loaded :class:`ChatModel`) on
@@ -308,11 +311,14 @@ def evaluate_devcv(
     go to ``from_pretrained``. ``openai:<name>`` is a model behind an OpenAI-compatible endpoint, with
     ``api`` holding :class:`~.api.APIChatModel`'s settings (``base_url``, ...). Intervals come from ``bootstrap``
     seeded resamples (``seed``); ``by`` names item columns to break each task's score down by (:func:`item_groups`).
+    ``control`` (one of :data:`.controls.CONTROLS`) runs a vision control: no leaderboard results are written.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be at least 1, got {limit}")
+    if control is not None and control not in CONTROLS:
+        raise ValueError(f"unknown control {control!r}; choose one of {', '.join(CONTROLS)}")
     state = process_state()
     data_dir, output_dir = Path(data_dir).resolve(), Path(output_dir)
     selected = resolve_tasks(data_dir, tasks)
@@ -332,6 +338,8 @@ def evaluate_devcv(
         "use_system_prompt": use_system_prompt,
         "dtype": None if is_api else str(model.model.dtype).removeprefix("torch."),
     }
+    if control is not None:
+        run_config["control"] = {"kind": control, "seed": seed}
     # Rank 0 checks the run first; nobody appends before every process has read the logs.
     with state.main_process_first():
         log = PredictionLog(output_dir, run_config, shard=(state.process_index, state.num_processes))
@@ -345,6 +353,11 @@ def evaluate_devcv(
             dataset = dataset.select(range(min(limit, len(dataset))))
         if len(dataset) == 0:
             raise MissingTaskError(f"{data_dir}: task {config!r} has no items in split {split!r}")
+        if control is not None:
+            try:
+                dataset = apply_control(dataset, control, seed)
+            except ValueError as error:
+                raise ValueError(f"{task.name}: {error}") from error
         try:
             answered += _evaluate_task(
                 model, task, dataset, log, batch_size, max_batch_tokens, use_system_prompt, progress, state
@@ -384,6 +397,8 @@ def evaluate_devcv(
         raise NotApplicableError(f"no task could be scored: {'; '.join(t['reason'] for t in not_applicable.values())}")
     groups = {task: item_groups(dataset, by) for task, dataset in datasets_by_task.items()} if by else None
     summary = summarize(entries_by_task, groups, bootstrap, seed)
+    if control is not None:
+        summary["control"] = run_config["control"]
     summary["scope"] = run_scope(summary, available, limit, run_config, not_applicable, bootstrap, seed)
     log.record_scope(summary["scope"])
     if not_applicable:
@@ -483,7 +498,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="bootstrap resamples behind each 95%% interval and non-binomial p-value",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resamples")
+    parser.add_argument(
+        "--control",
+        choices=CONTROLS,
+        help="vision control: each image replaced by another item's (shuffled-images) or by its mean colour "
+        "(blank-images); stored as its own run, never as a leaderboard result",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resamples and the control")
     parser.add_argument(
         "--by",
         action="append",
@@ -583,6 +604,7 @@ def main(argv: list[str] | None = None) -> None:
             bootstrap=args.bootstrap,
             seed=args.seed,
             by=args.by,
+            control=args.control,
             **{
                 key: value
                 for key, value in (

@@ -335,3 +335,21 @@ def test_folders_with_the_same_readme_load_their_own_rows(tmp_path):
     for name, count in (("first", 2), ("second", 3)):
         folder = write_devcv_folder(tmp_path / name / "devcv", {"count": synthetic_items("count", count, seed=count)})
         assert len(load_task_split(folder, "count", "test")) == count
+
+
+def test_a_vision_control_is_its_own_run_and_never_a_leaderboard_result(tmp_path, llava_dir, devcv_dir, reference_run):
+    from babyvlm.evaluate_metrics.compare import compare_runs
+
+    output = tmp_path / "control"
+    summary = evaluate_devcv(llava_dir, devcv_dir, output, tasks=["pv", "count"], control="blank-images", **RUN)
+    assert summary["control"] == {"kind": "blank-images", "seed": 0}
+    assert json.loads((output / "run.json").read_text())["control"] == summary["control"]
+    assert not (output / "results.json").exists() and not (output / "devcv_results.json").exists()
+    assert (output / "results.md").read_text().startswith("**vision control (blank-images)**")
+    # The control is paired with the model's real run on the same items: the image-dependence table.
+    compare_runs([str(output), str(reference_run)], tmp_path / "compare", n_resamples=200)
+    text = (tmp_path / "compare" / "comparison.md").read_text()
+    title = f"### image dependence: {llava_dir.name} vs {llava_dir.name} [control: blank-images]"
+    assert title in text
+    section = text.split(title)[1]
+    assert "| Picture Vocabulary | 8 |" in section and "Warning" not in section
