@@ -130,10 +130,38 @@ def _score_cell(run: Run, harness_key: str) -> str:
     return f"{run.score(harness_key):.3f}{interval} (n={task['n']})"
 
 
-def comparison_rows(runs: list[Run], human: dict[str, float]) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of the comparison table (task, metric, chance, human, one column per run)."""
+AUDIT_BASELINES = {"majority": "prior-only (majority)", "pixel_solver": "pixel solver (no prompt)"}
+"""The shortcut audit's solvers shown as baselines (``babyvlm-audit-devcv --json``): name -> column title."""
+
+
+def audit_baselines(audit: list[dict], split: str | None) -> dict[str, dict[str, float]]:
+    """Per baseline, per harness key: the audit's accuracy on the runs' split (sources pooled, weighted by items)."""
+    pooled: dict[str, dict[str, list[float]]] = {name: {} for name in AUDIT_BASELINES}
+    for result in audit:
+        if split is not None and result["split"] != split:
+            continue
+        key = TASKS[result["task"]].harness_key
+        for name in AUDIT_BASELINES:
+            if result.get(name) is not None:
+                total = pooled[name].setdefault(key, [0.0, 0])
+                total[0] += result[name] * result["items"]
+                total[1] += result["items"]
+    return {
+        name: {key: value / items for key, (value, items) in by_key.items() if items}
+        for name, by_key in pooled.items()
+        if by_key
+    }
+
+
+def comparison_rows(
+    runs: list[Run], human: dict[str, float], baselines: dict[str, dict[str, float]] | None = None
+) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the comparison table (task, metric, chance, human, the audit's baselines, one column per
+    run)."""
     tasks = {task.harness_key: task for task in TASKS.values()}
-    header = ["task", "metric", "chance", "human", *(run.name for run in runs)]
+    baselines = baselines or {}
+    header = ["task", "metric", "chance", "human", *(AUDIT_BASELINES[name] for name in baselines)]
+    header += [run.name for run in runs]
     rows = []
     for key in task_rows(runs):
         task = tasks[key]
@@ -143,12 +171,13 @@ def comparison_rows(runs: list[Run], human: dict[str, float]) -> tuple[list[str]
                 task.primary_metric,
                 f"{task.chance:.3f}",
                 _cell(human.get(key)),
+                *(_cell(values.get(key)) for values in baselines.values()),
                 *(_score_cell(run, key) for run in runs),
             ]
         )
-    rows.append(["**Overall**", "mean of 11", "", _cell(human.get("overall"))])
+    rows.append(["**Overall**", "mean of 11", "", _cell(human.get("overall")), *([""] * len(baselines))])
     rows[-1] += [_overall_cell(run) for run in runs]
-    rows.append(["Overall chance-normalised", "", "0.000", ""])
+    rows.append(["Overall chance-normalised", "", "0.000", "", *([""] * len(baselines))])
     rows[-1] += [f"{run.summary['overall_chance_normalized']:.3f}" for run in runs]
     return header, rows
 
@@ -311,16 +340,20 @@ def compare_runs(
     human: dict[str, float] | None = None,
     n_resamples: int = N_RESAMPLES,
     seed: int = 0,
+    audit: list[dict] | None = None,
 ) -> list[Path]:
     """Write the comparison of the runs ``specs`` (``[LABEL[@DOMAIN]=]RUN_DIR``) into ``output_dir``, with the
-    paired tests of every pair (``n_resamples`` seeded bootstrap resamples).
+    paired tests of every pair (``n_resamples`` seeded bootstrap resamples) and, from a shortcut ``audit``
+    (``babyvlm-audit-devcv --json``), its solvers as baselines.
 
     Returns the files written."""
     runs = [read_run(spec) for spec in specs]
     human = {"overall": HUMAN_OVERALL, **(human or {})}
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    header, rows = comparison_rows(runs, human)
+    splits = {run.config.get("split") for run in runs}
+    baselines = audit_baselines(audit, splits.pop() if len(splits) == 1 else None) if audit else None
+    header, rows = comparison_rows(runs, human, baselines)
     written = [output_dir / "comparison.md", output_dir / "comparison.html"]
     write_text_atomic(written[0], markdown(header, rows) + pair_tables(runs, n_resamples, seed))
     write_text_atomic(written[1], html_table(header, rows))
@@ -343,12 +376,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("runs", nargs="+", metavar="[LABEL[@DOMAIN]=]RUN_DIR", help="babyvlm-eval output folders")
     parser.add_argument("--output", required=True, help="folder for the tables and plots")
     parser.add_argument("--human", help='JSON file of human figures: {"baby_pv": 0.98, ..., "overall": 0.93}')
+    parser.add_argument(
+        "--audit", help="JSON of babyvlm-audit-devcv --json on the runs' data: its solvers are shown as baselines"
+    )
     parser.add_argument("--bootstrap", type=int, default=N_RESAMPLES, metavar="N", help="bootstrap resamples")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resamples")
     args = parser.parse_args(argv)
     try:
         human = json.loads(Path(args.human).read_text()) if args.human else None
-        written = compare_runs(args.runs, args.output, human, args.bootstrap, args.seed)
+        audit = json.loads(Path(args.audit).read_text()) if args.audit else None
+        written = compare_runs(args.runs, args.output, human, args.bootstrap, args.seed, audit)
     except (FileNotFoundError, json.JSONDecodeError, KeyError) as error:
         parser.exit(2, f"babyvlm-compare: error: {error}\n")
     print(Path(written[0]).read_text())

@@ -151,3 +151,18 @@ def test_paired_tests_detect_a_known_difference_and_not_identical_runs():
         "; compared unpaired"
     ]
     assert rows[0].test == "unpaired bootstrap"
+
+
+def test_the_shortcut_audits_solvers_are_baselines_in_the_table(runs, tmp_path):
+    audit = [
+        {"source": "saycam", "task": "picture_vocabulary", "split": "test", "items": 30, "majority": 0.3},
+        {"source": "ego4d", "task": "picture_vocabulary", "split": "test", "items": 10, "majority": 0.5},
+        {"source": "saycam", "task": "count", "split": "train", "items": 99, "majority": 0.9},
+        {"source": "saycam", "task": "spatialdetails", "split": "test", "items": 5, "majority": 0.4, "pixel_solver": 1},
+    ]
+    compare_runs([str(runs[0, "saycam"])], tmp_path, audit=audit, n_resamples=100)
+    table = (tmp_path / "comparison.md").read_text().split("\n\n")[0].splitlines()
+    assert table[0].startswith("| task | metric | chance | human | prior-only (majority) | pixel solver (no prompt) |")
+    rows = {row.split("|")[1].strip(): [cell.strip() for cell in row.strip("|").split("|")] for row in table[2:]}
+    assert rows["Picture Vocabulary"][4:6] == ["0.350", "n/a"]  # sources pooled by items; the test split only
+    assert rows["Object Counting"][4:6] == ["n/a", "n/a"]
