@@ -89,12 +89,21 @@ class TaskSample:
         return "+".join(kinds) if kinds else ITEM_UNIT
 
 
+def chance_trials(sample: TaskSample) -> np.ndarray:
+    """The chance level's trials behind each item's score: one per single-answer item, one per learned object of
+    a dialogue (Memory's adjusted score counts objects, each right by chance with the task's chance level)."""
+    return np.array([memory_learning_rounds(rounds) if rounds > 1 else 1 for rounds in sample.rounds])
+
+
 def chance_p_value(sample: TaskSample, replicates: np.ndarray) -> float:
-    """One-sided p-value of the task's score against its chance level (exact binomial for per-item accuracies)."""
-    task, score = sample.task, float(sample.values.mean())
-    if task.per_item_accuracy:
-        return binomial_p_value(int(round(sample.values.sum())), len(sample.values), task.chance)
-    return bootstrap_p_value(score, replicates, task.chance)
+    """One-sided p-value of the task's score against its chance level: the exact binomial test over the chance
+    trials where the score counts right trials (per-item accuracies, LWL's group score, Memory's objects), else
+    the bootstrap test."""
+    trials = chance_trials(sample)
+    successes = sample.values * trials
+    if np.allclose(successes, np.round(successes)):
+        return binomial_p_value(int(round(successes.sum())), int(trials.sum()), sample.task.chance)
+    return bootstrap_p_value(float(sample.values.mean()), replicates, sample.task.chance)
 
 
 def score_statistics(sample: TaskSample, n_resamples: int = N_RESAMPLES, seed: int = 0) -> tuple[dict, np.ndarray]:
