@@ -290,10 +290,17 @@ def plot_overall(runs: list[Run], human: dict[str, float], path: Path) -> None:
     )
     figure, axis = plt.subplots(figsize=(max(4.0, 0.9 * len(runs) + 2), 4))
     overall = [{"score": run.summary["overall"], **run.summary.get("overall_statistics", {})} for run in runs]
-    axis.bar(range(len(runs)), [run.summary["overall"] for run in runs], yerr=error_bars(overall), capsize=3)
+    # A run missing tasks counts them 0: its bar is hatched and its label says it is not comparable.
+    comparable = [item.get("comparable", True) for item in overall]
+    bars = axis.bar(range(len(runs)), [run.summary["overall"] for run in runs], yerr=error_bars(overall), capsize=3)
+    for bar, is_comparable in zip(bars, comparable):
+        if not is_comparable:
+            bar.set_hatch("//")
+            bar.set_alpha(0.5)
     axis.axhline(overall_chance, color="black", linestyle=":", label="chance")
     axis.axhline(human["overall"], color="tab:red", linestyle="--", label="human adults")
-    axis.set_xticks(range(len(runs)), [run.name for run in runs], rotation=30, ha="right")
+    labels = [run.name if ok else f"{run.name}\n(tasks missing: not comparable)" for run, ok in zip(runs, comparable)]
+    axis.set_xticks(range(len(runs)), labels, rotation=30, ha="right")
     axis.set_ylim(0, 1)
     axis.set_ylabel("overall (mean of 11 primary metrics)")
     axis.legend(fontsize="small")
