@@ -326,6 +326,8 @@ def significance_summary(runner_summary: dict) -> dict:
             "trials": trials,
             "successes": successes,
             "p_value": p_value,
+            "ci_low": entry.get("ci_low", score),
+            "ci_high": entry.get("ci_high", score),
             "above_chance": p_value < SIGNIFICANCE,
         }
     significant = sorted(name for name, task in tasks.items() if task["above_chance"])
@@ -338,11 +340,12 @@ def significance_summary(runner_summary: dict) -> dict:
 
 
 def print_summary(output: Path, summary: dict) -> None:
-    print(f"\n{'task':<26}{'metric':<22}{'score':>7}{'chance':>8}{'n':>6}{'p-value':>11}")
+    print(f"\n{'task':<26}{'metric':<22}{'score':>7}{'95% CI':>16}{'chance':>8}{'n':>6}{'p-value':>11}")
     for name, task in sorted(summary["tasks"].items()):
         mark = " *" if task["above_chance"] else ""
+        interval = f"[{task['ci_low']:.3f}, {task['ci_high']:.3f}]"
         print(
-            f"{name:<26}{task['metric']:<22}{task['score']:>7.3f}{task['chance']:>8.3f}{task['n']:>6}{task['p_value']:>11.2e}{mark}"
+            f"{name:<26}{task['metric']:<22}{task['score']:>7.3f}{interval:>16}{task['chance']:>8.3f}{task['n']:>6}{task['p_value']:>11.2e}{mark}"
         )
     print(f"* above chance at p < {summary['significance_level']}: {len(summary['tasks_above_chance'])} tasks")
     print(f"\ncheckpoint  {output / 'model'}  (AutoModelForImageTextToText.from_pretrained after `import babyvlm`)")

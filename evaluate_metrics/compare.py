@@ -26,8 +26,11 @@ from pathlib import Path
 
 from babyvlm.evaluate_metrics.devcv.tasks import TASKS, canonical_task
 
+from .devcv.uncertainty import N_RESAMPLES
+from .paired import compare_pair, interval_text
 from .predictions import PREDICTIONS_FILE, RUN_FILE
-from .report import count_accuracy_by_number, plt, write_atomic, write_text_atomic
+from .report import count_accuracy_by_number, error_bars, partial_note, plt, write_atomic, write_text_atomic
+from .statistics import TaskSample
 
 HUMAN_OVERALL = 0.93  # human adults, overall (third-party, approximate; evaluate_metrics/README.md, "Comparing runs")
 DOMAINS = {"saycam": "SAYCam", "ego4d": "Ego4D"}
@@ -42,14 +45,32 @@ class Run:
     domain: str | None
     summary: dict
     count_accuracy: dict[int, float] = field(default_factory=dict)
+    config: dict = field(default_factory=dict)
+    samples: dict[str, TaskSample] = field(default_factory=dict)
+    """Per harness key: the run's scored items (for the paired tests)."""
 
     @property
     def name(self) -> str:
-        return f"{self.label} ({self.domain})" if self.domain else self.label
+        name = f"{self.label} ({self.domain})" if self.domain else self.label
+        if self.control:
+            name += f" [control: {self.control}]"
+        return f"{name} (partial)" if partial_note(self.summary) else name
+
+    @property
+    def control(self) -> str | None:
+        """The vision control the run is (``shuffled-images``, ``blank-images``), None for a real run."""
+        return (self.summary.get("control") or {}).get("kind")
 
     def score(self, harness_key: str) -> float | None:
         task = self.summary["tasks"].get(harness_key)
         return None if task is None else task["metrics"][task["primary_metric"]]
+
+    def statistics(self, harness_key: str) -> dict | None:
+        """The task's score with its interval (the summary's, else the bare score)."""
+        task = self.summary["tasks"].get(harness_key)
+        if task is None:
+            return None
+        return {"score": self.score(harness_key), **{key: task[key] for key in ("ci_low", "ci_high") if key in task}}
 
 
 def _domain_of(data_path: str) -> str | None:
@@ -72,13 +93,22 @@ def read_run(spec: str) -> Run:
     model = run_config.get("model", "")
     label = label or (model.split(" @ ")[0].rstrip("/").rsplit("/", 1)[-1] if model else folder.name)
     domain = domain or _domain_of(run_config.get("data", ""))
-    count_entries = []
+    entries: dict[str, list[dict]] = {}
     if (folder / PREDICTIONS_FILE).is_file():
         for line in (folder / PREDICTIONS_FILE).read_text().splitlines():
             entry = json.loads(line)
-            if canonical_task(entry["task"]).accuracy_by_true_count:
-                count_entries.append(entry)
-    return Run(label, domain, summary, count_accuracy_by_number(count_entries) if count_entries else {})
+            entries.setdefault(entry["task"], []).append(entry)
+    # Only the items the summary scored (a log may hold more, from a resumed run with a larger --limit).
+    samples = {}
+    for key, task in summary["tasks"].items():
+        scored = entries.get(task["task"], [])[: task["n"]]
+        if len(scored) == task["n"]:
+            samples[key] = TaskSample.from_entries(TASKS[task["task"]], scored)
+    count_entries = [
+        entry for name, logged in entries.items() if canonical_task(name).accuracy_by_true_count for entry in logged
+    ]
+    count_accuracy = count_accuracy_by_number(count_entries) if count_entries else {}
+    return Run(label, domain, summary, count_accuracy, run_config, samples)
 
 
 def task_rows(runs: list[Run]) -> list[str]:
@@ -93,10 +123,47 @@ def _cell(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
-def comparison_rows(runs: list[Run], human: dict[str, float]) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of the comparison table (task, metric, chance, human, one column per run)."""
+def _score_cell(run: Run, harness_key: str) -> str:
+    """Score, 95% interval and n of a run's task ("n/a" where not run)."""
+    task = run.summary["tasks"].get(harness_key)
+    if task is None:
+        return "n/a"
+    interval = f" [{task['ci_low']:.3f}, {task['ci_high']:.3f}]" if "ci_low" in task else ""
+    return f"{run.score(harness_key):.3f}{interval} (n={task['n']})"
+
+
+AUDIT_BASELINES = {"majority": "prior-only (majority)", "pixel_solver": "pixel solver (no prompt)"}
+"""The shortcut audit's solvers shown as baselines (``babyvlm-audit-devcv --json``): name -> column title."""
+
+
+def audit_baselines(audit: list[dict], split: str | None) -> dict[str, dict[str, float]]:
+    """Per baseline, per harness key: the audit's accuracy on the runs' split (sources pooled, weighted by items)."""
+    pooled: dict[str, dict[str, list[float]]] = {name: {} for name in AUDIT_BASELINES}
+    for result in audit:
+        if split is not None and result["split"] != split:
+            continue
+        key = TASKS[result["task"]].harness_key
+        for name in AUDIT_BASELINES:
+            if result.get(name) is not None:
+                total = pooled[name].setdefault(key, [0.0, 0])
+                total[0] += result[name] * result["items"]
+                total[1] += result["items"]
+    return {
+        name: {key: value / items for key, (value, items) in by_key.items() if items}
+        for name, by_key in pooled.items()
+        if by_key
+    }
+
+
+def comparison_rows(
+    runs: list[Run], human: dict[str, float], baselines: dict[str, dict[str, float]] | None = None
+) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the comparison table (task, metric, chance, human, the audit's baselines, one column per
+    run)."""
     tasks = {task.harness_key: task for task in TASKS.values()}
-    header = ["task", "metric", "chance", "human", *(run.name for run in runs)]
+    baselines = baselines or {}
+    header = ["task", "metric", "chance", "human", *(AUDIT_BASELINES[name] for name in baselines)]
+    header += [run.name for run in runs]
     rows = []
     for key in task_rows(runs):
         task = tasks[key]
@@ -106,14 +173,66 @@ def comparison_rows(runs: list[Run], human: dict[str, float]) -> tuple[list[str]
                 task.primary_metric,
                 f"{task.chance:.3f}",
                 _cell(human.get(key)),
-                *(_cell(run.score(key)) for run in runs),
+                *(_cell(values.get(key)) for values in baselines.values()),
+                *(_score_cell(run, key) for run in runs),
             ]
         )
-    rows.append(["**Overall**", "mean of 11", "", _cell(human.get("overall"))])
-    rows[-1] += [f"**{run.summary['overall']:.3f}**" for run in runs]
-    rows.append(["Overall chance-normalised", "", "0.000", ""])
+    rows.append(["**Overall**", "mean of 11", "", _cell(human.get("overall")), *([""] * len(baselines))])
+    rows[-1] += [_overall_cell(run) for run in runs]
+    rows.append(["Overall chance-normalised", "", "0.000", "", *([""] * len(baselines))])
     rows[-1] += [f"{run.summary['overall_chance_normalized']:.3f}" for run in runs]
     return header, rows
+
+
+def _overall_cell(run: Run) -> str:
+    official = run.summary.get("overall_statistics", {})
+    interval = f" [{official['ci_low']:.3f}, {official['ci_high']:.3f}]" if "ci_low" in official else ""
+    cell = f"**{run.summary['overall']:.3f}**{interval}"
+    if official.get("missing"):
+        cell += f" (not comparable: {len(official['missing'])} tasks missing)"
+    return cell
+
+
+def pair_tables(runs: list[Run], n_resamples: int = N_RESAMPLES, seed: int = 0) -> str:
+    """The paired tests of every pair of runs: difference, interval, test, p, Holm p and verdict per task."""
+    sections = []
+    for index, run_a in enumerate(runs):
+        for run_b in runs[index + 1 :]:
+            rows, warnings = compare_pair(run_a.config, run_a.samples, run_b.config, run_b.samples, n_resamples, seed)
+            if not rows:
+                continue
+            # A model beside its own vision control: how much of each score depends on the images.
+            control_pair = run_a.label == run_b.label and (run_a.control is None) != (run_b.control is None)
+            if control_pair and run_a.control is not None:
+                run_a, run_b = run_b, run_a
+                rows, warnings = compare_pair(
+                    run_a.config, run_a.samples, run_b.config, run_b.samples, n_resamples, seed
+                )
+            title = "image dependence: " if control_pair else ""
+            lines = [
+                f"### {title}{run_a.name} vs {run_b.name}",
+                "",
+                "| task | n | difference (A - B) | 95% CI | test | p | p (Holm) | result |",
+                "|---|---:|---:|---:|---|---:|---:|---|",
+            ]
+            for row in rows:
+                holm_p = "" if row.p_holm is None else f"{row.p_holm:.3g}"
+                verdict, interval = row.verdict(run_a.name, run_b.name), interval_text(row.ci_low, row.ci_high)
+                if control_pair and not verdict.startswith(run_a.name):
+                    verdict = "**flag: the control scores as well (no use of the images shown)**"
+                lines.append(
+                    f"| {row.display_name} | {row.n} | {row.difference:+.3f} | {interval} "
+                    f"| {row.test} | {row.p_value:.3g} | {holm_p} | {verdict} |"
+                )
+            lines += [f"\nWarning: {warning}" for warning in warnings]
+            sections.append("\n".join(lines) + "\n")
+    if not sections:
+        return ""
+    intro = (
+        "\n## Paired tests\n\nPer task: exact McNemar for per-item accuracies, a paired bootstrap of the "
+        "difference otherwise; p (Holm): corrected across the pair's tasks; result at p < 0.05.\n\n"
+    )
+    return intro + "\n".join(sections)
 
 
 def markdown(header: list[str], rows: list[list[str]]) -> str:
@@ -151,7 +270,9 @@ def plot_tasks(runs: list[Run], human: dict[str, float], path: Path) -> None:
     figure, axis = plt.subplots(figsize=(max(6.0, 1.1 * len(keys) + 2), 4.5))
     for index, run in enumerate(runs):
         positions = [k - 0.4 + width * (index + 0.5) for k in range(len(keys))]
-        axis.bar(positions, [run.score(key) or 0.0 for key in keys], width, label=run.name)
+        statistics = [run.statistics(key) or {"score": 0.0, "ci_low": 0.0, "ci_high": 0.0} for key in keys]
+        yerr = error_bars(statistics)
+        axis.bar(positions, [item["score"] for item in statistics], width, yerr=yerr, capsize=2, label=run.name)
     axis.scatter(
         range(len(keys)), [tasks[key].chance for key in keys], color="black", marker="_", s=500, label="chance"
     )
@@ -170,10 +291,18 @@ def plot_overall(runs: list[Run], human: dict[str, float], path: Path) -> None:
         task.in_overall for task in TASKS.values()
     )
     figure, axis = plt.subplots(figsize=(max(4.0, 0.9 * len(runs) + 2), 4))
-    axis.bar(range(len(runs)), [run.summary["overall"] for run in runs], color="tab:blue")
+    overall = [{"score": run.summary["overall"], **run.summary.get("overall_statistics", {})} for run in runs]
+    # A run missing tasks counts them 0: its bar is hatched and its label says it is not comparable.
+    comparable = [item.get("comparable", True) for item in overall]
+    bars = axis.bar(range(len(runs)), [run.summary["overall"] for run in runs], yerr=error_bars(overall), capsize=3)
+    for bar, is_comparable in zip(bars, comparable):
+        if not is_comparable:
+            bar.set_hatch("//")
+            bar.set_alpha(0.5)
     axis.axhline(overall_chance, color="black", linestyle=":", label="chance")
     axis.axhline(human["overall"], color="tab:red", linestyle="--", label="human adults")
-    axis.set_xticks(range(len(runs)), [run.name for run in runs], rotation=30, ha="right")
+    labels = [run.name if ok else f"{run.name}\n(tasks missing: not comparable)" for run, ok in zip(runs, comparable)]
+    axis.set_xticks(range(len(runs)), labels, rotation=30, ha="right")
     axis.set_ylim(0, 1)
     axis.set_ylabel("overall (mean of 11 primary metrics)")
     axis.legend(fontsize="small")
@@ -214,17 +343,28 @@ def plot_count_by_number(runs: list[Run], path: Path) -> None:
     _save(figure, path)
 
 
-def compare_runs(specs: list[str], output_dir: str | Path, human: dict[str, float] | None = None) -> list[Path]:
-    """Write the comparison of the runs ``specs`` (``[LABEL[@DOMAIN]=]RUN_DIR``) into ``output_dir``.
+def compare_runs(
+    specs: list[str],
+    output_dir: str | Path,
+    human: dict[str, float] | None = None,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = 0,
+    audit: list[dict] | None = None,
+) -> list[Path]:
+    """Write the comparison of the runs ``specs`` (``[LABEL[@DOMAIN]=]RUN_DIR``) into ``output_dir``, with the
+    paired tests of every pair (``n_resamples`` seeded bootstrap resamples) and, from a shortcut ``audit``
+    (``babyvlm-audit-devcv --json``), its solvers as baselines.
 
     Returns the files written."""
     runs = [read_run(spec) for spec in specs]
     human = {"overall": HUMAN_OVERALL, **(human or {})}
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    header, rows = comparison_rows(runs, human)
+    splits = {run.config.get("split") for run in runs}
+    baselines = audit_baselines(audit, splits.pop() if len(splits) == 1 else None) if audit else None
+    header, rows = comparison_rows(runs, human, baselines)
     written = [output_dir / "comparison.md", output_dir / "comparison.html"]
-    write_text_atomic(written[0], markdown(header, rows))
+    write_text_atomic(written[0], markdown(header, rows) + pair_tables(runs, n_resamples, seed))
     write_text_atomic(written[1], html_table(header, rows))
     plot_tasks(runs, human, output_dir / "compare_tasks.png")
     plot_overall(runs, human, output_dir / "compare_overall.png")
@@ -245,10 +385,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("runs", nargs="+", metavar="[LABEL[@DOMAIN]=]RUN_DIR", help="babyvlm-eval output folders")
     parser.add_argument("--output", required=True, help="folder for the tables and plots")
     parser.add_argument("--human", help='JSON file of human figures: {"baby_pv": 0.98, ..., "overall": 0.93}')
+    parser.add_argument(
+        "--audit", help="JSON of babyvlm-audit-devcv --json on the runs' data: its solvers are shown as baselines"
+    )
+    parser.add_argument("--bootstrap", type=int, default=N_RESAMPLES, metavar="N", help="bootstrap resamples")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resamples")
     args = parser.parse_args(argv)
     try:
         human = json.loads(Path(args.human).read_text()) if args.human else None
-        written = compare_runs(args.runs, args.output, human)
+        audit = json.loads(Path(args.audit).read_text()) if args.audit else None
+        written = compare_runs(args.runs, args.output, human, args.bootstrap, args.seed, audit)
     except (FileNotFoundError, json.JSONDecodeError, KeyError) as error:
         parser.exit(2, f"babyvlm-compare: error: {error}\n")
     print(Path(written[0]).read_text())

@@ -23,6 +23,9 @@ from babyvlm.staging import staged_file, write_text
 PREDICTIONS_FILE = "predictions.jsonl"
 SHARD_FILES = "predictions.shard-*-of-*.jsonl"
 RUN_FILE = "run.json"
+SCOPE_KEY = "scope"
+"""The part of ``run.json`` that says what limited the finished run (``--limit``, skipped tasks...): recorded
+after scoring and not part of the configuration a resumed run must match."""
 
 
 class RunMismatchError(ValueError):
@@ -60,6 +63,7 @@ class PredictionLog:
         run_file = self.output_dir / RUN_FILE
         if run_file.exists() and self._files():
             previous = json.loads(run_file.read_text())
+            previous.pop(SCOPE_KEY, None)
             if previous != run_config:
                 changed = sorted(
                     key for key in previous.keys() | run_config.keys() if previous.get(key) != run_config.get(key)
@@ -69,6 +73,12 @@ class PredictionLog:
                     "choose a new output folder or delete it"
                 )
         write_text(run_file, json.dumps(run_config, indent=2, sort_keys=True) + "\n")
+
+    def record_scope(self, scope: dict) -> None:
+        """Add what limited the finished run to ``run.json``."""
+        run_file = self.output_dir / RUN_FILE
+        run_config = json.loads(run_file.read_text())
+        write_text(run_file, json.dumps({**run_config, SCOPE_KEY: scope}, indent=2, sort_keys=True) + "\n")
 
     def _read(self, path: Path) -> None:
         data = path.read_bytes()

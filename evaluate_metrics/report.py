@@ -43,24 +43,78 @@ def write_results_files(output_dir: Path, results: dict[str, dict[str, float]]) 
         write_text_atomic(output_dir / name, text)
 
 
+def interval(statistics: dict) -> str:
+    """``[low, high]`` of a score's 95% interval ("" where the summary has none)."""
+    return f"[{statistics['ci_low']:.3f}, {statistics['ci_high']:.3f}]" if "ci_low" in statistics else ""
+
+
+def p_value(value: float | None) -> str:
+    return "" if value is None else ("< 0.001" if value < 0.001 else f"{value:.3f}")
+
+
+def task_n(task: dict) -> str:
+    """A task's n: items, with Memory's learned objects, and the clusters when items share a unit."""
+    n = f"{task['n']}" + (f" ({task['objects']} objects)" if "objects" in task else "")
+    if task.get("cluster_unit", "item") != "item":
+        n += f", {task['n_clusters']} {task['cluster_unit']}s"
+    return n
+
+
+def partial_note(summary: dict) -> str | None:
+    """ "partial: N of M items" when the run did not evaluate every item of its tasks."""
+    scope = summary.get("scope") or {}
+    if not scope.get("partial"):
+        return None
+    limit = f" (--limit {scope['limit']})" if scope.get("limit") else ""
+    return f"partial: {scope['items_evaluated']} of {scope['items_available']} items{limit}"
+
+
 def markdown_table(summary: dict) -> str:
-    """One row per task metric (task, metric, score, chance, n), primary metrics first, then the overall score."""
-    lines = ["| task | metric | score | chance | n |", "|---|---|---:|---:|---:|"]
+    """One row per task metric (task, metric, score, 95% interval, p vs chance, chance, n), primary metrics first,
+    then the overall scores and what limited the run."""
+    lines = []
+    if "control" in summary:
+        lines += [f"**vision control ({summary['control']['kind']})**: not a leaderboard result", ""]
+    note = partial_note(summary)
+    if note:
+        lines += [f"**{note}**: not comparable with full runs", ""]
+    lines += ["| task | metric | score | 95% CI | p vs chance | chance | n |", "|---|---|---:|---:|---:|---:|---:|"]
     for task in summary["tasks"].values():
         primary = task["primary_metric"]
         for metric in [primary, *(m for m in task["metrics"] if m != primary)]:
-            chance = f"{task['chance']:.3f}" if metric == primary else ""
-            label = f"**{metric}**" if metric == primary else metric
+            is_primary = metric == primary
+            chance = f"{task['chance']:.3f}" if is_primary else ""
+            label = f"**{metric}**" if is_primary else metric
+            ci, p = (interval(task), p_value(task.get("p_value"))) if is_primary else ("", "")
             lines.append(
-                f"| {task['display_name']} | {label} | {task['metrics'][metric]:.3f} | {chance} | {task['n']} |"
+                f"| {task['display_name']} | {label} | {task['metrics'][metric]:.3f} | {ci} | {p} | {chance} | "
+                f"{task_n(task)} |"
             )
         for metric, value in task.get("extra_metrics", {}).items():
-            lines.append(f"| {task['display_name']} | {metric} (extra) | {value:.3f} |  | {task['n']} |")
-    lines += [
-        "",
-        f"Overall (mean of the 11 primary metrics, a missing task counts 0): **{summary['overall']:.3f}**",
-        f"Overall chance-normalised ((score - chance) / (1 - chance)): {summary['overall_chance_normalized']:.3f}",
-    ]
+            lines.append(f"| {task['display_name']} | {metric} (extra) | {value:.3f} |  |  |  | {task['n']} |")
+    lines += breakdown_lines(summary)
+    official = summary.get("overall_statistics", {})
+    missing = official.get("missing", [])
+    headline = f"**{summary['overall']:.3f}** {interval(official)}".rstrip()
+    lines += ["", f"Overall (mean of the 11 primary metrics, a missing task counts 0): {headline}"]
+    evaluated = summary.get("overall_evaluated")
+    if missing:
+        lines[-1] += f", not comparable with complete runs: {len(missing)} of 11 tasks missing ({', '.join(missing)})"
+        if evaluated:
+            lines.append(
+                f"Mean over the {len(evaluated['tasks'])} evaluated tasks: **{evaluated['score']:.3f}** "
+                f"{interval(evaluated)}, p vs chance {p_value(evaluated['p_value'])}"
+            )
+    elif "p_value" in official:
+        lines[-1] += f", p vs chance {p_value(official['p_value'])}, n {official['n']} items"
+    lines.append(
+        f"Overall chance-normalised ((score - chance) / (1 - chance)): {summary['overall_chance_normalized']:.3f}"
+    )
+    if "bootstrap" in summary:
+        lines.append(
+            f"95% CI: percentile bootstrap over items, clustered by the unit they share, "
+            f"{summary['bootstrap']['n_resamples']} resamples, seed {summary['bootstrap']['seed']}"
+        )
     unparsable = {task["display_name"]: task["unparsable"] for task in summary["tasks"].values() if task["unparsable"]}
     if unparsable:
         listed = ", ".join(f"{name} {count}" for name, count in unparsable.items())
@@ -88,18 +142,54 @@ def markdown_table(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def breakdown_lines(summary: dict) -> list[str]:
+    """A table of each task's score per group (``by_source``, ``by_<column>``), where the summary has any."""
+    rows = []
+    for task in summary["tasks"].values():
+        for key, groups in task.items():
+            if key.startswith("by_"):
+                for group, statistics in groups.items():
+                    rows.append(
+                        f"| {task['display_name']} | {key[3:]} = {group} | {statistics['score']:.3f} | "
+                        f"{interval(statistics)} | {p_value(statistics['p_value'])} | {statistics['n']} |"
+                    )
+    if not rows:
+        return []
+    return ["", "| task | group | score | 95% CI | p vs chance | n |", "|---|---|---:|---:|---:|---:|", *rows]
+
+
+def error_bars(statistics: list[dict]) -> list[list[float]] | None:
+    """Matplotlib's ``yerr`` (below, above) from the scores' intervals; None where any lacks one."""
+    if not all("ci_low" in item for item in statistics):
+        return None
+    return [
+        [max(0.0, item["score"] - item["ci_low"]) for item in statistics],
+        [max(0.0, item["ci_high"] - item["score"]) for item in statistics],
+    ]
+
+
 def plot_scores(summary: dict, path: Path) -> None:
     """Bar per task (primary metric) with its chance level marked."""
     tasks = list(summary["tasks"].values())
     figure, axis = plt.subplots(figsize=(max(4.0, 0.9 * len(tasks) + 1), 4))
     positions = range(len(tasks))
-    axis.bar(positions, [task["metrics"][task["primary_metric"]] for task in tasks], color="tab:blue", label="score")
+    axis.bar(
+        positions,
+        [task["metrics"][task["primary_metric"]] for task in tasks],
+        yerr=error_bars(tasks),
+        capsize=3,
+        color="tab:blue",
+        label="score (95% CI)",
+    )
     axis.scatter(
         positions, [task["chance"] for task in tasks], color="tab:red", marker="_", s=600, label="chance", zorder=3
     )
     axis.set_xticks(list(positions), [task["display_name"] for task in tasks], rotation=40, ha="right")
     axis.set_ylim(0, 1)
     axis.set_ylabel("primary metric")
+    note = partial_note(summary)
+    if note:
+        axis.set_title(note, fontsize="small")
     axis.legend()
     figure.tight_layout()
     write_atomic(path, lambda temporary: figure.savefig(temporary, format="png"))

@@ -18,6 +18,7 @@ those of a single-process run.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import inspect
 import json
 import logging
@@ -43,9 +44,11 @@ from .answering import (
     check_options,
 )
 from .api import MODEL_PREFIX, APIChatModel, APIModelError
+from .controls import CONTROLS, apply_control
 from .data import MissingTaskError, load_task_split, resolve_tasks
 from .devcv.items import score_item
 from .devcv.scores import chance_normalized, mean_scores, overall_chance_normalized, overall_score
+from .devcv.uncertainty import N_RESAMPLES
 from .hub_results import add_push_arguments, check_push_arguments, push_from_args
 from .inference import ChatModel, IncompatibleModelError
 from .predictions import PredictionLog, RunMismatchError
@@ -66,6 +69,8 @@ from .report import (
     write_results_files,
     write_text_atomic,
 )
+from .statistics import TaskSample, overall_statistics, task_statistics
+from .units import item_units
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +99,9 @@ def score_entry(task: DevCVTask, record: dict, output) -> dict:
         "scores": scored.scores,
         "extra_scores": scored.extra_scores,
         "unparsable": scored.unparsable,
+        "source": record.get("source") or "",
     }
+    entry["unit_kind"], entry["units"] = item_units(record)
     if task.protocol == DIALOGUE:
         entry["labels_fallback"] = not has_memory_labels(record)
     return entry
@@ -198,12 +205,22 @@ def _evaluate_task(
     return len(pending)
 
 
-def summarize(entries_by_task: dict[DevCVTask, list[dict]]) -> dict:
-    """Task metrics with their chance levels, plus the overall scores, from the prediction entries."""
-    tasks = {}
+def summarize(
+    entries_by_task: dict[DevCVTask, list[dict]],
+    by: dict[DevCVTask, dict[str, dict[str, str]]] | None = None,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = 0,
+) -> dict:
+    """Task metrics with their chance levels, n, intervals and p-values against chance, plus the overall scores,
+    from the prediction entries; ``by`` breaks tasks down by item columns (task -> column -> item id -> value)."""
+    tasks, statistics = {}, {}
     for task, entries in entries_by_task.items():
         metrics = mean_scores([entry["scores"] for entry in entries])
+        statistics[task] = task_statistics(
+            TaskSample.from_entries(task, entries), (by or {}).get(task), n_resamples, seed
+        )
         tasks[task.harness_key] = {
+            **statistics[task][0],
             "task": task.name,
             "display_name": task.display_name,
             "metrics": metrics,
@@ -220,9 +237,13 @@ def summarize(entries_by_task: dict[DevCVTask, list[dict]]) -> dict:
             # Items without released labels, scored with objects recognised by their images (protocol.py).
             tasks[task.harness_key]["labels_fallback"] = sum(entry["labels_fallback"] for entry in entries)
     results = {key: task["metrics"] for key, task in tasks.items()}
+    overall = overall_statistics(statistics)
     return {
         "overall": overall_score(results),
         "overall_chance_normalized": overall_chance_normalized(results),
+        "overall_statistics": overall["official"],
+        "overall_evaluated": overall["evaluated"],
+        "bootstrap": {"n_resamples": n_resamples, "seed": seed},
         "tasks": tasks,
     }
 
@@ -282,7 +303,8 @@ def load_model(
 
 
 def write_outputs(output_dir: Path, summary: dict, entries_by_task: dict[DevCVTask, list[dict]]) -> None:
-    write_results_files(output_dir, {key: task["metrics"] for key, task in summary["tasks"].items()})
+    if "control" not in summary:  # a control run is never a leaderboard result
+        write_results_files(output_dir, {key: task["metrics"] for key, task in summary["tasks"].items()})
     write_text_atomic(output_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     write_text_atomic(output_dir / "results.md", markdown_table(summary))
     plot_scores(summary, output_dir / SCORES_PLOT)
@@ -320,6 +342,10 @@ def evaluate_devcv(
     dtype: torch.dtype = torch.float32,
     progress: bool = True,
     api: dict | None = None,
+    bootstrap: int = N_RESAMPLES,
+    seed: int = 0,
+    by: list[str] | None = None,
+    control: str | None = None,
     **model_kwargs,
 ) -> dict | None:
     """Evaluate ``model`` (a model folder, a Hub id, ``openai:<name>`` or a loaded
@@ -337,11 +363,16 @@ def evaluate_devcv(
     (``base_url``, ...). An option the model's kind cannot apply (``max_batch_tokens`` or ``device`` for an
     API model, ``api`` settings for a local one, loading options for a loaded model) is refused with
     :class:`~.answering.UnsupportedOptionError` before anything is loaded.
+    Intervals come from ``bootstrap`` seeded resamples (``seed``); ``by`` names item columns to break each task's
+    score down by (:func:`item_groups`). ``control`` (one of :data:`.controls.CONTROLS`) runs a vision control: no
+    leaderboard results are written.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be at least 1, got {limit}")
+    if control is not None and control not in CONTROLS:
+        raise ValueError(f"unknown control {control!r}; choose one of {', '.join(CONTROLS)}")
     api = api or {}
     limits = {"max_new_tokens": max_new_tokens, "max_new_tokens_per_round": max_new_tokens_per_round}
     check_run_options(
@@ -377,18 +408,26 @@ def evaluate_devcv(
         "use_system_prompt": use_system_prompt,
         "dtype": described["dtype"],
     }
+    if control is not None:
+        run_config["control"] = {"kind": control, "seed": seed}
     # Rank 0 checks the run first; nobody appends before every process has read the logs.
     with state.main_process_first():
         log = PredictionLog(output_dir, run_config, shard=(state.process_index, state.num_processes))
     state.wait_for_everyone()
-    datasets_by_task, not_applicable, answered = {}, {}, 0
+    datasets_by_task, not_applicable, answered, available = {}, {}, 0, {}
     loaded = time.perf_counter()
     for task, config in selected:
         dataset = load_task_split(data_dir, config, split)
+        available[task.harness_key] = len(dataset)
         if limit is not None:
             dataset = dataset.select(range(min(limit, len(dataset))))
         if len(dataset) == 0:
             raise MissingTaskError(f"{data_dir}: task {config!r} has no items in split {split!r}")
+        if control is not None:
+            try:
+                dataset = apply_control(dataset, control, seed)
+            except ValueError as error:
+                raise ValueError(f"{task.name}: {error}") from error
         try:
             answered += _evaluate_task(
                 model, task, dataset, log, batch_size, max_batch_tokens, use_system_prompt, progress, state
@@ -426,7 +465,12 @@ def evaluate_devcv(
             logger.warning("%s: %d answers held no parsable answer and count as wrong", task.name, unparsable)
     if not entries_by_task:
         raise NotApplicableError(f"no task could be scored: {'; '.join(t['reason'] for t in not_applicable.values())}")
-    summary = summarize(entries_by_task)
+    groups = {task: item_groups(dataset, by) for task, dataset in datasets_by_task.items()} if by else None
+    summary = summarize(entries_by_task, groups, bootstrap, seed)
+    if control is not None:
+        summary["control"] = run_config["control"]
+    summary["scope"] = run_scope(summary, available, limit, run_config, not_applicable, bootstrap, seed)
+    log.record_scope(summary["scope"])
     if not_applicable:
         summary["not_applicable"] = not_applicable
     usage = model.usage()
@@ -434,6 +478,66 @@ def evaluate_devcv(
         summary["api_usage"] = usage
     write_outputs(output_dir, summary, entries_by_task)
     return summary
+
+
+def item_groups(dataset, columns: list[str]) -> dict[str, dict[str, str]]:
+    """Per column: item id -> the item's value, read from the column itself or from the key of that name in its
+    ``extra`` or ``provenance`` JSON; a column no item carries is left out with a warning."""
+    groups = {}
+    for column in columns:
+        if column in dataset.column_names:
+            values = [str(value) if value is not None else "" for value in dataset[column]]
+        else:
+            values = []
+            for extra, provenance in zip(dataset["extra"], dataset["provenance"]):
+                found = {**json.loads(provenance or "{}"), **json.loads(extra or "{}")}.get(column)
+                values.append("" if found is None else str(found))
+        if any(values):
+            groups[column] = dict(zip(dataset["id"], values))
+        else:
+            logger.warning("--by %s: no item of this task carries it", column)
+    return groups
+
+
+def run_scope(
+    summary: dict,
+    available: dict[str, int],
+    limit: int | None,
+    run_config: dict,
+    not_applicable: dict,
+    bootstrap: int,
+    seed: int,
+) -> dict:
+    """What limits a run: ``--limit``, items evaluated of those available per task, leaderboard tasks not
+    evaluated (and why), dtype, the bootstrap's seed and the package version."""
+    items = {
+        key: {"evaluated": summary["tasks"][key]["n"] if key in summary["tasks"] else 0, "available": available[key]}
+        for key in available
+    }
+    skipped = {key: task["reason"] for key, task in not_applicable.items()}
+    for key in summary["overall_statistics"]["missing"]:
+        skipped.setdefault(key, "not in the data folder or not requested")
+    evaluated, total = sum(i["evaluated"] for i in items.values()), sum(i["available"] for i in items.values())
+    return {
+        "limit": limit,
+        "partial": evaluated < total,
+        "items_evaluated": evaluated,
+        "items_available": total,
+        "items": items,
+        "items_skipped": {key: f"--limit {limit}" for key, i in items.items() if i["evaluated"] < i["available"]},
+        "tasks_skipped": skipped,
+        "dtype": run_config["dtype"],
+        "bootstrap": bootstrap,
+        "seed": seed,
+        "version": package_version(),
+    }
+
+
+def package_version() -> str:
+    try:
+        return importlib.metadata.version("babyvlm")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -458,6 +562,27 @@ def _parser() -> argparse.ArgumentParser:
         "dialogues in memory; default: no cap",
     )
     parser.add_argument("--limit", type=int, help="evaluate only the first N items of each task")
+    parser.add_argument(
+        "--bootstrap",
+        type=int,
+        default=N_RESAMPLES,
+        metavar="N",
+        help="bootstrap resamples behind each 95%% interval and non-binomial p-value",
+    )
+    parser.add_argument(
+        "--control",
+        choices=CONTROLS,
+        help="vision control: each image replaced by another item's (shuffled-images) or by its mean colour "
+        "(blank-images); stored as its own run, never as a leaderboard result",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resamples and the control")
+    parser.add_argument(
+        "--by",
+        action="append",
+        metavar="COLUMN",
+        help="also score each task by an item column (e.g. source, child; repeatable): a dataset column or a "
+        "key of the items' extra/provenance JSON",
+    )
     parser.add_argument("--max-new-tokens", type=int, default=MAX_NEW_TOKENS, help="per single-turn answer")
     parser.add_argument(
         "--max-new-tokens-per-round", type=int, default=MAX_NEW_TOKENS_PER_ROUND, help="per Memory round"
@@ -549,6 +674,10 @@ def main(argv: list[str] | None = None) -> None:
             dtype=DTYPES[args.dtype],
             progress=not args.no_progress,
             api=_api_settings(args),
+            bootstrap=args.bootstrap,
+            seed=args.seed,
+            by=args.by,
+            control=args.control,
             **{
                 key: value
                 for key, value in (

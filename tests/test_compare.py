@@ -2,9 +2,13 @@
 
 import json
 
+import numpy as np
 import pytest
 from babyvlm.evaluate_metrics.compare import compare_runs, main, read_run
+from babyvlm.evaluate_metrics.devcv.tasks import TASKS
+from babyvlm.evaluate_metrics.paired import compare_pair
 from babyvlm.evaluate_metrics.runner import evaluate_devcv
+from babyvlm.evaluate_metrics.statistics import TaskSample
 from PIL import Image
 
 from babyvlm.testing.devcv import save_tiny_llava, synthetic_items, write_devcv_folder
@@ -37,6 +41,10 @@ def runs(tmp_path_factory):
     return outputs
 
 
+def score_cell(task: dict) -> str:
+    return f"{task['score']:.3f} [{task['ci_low']:.3f}, {task['ci_high']:.3f}] (n={task['n']})"
+
+
 @pytest.mark.slow
 def test_comparison_table_and_plots(runs, tmp_path):
     specs = [str(runs[seed, domain]) for seed in (0, 1) for domain in ("saycam", "ego4d")]
@@ -56,7 +64,8 @@ def test_comparison_table_and_plots(runs, tmp_path):
         if path.suffix == ".png":
             assert Image.open(path).size[0] > 100
 
-    table = (tmp_path / "comparison.md").read_text().splitlines()
+    text = (tmp_path / "comparison.md").read_text()
+    table = text.split("\n\n")[0].splitlines() + ["", ""]  # the scores table (the paired tests follow)
     header = [cell.strip() for cell in table[0].strip("|").split("|")]
     assert header == [
         "task",
@@ -73,10 +82,20 @@ def test_comparison_table_and_plots(runs, tmp_path):
     summaries = [json.loads((runs[key] / "summary.json").read_text()) for key in [*list(runs)[:4], "pv-only"]]
     pv, count = rows["Picture Vocabulary"], rows["Object Counting"]
     assert pv[2:4] == ["0.250", "0.980"]
-    assert pv[4:] == [f"{summary['tasks']['baby_pv']['metrics']['acc']:.3f}" for summary in summaries]
-    assert count[4:8] == [f"{summary['tasks']['baby_count']['metrics']['acc']:.3f}" for summary in summaries[:4]]
+    assert pv[4:] == [score_cell(summary["tasks"]["baby_pv"]) for summary in summaries]
+    assert count[4:8] == [score_cell(summary["tasks"]["baby_count"]) for summary in summaries[:4]]
     assert count[8] == "n/a"  # the PV-only run has no counting score
-    assert rows["**Overall**"][4:] == [f"**{summary['overall']:.3f}**" for summary in summaries]
+    overall = rows["**Overall**"][4:]
+    assert all(cell.startswith(f"**{summary['overall']:.3f}** [") for cell, summary in zip(overall, summaries))
+    assert [cell.split("not comparable: ")[1] for cell in overall] == ["9 tasks missing)"] * 4 + ["10 tasks missing)"]
+
+    # Every pair is tested; runs over different data folders are refused for the paired test, named.
+    assert text.count("### ") == 10
+    pair = text.split("### model-0 (SAYCam) vs model-1 (SAYCam)")[1].split("###")[0]
+    assert "| Picture Vocabulary | 4 |" in pair and "McNemar (exact)" in pair and "Warning" not in pair
+    assert "Overall (mean of the 2 leaderboard tasks both ran)" in pair and "paired bootstrap" in pair
+    across = text.split("### model-0 (SAYCam) vs model-0 (Ego4D)")[1].split("###")[0]
+    assert "Warning: Picture Vocabulary: not paired, different data" in across and "unpaired bootstrap" in across
 
     html = (tmp_path / "comparison.html").read_text()
     assert html.count("<tr>") == len(table) - 2 - 2 + 1  # header + task and overall rows
@@ -97,3 +116,53 @@ def test_cli_rejects_a_folder_without_a_finished_run(tmp_path, capsys):
         main([str(tmp_path), "--output", str(tmp_path / "out")])
     assert exit_info.value.code == 2
     assert "no summary.json" in capsys.readouterr().err
+
+
+def _sample(task: str, correct, ids=None) -> TaskSample:
+    entries = [
+        {"id": item_id, "scores": {TASKS[task].primary_metric: float(value)}, "gold": ["A"], "units": [f"ep{k // 4}"]}
+        for k, (item_id, value) in enumerate(zip(ids or [f"item{k}" for k in range(len(correct))], correct))
+    ]
+    return TaskSample.from_entries(TASKS[task], entries)
+
+
+def test_paired_tests_detect_a_known_difference_and_not_identical_runs():
+    rng = np.random.default_rng(0)
+    better = rng.random(160) < 0.8
+    worse = better & (rng.random(160) < 0.6)
+    config = {"data": "/data/devcv", "split": "test"}
+    a = {
+        "baby_pv": _sample("picture_vocabulary", better),
+        "baby_winoground": _sample("looking_while_listening", better),
+    }
+    b = {"baby_pv": _sample("picture_vocabulary", worse), "baby_winoground": _sample("looking_while_listening", worse)}
+    rows, warnings = compare_pair(config, a, config, b)
+    assert not warnings
+    assert [row.test for row in rows] == ["McNemar (exact)", "paired bootstrap", "paired bootstrap"]
+    assert all(row.p_holm is None or row.p_holm < 0.001 for row in rows)
+    assert [row.verdict("A", "B") for row in rows] == ["A > B"] * 3
+    same, _ = compare_pair(config, a, config, a)
+    assert [row.verdict("A", "B") for row in same] == ["no difference detected"] * 3
+    # Other items: refused for the paired test, compared unpaired with a warning naming why.
+    shifted = {"baby_pv": _sample("picture_vocabulary", worse, [f"other{k}" for k in range(160)])}
+    rows, warnings = compare_pair(config, a, config, shifted)
+    assert warnings == [
+        "Picture Vocabulary: not paired, different items (160 only in the first, 160 only in the second)"
+        "; compared unpaired"
+    ]
+    assert rows[0].test == "unpaired bootstrap"
+
+
+def test_the_shortcut_audits_solvers_are_baselines_in_the_table(runs, tmp_path):
+    audit = [
+        {"source": "saycam", "task": "picture_vocabulary", "split": "test", "items": 30, "majority": 0.3},
+        {"source": "ego4d", "task": "picture_vocabulary", "split": "test", "items": 10, "majority": 0.5},
+        {"source": "saycam", "task": "count", "split": "train", "items": 99, "majority": 0.9},
+        {"source": "saycam", "task": "spatialdetails", "split": "test", "items": 5, "majority": 0.4, "pixel_solver": 1},
+    ]
+    compare_runs([str(runs[0, "saycam"])], tmp_path, audit=audit, n_resamples=100)
+    table = (tmp_path / "comparison.md").read_text().split("\n\n")[0].splitlines()
+    assert table[0].startswith("| task | metric | chance | human | prior-only (majority) | pixel solver (no prompt) |")
+    rows = {row.split("|")[1].strip(): [cell.strip() for cell in row.strip("|").split("|")] for row in table[2:]}
+    assert rows["Picture Vocabulary"][4:6] == ["0.350", "n/a"]  # sources pooled by items; the test split only
+    assert rows["Object Counting"][4:6] == ["n/a", "n/a"]

@@ -126,8 +126,23 @@ def test_outputs(reference_run):
     primary = sum(task["metrics"][task["primary_metric"]] for task in summary["tasks"].values())
     assert summary["overall"] == pytest.approx(primary / 11)
 
+    for task in summary["tasks"].values():
+        assert task["ci_low"] <= task["score"] == task["metrics"][task["primary_metric"]] <= task["ci_high"]
+        assert 0 < task["p_value"] <= 1 and task["chance"] > 0
+    assert summary["tasks"]["baby_memory"]["objects"] == ITEMS["memory"] * 5  # 15-round dialogues
+    # 5 of the 11 leaderboard tasks: the official overall is not comparable, the mean over those evaluated is kept.
+    assert not summary["overall_statistics"]["comparable"] and len(summary["overall_statistics"]["missing"]) == 6
+    assert summary["overall_evaluated"]["score"] == pytest.approx(primary / 5)
+    scope = summary["scope"]
+    assert (scope["partial"], scope["limit"], scope["items_evaluated"]) == (False, None, sum(ITEMS.values()))
+    assert set(scope["tasks_skipped"]) == set(summary["overall_statistics"]["missing"])
+    run = json.loads((reference_run / "run.json").read_text())
+    assert run["scope"] == scope and run["dtype"] == "float32"
+
     table = (reference_run / "results.md").read_text()
-    assert table.startswith("| task | metric | score | chance | n |")
+    assert table.startswith("| task | metric | score | 95% CI | p vs chance | chance | n |")
+    assert "not comparable with complete runs: 6 of 11 tasks missing" in table
+    assert "Mean over the 5 evaluated tasks" in table and "partial" not in table
     assert "| Memory | **acc_testing_adjusted** |" in table and "Overall" in table
     for plot in ("scores_vs_chance.png", "count_accuracy_by_true_count.png"):
         assert (reference_run / plot).read_bytes().startswith(b"\x89PNG")
@@ -294,8 +309,16 @@ def test_released_samples(tmp_path, devcv_samples, tiny_model_dir):
         golds = row["answer"]
         tested = [keys[r][1 - "AB".index(golds[r])] for r in range(5, 15)]
         assert sorted(tested.count(key) for key in set(tested)) == [2] * 5
-    summary = evaluate_devcv(tiny_model_dir, data, tmp_path / "out", tasks=["count"], **RUN)
-    assert summary["tasks"]["baby_count"]["n"] == 3
+    summary = evaluate_devcv(tiny_model_dir, data, tmp_path / "out", tasks=["count", "vdr_binary"], limit=2, **RUN)
+    assert summary["tasks"]["baby_count"]["n"] == 2
+    # Released Ego4D VDR ids name their video; the other tasks' ids name nothing: each item is its own unit.
+    assert summary["tasks"]["baby_vdr_binary"]["cluster_unit"] == "video"
+    assert summary["tasks"]["baby_count"]["cluster_unit"] == "item"
+    assert summary["scope"]["partial"] and summary["scope"]["items_skipped"] == {
+        "baby_count": "--limit 2",
+        "baby_vdr_binary": "--limit 2",
+    }
+    assert (tmp_path / "out" / "results.md").read_text().startswith("**partial: 4 of 6 items (--limit 2)**")
 
 
 def test_missing_task_error_lists_available_tasks(devcv_dir):
@@ -331,3 +354,21 @@ def test_whether_an_item_is_a_dialogue_comes_from_its_task():
     count = {**synthetic_items("count", 1)[0], "answer": ["3", "4"]}
     with pytest.raises(ValueError, match=r"count item 'count_0000' has 2 gold answers; its items have one"):
         score_entry(canonical_task("count"), count, "3")
+
+
+def test_a_vision_control_is_its_own_run_and_never_a_leaderboard_result(tmp_path, llava_dir, devcv_dir, reference_run):
+    from babyvlm.evaluate_metrics.compare import compare_runs
+
+    output = tmp_path / "control"
+    summary = evaluate_devcv(llava_dir, devcv_dir, output, tasks=["pv", "count"], control="blank-images", **RUN)
+    assert summary["control"] == {"kind": "blank-images", "seed": 0}
+    assert json.loads((output / "run.json").read_text())["control"] == summary["control"]
+    assert not (output / "results.json").exists() and not (output / "devcv_results.json").exists()
+    assert (output / "results.md").read_text().startswith("**vision control (blank-images)**")
+    # The control is paired with the model's real run on the same items: the image-dependence table.
+    compare_runs([str(output), str(reference_run)], tmp_path / "compare", n_resamples=200)
+    text = (tmp_path / "compare" / "comparison.md").read_text()
+    title = f"### image dependence: {llava_dir.name} vs {llava_dir.name} [control: blank-images]"
+    assert title in text
+    section = text.split(title)[1]
+    assert "| Picture Vocabulary | 8 |" in section and "Warning" not in section

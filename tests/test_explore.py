@@ -192,6 +192,9 @@ def test_score_table_puts_the_runs_side_by_side(evaluated):
     assert rows[0][:3] == ["Picture Vocabulary", "acc (primary)", 0.25]
     assert rows[0][3:] == [round(summary["tasks"]["baby_pv"]["metrics"]["acc"], 3) for summary in summaries]
     assert rows[-2][3:] == [round(summary["overall"], 3) for summary in summaries]
+    pv = [summary["tasks"]["baby_pv"] for summary in summaries]
+    assert rows[1] == ["Picture Vocabulary", "95% CI", None, *(f"[{t['ci_low']:.3f}, {t['ci_high']:.3f}]" for t in pv)]
+    assert rows[2] == ["Picture Vocabulary", "n", None, *(str(t["n"]) for t in pv)]
 
 
 # --- bad input becomes a message ------------------------------------------------------------------------------

@@ -139,9 +139,23 @@ def parsed_text(entry: dict, task: DevCVTask) -> str:
     return "?" if parsed is None else str(parsed)
 
 
+def _partial(run: Run) -> bool:
+    return bool(((run.summary or {}).get("scope") or {}).get("partial"))
+
+
+def _interval_and_n(run_task: dict | None) -> tuple[str | None, str | None]:
+    """A task's 95% interval and its n (items, with Memory's objects), as the table shows them."""
+    if run_task is None:
+        return None, None
+    interval = f"[{run_task['ci_low']:.3f}, {run_task['ci_high']:.3f}]" if "ci_low" in run_task else None
+    objects = f" ({run_task['objects']} objects)" if "objects" in run_task else ""
+    return interval, f"{run_task['n']}{objects}"
+
+
 def score_table(runs: list[Run]) -> tuple[list[str], list[list]]:
-    """Header and rows of the per-task scores, the runs side by side (from each run's summary.json)."""
-    header = ["task", "metric", "chance"] + [run.name for run in runs]
+    """Header and rows of the per-task scores, the runs side by side (from each run's summary.json): each primary
+    metric followed by its 95% interval and n; a run that did not evaluate all its items is marked partial."""
+    header = ["task", "metric", "chance"] + [f"{run.name} (partial)" if _partial(run) else run.name for run in runs]
     keys = list(dict.fromkeys(key for run in runs if run.summary for key in run.summary.get("tasks", {})))
     rows = []
     for key in keys:
@@ -154,6 +168,10 @@ def score_table(runs: list[Run]) -> tuple[list[str], list[list]]:
                 scores.append(round(run_task["metrics"][metric], 3) if run_task else None)
             chance = round(task["chance"], 3) if metric == primary else None
             rows.append([task["display_name"], metric + (" (primary)" if metric == primary else ""), chance, *scores])
+            if metric == primary:
+                cells = [_interval_and_n((run.summary or {}).get("tasks", {}).get(key)) for run in runs]
+                rows.append([task["display_name"], "95% CI", None, *(interval for interval, _ in cells)])
+                rows.append([task["display_name"], "n", None, *(n for _, n in cells)])
     for label in ("overall", "overall_chance_normalized"):
         scores = [round(run.summary[label], 3) if run.summary and label in run.summary else None for run in runs]
         rows.append(["Overall", label, None, *scores])

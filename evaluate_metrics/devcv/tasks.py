@@ -123,6 +123,11 @@ class DevCVTask:
     (Left/Right, Spatial Details): what the shortcut audit compares pixel by pixel."""
     accuracy_by_true_count: bool = False
     """The run reports accuracy per true count of the gold answer (the paper's Object Counting plot)."""
+    per_item_accuracy: bool = True
+    """Whether the primary metric is the share of items answered right, one right-or-wrong answer per item: then
+    it is tested against chance by the exact binomial test and between runs by McNemar's test; otherwise (Memory's
+    adjusted score, Looking While Listening's group score, composites of several answers) by bootstrap
+    (``uncertainty.py``)."""
 
     def __post_init__(self):
         if self.protocol not in PROTOCOLS:
@@ -176,6 +181,7 @@ TASKS: dict[str, DevCVTask] = {
             True,
             has_train_split=False,
             protocol=LOGLIKELIHOOD,
+            per_item_accuracy=False,
         ),
         DevCVTask(
             "localize",
@@ -329,6 +335,7 @@ TASKS: dict[str, DevCVTask] = {
             "acc_testing_adjusted",
             1 / 4,
             True,
+            per_item_accuracy=False,
             prompts=TaskPrompts(
                 "Let's try more. Touch the new image. (A) <image> (B) <image>",
                 first_round="Touch the new image. (A) <image>",
