@@ -251,12 +251,18 @@ def test_eval_push_writes_the_model_index_and_the_report_in_one_commit(eval_run,
     ours = {key: result.metric_value for key, result in results.items() if key[0] == "me/devcv"}
     assert ours == expected  # the stale count result is replaced; official metrics only
     count = results["me/devcv", "count", "acc"]
-    assert (count.dataset_split, count.metric_name, count.task_name) == ("test", "acc (n=3)", "Object Counting")
+    count_summary = next(task for task in summary["tasks"].values() if task["task"] == "count")
+    interval = f"95% CI {count_summary['ci_low']:.3f}-{count_summary['ci_high']:.3f}"
+    assert (count.dataset_split, count.metric_name, count.task_name) == (
+        "test",
+        f"acc (n=3, {interval})",
+        "Object Counting",
+    )
     assert count.source_url == f"https://huggingface.co/me/tiny/blob/main/{folder}/summary.json"
     assert "## DevCV results: `me/devcv`, split `test`" in card.text
 
     # A second push of the same dataset and split replaces its section and results; intervals when the run has them.
-    next(task for task in summary["tasks"].values() if task["task"] == "count").update(ci_low=0.1, ci_high=0.6)
+    count_summary.update(ci_low=0.1, ci_high=0.6)
     again = results_card(
         str(card), summary, repo_id="me/tiny", dataset_id="me/devcv", dataset_name="DevCV", split="test"
     )
