@@ -34,6 +34,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from .harness import cut_at_stop_strings
 from .inference import Conversation, NotApplicableError
 from .report import write_text_atomic
 
@@ -229,13 +230,17 @@ class APIChatModel:
         return response
 
     def _complete(self, request: dict) -> str:
-        return (self._response(request)["choices"][0]["message"].get("content") or "").strip()
+        return self._response(request)["choices"][0]["message"].get("content") or ""
 
-    def generate(self, conversations: Sequence[Conversation], max_new_tokens: int | None = None) -> list[str]:
-        """Greedy answers (stripped text) to the last user turn of each conversation, ``concurrency`` at a time."""
+    def generate(
+        self, conversations: Sequence[Conversation], max_new_tokens: int | None = None, stop_strings: Sequence[str] = ()
+    ) -> list[str]:
+        """Greedy answers to the last user turn of each conversation, ``concurrency`` at a time, cut before the
+        first of ``stop_strings`` and stripped here, as :meth:`~.inference.ChatModel.generate` does (the
+        endpoint's own ``stop`` handling varies between servers)."""
         requests = [self._request(c, max_new_tokens or self.max_new_tokens) for c in conversations]
         with ThreadPoolExecutor(max_workers=min(self.concurrency, max(1, len(requests)))) as pool:
-            return list(pool.map(self._complete, requests))
+            return [cut_at_stop_strings(text, stop_strings) for text in pool.map(self._complete, requests)]
 
     def start_dialogues(self) -> APIDialogues:
         return APIDialogues(self)

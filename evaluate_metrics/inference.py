@@ -32,6 +32,7 @@ from transformers import AutoModelForImageTextToText, AutoProcessor, TextIterato
 from transformers.cache_utils import DynamicCache, DynamicLayer
 
 from .families import adapter_for
+from .harness import cut_at_stop_strings
 
 
 @dataclass
@@ -220,19 +221,24 @@ class ChatModel:
             **kwargs,
         )
 
-    def _decode(self, sequences: torch.Tensor, prompt_length: int) -> list[str]:
-        """The stripped text generated after the prompt."""
+    def _decode(self, sequences: torch.Tensor, prompt_length: int, stop_strings: Sequence[str] = ()) -> list[str]:
+        """The text generated after the prompt, cut before the first stop string, then stripped."""
         new_tokens = sequences[:, prompt_length:]
-        return [text.strip() for text in self.processor.batch_decode(new_tokens, skip_special_tokens=True)]
+        texts = self.processor.batch_decode(new_tokens, skip_special_tokens=True)
+        return [cut_at_stop_strings(text, stop_strings) for text in texts]
 
-    def _answer(self, inputs: dict, max_new_tokens: int | None = None) -> list[str]:
-        return self._decode(self._generate(inputs, max_new_tokens).sequences, inputs["input_ids"].shape[1])
+    def _answer(self, inputs: dict, max_new_tokens: int | None = None, stop_strings: Sequence[str] = ()) -> list[str]:
+        output = self._generate(inputs, max_new_tokens)
+        return self._decode(output.sequences, inputs["input_ids"].shape[1], stop_strings)
 
     @torch.inference_mode()
-    def generate(self, conversations: Sequence[Conversation], max_new_tokens: int | None = None) -> list[str]:
-        """Greedy answers (stripped text) to the last user turn of each conversation, in one batch."""
+    def generate(
+        self, conversations: Sequence[Conversation], max_new_tokens: int | None = None, stop_strings: Sequence[str] = ()
+    ) -> list[str]:
+        """Greedy answers to the last user turn of each conversation, in one batch: the text before the first of
+        ``stop_strings`` (the harness's are :data:`~.harness.STOP_STRINGS`), stripped."""
         inputs = self._encode([self.prompt(c.messages) for c in conversations], conversations)
-        return self._answer(inputs, max_new_tokens)
+        return self._answer(inputs, max_new_tokens, stop_strings)
 
     def stream(self, conversation: Conversation, max_new_tokens: int | None = None) -> Iterator[str]:
         """The greedy answer to the conversation's last user turn as it is generated: the stripped text so far.

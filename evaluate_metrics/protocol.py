@@ -2,7 +2,8 @@
 leaderboard's reference lmms-eval wrapper does it (BabyVLM-Leaderboard-2026 submission_template/model.py).
 
 - Single-turn tasks: the user turn(s) before the first gold answer, answered by greedy generation
-  (up to :data:`MAX_NEW_TOKENS` new tokens, stopping at the end of sequence).
+  (up to :data:`MAX_NEW_TOKENS` new tokens, stopping at the end of sequence), the answer cut before the
+  harness's stop strings (:data:`~.harness.STOP_STRINGS`) and stripped.
 - Multi-round tasks (Memory): a real dialogue. Each round adds the next user turn(s) and their
   images to the history, the model answers (up to :data:`MAX_NEW_TOKENS_PER_ROUND` tokens), and its
   *own* answer, as generated (stripped), stays in the history.
@@ -21,6 +22,7 @@ from babyvlm.evaluate_metrics.devcv.tasks import DevCVTask, canonical_task
 
 from babyvlm.chat import IMAGE_PLACEHOLDER, count_image_blocks, text_to_content
 
+from .harness import STOP_STRINGS
 from .inference import ChatModel, Conversation
 
 NextTurn = Callable[[int, int, list[str]], Conversation | None]
@@ -176,9 +178,17 @@ def run_record_dialogues(chat: ChatModel, records: Sequence[dict], system: list[
     return run_dialogues(chat, len(records), next_turn)
 
 
-def run_items(chat: ChatModel, task: DevCVTask, records: Sequence[dict], use_system_prompt: bool = False) -> list:
-    """The model's outputs for a batch of items of one task: a generated string per item, a list of
-    per-round answers for dialogues, or a 2×2 loss matrix for Looking While Listening."""
+def run_items(
+    chat: ChatModel,
+    task: DevCVTask,
+    records: Sequence[dict],
+    use_system_prompt: bool = False,
+    stop_strings: Sequence[str] = STOP_STRINGS,
+) -> list:
+    """The model's outputs for a batch of items of one task: a generated string per item (cut before the
+    first of ``stop_strings``, as lmms-eval's ``generate_until`` does), a list of per-round answers for
+    dialogues (no stop strings, as the reference wrapper's ``generate_until_multi_round``), or a 2×2 loss
+    matrix for Looking While Listening."""
     if task.answer_type == "loglikelihood":
         conversations, continuations = [], []
         for record in records:
@@ -196,6 +206,7 @@ def run_items(chat: ChatModel, task: DevCVTask, records: Sequence[dict], use_sys
         for k, answers in zip(dialogues, run_record_dialogues(chat, [records[k] for k in dialogues], system)):
             outputs[k] = answers
     if single:
-        for k, answer in zip(single, chat.generate([single_turn_conversation(records[k], system) for k in single])):
+        conversations = [single_turn_conversation(records[k], system) for k in single]
+        for k, answer in zip(single, chat.generate(conversations, stop_strings=stop_strings)):
             outputs[k] = answer
     return outputs

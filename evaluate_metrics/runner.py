@@ -38,6 +38,7 @@ from .api import MODEL_PREFIX, APIChatModel, APIModelError
 from .data import MissingTaskError, load_task_split, resolve_tasks
 from .devcv.items import score_item
 from .devcv.scores import chance_normalized, mean_scores, overall_chance_normalized, overall_score
+from .harness import DTYPES, STOP_STRING_CHOICES, STOP_STRINGS
 from .inference import ChatModel, Conversation, IncompatibleModelError, NotApplicableError
 from .predictions import PredictionLog, RunMismatchError
 from .preflight import check_eval_paths
@@ -158,6 +159,7 @@ def _evaluate_task(
     batch_size: int,
     max_batch_tokens: int | None,
     use_system_prompt: bool,
+    stop_strings: tuple[str, ...],
     progress: bool,
     state: PartialState,
 ) -> int:
@@ -184,7 +186,7 @@ def _evaluate_task(
     ) as bar:
         for batch in token_budget_batches(tokens, batch_size, max_batch_tokens):
             records = [dataset[index] for index in share[batch]]
-            outputs = run_items(chat, task, records, use_system_prompt)
+            outputs = run_items(chat, task, records, use_system_prompt, stop_strings)
             log.append([score_entry(task, record, output) for record, output in zip(records, outputs)])
             bar.update(len(records) * state.num_processes)
     return len(pending)
@@ -266,6 +268,7 @@ def evaluate_devcv(
     max_new_tokens: int = MAX_NEW_TOKENS,
     max_new_tokens_per_round: int = MAX_NEW_TOKENS_PER_ROUND,
     use_system_prompt: bool | None = None,
+    stop_strings: tuple[str, ...] = STOP_STRINGS,
     device: str | None = None,
     dtype: torch.dtype = torch.float32,
     progress: bool = True,
@@ -281,9 +284,10 @@ def evaluate_devcv(
     ``limit`` takes each task's first items. ``use_system_prompt`` adds the authors' per-task system
     prompts meant for general-purpose models (default: on for API models, off otherwise).
     ``max_new_tokens`` (single turns) and ``max_new_tokens_per_round`` (Memory) default to the
-    leaderboard's reference wrapper's limits. ``model_kwargs`` (``device_map``, ``attn_implementation``...)
-    go to ``from_pretrained``. ``openai:<name>`` is a model behind an OpenAI-compatible endpoint, with
-    ``api`` holding :class:`~.api.APIChatModel`'s settings (``base_url``, ...).
+    leaderboard's reference wrapper's limits; single-turn answers are cut before the first of ``stop_strings``
+    (default: lmms-eval's, :data:`~.harness.STOP_STRINGS`). ``model_kwargs`` (``device_map``,
+    ``attn_implementation``...) go to ``from_pretrained``. ``openai:<name>`` is a model behind an
+    OpenAI-compatible endpoint, with ``api`` holding :class:`~.api.APIChatModel`'s settings (``base_url``, ...).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -306,6 +310,7 @@ def evaluate_devcv(
         "max_new_tokens": model.max_new_tokens,
         "max_new_tokens_per_round": model.max_new_tokens_per_round,
         "use_system_prompt": use_system_prompt,
+        "stop_strings": list(stop_strings),
         "dtype": None if is_api else str(model.model.dtype).removeprefix("torch."),
     }
     # Rank 0 checks the run first; nobody appends before every process has read the logs.
@@ -322,7 +327,16 @@ def evaluate_devcv(
             raise MissingTaskError(f"{data_dir}: task {config!r} has no items in split {split!r}")
         try:
             answered += _evaluate_task(
-                model, task, dataset, log, batch_size, max_batch_tokens, use_system_prompt, progress, state
+                model,
+                task,
+                dataset,
+                log,
+                batch_size,
+                max_batch_tokens,
+                use_system_prompt,
+                stop_strings,
+                progress,
+                state,
             )
         except NotApplicableError as error:
             logger.warning("%s: not applicable: %s", task.name, error)
@@ -398,6 +412,13 @@ def _parser() -> argparse.ArgumentParser:
         help="add the authors' per-task system prompts (for general-purpose models); default: on for openai: models",
     )
     parser.add_argument(
+        "--stop-strings",
+        default="harness",
+        choices=sorted(STOP_STRING_CHOICES),
+        help="harness: cut single-turn answers before lmms-eval's stop string '\\n\\n', as the leaderboard does; "
+        "none: keep the whole answer",
+    )
+    parser.add_argument(
         "--device", help="default: this process's accelerator (cuda:<local rank> under accelerate), else cpu"
     )
     parser.add_argument(
@@ -426,15 +447,6 @@ def _parser() -> argparse.ArgumentParser:
         help="USD per million prompt and completion tokens, for the cost in the report",
     )
     return parser
-
-
-DTYPES = {
-    "float32": torch.float32,
-    "bf16": torch.bfloat16,
-    "bfloat16": torch.bfloat16,
-    "fp16": torch.float16,
-    "float16": torch.float16,
-}
 
 
 def _api_settings(args: argparse.Namespace) -> dict:
@@ -473,6 +485,7 @@ def main(argv: list[str] | None = None) -> None:
             max_new_tokens=args.max_new_tokens,
             max_new_tokens_per_round=args.max_new_tokens_per_round,
             use_system_prompt=args.system_prompts,
+            stop_strings=STOP_STRING_CHOICES[args.stop_strings],
             device=args.device,
             dtype=DTYPES[args.dtype],
             progress=not args.no_progress,
