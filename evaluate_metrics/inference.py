@@ -32,7 +32,7 @@ from transformers import AutoModelForImageTextToText, AutoProcessor, TextIterato
 from transformers.cache_utils import DynamicCache, DynamicLayer
 
 from .families import adapter_for
-from .harness import cut_at_stop_strings
+from .harness import TRUNCATE_AT_MODEL_MAX_LENGTH, context_limit, cut_at_stop_strings
 
 
 @dataclass
@@ -41,6 +41,8 @@ class Conversation:
 
     messages: list[dict]
     images: list[Image.Image] = field(default_factory=list)
+    truncated: bool = False
+    """Set once the model was given only the start of the conversation's prompt (:attr:`ChatModel.context_limit`)."""
 
 
 _IMAGE = {"type": "image", "text": None}
@@ -106,6 +108,7 @@ class ChatModel:
         max_new_tokens: int = 16,
         max_new_tokens_per_round: int | None = None,
         reuse_dialogue_cache: bool = True,
+        truncation: str = TRUNCATE_AT_MODEL_MAX_LENGTH,
     ):
         self.model = model
         self.processor = processor
@@ -114,6 +117,9 @@ class ChatModel:
         self.max_new_tokens_per_round = max_new_tokens_per_round or max_new_tokens
         # Off: every dialogue round goes through `generate` with the whole history (slower, same answers).
         self.reuse_dialogue_cache = reuse_dialogue_cache
+        # As the original model code, a generation prompt longer than this keeps its first tokens (None: never cut).
+        self.truncation = truncation
+        self.context_limit = context_limit(processor.tokenizer, truncation)
         processor.tokenizer.padding_side = "left"
         self.family = adapter_for(model.config)
         self._image_token_counts: dict[tuple[int, int], int] = {}
@@ -128,10 +134,12 @@ class ChatModel:
         *,
         max_new_tokens: int = 16,
         max_new_tokens_per_round: int | None = None,
+        truncation: str = TRUNCATE_AT_MODEL_MAX_LENGTH,
         **load_kwargs,
     ) -> ChatModel:
         model, processor = load_model_and_processor(model_dir, **load_kwargs)
-        return cls(model, processor, max_new_tokens=max_new_tokens, max_new_tokens_per_round=max_new_tokens_per_round)
+        limits = {"max_new_tokens": max_new_tokens, "max_new_tokens_per_round": max_new_tokens_per_round}
+        return cls(model, processor, **limits, truncation=truncation)
 
     def _encode(self, texts: list[str], conversations: Sequence[Conversation]) -> dict:
         # One image list per prompt: processors that match images to prompts (Gemma 3, SmolVLM) need it.
@@ -238,7 +246,64 @@ class ChatModel:
         """Greedy answers to the last user turn of each conversation, in one batch: the text before the first of
         ``stop_strings`` (the harness's are :data:`~.harness.STOP_STRINGS`), stripped."""
         inputs = self._encode([self.prompt(c.messages) for c in conversations], conversations)
-        return self._answer(inputs, max_new_tokens, stop_strings)
+        return self._answer_within_context(inputs, conversations, max_new_tokens, stop_strings)
+
+    def _too_long(self, inputs: dict) -> list[bool]:
+        """Per row, whether its prompt is longer than :attr:`context_limit`."""
+        lengths = inputs["attention_mask"].sum(-1).tolist()
+        return [self.context_limit is not None and length > self.context_limit for length in lengths]
+
+    def _answer_within_context(
+        self,
+        inputs: dict,
+        conversations: Sequence[Conversation],
+        max_new_tokens: int | None = None,
+        stop_strings: Sequence[str] = (),
+    ) -> list[str]:
+        """Answers to the encoded ``conversations``; a prompt longer than :attr:`context_limit` is answered alone
+        from its first tokens (and its conversation marked ``truncated``), the others in one batch."""
+        too_long = self._too_long(inputs)
+        if not any(too_long):
+            return self._answer(inputs, max_new_tokens, stop_strings)
+        answers: list[str | None] = [None] * len(conversations)
+        fitting = [row for row, cut in enumerate(too_long) if not cut]
+        if fitting:
+            kept = [conversations[row] for row in fitting]
+            batch = self._encode([self.prompt(c.messages) for c in kept], kept)
+            for row, answer in zip(fitting, self._answer(batch, max_new_tokens, stop_strings)):
+                answers[row] = answer
+        for row in (row for row, cut in enumerate(too_long) if cut):
+            conversation = conversations[row]
+            conversation.truncated = True
+            answers[row] = self._answer(self._prompt_start(conversation), max_new_tokens, stop_strings)[0]
+        return answers
+
+    def _prompt_start(self, conversation: Conversation) -> dict:
+        """The inputs of the first :attr:`context_limit` tokens of one prompt, as the original model code cuts
+        its input sequences (after the images' features are in place, so an image may keep only its first
+        feature vectors)."""
+        inputs = self._encode([self.prompt(conversation.messages)], [conversation])
+        limit = self.context_limit
+        image_token_id = getattr(self.model.config, "image_token_id", None)
+        dropped_images = image_token_id is not None and bool((inputs["input_ids"][0, limit:] == image_token_id).any())
+        cut = {key: inputs[key][:, :limit] for key in ("input_ids", "attention_mask")}
+        if not dropped_images:
+            return {**inputs, **cut}
+        # Image features for the image tokens that stay: the model's own encoder output, cut to their number.
+        if (
+            self.family.own_positions
+            or not self.family.splits_images(inputs, len(conversation.images))
+            or not self.model._supports_mm_encoder_outputs()
+        ):
+            raise IncompatibleModelError(
+                f"a prompt of {inputs['input_ids'].shape[1]} tokens is longer than the tokenizer's model_max_length "
+                f"({limit}) and the cut falls among its images, which {self.family.name} models cannot be given in "
+                "part; evaluate with truncation 'never'"
+            )
+        features = self.model.get_image_features(pixel_values=inputs["pixel_values"], return_dict=True)
+        kept = int((cut["input_ids"] == image_token_id).sum())
+        features.pooler_output = [torch.cat(list(features.pooler_output))[:kept]]
+        return {**cut, "mm_encoder_outputs": {"image": features}}
 
     def stream(self, conversation: Conversation, max_new_tokens: int | None = None) -> Iterator[str]:
         """The greedy answer to the conversation's last user turn as it is generated: the stripped text so far.
@@ -360,9 +425,10 @@ class DialogueCache:
             return self.chat.generate(conversations, limit)
         prompts = [self.chat.prompt(conversation.messages) for conversation in conversations]
         inputs = self.chat._encode(prompts, conversations)
-        if not self._reusable(inputs, conversations):
+        if not self._reusable(inputs, conversations) or any(self.chat._too_long(inputs)):
+            # A cut history no longer extends the previous round's prompt: encode it whole from now on.
             self.enabled, self.cache = False, None
-            return self.chat._answer(inputs, limit)
+            return self.chat._answer_within_context(inputs, conversations, limit)
         self._keep_rows(list(keys))
         tokens = [ids[mask.bool()] for ids, mask in zip(inputs["input_ids"], inputs["attention_mask"])]
         new_inputs = self._new_inputs(tokens, conversations, inputs)

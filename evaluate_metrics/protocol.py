@@ -139,15 +139,18 @@ def memory_option_keys(record: dict) -> list[list[str]]:
     return [[hashlib.sha1(image.tobytes()).hexdigest() for image in turn.images] for turn in rounds]
 
 
-def run_dialogues(chat: ChatModel, count: int, next_turn: NextTurn) -> list[list[str]]:
-    """Play ``count`` dialogues side by side, one batched generation per round.
+def run_dialogues(
+    chat: ChatModel, count: int, next_turn: NextTurn, histories: list[Conversation] | None = None
+) -> list[list[str]]:
+    """Play ``count`` dialogues side by side, one batched generation per round (into ``histories``, fresh
+    conversations unless given: a history the model saw only the start of comes back ``truncated``).
 
     ``next_turn(k, round_index, answers)`` gives dialogue ``k``'s next messages (a user turn, after
     any system message in round 0) with their images, given its answers so far, or ``None`` once
     the dialogue is over. Each answer goes back into the history. Earlier rounds' keys and values are
     reused where the model allows (:class:`~.inference.DialogueCache`).
     """
-    histories = [Conversation([]) for _ in range(count)]
+    histories = [Conversation([]) for _ in range(count)] if histories is None else histories
     answers: list[list[str]] = [[] for _ in range(count)]
     active, round_index = list(range(count)), 0
     dialogues = chat.start_dialogues()
@@ -165,8 +168,10 @@ def run_dialogues(chat: ChatModel, count: int, next_turn: NextTurn) -> list[list
     return answers
 
 
-def run_record_dialogues(chat: ChatModel, records: Sequence[dict], system: list[dict]) -> list[list[str]]:
-    """The model's answers to every round of multi-round items."""
+def run_record_dialogues(
+    chat: ChatModel, records: Sequence[dict], system: list[dict], histories: list[Conversation] | None = None
+) -> list[list[str]]:
+    """The model's answers to every round of multi-round items (played into ``histories`` when given)."""
     rounds = [user_rounds(record) for record in records]
 
     def next_turn(k: int, round_index: int, _answers: list[str]) -> Conversation | None:
@@ -175,7 +180,7 @@ def run_record_dialogues(chat: ChatModel, records: Sequence[dict], system: list[
         turn = rounds[k][round_index]
         return Conversation(system + turn.messages, turn.images) if round_index == 0 else turn
 
-    return run_dialogues(chat, len(records), next_turn)
+    return run_dialogues(chat, len(records), next_turn, histories)
 
 
 def run_items(
@@ -184,11 +189,13 @@ def run_items(
     records: Sequence[dict],
     use_system_prompt: bool = False,
     stop_strings: Sequence[str] = STOP_STRINGS,
+    truncated: set[int] | None = None,
 ) -> list:
     """The model's outputs for a batch of items of one task: a generated string per item (cut before the
     first of ``stop_strings``, as lmms-eval's ``generate_until`` does), a list of per-round answers for
     dialogues (no stop strings, as the reference wrapper's ``generate_until_multi_round``), or a 2×2 loss
-    matrix for Looking While Listening."""
+    matrix for Looking While Listening. ``truncated`` collects the indices of the records whose prompt the
+    model saw only the start of (longer than its context, :attr:`~.inference.ChatModel.context_limit`)."""
     if task.answer_type == "loglikelihood":
         conversations, continuations = [], []
         for record in records:
@@ -202,11 +209,18 @@ def run_items(
     dialogues = [k for k, record in enumerate(records) if is_dialogue(record)]
     single = [k for k, record in enumerate(records) if not is_dialogue(record)]
     outputs: list = [None] * len(records)
+    conversations: dict[int, Conversation] = {}
     if dialogues:
-        for k, answers in zip(dialogues, run_record_dialogues(chat, [records[k] for k in dialogues], system)):
+        histories = [Conversation([]) for _ in dialogues]
+        conversations.update(zip(dialogues, histories))
+        for k, answers in zip(
+            dialogues, run_record_dialogues(chat, [records[k] for k in dialogues], system, histories)
+        ):
             outputs[k] = answers
     if single:
-        conversations = [single_turn_conversation(records[k], system) for k in single]
-        for k, answer in zip(single, chat.generate(conversations, stop_strings=stop_strings)):
+        conversations.update((k, single_turn_conversation(records[k], system)) for k in single)
+        for k, answer in zip(single, chat.generate([conversations[k] for k in single], stop_strings=stop_strings)):
             outputs[k] = answer
+    if truncated is not None:
+        truncated.update(k for k, conversation in conversations.items() if conversation.truncated)
     return outputs

@@ -38,7 +38,7 @@ from .api import MODEL_PREFIX, APIChatModel, APIModelError
 from .data import MissingTaskError, load_task_split, resolve_tasks
 from .devcv.items import score_item
 from .devcv.scores import chance_normalized, mean_scores, overall_chance_normalized, overall_score
-from .harness import DTYPES, STOP_STRING_CHOICES, STOP_STRINGS
+from .harness import DTYPES, STOP_STRING_CHOICES, STOP_STRINGS, TRUNCATE_AT_MODEL_MAX_LENGTH, TRUNCATION_MODES
 from .inference import ChatModel, Conversation, IncompatibleModelError, NotApplicableError
 from .predictions import PredictionLog, RunMismatchError
 from .preflight import check_eval_paths
@@ -63,8 +63,8 @@ from .report import (
 logger = logging.getLogger(__name__)
 
 
-def score_entry(task: DevCVTask, record: dict, output) -> dict:
-    """The prediction-log line of one answered item."""
+def score_entry(task: DevCVTask, record: dict, output, truncated: bool = False) -> dict:
+    """The prediction-log line of one answered item (``truncated``: the model saw only its prompt's start)."""
     gold = list(record["answer"])
     if task.answer_type == "loglikelihood":
         reference, labels = None, ()
@@ -90,6 +90,8 @@ def score_entry(task: DevCVTask, record: dict, output) -> dict:
     }
     if is_dialogue(record):
         entry["labels_fallback"] = not has_memory_labels(record)
+    if truncated:
+        entry["truncated"] = True
     return entry
 
 
@@ -186,8 +188,14 @@ def _evaluate_task(
     ) as bar:
         for batch in token_budget_batches(tokens, batch_size, max_batch_tokens):
             records = [dataset[index] for index in share[batch]]
-            outputs = run_items(chat, task, records, use_system_prompt, stop_strings)
-            log.append([score_entry(task, record, output) for record, output in zip(records, outputs)])
+            cut: set[int] = set()
+            outputs = run_items(chat, task, records, use_system_prompt, stop_strings, cut)
+            log.append(
+                [
+                    score_entry(task, record, output, k in cut)
+                    for k, (record, output) in enumerate(zip(records, outputs))
+                ]
+            )
             bar.update(len(records) * state.num_processes)
     return len(pending)
 
@@ -206,6 +214,8 @@ def summarize(entries_by_task: dict[DevCVTask, list[dict]]) -> dict:
             "chance_normalized": chance_normalized(metrics[task.primary_metric], task.chance),
             "n": len(entries),
             "unparsable": sum(entry["unparsable"] for entry in entries),
+            # Items whose prompt was longer than the model's context: it saw their first tokens only.
+            "truncated": sum(entry.get("truncated", False) for entry in entries),
         }
         extra = mean_scores([entry["extra_scores"] for entry in entries])
         if extra:
@@ -269,6 +279,7 @@ def evaluate_devcv(
     max_new_tokens_per_round: int = MAX_NEW_TOKENS_PER_ROUND,
     use_system_prompt: bool | None = None,
     stop_strings: tuple[str, ...] = STOP_STRINGS,
+    truncation: str = TRUNCATE_AT_MODEL_MAX_LENGTH,
     device: str | None = None,
     dtype: torch.dtype = torch.float32,
     progress: bool = True,
@@ -285,7 +296,9 @@ def evaluate_devcv(
     prompts meant for general-purpose models (default: on for API models, off otherwise).
     ``max_new_tokens`` (single turns) and ``max_new_tokens_per_round`` (Memory) default to the
     leaderboard's reference wrapper's limits; single-turn answers are cut before the first of ``stop_strings``
-    (default: lmms-eval's, :data:`~.harness.STOP_STRINGS`). ``model_kwargs`` (``device_map``,
+    (default: lmms-eval's, :data:`~.harness.STOP_STRINGS`). ``truncation`` (``model_max_length``, as the
+    original model code, or ``never``) says whether a prompt longer than the tokenizer's ``model_max_length``
+    keeps its first tokens; the items cut are counted per task. ``model_kwargs`` (``device_map``,
     ``attn_implementation``...) go to ``from_pretrained``. ``openai:<name>`` is a model behind an
     OpenAI-compatible endpoint, with ``api`` holding :class:`~.api.APIChatModel`'s settings (``base_url``, ...).
     """
@@ -299,6 +312,8 @@ def evaluate_devcv(
     started = time.perf_counter()
     if not isinstance(model, ChatModel | APIChatModel):
         limits = {"max_new_tokens": max_new_tokens, "max_new_tokens_per_round": max_new_tokens_per_round}
+        if not str(model).startswith(MODEL_PREFIX):
+            model_kwargs["truncation"] = truncation
         model = load_model(model, output_dir, limits, device or str(state.device), dtype, api or {}, **model_kwargs)
     is_api = isinstance(model, APIChatModel)
     if use_system_prompt is None:
@@ -311,6 +326,8 @@ def evaluate_devcv(
         "max_new_tokens_per_round": model.max_new_tokens_per_round,
         "use_system_prompt": use_system_prompt,
         "stop_strings": list(stop_strings),
+        "truncation": None if is_api else model.truncation,
+        "context_limit": None if is_api else model.context_limit,
         "dtype": None if is_api else str(model.model.dtype).removeprefix("torch."),
     }
     # Rank 0 checks the run first; nobody appends before every process has read the logs.
@@ -369,6 +386,14 @@ def evaluate_devcv(
         unparsable = sum(entry["unparsable"] for entry in entries_by_task[task])
         if unparsable:
             logger.warning("%s: %d answers held no parsable answer and count as wrong", task.name, unparsable)
+        truncated = sum(entry.get("truncated", False) for entry in entries_by_task[task])
+        if truncated:
+            logger.warning(
+                "%s: %d items were longer than the model's context (%s tokens): it saw their start only",
+                task.name,
+                truncated,
+                getattr(model, "context_limit", None),
+            )
     if not entries_by_task:
         raise NotApplicableError(f"no task could be scored: {'; '.join(t['reason'] for t in not_applicable.values())}")
     summary = summarize(entries_by_task)
@@ -417,6 +442,13 @@ def _parser() -> argparse.ArgumentParser:
         choices=sorted(STOP_STRING_CHOICES),
         help="harness: cut single-turn answers before lmms-eval's stop string '\\n\\n', as the leaderboard does; "
         "none: keep the whole answer",
+    )
+    parser.add_argument(
+        "--truncation",
+        default=TRUNCATE_AT_MODEL_MAX_LENGTH,
+        choices=TRUNCATION_MODES,
+        help="model_max_length: a prompt longer than the tokenizer's model_max_length keeps its first tokens, as "
+        "the original model code (the items cut are counted in summary.json); never: give the whole prompt",
     )
     parser.add_argument(
         "--device", help="default: this process's accelerator (cuda:<local rank> under accelerate), else cpu"
@@ -486,6 +518,7 @@ def main(argv: list[str] | None = None) -> None:
             max_new_tokens_per_round=args.max_new_tokens_per_round,
             use_system_prompt=args.system_prompts,
             stop_strings=STOP_STRING_CHOICES[args.stop_strings],
+            truncation=args.truncation,
             device=args.device,
             dtype=DTYPES[args.dtype],
             progress=not args.no_progress,

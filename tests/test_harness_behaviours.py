@@ -5,11 +5,12 @@ import json
 from types import SimpleNamespace
 
 import pytest
+import torch
 from babyvlm.evaluate_metrics.devcv.tasks import canonical_task
 from babyvlm.evaluate_metrics.harness import STOP_STRINGS
 from babyvlm.evaluate_metrics.inference import ChatModel
 from babyvlm.evaluate_metrics.lmms_eval_plugin.task_folder import task_yaml
-from babyvlm.evaluate_metrics.protocol import run_items
+from babyvlm.evaluate_metrics.protocol import run_items, single_turn_conversation
 from babyvlm.evaluate_metrics.runner import evaluate_devcv
 
 from babyvlm.testing.devcv import save_tiny_llava, synthetic_items, write_devcv_folder
@@ -111,3 +112,87 @@ def test_written_model_py_cuts_then_strips(monkeypatch):
     visual = lambda d: [d["images"][0]]  # noqa: E731
     requests = [_request("<image> How many?", gen_kwargs, visual, 0, "baby_count", "test") for _ in range(2)]
     assert wrapper.generate_until(requests) == ["", "B"]
+
+
+# --- prompts longer than the model's context -----------------------------------------------------------------
+
+
+def _original_cut_answer(chat: ChatModel, conversation, limit: int, max_new_tokens: int) -> str:
+    """The original model code's answer: every image's features spliced in, then the sequence cut to ``limit``."""
+    inputs = chat._encode([chat.prompt(conversation.messages)], [conversation])
+    model = chat.model
+    embeds = model.get_input_embeddings()(inputs["input_ids"])
+    features = torch.cat(list(model.get_image_features(pixel_values=inputs["pixel_values"]).pooler_output))
+    embeds[inputs["input_ids"] == model.config.image_token_id] = features.to(embeds.dtype)
+    new = model.generate(
+        inputs_embeds=embeds[:, :limit],
+        attention_mask=torch.ones(1, limit, dtype=torch.long),
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        pad_token_id=chat.processor.tokenizer.pad_token_id,
+    )
+    return chat.processor.batch_decode(new, skip_special_tokens=True)[0].strip()
+
+
+@pytest.fixture(scope="module")
+def babyllava(tiny_model_dir):
+    return ChatModel.from_pretrained(tiny_model_dir, max_new_tokens=6)
+
+
+def _prompt_length(chat: ChatModel, conversation) -> int:
+    return chat._encode([chat.prompt(conversation.messages)], [conversation])["input_ids"].shape[1]
+
+
+@pytest.mark.parametrize("where", ["text", "image"])
+def test_a_prompt_longer_than_model_max_length_keeps_its_start_as_the_original(babyllava, monkeypatch, where):
+    record = synthetic_items("picture_vocabulary", 1)[0]  # four images, then text
+    conversation = single_turn_conversation(record, [])
+    length = _prompt_length(babyllava, conversation)
+    # 17 tokens per image: cut 3 tokens before the end (text only), or in the middle of the last image.
+    limit = length - 3 if where == "text" else length - 12
+    monkeypatch.setattr(babyllava, "context_limit", limit)
+    with torch.inference_mode():
+        expected = _original_cut_answer(babyllava, conversation, limit, 6)
+    (answer,) = babyllava.generate([conversation])
+    assert conversation.truncated
+    assert answer == expected
+    monkeypatch.setattr(babyllava, "context_limit", None)
+    whole = single_turn_conversation(record, [])
+    assert babyllava.generate([whole]) != [expected] and not whole.truncated
+
+
+def test_the_runner_counts_the_items_it_cut_and_never_cuts_when_asked(tmp_path, tiny_model_dir):
+    rows = synthetic_items("picture_vocabulary", 2) + synthetic_items("count", 2)
+    data = write_devcv_folder(tmp_path / "devcv", {"picture_vocabulary": rows[:2], "count": rows[2:]})
+    chat = ChatModel.from_pretrained(tiny_model_dir, max_new_tokens=2)
+    pv_length = _prompt_length(chat, single_turn_conversation(rows[0], []))
+    chat.context_limit = pv_length - 5  # Picture Vocabulary's 4 images: cut; Counting's 1 image: not
+    summaries = {}
+    for truncation in ("model_max_length", "never"):
+        output = tmp_path / truncation
+        summaries[truncation] = evaluate_devcv(
+            tiny_model_dir, data, output, truncation=truncation, max_new_tokens=2, progress=False
+        )
+        run = json.loads((output / "run.json").read_text())
+        assert run["truncation"] == truncation
+    # The saved tokenizer says 8192: nothing is cut at that length; a tokenizer saying less cuts.
+    assert {task["truncated"] for task in summaries["model_max_length"]["tasks"].values()} == {0}
+    chat_summary = evaluate_devcv(chat, data, tmp_path / "cut", progress=False)
+    assert chat_summary["tasks"]["baby_pv"]["truncated"] == 2
+    assert chat_summary["tasks"]["baby_count"]["truncated"] == 0
+    assert json.loads((tmp_path / "cut" / "run.json").read_text())["context_limit"] == pv_length - 5
+
+
+def test_a_dialogue_outgrowing_the_context_is_answered_as_re_encoding_its_cut_history(tiny_model_dir):
+    record = synthetic_items("memory", 1)[0]
+    reusing = ChatModel.from_pretrained(tiny_model_dir, max_new_tokens=2)
+    plain = ChatModel(reusing.model, reusing.processor, max_new_tokens=2, reuse_dialogue_cache=False)
+    # About the history's length by round 8 (each round adds two 17-token images and a few words).
+    limit = 8 * 2 * 17 + 60
+    for chat in (reusing, plain):
+        chat.context_limit = limit
+    cut = set()
+    (cached,) = run_items(reusing, canonical_task("memory"), [record], truncated=cut)
+    (encoded,) = run_items(plain, canonical_task("memory"), [record])
+    assert cut == {0}
+    assert cached == encoded
