@@ -85,6 +85,11 @@ def load_model_and_processor(
                 model_dir, dtype=dtype, device_map=device_map, **model_kwargs
             )
     except (OSError, ValueError, KeyError) as error:
+        if not Path(model_dir).exists():
+            raise FileNotFoundError(
+                f"model folder {model_dir} does not exist, and it could not be loaded as a Hub id either "
+                f"(which needs a connection to the Hub): {error}"
+            ) from error
         raise IncompatibleModelError(
             f"{model_dir}: cannot load an image-text-to-text model and its processor ({error})"
         ) from error

@@ -35,10 +35,18 @@ from tqdm.auto import tqdm
 from babyvlm.chat import content_to_text, count_image_blocks
 
 from .api import MODEL_PREFIX, APIChatModel, APIModelError
-from .data import MissingTaskError, load_task_split, resolve_tasks
+from .data import MissingTaskError, load_task_split, resolve_tasks, task_data_files
 from .devcv.items import score_item
 from .devcv.scores import chance_normalized, mean_scores, overall_chance_normalized, overall_score
-from .harness import DTYPES, STOP_STRING_CHOICES, STOP_STRINGS, TRUNCATE_AT_MODEL_MAX_LENGTH, TRUNCATION_MODES
+from .harness import (
+    AUTO_DTYPE,
+    DTYPES,
+    STOP_STRING_CHOICES,
+    STOP_STRINGS,
+    TRUNCATE_AT_MODEL_MAX_LENGTH,
+    TRUNCATION_MODES,
+    resolve_dtype,
+)
 from .inference import ChatModel, Conversation, IncompatibleModelError, NotApplicableError
 from .predictions import PredictionLog, RunMismatchError
 from .preflight import check_eval_paths
@@ -281,7 +289,7 @@ def evaluate_devcv(
     stop_strings: tuple[str, ...] = STOP_STRINGS,
     truncation: str = TRUNCATE_AT_MODEL_MAX_LENGTH,
     device: str | None = None,
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | str = AUTO_DTYPE,
     progress: bool = True,
     api: dict | None = None,
     **model_kwargs,
@@ -294,13 +302,16 @@ def evaluate_devcv(
     caps a batch's padded token count (rows x longest item) besides its ``batch_size`` rows;
     ``limit`` takes each task's first items. ``use_system_prompt`` adds the authors' per-task system
     prompts meant for general-purpose models (default: on for API models, off otherwise).
-    ``max_new_tokens`` (single turns) and ``max_new_tokens_per_round`` (Memory) default to the
-    leaderboard's reference wrapper's limits; single-turn answers are cut before the first of ``stop_strings``
-    (default: lmms-eval's, :data:`~.harness.STOP_STRINGS`). ``truncation`` (``model_max_length``, as the
-    original model code, or ``never``) says whether a prompt longer than the tokenizer's ``model_max_length``
-    keeps its first tokens; the items cut are counted per task. ``model_kwargs`` (``device_map``,
+    ``dtype`` ``auto`` is the official precision on an accelerator (float16) and float32 on a CPU
+    (:func:`~.harness.resolve_dtype`). ``max_new_tokens`` (single turns) and
+    ``max_new_tokens_per_round`` (Memory) default to the leaderboard's reference wrapper's limits;
+    single-turn answers are cut before the first of ``stop_strings`` (default: lmms-eval's,
+    :data:`~.harness.STOP_STRINGS`). ``truncation`` (``model_max_length``, as the original model
+    code, or ``never``) says whether a prompt longer than the tokenizer's ``model_max_length`` keeps
+    its first tokens; the items cut are counted per task. ``model_kwargs`` (``device_map``,
     ``attn_implementation``...) go to ``from_pretrained``. ``openai:<name>`` is a model behind an
-    OpenAI-compatible endpoint, with ``api`` holding :class:`~.api.APIChatModel`'s settings (``base_url``, ...).
+    OpenAI-compatible endpoint, with ``api`` holding :class:`~.api.APIChatModel`'s settings
+    (``base_url``, ...).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -309,12 +320,22 @@ def evaluate_devcv(
     state = process_state()
     data_dir, output_dir = Path(data_dir).resolve(), Path(output_dir)
     selected = resolve_tasks(data_dir, tasks)
+    # Everything that can be checked is checked before the model loads (minutes, for a large one).
+    for _, config in selected:
+        task_data_files(data_dir, config, split)
+    for name, value in (("max_new_tokens", max_new_tokens), ("max_new_tokens_per_round", max_new_tokens_per_round)):
+        if value < 1:
+            raise ValueError(f"{name} must be at least 1, got {value}")
+    if truncation not in TRUNCATION_MODES:
+        raise ValueError(f"truncation must be one of {', '.join(TRUNCATION_MODES)}, got {truncation!r}")
     started = time.perf_counter()
     if not isinstance(model, ChatModel | APIChatModel):
         limits = {"max_new_tokens": max_new_tokens, "max_new_tokens_per_round": max_new_tokens_per_round}
         if not str(model).startswith(MODEL_PREFIX):
             model_kwargs["truncation"] = truncation
-        model = load_model(model, output_dir, limits, device or str(state.device), dtype, api or {}, **model_kwargs)
+        device = device or str(state.device)
+        dtype = resolve_dtype(dtype, device) if isinstance(dtype, str) else dtype
+        model = load_model(model, output_dir, limits, device, dtype, api or {}, **model_kwargs)
     is_api = isinstance(model, APIChatModel)
     if use_system_prompt is None:
         use_system_prompt = is_api
@@ -455,9 +476,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--dtype",
-        default="float32",
-        choices=sorted(DTYPES),
-        help="float32 keeps results independent of the batch size",
+        default=AUTO_DTYPE,
+        choices=[AUTO_DTYPE, *sorted(DTYPES)],
+        help="auto: float16 on a GPU, as the official run, float32 on a CPU (where float16 is slow and changes a "
+        "few answers); float32 keeps results independent of the batch size",
     )
     parser.add_argument("--attn-implementation", help="e.g. sdpa, eager, flash_attention_2 (default: the model's)")
     parser.add_argument("--device-map", help="e.g. auto: spread one large model over the visible GPUs")
@@ -520,7 +542,7 @@ def main(argv: list[str] | None = None) -> None:
             stop_strings=STOP_STRING_CHOICES[args.stop_strings],
             truncation=args.truncation,
             device=args.device,
-            dtype=DTYPES[args.dtype],
+            dtype=args.dtype,
             progress=not args.no_progress,
             api=_api_settings(args),
             **{

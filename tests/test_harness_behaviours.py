@@ -196,3 +196,55 @@ def test_a_dialogue_outgrowing_the_context_is_answered_as_re_encoding_its_cut_hi
     (encoded,) = run_items(plain, canonical_task("memory"), [record])
     assert cut == {0}
     assert cached == encoded
+
+
+# --- arguments checked before the model loads ----------------------------------------------------------------
+
+
+def _cli(tmp_path, capsys, *arguments) -> str:
+    from babyvlm.evaluate_metrics.runner import main
+
+    data = write_devcv_folder(tmp_path / "devcv", {"count": synthetic_items("count", 1)})
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--data", str(data), "--output", str(tmp_path / "out"), "--no-progress", *arguments])
+    assert exit_info.value.code == 2
+    return capsys.readouterr().err
+
+
+def test_a_missing_local_model_folder_is_named_as_such_offline(tmp_path, capsys):
+    error = _cli(tmp_path, capsys, "--model", "tiny/nope")
+    assert "model folder tiny/nope does not exist" in error and "connection to the Hub" in error
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--split", "validation"], "has no split 'validation'"),
+        (["--tasks", "memory"], "has no task 'memory'"),
+        (["--max-new-tokens", "0"], "max_new_tokens must be at least 1"),
+    ],
+)
+def test_bad_arguments_are_reported_before_the_model_loads(
+    tmp_path, capsys, monkeypatch, llava_dir, arguments, message
+):
+    from babyvlm.evaluate_metrics import runner
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the model was loaded before the arguments were checked")
+
+    monkeypatch.setattr(runner, "load_model", refuse)
+    assert message in _cli(tmp_path, capsys, "--model", str(llava_dir), *arguments)
+
+
+# --- precision --------------------------------------------------------------------------------------------------
+
+
+def test_auto_precision_is_the_official_float16_on_an_accelerator_and_float32_on_a_cpu():
+    from babyvlm.evaluate_metrics.harness import resolve_dtype
+    from babyvlm.evaluate_metrics.runner import _parser
+
+    assert _parser().parse_args(["--model", "m", "--data", "d", "--output", "o"]).dtype == "auto"
+    assert resolve_dtype("auto", "cuda:0") == torch.float16
+    assert resolve_dtype("auto", "cpu") == torch.float32
+    with pytest.raises(ValueError, match="unknown dtype"):
+        resolve_dtype("float8", "cpu")
