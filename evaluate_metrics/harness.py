@@ -40,6 +40,11 @@ OFFICIAL_ACCELERATOR_DTYPE = torch.float16
 TRUNCATE_AT_MODEL_MAX_LENGTH = "model_max_length"
 NEVER_TRUNCATE = "never"
 TRUNCATION_MODES = (TRUNCATE_AT_MODEL_MAX_LENGTH, NEVER_TRUNCATE)
+# `--quick`: a look at whether a model runs at all, not a score: few items, short answers (an untrained model
+# otherwise writes the reference wrapper's 1024 tokens per answer).
+QUICK_LIMIT = 5
+QUICK_MAX_NEW_TOKENS = 16
+
 # transformers' `model_max_length` of a tokenizer that names no limit is int(1e30): no limit at all.
 _NO_LIMIT = 10**9
 

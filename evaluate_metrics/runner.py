@@ -41,6 +41,8 @@ from .devcv.scores import chance_normalized, mean_scores, overall_chance_normali
 from .harness import (
     AUTO_DTYPE,
     DTYPES,
+    QUICK_LIMIT,
+    QUICK_MAX_NEW_TOKENS,
     STOP_STRING_CHOICES,
     STOP_STRINGS,
     TRUNCATE_AT_MODEL_MAX_LENGTH,
@@ -288,6 +290,7 @@ def evaluate_devcv(
     use_system_prompt: bool | None = None,
     stop_strings: tuple[str, ...] = STOP_STRINGS,
     truncation: str = TRUNCATE_AT_MODEL_MAX_LENGTH,
+    quick: bool = False,
     device: str | None = None,
     dtype: torch.dtype | str = AUTO_DTYPE,
     progress: bool = True,
@@ -308,13 +311,19 @@ def evaluate_devcv(
     single-turn answers are cut before the first of ``stop_strings`` (default: lmms-eval's,
     :data:`~.harness.STOP_STRINGS`). ``truncation`` (``model_max_length``, as the original model
     code, or ``never``) says whether a prompt longer than the tokenizer's ``model_max_length`` keeps
-    its first tokens; the items cut are counted per task. ``model_kwargs`` (``device_map``,
+    its first tokens; the items cut are counted per task. ``quick`` takes at most
+    :data:`~.harness.QUICK_LIMIT` items per task and :data:`~.harness.QUICK_MAX_NEW_TOKENS` new tokens per
+    answer, and marks the run as not official. ``model_kwargs`` (``device_map``,
     ``attn_implementation``...) go to ``from_pretrained``. ``openai:<name>`` is a model behind an
     OpenAI-compatible endpoint, with ``api`` holding :class:`~.api.APIChatModel`'s settings
     (``base_url``, ...).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if quick:
+        limit = min(limit or QUICK_LIMIT, QUICK_LIMIT)
+        max_new_tokens = min(max_new_tokens, QUICK_MAX_NEW_TOKENS)
+        max_new_tokens_per_round = min(max_new_tokens_per_round, QUICK_MAX_NEW_TOKENS)
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be at least 1, got {limit}")
     state = process_state()
@@ -348,6 +357,7 @@ def evaluate_devcv(
         "use_system_prompt": use_system_prompt,
         "stop_strings": list(stop_strings),
         "truncation": None if is_api else model.truncation,
+        "quick": quick,
         "context_limit": None if is_api else model.context_limit,
         "dtype": None if is_api else str(model.model.dtype).removeprefix("torch."),
     }
@@ -420,6 +430,8 @@ def evaluate_devcv(
     summary = summarize(entries_by_task)
     if not_applicable:
         summary["not_applicable"] = not_applicable
+    if quick:
+        summary["quick"] = {"official": False, "limit": limit, "max_new_tokens": model.max_new_tokens}
     if is_api:
         summary["api_usage"] = model.usage()
     write_outputs(output_dir, summary, entries_by_task)
@@ -448,6 +460,12 @@ def _parser() -> argparse.ArgumentParser:
         "dialogues in memory; default: no cap",
     )
     parser.add_argument("--limit", type=int, help="evaluate only the first N items of each task")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"a quick check that the model runs, not an official score: at most {QUICK_LIMIT} items per task and "
+        f"{QUICK_MAX_NEW_TOKENS} new tokens per answer (marked so in the outputs)",
+    )
     parser.add_argument("--max-new-tokens", type=int, default=MAX_NEW_TOKENS, help="per single-turn answer")
     parser.add_argument(
         "--max-new-tokens-per-round", type=int, default=MAX_NEW_TOKENS_PER_ROUND, help="per Memory round"
@@ -541,6 +559,7 @@ def main(argv: list[str] | None = None) -> None:
             use_system_prompt=args.system_prompts,
             stop_strings=STOP_STRING_CHOICES[args.stop_strings],
             truncation=args.truncation,
+            quick=args.quick,
             device=args.device,
             dtype=args.dtype,
             progress=not args.no_progress,

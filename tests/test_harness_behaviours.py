@@ -248,3 +248,18 @@ def test_auto_precision_is_the_official_float16_on_an_accelerator_and_float32_on
     assert resolve_dtype("auto", "cpu") == torch.float32
     with pytest.raises(ValueError, match="unknown dtype"):
         resolve_dtype("float8", "cpu")
+
+
+def test_quick_runs_few_items_with_short_answers_marked_not_official(tmp_path, capsys, llava_dir):
+    from babyvlm.evaluate_metrics.harness import QUICK_LIMIT, QUICK_MAX_NEW_TOKENS
+    from babyvlm.evaluate_metrics.runner import main
+
+    data = write_devcv_folder(tmp_path / "devcv", {"count": synthetic_items("count", QUICK_LIMIT + 2)})
+    output = tmp_path / "out"
+    main(["--model", str(llava_dir), "--data", str(data), "--output", str(output), "--quick", "--no-progress"])
+    assert "not an official score" in capsys.readouterr().out
+    run = json.loads((output / "run.json").read_text())
+    assert run["quick"] and run["max_new_tokens"] == QUICK_MAX_NEW_TOKENS
+    assert len((output / "predictions.jsonl").read_text().splitlines()) == QUICK_LIMIT
+    summary = json.loads((output / "summary.json").read_text())
+    assert summary["quick"]["official"] is False
