@@ -49,9 +49,10 @@ QUICK_MAX_NEW_TOKENS = 16
 _NO_LIMIT = 10**9
 
 
-def cut_at_stop_strings(text: str, stop_strings: Sequence[str]) -> str:
+def cut_at_stop_strings(text: str, stop_strings: Sequence[str], strip: bool = True) -> str:
     """``text`` before the first occurrence of each stop string in turn, then stripped: the reference
-    wrapper's ``output.split(stop)[0]`` for each stop, followed by the scoring's strip.
+    wrapper's ``output.split(stop)[0]`` for each stop, followed by the scoring's strip (``strip=False``:
+    as an OpenAI endpoint answers, unstripped).
 
     >>> cut_at_stop_strings(" B\\n\\nA", STOP_STRINGS)
     'B'
@@ -62,7 +63,7 @@ def cut_at_stop_strings(text: str, stop_strings: Sequence[str]) -> str:
     """
     for stop in stop_strings:
         text = text.split(stop)[0]
-    return text.strip()
+    return text.strip() if strip else text
 
 
 def resolve_dtype(name: str, device: str) -> torch.dtype:

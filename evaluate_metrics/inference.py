@@ -234,24 +234,33 @@ class ChatModel:
             **kwargs,
         )
 
-    def _decode(self, sequences: torch.Tensor, prompt_length: int, stop_strings: Sequence[str] = ()) -> list[str]:
-        """The text generated after the prompt, cut before the first stop string, then stripped."""
+    def _decode(
+        self, sequences: torch.Tensor, prompt_length: int, stop_strings: Sequence[str] = (), strip: bool = True
+    ) -> list[str]:
+        """The text generated after the prompt, cut before the first stop string, then stripped (unless not)."""
         new_tokens = sequences[:, prompt_length:]
         texts = self.processor.batch_decode(new_tokens, skip_special_tokens=True)
-        return [cut_at_stop_strings(text, stop_strings) for text in texts]
+        return [cut_at_stop_strings(text, stop_strings, strip) for text in texts]
 
-    def _answer(self, inputs: dict, max_new_tokens: int | None = None, stop_strings: Sequence[str] = ()) -> list[str]:
+    def _answer(
+        self, inputs: dict, max_new_tokens: int | None = None, stop_strings: Sequence[str] = (), strip: bool = True
+    ) -> list[str]:
         output = self._generate(inputs, max_new_tokens)
-        return self._decode(output.sequences, inputs["input_ids"].shape[1], stop_strings)
+        return self._decode(output.sequences, inputs["input_ids"].shape[1], stop_strings, strip)
 
     @torch.inference_mode()
     def generate(
-        self, conversations: Sequence[Conversation], max_new_tokens: int | None = None, stop_strings: Sequence[str] = ()
+        self,
+        conversations: Sequence[Conversation],
+        max_new_tokens: int | None = None,
+        stop_strings: Sequence[str] = (),
+        strip: bool = True,
     ) -> list[str]:
         """Greedy answers to the last user turn of each conversation, in one batch: the text before the first of
-        ``stop_strings`` (the harness's are :data:`~.harness.STOP_STRINGS`), stripped."""
+        ``stop_strings`` (the harness's are :data:`~.harness.STOP_STRINGS`), stripped (``strip=False``: as
+        decoded, what an OpenAI-compatible endpoint answers)."""
         inputs = self._encode([self.prompt(c.messages) for c in conversations], conversations)
-        return self._answer_within_context(inputs, conversations, max_new_tokens, stop_strings)
+        return self._answer_within_context(inputs, conversations, max_new_tokens, stop_strings, strip)
 
     def _too_long(self, inputs: dict) -> list[bool]:
         """Per row, whether its prompt is longer than :attr:`context_limit`."""
@@ -264,23 +273,24 @@ class ChatModel:
         conversations: Sequence[Conversation],
         max_new_tokens: int | None = None,
         stop_strings: Sequence[str] = (),
+        strip: bool = True,
     ) -> list[str]:
         """Answers to the encoded ``conversations``; a prompt longer than :attr:`context_limit` is answered alone
         from its first tokens (and its conversation marked ``truncated``), the others in one batch."""
         too_long = self._too_long(inputs)
         if not any(too_long):
-            return self._answer(inputs, max_new_tokens, stop_strings)
+            return self._answer(inputs, max_new_tokens, stop_strings, strip)
         answers: list[str | None] = [None] * len(conversations)
         fitting = [row for row, cut in enumerate(too_long) if not cut]
         if fitting:
             kept = [conversations[row] for row in fitting]
             batch = self._encode([self.prompt(c.messages) for c in kept], kept)
-            for row, answer in zip(fitting, self._answer(batch, max_new_tokens, stop_strings)):
+            for row, answer in zip(fitting, self._answer(batch, max_new_tokens, stop_strings, strip)):
                 answers[row] = answer
         for row in (row for row, cut in enumerate(too_long) if cut):
             conversation = conversations[row]
             conversation.truncated = True
-            answers[row] = self._answer(self._prompt_start(conversation), max_new_tokens, stop_strings)[0]
+            answers[row] = self._answer(self._prompt_start(conversation), max_new_tokens, stop_strings, strip)[0]
         return answers
 
     def _prompt_start(self, conversation: Conversation) -> dict:
