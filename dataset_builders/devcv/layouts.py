@@ -64,10 +64,19 @@ def normalise_split(name: str) -> str:
 
 
 def infer_source_name(path: Path) -> str:
-    """The source a released folder belongs to, read from the closest path part naming a known source."""
+    """The source a released folder belongs to, read from the closest part of its resolved path (links
+    followed) that is a known source or holds one as a word: ``ego4d``, ``ego4d_sample``, ``nih_toolbox_sample``.
+
+    >>> infer_source_name(Path("/data/website/nih_toolbox_sample/count"))
+    'nih'
+    """
     for part in reversed(path.resolve().parts):
+        words = re.split(r"[^a-z0-9]+", part.lower())
+        known = [word for word in words if word in KNOWN_SOURCES]
         if part.lower() in KNOWN_SOURCES:
             return part.lower()
+        if len(set(known)) == 1:
+            return known[0]
     raise ValueError(
         f"cannot tell which source {str(path)!r} comes from (no path part is one of {', '.join(KNOWN_SOURCES)}); "
         "pass --source-name"
