@@ -24,6 +24,8 @@ class Conversation:
 
     messages: list[dict]
     images: list[Image.Image] = field(default_factory=list)
+    truncated: bool = False
+    """Set once the model was given only the start of the conversation's prompt (longer than its context)."""
 
 
 class NotApplicableError(Exception):
@@ -63,7 +65,9 @@ class AnsweringModel(Protocol):
     """The limit of each dialogue round's answer."""
 
     def describe(self) -> dict[str, str | None]:
-        """What a run records about the model: ``model`` (its folder, Hub id or endpoint) and ``dtype``."""
+        """What a run records about the model: ``model`` (its folder, Hub id or endpoint), ``dtype``, and
+        ``truncation`` and ``context_limit`` (how a prompt longer than its context is cut; ``None`` where the
+        endpoint decides)."""
         ...
 
     def usage(self) -> dict | None:
@@ -78,8 +82,11 @@ class AnsweringModel(Protocol):
         """About how many tokens the conversation's prompt takes (what ``max_batch_tokens`` budgets)."""
         ...
 
-    def generate(self, conversations: Sequence[Conversation], max_new_tokens: int | None = None) -> list[str]:
-        """Greedy answers (stripped text) to the last user turn of each conversation."""
+    def generate(
+        self, conversations: Sequence[Conversation], max_new_tokens: int | None = None, stop_strings: Sequence[str] = ()
+    ) -> list[str]:
+        """Greedy answers to the last user turn of each conversation, cut before the first of ``stop_strings``
+        (the harness's are :data:`~.harness.STOP_STRINGS`), then stripped."""
         ...
 
     def stream(self, conversation: Conversation, max_new_tokens: int | None = None) -> Iterator[str]:

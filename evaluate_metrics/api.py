@@ -36,6 +36,7 @@ from pathlib import Path
 from PIL import Image
 
 from .answering import Conversation, NotApplicableError
+from .harness import cut_at_stop_strings
 from .report import write_text_atomic
 
 MODEL_PREFIX = "openai:"
@@ -192,7 +193,13 @@ class APIChatModel:
         return cls(model[len(MODEL_PREFIX) :], **kwargs)
 
     def describe(self) -> dict[str, str | None]:
-        return {"model": f"{MODEL_PREFIX}{self.name} @ {self.base_url}", "dtype": None}
+        # The endpoint's precision and context handling are the server's own.
+        return {
+            "model": f"{MODEL_PREFIX}{self.name} @ {self.base_url}",
+            "dtype": None,
+            "truncation": None,
+            "context_limit": None,
+        }
 
     def prompt(self, messages: list[dict]) -> str:
         """The messages as sent (image blocks shown as placeholders): what the endpoint's template renders."""
@@ -246,13 +253,17 @@ class APIChatModel:
         return response
 
     def _complete(self, request: dict) -> str:
-        return (self._response(request)["choices"][0]["message"].get("content") or "").strip()
+        return self._response(request)["choices"][0]["message"].get("content") or ""
 
-    def generate(self, conversations: Sequence[Conversation], max_new_tokens: int | None = None) -> list[str]:
-        """Greedy answers (stripped text) to the last user turn of each conversation, ``concurrency`` at a time."""
+    def generate(
+        self, conversations: Sequence[Conversation], max_new_tokens: int | None = None, stop_strings: Sequence[str] = ()
+    ) -> list[str]:
+        """Greedy answers to the last user turn of each conversation, ``concurrency`` at a time, cut before the
+        first of ``stop_strings`` and stripped here, as :meth:`~.inference.ChatModel.generate` does (the
+        endpoint's own ``stop`` handling varies between servers)."""
         requests = [self._request(c, max_new_tokens or self.max_new_tokens) for c in conversations]
         with ThreadPoolExecutor(max_workers=min(self.concurrency, max(1, len(requests)))) as pool:
-            return list(pool.map(self._complete, requests))
+            return [cut_at_stop_strings(text, stop_strings) for text in pool.map(self._complete, requests)]
 
     def stream(self, conversation: Conversation, max_new_tokens: int | None = None) -> Iterator[str]:
         """The answer once the endpoint has given it whole (requests are cached whole, so none is streamed)."""

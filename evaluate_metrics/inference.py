@@ -32,6 +32,7 @@ from transformers.cache_utils import DynamicCache, DynamicLayer
 
 from .answering import Conversation
 from .families import adapter_for
+from .harness import TRUNCATE_AT_MODEL_MAX_LENGTH, context_limit, cut_at_stop_strings
 
 _IMAGE = {"type": "image", "text": None}
 _TEXT = {"type": "text", "text": " "}
@@ -68,6 +69,11 @@ def load_model_and_processor(
                 model_dir, dtype=dtype, device_map=device_map, **model_kwargs
             )
     except (OSError, ValueError, KeyError) as error:
+        if not Path(model_dir).exists():
+            raise FileNotFoundError(
+                f"model folder {model_dir} does not exist, and it could not be loaded as a Hub id either "
+                f"(which needs a connection to the Hub): {error}"
+            ) from error
         raise IncompatibleModelError(
             f"{model_dir}: cannot load an image-text-to-text model and its processor ({error})"
         ) from error
@@ -98,6 +104,7 @@ class ChatModel:
         max_new_tokens: int = 16,
         max_new_tokens_per_round: int | None = None,
         reuse_dialogue_cache: bool = True,
+        truncation: str = TRUNCATE_AT_MODEL_MAX_LENGTH,
     ):
         self.model = model
         self.processor = processor
@@ -106,6 +113,9 @@ class ChatModel:
         self.max_new_tokens_per_round = max_new_tokens_per_round or max_new_tokens
         # Off: every dialogue round goes through `generate` with the whole history (slower, same answers).
         self.reuse_dialogue_cache = reuse_dialogue_cache
+        # As the original model code, a generation prompt longer than this keeps its first tokens (None: never cut).
+        self.truncation = truncation
+        self.context_limit = context_limit(processor.tokenizer, truncation)
         processor.tokenizer.padding_side = "left"
         self.family = adapter_for(model.config)
         self._image_token_counts: dict[tuple[int, int], int] = {}
@@ -120,13 +130,20 @@ class ChatModel:
         *,
         max_new_tokens: int = 16,
         max_new_tokens_per_round: int | None = None,
+        truncation: str = TRUNCATE_AT_MODEL_MAX_LENGTH,
         **load_kwargs,
     ) -> ChatModel:
         model, processor = load_model_and_processor(model_dir, **load_kwargs)
-        return cls(model, processor, max_new_tokens=max_new_tokens, max_new_tokens_per_round=max_new_tokens_per_round)
+        limits = {"max_new_tokens": max_new_tokens, "max_new_tokens_per_round": max_new_tokens_per_round}
+        return cls(model, processor, **limits, truncation=truncation)
 
     def describe(self) -> dict[str, str | None]:
-        return {"model": str(self.model.name_or_path), "dtype": str(self.model.dtype).removeprefix("torch.")}
+        return {
+            "model": str(self.model.name_or_path),
+            "dtype": str(self.model.dtype).removeprefix("torch."),
+            "truncation": self.truncation,
+            "context_limit": self.context_limit,
+        }
 
     def usage(self) -> None:
         """Nothing is paid for per request."""
@@ -220,20 +237,93 @@ class ChatModel:
             **kwargs,
         )
 
-    def decode(self, sequences: torch.Tensor, prompt_length: int) -> list[str]:
-        """The stripped text generated after the prompt."""
+    def decode(
+        self, sequences: torch.Tensor, prompt_length: int, stop_strings: Sequence[str] = (), strip: bool = True
+    ) -> list[str]:
+        """The text generated after the prompt, cut before the first stop string, then stripped (unless not)."""
         new_tokens = sequences[:, prompt_length:]
-        return [text.strip() for text in self.processor.batch_decode(new_tokens, skip_special_tokens=True)]
+        texts = self.processor.batch_decode(new_tokens, skip_special_tokens=True)
+        return [cut_at_stop_strings(text, stop_strings, strip) for text in texts]
 
-    def answer(self, inputs: dict, max_new_tokens: int | None = None) -> list[str]:
-        """Greedy answers (stripped text) to encoded prompts (:meth:`encode`)."""
-        return self.decode(self.generate_outputs(inputs, max_new_tokens).sequences, inputs["input_ids"].shape[1])
+    def answer(
+        self, inputs: dict, max_new_tokens: int | None = None, stop_strings: Sequence[str] = (), strip: bool = True
+    ) -> list[str]:
+        """Greedy answers to encoded prompts (:meth:`encode`), cut before the first of ``stop_strings`` and stripped
+        (unless not)."""
+        output = self.generate_outputs(inputs, max_new_tokens)
+        return self.decode(output.sequences, inputs["input_ids"].shape[1], stop_strings, strip)
 
     @torch.inference_mode()
-    def generate(self, conversations: Sequence[Conversation], max_new_tokens: int | None = None) -> list[str]:
-        """Greedy answers (stripped text) to the last user turn of each conversation, in one batch."""
+    def generate(
+        self,
+        conversations: Sequence[Conversation],
+        max_new_tokens: int | None = None,
+        stop_strings: Sequence[str] = (),
+        strip: bool = True,
+    ) -> list[str]:
+        """Greedy answers to the last user turn of each conversation, in one batch: the text before the first of
+        ``stop_strings`` (the harness's are :data:`~.harness.STOP_STRINGS`), stripped (``strip=False``: as
+        decoded, what an OpenAI-compatible endpoint answers)."""
         inputs = self.encode([self.prompt(c.messages) for c in conversations], conversations)
-        return self.answer(inputs, max_new_tokens)
+        return self._answer_within_context(inputs, conversations, max_new_tokens, stop_strings, strip)
+
+    def _too_long(self, inputs: dict) -> list[bool]:
+        """Per row, whether its prompt is longer than :attr:`context_limit`."""
+        lengths = inputs["attention_mask"].sum(-1).tolist()
+        return [self.context_limit is not None and length > self.context_limit for length in lengths]
+
+    def _answer_within_context(
+        self,
+        inputs: dict,
+        conversations: Sequence[Conversation],
+        max_new_tokens: int | None = None,
+        stop_strings: Sequence[str] = (),
+        strip: bool = True,
+    ) -> list[str]:
+        """Answers to the encoded ``conversations``; a prompt longer than :attr:`context_limit` is answered alone
+        from its first tokens (and its conversation marked ``truncated``), the others in one batch."""
+        too_long = self._too_long(inputs)
+        if not any(too_long):
+            return self.answer(inputs, max_new_tokens, stop_strings, strip)
+        answers: list[str | None] = [None] * len(conversations)
+        fitting = [row for row, cut in enumerate(too_long) if not cut]
+        if fitting:
+            kept = [conversations[row] for row in fitting]
+            batch = self.encode([self.prompt(c.messages) for c in kept], kept)
+            for row, answer in zip(fitting, self.answer(batch, max_new_tokens, stop_strings, strip)):
+                answers[row] = answer
+        for row in (row for row, cut in enumerate(too_long) if cut):
+            conversation = conversations[row]
+            conversation.truncated = True
+            answers[row] = self.answer(self._prompt_start(conversation), max_new_tokens, stop_strings, strip)[0]
+        return answers
+
+    def _prompt_start(self, conversation: Conversation) -> dict:
+        """The inputs of the first :attr:`context_limit` tokens of one prompt, as the original model code cuts
+        its input sequences (after the images' features are in place, so an image may keep only its first
+        feature vectors)."""
+        inputs = self.encode([self.prompt(conversation.messages)], [conversation])
+        limit = self.context_limit
+        image_token_id = getattr(self.model.config, "image_token_id", None)
+        dropped_images = image_token_id is not None and bool((inputs["input_ids"][0, limit:] == image_token_id).any())
+        cut = {key: inputs[key][:, :limit] for key in ("input_ids", "attention_mask")}
+        if not dropped_images:
+            return {**inputs, **cut}
+        # Image features for the image tokens that stay: the model's own encoder output, cut to their number.
+        if (
+            self.family.own_positions
+            or not self.family.splits_images(inputs, len(conversation.images))
+            or not self.model._supports_mm_encoder_outputs()
+        ):
+            raise IncompatibleModelError(
+                f"a prompt of {inputs['input_ids'].shape[1]} tokens is longer than the tokenizer's model_max_length "
+                f"({limit}) and the cut falls among its images, which {self.family.name} models cannot be given in "
+                "part; evaluate with truncation 'never'"
+            )
+        features = self.model.get_image_features(pixel_values=inputs["pixel_values"], return_dict=True)
+        kept = int((cut["input_ids"] == image_token_id).sum())
+        features.pooler_output = [torch.cat(list(features.pooler_output))[:kept]]
+        return {**cut, "mm_encoder_outputs": {"image": features}}
 
     def stream(self, conversation: Conversation, max_new_tokens: int | None = None) -> Iterator[str]:
         """The greedy answer to the conversation's last user turn as it is generated: the stripped text so far.
@@ -355,9 +445,10 @@ class DialogueCache:
             return self.chat.generate(conversations, limit)
         prompts = [self.chat.prompt(conversation.messages) for conversation in conversations]
         inputs = self.chat.encode(prompts, conversations)
-        if not self._reusable(inputs, conversations):
+        if not self._reusable(inputs, conversations) or any(self.chat._too_long(inputs)):
+            # A cut history no longer extends the previous round's prompt: encode it whole from now on.
             self.enabled, self.cache = False, None
-            return self.chat.answer(inputs, limit)
+            return self.chat._answer_within_context(inputs, conversations, limit)
         self._keep_rows(list(keys))
         tokens = [ids[mask.bool()] for ids, mask in zip(inputs["input_ids"], inputs["attention_mask"])]
         new_inputs = self._new_inputs(tokens, conversations, inputs)

@@ -2,6 +2,8 @@
 weights will be refused, should say so in one line at once, not after minutes of loading or a whole run.
 
 - The output folder (or the closest folder above it that exists) must be a folder this process can write in.
+- A model that is no local folder is read as a Hub id; offline (``HF_HUB_OFFLINE``) it must be in the local
+  Hub cache, else the folder does not exist and the Hub cannot be asked.
 - A local model folder without safetensors weights must hold pickle weights (`pytorch_model*.bin`, what
   `from_pretrained` reads then) that load with `torch.load(weights_only=True)`, as transformers loads them: a
   pickle that references other Python objects is refused there with a traceback, here with its file and the
@@ -14,6 +16,8 @@ import tempfile
 from pathlib import Path
 
 import torch
+
+from .api import MODEL_PREFIX
 
 SAFETENSORS = "*.safetensors"
 PICKLE_WEIGHTS = "pytorch_model*.bin"
@@ -31,6 +35,25 @@ def check_eval_paths(model: str | Path, output_dir: str | Path) -> None:
     check_output_writable(output_dir)
     if Path(model).is_dir():
         check_model_weights(Path(model))
+    elif not str(model).startswith(MODEL_PREFIX):
+        check_offline_hub_id(str(model))
+
+
+def check_offline_hub_id(model: str) -> None:
+    """Offline, a model that is no local folder must be a Hub id in the local cache."""
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if not constants.HF_HUB_OFFLINE:
+        return
+    try:
+        cached = try_to_load_from_cache(model, "config.json")
+    except ValueError:  # not even a valid Hub id
+        cached = None
+    if not isinstance(cached, str):
+        raise PreflightError(
+            f"model folder {model} does not exist, and as a Hub id it is not in the local cache "
+            "(HF_HUB_OFFLINE is set: downloading it would need a connection to the Hub)"
+        )
 
 
 def check_output_writable(output_dir: str | Path) -> None:
@@ -67,4 +90,4 @@ def check_model_weights(model_dir: Path) -> None:
             )
 
 
-__all__ = ["PreflightError", "check_eval_paths", "check_model_weights", "check_output_writable"]
+__all__ = ["PreflightError", "check_eval_paths", "check_offline_hub_id", "check_model_weights", "check_output_writable"]

@@ -4,7 +4,8 @@ leaderboard's reference lmms-eval wrapper does it (BabyVLM-Leaderboard-2026 subm
 Each task's ``protocol`` in the task table says which of these its items get:
 
 - ``generate`` tasks: the user turn(s) before the first gold answer, answered by greedy generation
-  (up to :data:`MAX_NEW_TOKENS` new tokens, stopping at the end of sequence).
+  (up to :data:`MAX_NEW_TOKENS` new tokens, stopping at the end of sequence), the answer cut before the
+  harness's stop strings (:data:`~.harness.STOP_STRINGS`) and stripped.
 - ``dialogue`` tasks (Memory): a real dialogue. Each round adds the next user turn(s) and their
   images to the history, the model answers (up to :data:`MAX_NEW_TOKENS_PER_ROUND` tokens), and its
   *own* answer, as generated (stripped), stays in the history.
@@ -25,6 +26,7 @@ from babyvlm.evaluate_metrics.devcv.tasks import DIALOGUE, LOGLIKELIHOOD, DevCVT
 from babyvlm.chat import IMAGE_PLACEHOLDER, count_image_blocks, text_to_content
 
 from .answering import AnsweringModel, Conversation
+from .harness import STOP_STRINGS
 
 NextTurn = Callable[[int, int, list[str]], Conversation | None]
 
@@ -135,15 +137,18 @@ def memory_option_keys(record: dict) -> list[list[str]]:
     return [[hashlib.sha1(image.tobytes()).hexdigest() for image in turn.images] for turn in rounds]
 
 
-def run_dialogues(chat: AnsweringModel, count: int, next_turn: NextTurn) -> list[list[str]]:
-    """Play ``count`` dialogues side by side, one batched generation per round.
+def run_dialogues(
+    chat: AnsweringModel, count: int, next_turn: NextTurn, histories: list[Conversation] | None = None
+) -> list[list[str]]:
+    """Play ``count`` dialogues side by side, one batched generation per round (into ``histories``, fresh
+    conversations unless given: a history the model saw only the start of comes back ``truncated``).
 
     ``next_turn(k, round_index, answers)`` gives dialogue ``k``'s next messages (a user turn, after
     any system message in round 0) with their images, given its answers so far, or ``None`` once
     the dialogue is over. Each answer goes back into the history. Earlier rounds' keys and values are
     reused where the model allows (a local model's :class:`~.inference.DialogueCache`).
     """
-    histories = [Conversation([]) for _ in range(count)]
+    histories = [Conversation([]) for _ in range(count)] if histories is None else histories
     answers: list[list[str]] = [[] for _ in range(count)]
     active, round_index = list(range(count)), 0
     dialogues = chat.start_dialogues()
@@ -161,8 +166,10 @@ def run_dialogues(chat: AnsweringModel, count: int, next_turn: NextTurn) -> list
     return answers
 
 
-def run_record_dialogues(chat: AnsweringModel, records: Sequence[dict], system: list[dict]) -> list[list[str]]:
-    """The model's answers to every round of multi-round items."""
+def run_record_dialogues(
+    chat: AnsweringModel, records: Sequence[dict], system: list[dict], histories: list[Conversation] | None = None
+) -> list[list[str]]:
+    """The model's answers to every round of multi-round items (played into ``histories`` when given)."""
     rounds = [user_rounds(record) for record in records]
 
     def next_turn(k: int, round_index: int, _answers: list[str]) -> Conversation | None:
@@ -171,12 +178,22 @@ def run_record_dialogues(chat: AnsweringModel, records: Sequence[dict], system: 
         turn = rounds[k][round_index]
         return Conversation(system + turn.messages, turn.images) if round_index == 0 else turn
 
-    return run_dialogues(chat, len(records), next_turn)
+    return run_dialogues(chat, len(records), next_turn, histories)
 
 
-def run_items(chat: AnsweringModel, task: DevCVTask, records: Sequence[dict], use_system_prompt: bool = False) -> list:
+def run_items(
+    chat: AnsweringModel,
+    task: DevCVTask,
+    records: Sequence[dict],
+    use_system_prompt: bool = False,
+    stop_strings: Sequence[str] = STOP_STRINGS,
+    truncated: set[int] | None = None,
+) -> list:
     """The model's outputs for a batch of items of one task, as its protocol asks them: a generated string per
-    item, a list of per-round answers per dialogue, or a 2×2 loss matrix per Looking-While-Listening item."""
+    item (cut before the first of ``stop_strings``, as lmms-eval's ``generate_until`` does), a list of per-round
+    answers per dialogue (no stop strings, as the reference wrapper's ``generate_until_multi_round``), or a 2×2
+    loss matrix per Looking-While-Listening item. ``truncated`` collects the indices of the records whose prompt
+    the model saw only the start of (longer than its context, :attr:`~.inference.ChatModel.context_limit`)."""
     if task.protocol == LOGLIKELIHOOD:
         conversations, continuations = [], []
         for record in records:
@@ -187,5 +204,11 @@ def run_items(chat: AnsweringModel, task: DevCVTask, records: Sequence[dict], us
         return [[losses[4 * k : 4 * k + 2], losses[4 * k + 2 : 4 * k + 4]] for k in range(len(records))]
     system = system_messages(task, use_system_prompt, api=chat.uses_api_system_prompts)
     if task.protocol == DIALOGUE:
-        return run_record_dialogues(chat, records, system)
-    return chat.generate([single_turn_conversation(record, system) for record in records])
+        conversations = [Conversation([]) for _ in records]
+        outputs = run_record_dialogues(chat, records, system, conversations)
+    else:
+        conversations = [single_turn_conversation(record, system) for record in records]
+        outputs = chat.generate(conversations, stop_strings=stop_strings)
+    if truncated is not None:
+        truncated.update(k for k, conversation in enumerate(conversations) if conversation.truncated)
+    return outputs

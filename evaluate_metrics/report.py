@@ -131,6 +131,17 @@ def markdown_table(summary: dict) -> str:
         lines.append(
             f"Not applicable (not scored; counts 0 in the overall score): {task['display_name']}: {task['reason']}"
         )
+    truncated = {task["display_name"]: task["truncated"] for task in summary["tasks"].values() if task.get("truncated")}
+    if truncated:
+        listed = ", ".join(f"{name} {count}" for name, count in truncated.items())
+        lines.append(f"Items longer than the model's context (it saw their first tokens only): {listed}")
+    if summary.get("quick"):
+        quick = summary["quick"]
+        lines.insert(
+            0,
+            f"**Quick check, not an official score**: the first {quick['limit']} items per task, at most "
+            f"{quick['max_new_tokens']} new tokens per answer.\n",
+        )
     usage = summary.get("api_usage")
     if usage:
         cost = f", cost ${usage['cost_usd']:.4f}" if "cost_usd" in usage else ""

@@ -45,10 +45,21 @@ from .answering import (
 )
 from .api import MODEL_PREFIX, APIChatModel, APIModelError
 from .controls import CONTROLS, apply_control
-from .data import MissingTaskError, load_task_split, resolve_tasks
+from .data import MissingTaskError, load_task_split, resolve_tasks, task_data_files
 from .devcv.items import score_item
 from .devcv.scores import chance_normalized, mean_scores, overall_chance_normalized, overall_score
 from .devcv.uncertainty import N_RESAMPLES
+from .harness import (
+    AUTO_DTYPE,
+    DTYPES,
+    QUICK_LIMIT,
+    QUICK_MAX_NEW_TOKENS,
+    STOP_STRING_CHOICES,
+    STOP_STRINGS,
+    TRUNCATE_AT_MODEL_MAX_LENGTH,
+    TRUNCATION_MODES,
+    resolve_dtype,
+)
 from .hub_results import add_push_arguments, check_push_arguments, push_from_args
 from .inference import ChatModel, IncompatibleModelError
 from .predictions import PredictionLog, RunMismatchError
@@ -75,8 +86,8 @@ from .units import item_units
 logger = logging.getLogger(__name__)
 
 
-def score_entry(task: DevCVTask, record: dict, output) -> dict:
-    """The prediction-log line of one answered item."""
+def score_entry(task: DevCVTask, record: dict, output, truncated: bool = False) -> dict:
+    """The prediction-log line of one answered item (``truncated``: the model saw only its prompt's start)."""
     gold = list(record["answer"])
     if task.protocol == LOGLIKELIHOOD:
         reference, labels = None, ()
@@ -104,6 +115,8 @@ def score_entry(task: DevCVTask, record: dict, output) -> dict:
     entry["unit_kind"], entry["units"] = item_units(record)
     if task.protocol == DIALOGUE:
         entry["labels_fallback"] = not has_memory_labels(record)
+    if truncated:
+        entry["truncated"] = True
     return entry
 
 
@@ -173,6 +186,7 @@ def _evaluate_task(
     batch_size: int,
     max_batch_tokens: int | None,
     use_system_prompt: bool,
+    stop_strings: tuple[str, ...],
     progress: bool,
     state: PartialState,
 ) -> int:
@@ -199,8 +213,14 @@ def _evaluate_task(
     ) as bar:
         for batch in token_budget_batches(tokens, batch_size, max_batch_tokens):
             records = [dataset[index] for index in share[batch]]
-            outputs = run_items(chat, task, records, use_system_prompt)
-            log.append([score_entry(task, record, output) for record, output in zip(records, outputs)])
+            cut: set[int] = set()
+            outputs = run_items(chat, task, records, use_system_prompt, stop_strings, cut)
+            log.append(
+                [
+                    score_entry(task, record, output, k in cut)
+                    for k, (record, output) in enumerate(zip(records, outputs))
+                ]
+            )
             bar.update(len(records) * state.num_processes)
     return len(pending)
 
@@ -229,6 +249,8 @@ def summarize(
             "chance_normalized": chance_normalized(metrics[task.primary_metric], task.chance),
             "n": len(entries),
             "unparsable": sum(entry["unparsable"] for entry in entries),
+            # Items whose prompt was longer than the model's context: it saw their first tokens only.
+            "truncated": sum(entry.get("truncated", False) for entry in entries),
         }
         extra = mean_scores([entry["extra_scores"] for entry in entries])
         if extra:
@@ -276,7 +298,7 @@ def check_run_options(
     kind declares unsupported (``unsupported_options``), or a loading option for a model already loaded."""
     options = {"max_batch_tokens": "max_batch_tokens"} if max_batch_tokens is not None else {}
     options |= {"device": "device"} if device is not None else {}
-    options |= {"dtype": "dtype"} if dtype != torch.float32 else {}
+    options |= {"dtype": "dtype"} if dtype not in (AUTO_DTYPE, torch.float32) else {}
     options |= dict.fromkeys(model_kwargs, "model_kwargs")
     options |= {name: "api" for name, value in api.items() if value is not None and value != _API_DEFAULTS.get(name)}
     if isinstance(model, AnsweringModel):
@@ -338,8 +360,11 @@ def evaluate_devcv(
     max_new_tokens: int | None = None,
     max_new_tokens_per_round: int | None = None,
     use_system_prompt: bool | None = None,
+    stop_strings: tuple[str, ...] = STOP_STRINGS,
+    truncation: str = TRUNCATE_AT_MODEL_MAX_LENGTH,
+    quick: bool = False,
     device: str | None = None,
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | str = AUTO_DTYPE,
     progress: bool = True,
     api: dict | None = None,
     bootstrap: int = N_RESAMPLES,
@@ -356,10 +381,16 @@ def evaluate_devcv(
     caps a batch's padded token count (rows x longest item) besides its ``batch_size`` rows;
     ``limit`` takes each task's first items. ``use_system_prompt`` adds the authors' per-task system
     prompts meant for general-purpose models (default: on for API models, off otherwise).
-    ``max_new_tokens`` (single turns) and ``max_new_tokens_per_round`` (dialogue rounds) default to the
-    leaderboard's reference wrapper's limits (a loaded model keeps its own). ``model_kwargs``
-    (``device_map``, ``attn_implementation``...) go to ``from_pretrained``. ``openai:<name>`` is a model
-    behind an OpenAI-compatible endpoint, with ``api`` holding :class:`~.api.APIChatModel`'s settings
+    ``dtype`` ``auto`` is the official precision on an accelerator (float16) and float32 on a CPU
+    (:func:`~.harness.resolve_dtype`). ``max_new_tokens`` (single turns) and ``max_new_tokens_per_round``
+    (dialogue rounds) default to the leaderboard's reference wrapper's limits (a loaded model keeps its own);
+    single-turn answers are cut before the first of ``stop_strings`` (default: lmms-eval's,
+    :data:`~.harness.STOP_STRINGS`). ``truncation`` (``model_max_length``, as the original model code, or
+    ``never``) says whether a prompt longer than the tokenizer's ``model_max_length`` keeps its first tokens; the
+    items cut are counted per task. ``quick`` takes at most :data:`~.harness.QUICK_LIMIT` items per task and
+    :data:`~.harness.QUICK_MAX_NEW_TOKENS` new tokens per answer, and marks the run as not official.
+    ``model_kwargs`` (``device_map``, ``attn_implementation``...) go to ``from_pretrained``. ``openai:<name>`` is
+    a model behind an OpenAI-compatible endpoint, with ``api`` holding :class:`~.api.APIChatModel`'s settings
     (``base_url``, ...). An option the model's kind cannot apply (``max_batch_tokens`` or ``device`` for an
     API model, ``api`` settings for a local one, loading options for a loaded model) is refused with
     :class:`~.answering.UnsupportedOptionError` before anything is loaded.
@@ -369,6 +400,10 @@ def evaluate_devcv(
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if quick:
+        limit = min(limit or QUICK_LIMIT, QUICK_LIMIT)
+        max_new_tokens = min(max_new_tokens or QUICK_MAX_NEW_TOKENS, QUICK_MAX_NEW_TOKENS)
+        max_new_tokens_per_round = min(max_new_tokens_per_round or QUICK_MAX_NEW_TOKENS, QUICK_MAX_NEW_TOKENS)
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be at least 1, got {limit}")
     if control is not None and control not in CONTROLS:
@@ -387,6 +422,14 @@ def evaluate_devcv(
     state = process_state()
     data_dir, output_dir = Path(data_dir).resolve(), Path(output_dir)
     selected = resolve_tasks(data_dir, tasks)
+    # Everything that can be checked is checked before the model loads (minutes, for a large one).
+    for _, config in selected:
+        task_data_files(data_dir, config, split)
+    for name, value in (("max_new_tokens", max_new_tokens), ("max_new_tokens_per_round", max_new_tokens_per_round)):
+        if value is not None and value < 1:
+            raise ValueError(f"{name} must be at least 1, got {value}")
+    if truncation not in TRUNCATION_MODES:
+        raise ValueError(f"truncation must be one of {', '.join(TRUNCATION_MODES)}, got {truncation!r}")
     started = time.perf_counter()
     if not isinstance(model, AnsweringModel):
         limits = {
@@ -395,7 +438,11 @@ def evaluate_devcv(
             if max_new_tokens_per_round is None
             else max_new_tokens_per_round,
         }
-        model = load_model(model, output_dir, limits, device or str(state.device), dtype, api, **model_kwargs)
+        if not str(model).startswith(MODEL_PREFIX):
+            model_kwargs["truncation"] = truncation
+        device = device or str(state.device)
+        dtype = resolve_dtype(dtype, device) if isinstance(dtype, str) else dtype
+        model = load_model(model, output_dir, limits, device, dtype, api, **model_kwargs)
     if use_system_prompt is None:  # general-purpose API models get the authors' prompts
         use_system_prompt = model.uses_api_system_prompts
     described = model.describe()
@@ -407,6 +454,10 @@ def evaluate_devcv(
         "max_new_tokens_per_round": model.max_new_tokens_per_round,
         "use_system_prompt": use_system_prompt,
         "dtype": described["dtype"],
+        "stop_strings": list(stop_strings),
+        "truncation": described["truncation"],
+        "context_limit": described["context_limit"],
+        "quick": quick,
     }
     if control is not None:
         run_config["control"] = {"kind": control, "seed": seed}
@@ -430,7 +481,16 @@ def evaluate_devcv(
                 raise ValueError(f"{task.name}: {error}") from error
         try:
             answered += _evaluate_task(
-                model, task, dataset, log, batch_size, max_batch_tokens, use_system_prompt, progress, state
+                model,
+                task,
+                dataset,
+                log,
+                batch_size,
+                max_batch_tokens,
+                use_system_prompt,
+                stop_strings,
+                progress,
+                state,
             )
         except NotApplicableError as error:
             logger.warning("%s: not applicable: %s", task.name, error)
@@ -463,6 +523,14 @@ def evaluate_devcv(
         unparsable = sum(entry["unparsable"] for entry in entries_by_task[task])
         if unparsable:
             logger.warning("%s: %d answers held no parsable answer and count as wrong", task.name, unparsable)
+        truncated = sum(entry.get("truncated", False) for entry in entries_by_task[task])
+        if truncated:
+            logger.warning(
+                "%s: %d items were longer than the model's context (%s tokens): it saw their start only",
+                task.name,
+                truncated,
+                getattr(model, "context_limit", None),
+            )
     if not entries_by_task:
         raise NotApplicableError(f"no task could be scored: {'; '.join(t['reason'] for t in not_applicable.values())}")
     groups = {task: item_groups(dataset, by) for task, dataset in datasets_by_task.items()} if by else None
@@ -473,6 +541,8 @@ def evaluate_devcv(
     log.record_scope(summary["scope"])
     if not_applicable:
         summary["not_applicable"] = not_applicable
+    if quick:
+        summary["quick"] = {"official": False, "limit": limit, "max_new_tokens": model.max_new_tokens}
     usage = model.usage()
     if usage is not None:
         summary["api_usage"] = usage
@@ -583,6 +653,12 @@ def _parser() -> argparse.ArgumentParser:
         help="also score each task by an item column (e.g. source, child; repeatable): a dataset column or a "
         "key of the items' extra/provenance JSON",
     )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"a quick check that the model runs, not an official score: at most {QUICK_LIMIT} items per task and "
+        f"{QUICK_MAX_NEW_TOKENS} new tokens per answer (marked so in the outputs)",
+    )
     parser.add_argument("--max-new-tokens", type=int, default=MAX_NEW_TOKENS, help="per single-turn answer")
     parser.add_argument(
         "--max-new-tokens-per-round", type=int, default=MAX_NEW_TOKENS_PER_ROUND, help="per Memory round"
@@ -593,13 +669,28 @@ def _parser() -> argparse.ArgumentParser:
         help="add the authors' per-task system prompts (for general-purpose models); default: on for openai: models",
     )
     parser.add_argument(
+        "--stop-strings",
+        default="harness",
+        choices=sorted(STOP_STRING_CHOICES),
+        help="harness: cut single-turn answers before lmms-eval's stop string '\\n\\n', as the leaderboard does; "
+        "none: keep the whole answer",
+    )
+    parser.add_argument(
+        "--truncation",
+        default=TRUNCATE_AT_MODEL_MAX_LENGTH,
+        choices=TRUNCATION_MODES,
+        help="model_max_length: a prompt longer than the tokenizer's model_max_length keeps its first tokens, as "
+        "the original model code (the items cut are counted in summary.json); never: give the whole prompt",
+    )
+    parser.add_argument(
         "--device", help="default: this process's accelerator (cuda:<local rank> under accelerate), else cpu"
     )
     parser.add_argument(
         "--dtype",
-        default="float32",
-        choices=sorted(DTYPES),
-        help="float32 keeps results independent of the batch size",
+        default=AUTO_DTYPE,
+        choices=[AUTO_DTYPE, *sorted(DTYPES)],
+        help="auto: float16 on a GPU, as the official run, float32 on a CPU (where float16 is slow and changes a "
+        "few answers); float32 keeps results independent of the batch size",
     )
     parser.add_argument("--attn-implementation", help="e.g. sdpa, eager, flash_attention_2 (default: the model's)")
     parser.add_argument("--device-map", help="e.g. auto: spread one large model over the visible GPUs")
@@ -622,15 +713,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     add_push_arguments(parser.add_argument_group("Hub"))
     return parser
-
-
-DTYPES = {
-    "float32": torch.float32,
-    "bf16": torch.bfloat16,
-    "bfloat16": torch.bfloat16,
-    "fp16": torch.float16,
-    "float16": torch.float16,
-}
 
 
 def _api_settings(args: argparse.Namespace) -> dict:
@@ -670,8 +752,11 @@ def main(argv: list[str] | None = None) -> None:
             max_new_tokens=args.max_new_tokens,
             max_new_tokens_per_round=args.max_new_tokens_per_round,
             use_system_prompt=args.system_prompts,
+            stop_strings=STOP_STRING_CHOICES[args.stop_strings],
+            truncation=args.truncation,
+            quick=args.quick,
             device=args.device,
-            dtype=DTYPES[args.dtype],
+            dtype=args.dtype,
             progress=not args.no_progress,
             api=_api_settings(args),
             bootstrap=args.bootstrap,

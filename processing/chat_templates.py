@@ -7,7 +7,8 @@ renders `<image>` and a video block `<video>` (the processor expands it into one
 
 - `baby_v1` (default; stages 2-3 and evaluation): `" USER: q1 ASSISTANT: a1<eos>USER: q2 ASSISTANT: a2<eos>"`;
   a system message, if any, replaces the empty system prompt before the first space; the generation prompt ends
-  with `"ASSISTANT:"`.
+  with `"ASSISTANT:"`. An empty message renders as its role and a colon alone, as in the original template (LLaVA's
+  `SeparatorStyle.TWO`): an empty answer in a Memory history gives `"ASSISTANT:USER: q2 "`.
 - `baby_plain` (stage 1): each user turn is reduced to its image/video placeholders, followed directly by the
   assistant's utterance and a separator. The separator defaults to `<eos>` so that generation can stop; pass
   `separator=" "` to `apply_chat_template` for the original's exact string.
@@ -40,12 +41,14 @@ BABY_V1 = (
     "{%- endfor -%}"
     "{{- ns.system + ' ' -}}"
     "{%- for message in messages if message.role != 'system' -%}"
+    "{%- set text = render_content(message.content) -%}"
+    # The original template renders an empty message as its role and a colon alone: "ASSISTANT:USER: ...".
     "{%- if message.role == 'user' -%}"
-    "{{- 'USER: ' + render_content(message.content) + ' ' -}}"
+    "{{- 'USER:' + ((' ' + text + ' ') if text else '') -}}"
     "{%- elif message.role == 'assistant' -%}"
     # the space after "ASSISTANT:" is part of the answer: generation starts right after the prompt's "ASSISTANT:"
     "{{- 'ASSISTANT:' -}}{%- generation -%}"
-    "{{- ' ' + render_content(message.content) + eos_token -}}{%- endgeneration -%}"
+    "{{- (' ' + text + eos_token) if text else '' -}}{%- endgeneration -%}"
     "{%- else -%}{{- raise_exception('baby_v1 supports the roles system, user and assistant, got ' + message.role) -}}"
     "{%- endif -%}"
     "{%- endfor -%}"

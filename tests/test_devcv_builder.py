@@ -437,3 +437,15 @@ def test_card_is_a_hub_dataset_card(synthetic):
     card = assert_hub_dataset_card(synthetic[2] / "README.md")
     assert (card.data.license_name, card.data.size_categories) == ("databrary-access-agreement", ["n<1K"])
     assert "`saycam` (SAYCam) ([databrary-access-agreement](https://databrary.org/" in card.text
+
+
+def test_source_name_per_source_argument(tmp_path, capsys):
+    write_task_layout(tmp_path / "first", ("count",))
+    write_task_layout(tmp_path / "second", ("vdr_binary",))
+    first, second = str(tmp_path / "first"), str(tmp_path / "second")
+    argv = [first, second, "--output", str(tmp_path / "out"), "--no-audit", "--quiet"]
+    build_main(argv + ["--source-name", f"{first}=nih", "--source-name", f"{second}=babyview"])
+    assert set(load(tmp_path / "out", "count")["test"]["source"]) == {"nih"}
+    assert set(load(tmp_path / "out", "vdr_binary")["test"]["source"]) == {"babyview"}
+    with pytest.raises(ValueError, match="not SOURCE arguments"):
+        build_devcv([first], tmp_path / "x", source_name={second: "nih"}, progress=False, audit=False)

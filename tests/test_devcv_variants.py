@@ -527,3 +527,20 @@ def test_lwl_csv_rows_obey_the_input_limits(lwl_release, tmp_path):
     assert too_large["6"].startswith("line 14: text field image")
     assert too_large["7"].startswith("line 16: text field image")  # the negative row of instance 7
     assert report.items == report.written + len(report.skipped)
+
+
+@pytest.mark.parametrize(
+    ("folder", "source"),
+    [("ego4d_sample", "ego4d"), ("nih_toolbox_sample", "nih"), ("babyview_sample", "babyview"), ("saycam", "saycam")],
+)
+def test_a_source_name_is_recognised_as_a_word_of_a_path_part_and_through_links(tmp_path, folder, source):
+    from babyvlm.dataset_builders.devcv.layouts import infer_source_name
+
+    released = tmp_path / "website" / folder / "count"
+    released.mkdir(parents=True)
+    assert infer_source_name(released) == source
+    link = tmp_path / "my_copy"
+    link.symlink_to(released.parent)
+    assert infer_source_name(link / "count") == source
+    with pytest.raises(ValueError, match="cannot tell which source"):
+        infer_source_name(tmp_path / "website")

@@ -84,11 +84,11 @@ def test_batch_size_one_gives_identical_results(tmp_path, llava_dir, devcv_dir, 
 def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch, llava_dir, devcv_dir, reference_run):
     generate, calls = ChatModel.generate, []
 
-    def crash_on_fourth_batch(self, conversations, max_new_tokens=None):
+    def crash_on_fourth_batch(self, conversations, max_new_tokens=None, stop_strings=()):
         calls.append(len(conversations))
         if len(calls) == 4:
             raise KeyboardInterrupt
-        return generate(self, conversations, max_new_tokens)
+        return generate(self, conversations, max_new_tokens, stop_strings)
 
     monkeypatch.setattr(ChatModel, "generate", crash_on_fourth_batch)
     with pytest.raises(KeyboardInterrupt):
@@ -169,7 +169,7 @@ class OracleChat(ChatModel):
             for image, phrase in zip(row["images"], row["choices"]):
                 self.lwl_phrases[_fingerprint([image])] = phrase
 
-    def generate(self, conversations, max_new_tokens=None):
+    def generate(self, conversations, max_new_tokens=None, stop_strings=()):
         answers = []
         for conversation in conversations:
             asked = count_image_blocks(conversation.messages[-1:])
@@ -202,9 +202,9 @@ def test_memory_dialogue_feeds_back_the_models_own_answers(tmp_path, llava_dir, 
     chat = ChatModel(loaded.model, loaded.processor, max_new_tokens=2, reuse_dialogue_cache=False)
     generate = chat.generate
 
-    def record(conversations, max_new_tokens=None):
+    def record(conversations, max_new_tokens=None, stop_strings=()):
         seen.append([list(c.messages) for c in conversations])
-        return generate(conversations, max_new_tokens)
+        return generate(conversations, max_new_tokens, stop_strings)
 
     chat.generate = record
     evaluate_devcv(chat, devcv_dir, tmp_path, tasks=["memory"], progress=False)
@@ -221,9 +221,9 @@ def test_system_prompts_only_when_asked(tmp_path, llava_dir, devcv_dir):
     chat = ChatModel.from_pretrained(llava_dir, max_new_tokens=1)
     generate, first_messages = chat.generate, []
 
-    def record(conversations, max_new_tokens=None):
+    def record(conversations, max_new_tokens=None, stop_strings=()):
         first_messages.extend(conversation.messages[0] for conversation in conversations)
-        return generate(conversations, max_new_tokens)
+        return generate(conversations, max_new_tokens, stop_strings)
 
     chat.generate = record
     for use_system_prompt in (False, True):

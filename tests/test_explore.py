@@ -390,3 +390,22 @@ def test_the_page_shows_items_runs_and_streamed_answers_in_a_real_browser(evalua
         page.screenshot(path=artefacts / "not_a_dataset.png", full_page=True)
     finally:
         demo.close()
+
+
+def test_long_run_outputs_show_their_start_with_the_rest_behind_show_all():
+    from babyvlm.evaluate_metrics.devcv.tasks import canonical_task
+
+    from babyvlm.explore.render import OUTPUT_PREVIEW_CHARS, runs_html
+    from babyvlm.explore.runs import Run
+
+    task = canonical_task("memory")
+    answers = ["I think it is (A), the one on the left, because it is new to me."] * 15
+    entry = {"task": "memory", "id": "m", "output": answers, "gold": ["A"] * 15, "parsed": ["A"] * 15}
+    entry.update({"scores": {"acc_learning": 1.0}, "unparsable": 0})
+    long = Run("chatty", Path("chatty"), {}, None, {"memory": {"m": entry}})
+    html = runs_html(task, {"id": "m"}, [long])
+    assert "<details" in html and "show all" in html
+    assert " | ".join(answers) in html  # the whole output, behind the preview
+    entry = {**entry, "output": ["A"] * 15}
+    short = runs_html(task, {"id": "m"}, [Run("terse", Path("terse"), {}, None, {"memory": {"m": entry}})])
+    assert "<details" not in short and len(" | ".join(["A"] * 15)) < OUTPUT_PREVIEW_CHARS

@@ -206,6 +206,36 @@ def test_golden_baby_v1_strings(processor):
     )
 
 
+def original_baby_v1(messages: list[dict], system: str = "") -> str:
+    """The original conversation template's rendering (LLaVA's `SeparatorStyle.TWO` with baby_v1's roles and
+    separators " " and "<eos>"): an empty message is its role and a colon alone."""
+    roles = {"user": "USER", "assistant": "ASSISTANT"}
+    rendered = system + " "
+    for index, message in enumerate(messages):
+        role, text = roles[message["role"]], message["content"]
+        rendered += f"{role}: {text}" + (" ", "<eos>")[index % 2] if text else f"{role}:"
+    return rendered
+
+
+@pytest.mark.parametrize(
+    "answers",
+    [["a1", "a2"], ["", "a2"], ["a1", ""], ["", ""]],
+)
+def test_baby_v1_renders_empty_messages_as_the_original_template(processor, answers):
+    messages = [
+        {"role": "user", "content": "q1"},
+        {"role": "assistant", "content": answers[0]},
+        {"role": "user", "content": "q2"},
+        {"role": "assistant", "content": answers[1]},
+    ]
+    assert processor.apply_chat_template(messages) == original_baby_v1(messages)
+    history = messages[:3]
+    prompt = processor.apply_chat_template(history, add_generation_prompt=True)
+    assert prompt == original_baby_v1(history) + "ASSISTANT:"
+    if not answers[0]:
+        assert prompt == " USER: q1 ASSISTANT:USER: q2 ASSISTANT:"
+
+
 def test_golden_structured_content_keeps_image_positions(processor):
     messages = [
         {

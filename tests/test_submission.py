@@ -171,3 +171,21 @@ def test_cli_writes_metadata_and_refuses_bad_input(tmp_path, tiny_model_dir, cap
         write_submission("someone/baby-model", "1 !", tmp_path / "x")
     assert not (tmp_path / "x").exists()
     assert [path.name for path in (tmp_path / "submissions").iterdir()] == ["mine"]  # no staging folder left
+
+
+def test_empty_challenge_metadata_is_named_and_bad_values_are_refused(tmp_path, capsys):
+    argv = ["--model", "someone/baby-model", "--name", "Mine"]
+    main(argv + ["--output", str(tmp_path / "bare")])
+    warning = capsys.readouterr().err
+    for field in ("model_type", "vision_encoder", "language_model", "training_data", "model_description"):
+        assert field in warning
+    assert "--vision-encoder" in warning
+    complete = ["--model-type", "LLaVA-style", "--vision-encoder", "ViT-S/16", "--language-model", "GPT-2"]
+    complete += ["--training-data", "SAYCam", "--num-parameters", "5", "--model-description", "tiny"]
+    main(argv + ["--output", str(tmp_path / "complete"), *complete])
+    assert "warning" not in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(argv + ["--output", str(tmp_path / "typed"), "--model-type", "Transformer"])
+    assert "invalid choice" in capsys.readouterr().err
+    with pytest.raises(SubmissionError, match="positive whole number"):
+        write_submission("someone/baby-model", "x", tmp_path / "x", metadata={"num_parameters": 0})

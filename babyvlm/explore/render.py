@@ -212,6 +212,21 @@ def _output_text(output) -> str:
     return str(output)
 
 
+# An output longer than this shows its start, the rest one click away (a Memory item's 15 chatty answers
+# otherwise make a page tens of thousands of pixels long).
+OUTPUT_PREVIEW_CHARS = 300
+
+
+def output_html(text: str, limit: int = OUTPUT_PREVIEW_CHARS) -> str:
+    """The escaped output, cut to its first ``limit`` characters with the whole of it behind a "show all"."""
+    if len(text) <= limit:
+        return escape(text)
+    return (
+        f'<details class="devcv-output"><summary>{escape(text[:limit])}… '
+        f"<i>(show all {len(text)} characters)</i></summary>{escape(text)}</details>"
+    )
+
+
 def runs_html(task: DevCVTask, row: dict, runs: list[Run]) -> str:
     """Each run's answer to the item: raw output, parsed answer, scores and whether it is correct."""
     if not runs:
@@ -231,7 +246,7 @@ def runs_html(task: DevCVTask, row: dict, runs: list[Run]) -> str:
         if extras:
             scores += "; extras: " + ", ".join(f"{name} {value:.3f}" for name, value in extras.items())
         lines.append(
-            f'<tr class="devcv-run"><td>{escape(run.name)}</td><td>{escape(_output_text(entry["output"]))}</td>'
+            f'<tr class="devcv-run"><td>{escape(run.name)}</td><td>{output_html(_output_text(entry["output"]))}</td>'
             f"<td>{escape(parsed_text(entry, task))}</td><td>{escape(scores)}</td>"
             f'<td class="{"devcv-correct" if correct else "devcv-wrong"}">{escape(verdict)}</td></tr>'
         )

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -210,12 +210,22 @@ class _ShardAssembler:
             writer.close()
 
 
+def source_names(sources: Sequence[str | Path], source_name: str | Mapping[str, str] | None) -> dict:
+    """The source name given for each SOURCE argument (None: inferred from its path)."""
+    if source_name is None or isinstance(source_name, str):
+        return {str(source): source_name for source in sources}
+    unknown = set(source_name) - {str(source) for source in sources}
+    if unknown:
+        raise ValueError(f"--source-name names {sorted(unknown)}, which are not SOURCE arguments")
+    return {str(source): source_name.get(str(source)) for source in sources}
+
+
 def build_devcv(
     sources: Sequence[str | Path],
     output_dir: str | Path,
     *,
     split: str = DEFAULT_SPLIT,
-    source_name: str | None = None,
+    source_name: str | Mapping[str, str] | None = None,
     image_root: str | Path | None = None,
     embed_images: bool = True,
     strict: bool = False,
@@ -234,7 +244,8 @@ def build_devcv(
         sources: released folders (``<split>/<task>/data.json``, ``<task>/data.json``) or flat
             ``<task>_<split>.json`` files / folders of them.
         split: split name for layouts without split folders (the public Ego4D set is ``test``).
-        source_name: source recorded in every row; inferred from the path (``saycam``, ``ego4d``...) if not given.
+        source_name: source recorded in every row, or a mapping from SOURCE arguments (as given) to the source
+            of their rows; inferred from the path (``saycam``, ``ego4d``...) where not given.
         image_root: folder the image paths of flat JSON files are relative to (default: the file's folder).
         embed_images: store image bytes in the parquet files (default) or absolute path references.
         strict: fail, writing nothing, if any item or file is skipped.
@@ -252,10 +263,11 @@ def build_devcv(
     :class:`DevCVBuildError` when strict mode finds a skip or nothing could be written.
     """
     overrides = TaskOverrides(tasks)
+    names = source_names(sources, source_name)
     task_files = [
         (replace(task_file, limits=limits or InputLimits()), str(source))
         for source in sources
-        for task_file in find_task_files(source, split=split, source_name=source_name, image_root=image_root)
+        for task_file in find_task_files(source, split=split, source_name=names[str(source)], image_root=image_root)
     ]
     for task_file, source in task_files:
         overrides.lookup(task_file, source)

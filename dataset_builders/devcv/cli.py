@@ -38,7 +38,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--source-name",
-        help=f"source recorded in every row (default: inferred from the path: {', '.join(KNOWN_SOURCES)})",
+        action="append",
+        default=[],
+        metavar="[SOURCE=]NAME",
+        help="source recorded in the rows of SOURCE (repeatable; a bare NAME: every SOURCE); default: inferred from "
+        f"the path, a part that is or holds as a word one of {', '.join(KNOWN_SOURCES)}",
     )
     parser.add_argument(
         "--image-root", help="folder the image paths of flat JSON files are relative to (default: the JSON's folder)"
@@ -86,6 +90,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _source_names(values: list[str]) -> str | dict[str, str] | None:
+    """``--source-name`` values: one bare NAME for every SOURCE, or SOURCE=NAME pairs."""
+    pairs = dict(value.rsplit("=", 1) for value in values if "=" in value)
+    bare = [value for value in values if "=" not in value]
+    if bare and (pairs or len(bare) > 1):
+        raise SystemExit("babyvlm-build-devcv: error: --source-name takes one bare NAME or SOURCE=NAME pairs")
+    return bare[0] if bare else pairs or None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console script entry point; returns 1 when the build fails (strict skip, nothing written)."""
     parser = _parser()
@@ -97,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             sources,
             args.output,
             split=args.split,
-            source_name=args.source_name,
+            source_name=_source_names(args.source_name),
             image_root=args.image_root,
             embed_images=not args.image_paths,
             strict=args.strict,

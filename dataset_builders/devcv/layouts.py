@@ -64,15 +64,20 @@ def normalise_split(name: str) -> str:
 
 
 def infer_source_name(path: Path) -> str:
-    """The source a released folder belongs to, read from the closest path part naming a known source.
+    """The source a released folder belongs to, read from the closest part of its resolved path (links
+    followed) that is a known source or holds one as a word: ``ego4d``, ``ego4d_sample``, ``nih_toolbox_sample``,
+    a Hub snapshot's ``datasets--wsashawn--devcv_toolbox_ego4d``.
 
-    A part names a source when it is the source's name or holds it as its one known word
-    (``devcv_ego4d``; a Hub snapshot's ``datasets--wsashawn--devcv_toolbox_ego4d``).
+    >>> infer_source_name(Path("/data/website/nih_toolbox_sample/count"))
+    'nih'
     """
     for part in reversed(path.resolve().parts):
-        named = set(re.split(r"[-_.]+", part.lower())) & set(KNOWN_SOURCES)
-        if len(named) == 1:
-            return named.pop()
+        words = re.split(r"[^a-z0-9]+", part.lower())
+        known = [word for word in words if word in KNOWN_SOURCES]
+        if part.lower() in KNOWN_SOURCES:
+            return part.lower()
+        if len(set(known)) == 1:
+            return known[0]
     raise ValueError(
         f"cannot tell which source {str(path)!r} comes from (no path part is one of {', '.join(KNOWN_SOURCES)}); "
         "pass --source-name"

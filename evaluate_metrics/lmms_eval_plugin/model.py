@@ -5,8 +5,9 @@
 
 Prompts arrive as released strings with ``<image>`` placeholders (prepended, one per image and a
 newline, when the context has none, as the leaderboard's reference wrapper does) and are turned
-back into chat content blocks, so the model sees exactly what ``babyvlm-eval`` shows it. Generation stops at the
-model's end of turn (lmms-eval ``until`` strings are not applied, as in ``babyvlm-eval``).
+back into chat content blocks, so the model sees exactly what ``babyvlm-eval`` shows it. Single-turn answers are
+cut before the request's ``until`` strings (lmms-eval's ``["\\n\\n"]`` unless the task names others) and then
+stripped, as the leaderboard's reference wrapper does; Memory rounds are stripped only, as there.
 """
 
 from __future__ import annotations
@@ -76,8 +77,13 @@ class BabyVLM(lmms):
             for context, _, doc_to_visual, doc_id, task_name, split in (request.args for request in batch):
                 turn = self._user_turn(context, doc_to_visual(self._doc(task_name, split, doc_id)))
                 conversations.append(Conversation(self._system(task_name) + turn.messages, turn.images))
-            max_new_tokens = batch[0].args[1].get("max_new_tokens")
-            answers += self.chat.generate(conversations, max_new_tokens=max_new_tokens)
+            gen_kwargs = batch[0].args[1]
+            until = gen_kwargs.get("until") or ()
+            answers += self.chat.generate(
+                conversations,
+                max_new_tokens=gen_kwargs.get("max_new_tokens"),
+                stop_strings=[until] if isinstance(until, str) else until,
+            )
         return answers
 
     def loglikelihood(self, requests: list[Instance]) -> list[tuple[float, bool]]:

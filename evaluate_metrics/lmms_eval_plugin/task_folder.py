@@ -29,6 +29,7 @@ from babyvlm.chat import messages_to_conversations
 from babyvlm.staging import staged_folder
 
 from ..data import MissingTaskError, load_task_split, resolve_tasks
+from ..harness import STOP_STRINGS
 from ..protocol import (
     LWL_TARGET_DELIMITER,
     MAX_NEW_TOKENS,
@@ -152,9 +153,10 @@ def task_yaml(
         f"dataset_kwargs:\n  data_files:\n    {json.dumps(split)}: {json.dumps(str(data_file))}\n"
         f"test_split: {json.dumps(split)}\n"
     )
-    # Greedy, stopping at the model's end of turn only (as babyvlm-eval and the reference wrapper).
+    # Greedy, with lmms-eval's default stop strings (written out, so that the folder says what it runs).
     limit = task.max_new_tokens(max_new_tokens, max_new_tokens_per_round)
-    generation = f"generation_kwargs:\n  max_new_tokens: {limit}\n  do_sample: false\n  until: []\n"
+    until = json.dumps(list(STOP_STRINGS))
+    generation = f"generation_kwargs:\n  max_new_tokens: {limit}\n  do_sample: false\n  until: {until}\n"
     if task.protocol == LOGLIKELIHOOD:
         body = (
             "output_type: multiple_choice\n"

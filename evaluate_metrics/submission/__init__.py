@@ -13,6 +13,7 @@ import argparse
 import json
 import math
 import re
+import sys
 from pathlib import Path
 
 from transformers import CONFIG_MAPPING
@@ -31,6 +32,18 @@ METADATA_FIELDS = (
     "main_contributions",
     "model_description",
 )
+
+# The leaderboard's submission form (.github/ISSUE_TEMPLATE/model-submission.yml): the fields marked "required to
+# count toward the BabyVLM challenge", and the choices of its model-type dropdown.
+CHALLENGE_FIELDS = (
+    "model_type",
+    "vision_encoder",
+    "language_model",
+    "training_data",
+    "num_parameters",
+    "model_description",
+)
+MODEL_TYPES = ("LLaVA-style", "Encoder-decoder", "Dual-encoder (CLIP-style)", "Other")
 
 
 class SubmissionError(ValueError):
@@ -53,6 +66,24 @@ def check_submission(submission: dict, folder: Path) -> list[str]:
     if not (submission.get("registered_model") or (folder / "model.py").is_file()):
         problems.append("provide a model.py in the folder or set 'registered_model'")
     return problems
+
+
+def check_metadata(metadata: dict) -> None:
+    """Raise :class:`SubmissionError` for a metadata value the leaderboard's form would not accept."""
+    unknown = set(metadata) - set(METADATA_FIELDS)
+    if unknown:
+        raise SubmissionError(f"unknown metadata fields {sorted(unknown)}; the schema has {list(METADATA_FIELDS)}")
+    model_type = metadata.get("model_type")
+    if model_type is not None and model_type not in MODEL_TYPES:
+        raise SubmissionError(f"model_type {model_type!r} is not one of the form's choices: {', '.join(MODEL_TYPES)}")
+    parameters = metadata.get("num_parameters")
+    if parameters is not None and (not isinstance(parameters, int) or isinstance(parameters, bool) or parameters < 1):
+        raise SubmissionError(f"num_parameters must be a positive whole number, got {parameters!r}")
+
+
+def missing_challenge_fields(submission: dict) -> list[str]:
+    """The metadata fields the form requires for a row to count toward the BabyVLM challenge that are empty."""
+    return [field for field in CHALLENGE_FIELDS if submission["metadata"].get(field) in ("", None)]
 
 
 def _check_checkpoint(checkpoint: str) -> int | None:
@@ -101,9 +132,7 @@ def write_submission(
         raise SubmissionError(f"{output} exists; choose another folder or pass overwrite=True (--overwrite)")
     num_parameters = _check_checkpoint(model)
     metadata = {key: value for key, value in (metadata or {}).items() if value is not None}
-    unknown = set(metadata) - set(METADATA_FIELDS)
-    if unknown:
-        raise SubmissionError(f"unknown metadata fields {sorted(unknown)}; the schema has {list(METADATA_FIELDS)}")
+    check_metadata(metadata)
     if num_parameters is not None:
         metadata.setdefault("num_parameters", num_parameters)
     if hf_model_url is None and not Path(model).is_dir():
@@ -142,7 +171,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     for field in METADATA_FIELDS:
         parser.add_argument(
-            f"--{field.replace('_', '-')}", type=int if field == "num_parameters" else str, help=f"metadata.{field}"
+            f"--{field.replace('_', '-')}",
+            type=int if field == "num_parameters" else str,
+            choices=MODEL_TYPES if field == "model_type" else None,
+            help=f"metadata.{field}"
+            + (" (the form requires it for the BabyVLM challenge)" if field in CHALLENGE_FIELDS else ""),
         )
     return parser
 
@@ -164,5 +197,13 @@ def main(argv: list[str] | None = None) -> None:
     except SubmissionError as error:
         parser.exit(2, f"babyvlm-submission: error: {error}\n")
     print(f"wrote {output}/submission.json and {output}/model.py (lmms-eval model {registered_name(args.name)!r})")
+    missing = missing_challenge_fields(json.loads((output / "submission.json").read_text()))
+    if missing:
+        flags = " ".join(f"--{field.replace('_', '-')}" for field in missing)
+        sys.stderr.write(
+            f"warning: metadata the leaderboard's form requires for the BabyVLM challenge is empty: "
+            f"{', '.join(missing)}; the row will not count toward the challenge. Pass {flags} "
+            "(or fill them in submission.json)\n"
+        )
     if Path(args.model).is_dir():
         print("note: the checkpoint is a local folder; upload it to the Hub and put its id in submission.json")

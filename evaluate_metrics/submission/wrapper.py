@@ -133,7 +133,7 @@ class DevCVSubmission(lmms):
 
     @torch.inference_mode()
     def _generate(self, conversations: list[tuple[list[dict], list]], max_new_tokens: int) -> list[str]:
-        """Greedy answers to a batch of (messages, images in block order)."""
+        """Greedy answers to a batch of (messages, images in block order), as decoded (not stripped)."""
         texts = [self._prompt(messages) for messages, _ in conversations]
         inputs = self._encode(texts, [image for _, images in conversations for image in images])
         tokenizer = self.processor.tokenizer
@@ -145,7 +145,7 @@ class DevCVSubmission(lmms):
             use_cache=True,
         )
         new_tokens = output[:, inputs["input_ids"].shape[1] :]
-        return [text.strip() for text in self.processor.batch_decode(new_tokens, skip_special_tokens=True)]
+        return self.processor.batch_decode(new_tokens, skip_special_tokens=True)
 
     def _batches(self, requests: list[Instance]):
         for start in range(0, len(requests), self.batch_size):
@@ -168,9 +168,10 @@ class DevCVSubmission(lmms):
                 until = gen_kwargs.get("until") or []
                 outputs = self._generate(conversations, int(gen_kwargs.get("max_new_tokens", 1024)))
                 for index, output in zip(batch, outputs):
+                    # As the reference wrapper: the text before each stop string, then (its scoring) stripped.
                     for stop in [until] if isinstance(until, str) else until:
                         output = output.split(stop)[0]
-                    answers[index] = output
+                    answers[index] = output.strip()
         return answers
 
     def generate_until_multi_round(self, requests: list[Instance]) -> list[str]:
@@ -190,7 +191,8 @@ class DevCVSubmission(lmms):
                     messages, images = rounds[k][round_index]
                     histories[k][0].extend(messages)
                     histories[k][1].extend(images)
-                for k, answer in zip(active, self._generate([histories[k] for k in active], max_new_tokens)):
+                for k, output in zip(active, self._generate([histories[k] for k in active], max_new_tokens)):
+                    answer = output.strip()  # no stop strings in the reference wrapper's rounds
                     histories[k][0].append(_assistant_message(answer))
                     responses[k].append(answer)
             answers += [json.dumps(doc_responses) for doc_responses in responses]
