@@ -27,12 +27,15 @@ class PreflightError(ValueError):
     """The run cannot work: the message names the folder and the reason."""
 
 
-def check_eval_paths(model: str | Path, output_dir: str | Path) -> None:
+def check_eval_paths(model: str | Path | None, output_dir: str | Path) -> None:
     """Raise :class:`PreflightError` when `output_dir` cannot be written or `model`'s weights would be refused.
 
-    A `model` that is not a local folder (a Hub id, or a path that does not exist) is left to the model loading.
+    A `model` that is not a local folder (a Hub id, or a path that does not exist) is left to the model loading;
+    ``None`` (a model already loaded) checks the output folder only.
     """
     check_output_writable(output_dir)
+    if model is None:
+        return
     if Path(model).is_dir():
         check_model_weights(Path(model))
     elif not str(model).startswith(MODEL_PREFIX):

@@ -419,6 +419,7 @@ def evaluate_devcv(
         api=api,
         model_kwargs=model_kwargs,
     )
+    check_eval_paths(model if isinstance(model, str | Path) else None, output_dir)
     state = process_state()
     data_dir, output_dir = Path(data_dir).resolve(), Path(output_dir)
     selected = resolve_tasks(data_dir, tasks)
@@ -739,7 +740,6 @@ def main(argv: list[str] | None = None) -> None:
     if args.no_progress:
         datasets.disable_progress_bars()
     try:
-        check_eval_paths(args.model, args.output)
         summary = evaluate_devcv(
             args.model,
             args.data,

@@ -29,9 +29,14 @@ def test_a_local_checkpoint_and_an_endpoint_implement_the_answering_interface(lo
     for model in (local, endpoint):
         assert isinstance(model, AnsweringModel)
         assert isinstance(model.start_dialogues(), Dialogues)
-        assert set(model.describe()) == {"model", "dtype"}
+        assert set(model.describe()) == {"model", "dtype", "truncation", "context_limit"}
     assert local.describe()["dtype"] == "float32" and local.usage() is None
-    assert endpoint.describe() == {"model": "openai:served-model @ http://127.0.0.1:9/v1", "dtype": None}
+    assert endpoint.describe() == {
+        "model": "openai:served-model @ http://127.0.0.1:9/v1",
+        "dtype": None,
+        "truncation": None,
+        "context_limit": None,
+    }
     assert endpoint.usage()["requests"] == 0
     assert (local.uses_api_system_prompts, endpoint.uses_api_system_prompts) == (False, True)
 

@@ -119,7 +119,7 @@ def test_written_model_py_cuts_then_strips(monkeypatch):
 
 def _original_cut_answer(chat: ChatModel, conversation, limit: int, max_new_tokens: int) -> str:
     """The original model code's answer: every image's features spliced in, then the sequence cut to ``limit``."""
-    inputs = chat._encode([chat.prompt(conversation.messages)], [conversation])
+    inputs = chat.encode([chat.prompt(conversation.messages)], [conversation])
     model = chat.model
     embeds = model.get_input_embeddings()(inputs["input_ids"])
     features = torch.cat(list(model.get_image_features(pixel_values=inputs["pixel_values"]).pooler_output))
@@ -140,7 +140,7 @@ def babyllava(tiny_model_dir):
 
 
 def _prompt_length(chat: ChatModel, conversation) -> int:
-    return chat._encode([chat.prompt(conversation.messages)], [conversation])["input_ids"].shape[1]
+    return chat.encode([chat.prompt(conversation.messages)], [conversation])["input_ids"].shape[1]
 
 
 @pytest.mark.parametrize("where", ["text", "image"])
