@@ -33,6 +33,7 @@ from babyvlm.evaluate_metrics.devcv.tasks import DevCVTask
 from tqdm.auto import tqdm
 
 from babyvlm.chat import content_to_text, count_image_blocks
+from babyvlm.locking import OutputLockedError, locks_outputs
 
 from .api import MODEL_PREFIX, APIChatModel, APIModelError
 from .data import MissingTaskError, load_task_split, resolve_tasks
@@ -253,6 +254,7 @@ def model_location(model: str | Path) -> str:
     return text
 
 
+@locks_outputs(lambda model, data_dir, output_dir, **_: [output_dir])
 def evaluate_devcv(
     model: str | Path | ChatModel | APIChatModel,
     data_dir: str | Path,
@@ -276,7 +278,8 @@ def evaluate_devcv(
     ``tasks`` of a DevCV dataset folder and write the outputs into ``output_dir``; returns the summary
     (on rank 0; None on the other processes of a data-parallel run).
 
-    Items already logged in ``output_dir`` by an identical run are not redone. ``max_batch_tokens``
+    Items already logged in ``output_dir`` by an identical run are not redone; the run holds the folder's
+    output lock (:mod:`babyvlm.locking`), so a second run into it is refused. ``max_batch_tokens``
     caps a batch's padded token count (rows x longest item) besides its ``batch_size`` rows;
     ``limit`` takes each task's first items. ``use_system_prompt`` adds the authors' per-task system
     prompts meant for general-purpose models (default: on for API models, off otherwise).
@@ -496,6 +499,7 @@ def main(argv: list[str] | None = None) -> None:
         ValueError,
         APIModelError,
         NotApplicableError,
+        OutputLockedError,
     ) as error:
         parser.exit(2, f"babyvlm-eval: error: {error.args[0] if isinstance(error, KeyError) else error}\n")
     if summary is not None:  # rank 0 of a data-parallel run
