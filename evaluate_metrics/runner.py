@@ -36,11 +36,11 @@ from babyvlm.chat import content_to_text, count_image_blocks
 from babyvlm.locking import OutputLockedError, locks_outputs
 
 from .api import MODEL_PREFIX, APIChatModel, APIModelError
-from .data import MissingTaskError, load_task_split, resolve_tasks
+from .data import MissingTaskError, load_task_split, resolve_tasks, task_data_files
 from .devcv.items import score_item
 from .devcv.scores import chance_normalized, mean_scores, overall_chance_normalized, overall_score
 from .inference import ChatModel, Conversation, IncompatibleModelError, NotApplicableError
-from .predictions import PredictionLog, RunMismatchError
+from .predictions import PredictionLog, RunMismatchError, run_content
 from .preflight import check_eval_paths
 from .protocol import (
     MAX_NEW_TOKENS,
@@ -272,6 +272,7 @@ def evaluate_devcv(
     dtype: torch.dtype = torch.float32,
     progress: bool = True,
     api: dict | None = None,
+    restart: bool = False,
     **model_kwargs,
 ) -> dict | None:
     """Evaluate ``model`` (a model folder, a Hub id, ``openai:<name>`` or a loaded :class:`ChatModel`) on
@@ -286,7 +287,9 @@ def evaluate_devcv(
     ``max_new_tokens`` (single turns) and ``max_new_tokens_per_round`` (Memory) default to the
     leaderboard's reference wrapper's limits. ``model_kwargs`` (``device_map``, ``attn_implementation``...)
     go to ``from_pretrained``. ``openai:<name>`` is a model behind an OpenAI-compatible endpoint, with
-    ``api`` holding :class:`~.api.APIChatModel`'s settings (``base_url``, ...).
+    ``api`` holding :class:`~.api.APIChatModel`'s settings (``base_url``, ...). A resumed run must have
+    read the same model files and data shards (content digests in ``run.json``); ``restart`` discards the
+    folder's predictions instead.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -311,9 +314,13 @@ def evaluate_devcv(
         "use_system_prompt": use_system_prompt,
         "dtype": None if is_api else str(model.model.dtype).removeprefix("torch."),
     }
+    if state.is_main_process:  # the one process that checks the run
+        data_files = [file for _, config in selected for file in task_data_files(data_dir, config, split)]
+        model_folder = None if is_api else model.model.name_or_path
+        run_config["content"] = run_content(model_folder, data_dir, data_files, output_dir)
     # Rank 0 checks the run first; nobody appends before every process has read the logs.
     with state.main_process_first():
-        log = PredictionLog(output_dir, run_config, shard=(state.process_index, state.num_processes))
+        log = PredictionLog(output_dir, run_config, shard=(state.process_index, state.num_processes), restart=restart)
     state.wait_for_everyone()
     datasets_by_task, not_applicable, answered = {}, {}, 0
     loaded = time.perf_counter()
@@ -379,6 +386,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--data", required=True, help="DevCV dataset folder (parquet + README.md configs)")
     parser.add_argument("--output", required=True, help="output folder (an interrupted run in it is resumed)")
+    parser.add_argument("--restart", action="store_true", help="discard the output folder's predictions and start over")
     parser.add_argument(
         "--tasks", help="comma-separated tasks (canonical names, harness keys or file keys); default: all in --data"
     )
@@ -480,6 +488,7 @@ def main(argv: list[str] | None = None) -> None:
             dtype=DTYPES[args.dtype],
             progress=not args.no_progress,
             api=_api_settings(args),
+            restart=args.restart,
             **{
                 key: value
                 for key, value in (
