@@ -42,6 +42,7 @@ from trl import ModelConfig, SFTConfig, TrlParser, get_peft_config, get_quantiza
 
 import babyvlm  # noqa: F401  (registers the Auto classes)
 from babyvlm.locking import OutputLockedError, locks_outputs
+from babyvlm.shards import IncompleteShardsError
 from babyvlm.training.assemble import assemble
 from babyvlm.training.collator import VisionChatCollator
 from babyvlm.training.data import DatasetPathError, load_mixture
@@ -368,5 +369,5 @@ if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     try:
         main(script_args, sft_config, model_config)
-    except (DatasetPathError, NonFiniteTrainingError, OutputLockedError) as error:
+    except (DatasetPathError, IncompleteShardsError, NonFiniteTrainingError, OutputLockedError) as error:
         sys.exit(f"sft.py: {error}")
