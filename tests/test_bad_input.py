@@ -7,6 +7,7 @@ or field, and that nothing half-written is left. (The processor's cases are in `
 import json
 import multiprocessing
 import os
+import re
 import shutil
 import signal
 import socket
@@ -254,3 +255,19 @@ def test_eval_refuses_an_output_folder_it_cannot_write(tiny_model_dir, tmp_path,
     assert (
         message == f"output folder {base / 'results' / 'eval'}: {base / 'results'} is not writable (Permission denied)"
     )
+
+
+def test_saycam_transcripts_that_name_no_video_fail_the_build_instead_of_empty_corpora(saycam_world, tmp_path, capsys):
+    from babyvlm.dataset_builders.saycam import cli as saycam_cli
+
+    transcripts = tmp_path / "transcripts.csv"
+    # Every row names a recording from 2990s: none of the videos.
+    transcripts.write_text(re.sub(r"^(\w)_20", r"\1_29", (saycam_world / "transcripts.csv").read_text(), flags=re.M))
+    argv = ["--videos", str(saycam_world / "videos"), "--transcripts", str(transcripts)]
+    with pytest.raises(SystemExit) as exit_:
+        saycam_cli.main([*argv, "--corpora", "image_utterance", "--output", str(tmp_path / "out"), "--no-progress"])
+    assert exit_.value.code == 2
+    error = capsys.readouterr().err.splitlines()[-1]
+    assert f"{tmp_path / 'out'}: no record in image_utterance from " in error and "name the videos?" in error, error
+    report = json.loads((tmp_path / "out" / "build_report.json").read_text())
+    assert report["empty_corpora"] == ["image_utterance"]

@@ -131,10 +131,24 @@ def build_saycam(
     ]
     errors = _run(todo, output, config, num_proc, device, progress)
     report = assemble_report(plan, output, config, inputs, errors)
+    # A finished build that put nothing in a corpus trained nothing: a failure, not a "complete" build.
+    report["empty_corpora"] = (
+        [n for n in config.corpora if not report["corpora"][n]["records"]] if report["complete"] else []
+    )
     for name in config.corpora:
         write_card(output / name, SPECS[name], report, config)
     write_json(output / REPORT, report)
+    if report["empty_corpora"]:
+        raise EmptyCorpusError(
+            f"{output}: no record in {', '.join(report['empty_corpora'])} from {report['utterances']['valid']} valid "
+            f"utterances and {len(plan.jobs)} recordings (do the transcripts name the videos?); "
+            f"{len(report['failures'])} failures listed in {output / REPORT}"
+        )
     return report
+
+
+class EmptyCorpusError(ValueError):
+    """A finished build wrote no record into a corpus."""
 
 
 def _claim_output(output: Path, config: BuildConfig) -> None:
