@@ -75,6 +75,16 @@ def test_symlink_inside_the_data_root_to_a_file_outside_is_skipped_unless_allowe
     assert allowed.written == 3 and not allowed.skipped
 
 
+def test_an_item_whose_gold_answer_the_task_cannot_parse_is_skipped_and_counted(release, tmp_path):
+    many = count_item("many")
+    many["conversations"][1]["value"] = "many"
+    write_json(release / "data.json", [count_item("good"), many])
+    report = build(release, tmp_path / "devcv")
+    assert report.written == 1
+    assert skips(report)["many"] == ("invalid_answer", "count: gold answer 'many' is not a valid number answer")
+    assert report.skip_reasons()["invalid_answer"] == 1
+
+
 def test_a_link_that_stays_inside_the_root_is_followed(release, tmp_path):
     (release / "images" / "same.png").symlink_to(release / "images" / "a.png")
     write_json(release / "data.json", [count_item("linked", "images/same.png")])
@@ -268,6 +278,6 @@ def test_saycam_transcripts_that_name_no_video_fail_the_build_instead_of_empty_c
         saycam_cli.main([*argv, "--corpora", "image_utterance", "--output", str(tmp_path / "out"), "--no-progress"])
     assert exit_.value.code == 2
     error = capsys.readouterr().err.splitlines()[-1]
-    assert f"{tmp_path / 'out'}: no record in image_utterance from " in error and "name the videos?" in error, error
+    assert f"{tmp_path / 'out'}: no record in image_utterance from " in error and "missing_video" in error, error
     report = json.loads((tmp_path / "out" / "build_report.json").read_text())
     assert report["empty_corpora"] == ["image_utterance"]

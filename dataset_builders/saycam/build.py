@@ -141,14 +141,22 @@ def build_saycam(
     if report["empty_corpora"]:
         raise EmptyCorpusError(
             f"{output}: no record in {', '.join(report['empty_corpora'])} from {report['utterances']['valid']} valid "
-            f"utterances and {len(plan.jobs)} recordings (do the transcripts name the videos?); "
-            f"{len(report['failures'])} failures listed in {output / REPORT}"
+            f"utterances and {len(plan.jobs)} recordings ({_lost_to(report)}); details in {output / REPORT}"
         )
     return report
 
 
 class EmptyCorpusError(ValueError):
     """A finished build wrote no record into a corpus."""
+
+
+def _lost_to(report: dict) -> str:
+    """Where the empty corpora's inputs went: their most frequent filter and failure reasons."""
+    lost = Counter()
+    for name in report["empty_corpora"]:
+        lost.update(report["corpora"][name]["filtered"])
+        lost.update(report["corpora"][name]["failed"])
+    return ", ".join(f"{reason}: {count}" for reason, count in lost.most_common(3)) or "no input reached them"
 
 
 def _claim_output(output: Path, config: BuildConfig) -> None:
