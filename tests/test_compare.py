@@ -97,3 +97,16 @@ def test_cli_rejects_a_folder_without_a_finished_run(tmp_path, capsys):
         main([str(tmp_path), "--output", str(tmp_path / "out")])
     assert exit_info.value.code == 2
     assert "no summary.json" in capsys.readouterr().err
+
+
+def test_runs_scored_on_different_items_are_named_with_their_counts():
+    from babyvlm.evaluate_metrics.compare import Run, item_count_differences
+
+    def run(label, counts):
+        return Run(label, None, {"tasks": {key: {"n": n} for key, n in counts.items()}}, {})
+
+    runs = [run("a", {"baby_pv": 24, "baby_count": 12}), run("b", {"baby_pv": 24, "baby_count": 6})]
+    assert item_count_differences(runs) == [
+        "baby_count was scored on different items (a n=12, b n=6): the runs read different data"
+    ]
+    assert item_count_differences(runs[:1]) == []
