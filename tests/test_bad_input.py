@@ -281,3 +281,31 @@ def test_saycam_transcripts_that_name_no_video_fail_the_build_instead_of_empty_c
     assert f"{tmp_path / 'out'}: no record in image_utterance from " in error and "missing_video" in error, error
     report = json.loads((tmp_path / "out" / "build_report.json").read_text())
     assert report["empty_corpora"] == ["image_utterance"]
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda m: (m / "config.json").write_text("{not json"), "config.json is not valid JSON (Expecting property"),
+        (
+            lambda m: (m / "config.json").write_text(
+                json.dumps({**json.loads((m / "config.json").read_text()), "model_type": 7})
+            ),
+            "config.json: model_type is 7, not a name",
+        ),
+        (lambda m: (m / "config.json").write_text("[1, 2]"), "config.json holds a list, not a JSON object"),
+        (
+            lambda m: (m / "model.safetensors").write_bytes((m / "model.safetensors").read_bytes()[:-100]),
+            "model.safetensors is not a readable safetensors file (",
+        ),
+        (lambda m: (m / "model.safetensors").write_bytes(os.urandom(4096)), "model.safetensors is not a readable"),
+    ],
+    ids=["invalid-json", "wrong-type", "not-an-object", "truncated-weights", "random-weights"],
+)
+def test_eval_names_a_broken_model_file_in_one_line(damage, message, tiny_model_dir, tmp_path, monkeypatch, capsys):
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    damage(model)
+    error = run_eval(model, tmp_path / "eval", tmp_path, monkeypatch, capsys)
+    assert error.startswith(f"babyvlm-eval: error: model folder {model}: {message}"), error
+    assert not (tmp_path / "eval").exists()
