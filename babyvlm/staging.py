@@ -7,7 +7,8 @@ folder that looks finished, and a reader never sees one half-written.
 
 A staging folder holds an owner file ("<host> <pid>"): a later run for the same target removes the
 staging folders of runs that were killed (SIGKILL, out of memory) before they could clean up, and leaves
-those of a run still going alone.
+those of a run still going alone. While it writes, the run holds the target's output lock
+(:mod:`babyvlm.locking`), so two runs never write one target at once.
 
 >>> import tempfile
 >>> root = Path(tempfile.mkdtemp())
@@ -33,6 +34,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .locking import output_lock
+
 STAGING_OWNER_FILE = ".babyvlm-staging-owner"
 """In each staging folder: "<host> <pid>" of the run writing it (removed before the rename)."""
 logger = logging.getLogger(__name__)
@@ -43,25 +46,27 @@ def staged_folder(target: str | Path, overwrite: bool = False) -> Iterator[Path]
     """Yield an empty staging folder that replaces the folder ``target`` when the block succeeds.
 
     ``target`` must not exist unless ``overwrite`` is set (and then it must be a folder). On any error the
-    staging folder is removed and ``target`` is left untouched.
+    staging folder is removed and ``target`` is left untouched. The block holds ``target``'s output lock
+    (:mod:`babyvlm.locking`): a second writer of the same folder is refused.
     """
     target = Path(target)
-    if target.exists() and not (overwrite and target.is_dir()):
-        if target.is_dir():
-            raise FileExistsError(f"{target} already exists; pass overwrite=True (--overwrite) to replace it")
-        raise FileExistsError(f"{target} is a file, not a folder")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_staging(target)
-    staging = _staging_name(target)
-    staging.mkdir()
-    (staging / STAGING_OWNER_FILE).write_text(f"{socket.gethostname()} {os.getpid()}")
-    try:
-        yield staging
-        (staging / STAGING_OWNER_FILE).unlink()
-        _move_into_place(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    with output_lock(target):
+        if target.exists() and not (overwrite and target.is_dir()):
+            if target.is_dir():
+                raise FileExistsError(f"{target} already exists; pass overwrite=True (--overwrite) to replace it")
+            raise FileExistsError(f"{target} is a file, not a folder")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_staging(target)
+        staging = _staging_name(target)
+        staging.mkdir()
+        (staging / STAGING_OWNER_FILE).write_text(f"{socket.gethostname()} {os.getpid()}")
+        try:
+            yield staging
+            (staging / STAGING_OWNER_FILE).unlink()
+            move_into_place(staging, target)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
 
 
 @contextmanager
@@ -114,7 +119,9 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def _move_into_place(staging: Path, target: Path) -> None:
+def move_into_place(staging: Path, target: Path) -> None:
+    """Rename the complete folder ``staging`` to ``target``, replacing a previous ``target`` (for writers that
+    cannot use :func:`staged_folder`, such as the processes of one training launch writing one folder)."""
     if not target.exists():
         staging.rename(target)
         return

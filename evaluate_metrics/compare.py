@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import html
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from .predictions import PREDICTIONS_FILE, RUN_FILE
 from .report import count_accuracy_by_number, error_bars, partial_note, plt, write_atomic, write_text_atomic
 from .statistics import TaskSample
 
+logger = logging.getLogger(__name__)
 HUMAN_OVERALL = 0.93  # human adults, overall (third-party, approximate; evaluate_metrics/README.md, "Comparing runs")
 DOMAINS = {"saycam": "SAYCam", "ego4d": "Ego4D"}
 IN_DOMAIN, OUT_OF_DOMAIN = "SAYCam", "Ego4D"
@@ -117,6 +119,18 @@ def task_rows(runs: list[Run]) -> list[str]:
     for run in runs:
         present |= set(run.summary["tasks"]) | set(run.summary.get("not_applicable", {}))
     return [task.harness_key for task in TASKS.values() if task.harness_key in present]
+
+
+def item_count_differences(runs: list[Run]) -> list[str]:
+    """One line per task that the runs scored on different numbers of items (different datasets, splits or
+    limits), naming each run's n: their scores are not comparable item for item."""
+    lines = []
+    for key in task_rows(runs):
+        counts = {run.name: run.summary["tasks"][key]["n"] for run in runs if key in run.summary["tasks"]}
+        if len(set(counts.values())) > 1:
+            shown = ", ".join(f"{name} n={n}" for name, n in counts.items())
+            lines.append(f"{key} was scored on different items ({shown}): the runs read different data")
+    return lines
 
 
 def _cell(value: float | None) -> str:
@@ -364,7 +378,11 @@ def compare_runs(
     baselines = audit_baselines(audit, splits.pop() if len(splits) == 1 else None) if audit else None
     header, rows = comparison_rows(runs, human, baselines)
     written = [output_dir / "comparison.md", output_dir / "comparison.html"]
-    write_text_atomic(written[0], markdown(header, rows) + pair_tables(runs, n_resamples, seed))
+    differences = item_count_differences(runs)
+    for line in differences:
+        logger.warning("%s", line)
+    warnings = "".join(f"\n**Warning**: {line}\n" for line in differences)
+    write_text_atomic(written[0], markdown(header, rows) + warnings + pair_tables(runs, n_resamples, seed))
     write_text_atomic(written[1], html_table(header, rows))
     plot_tasks(runs, human, output_dir / "compare_tasks.png")
     plot_overall(runs, human, output_dir / "compare_overall.png")

@@ -8,6 +8,8 @@ from pathlib import Path
 import datasets
 from babyvlm.evaluate_metrics.devcv.tasks import DevCVTask, canonical_task
 
+from babyvlm.shards import check_complete_shards
+
 logger = logging.getLogger(__name__)
 
 
@@ -37,10 +39,12 @@ def available_tasks(data_dir: str | Path) -> dict[str, str]:
 
 
 def task_data_files(data_dir: str | Path, config: str, split: str) -> list[str]:
-    """The parquet files of one task's split, as the folder's README ``configs`` block lists them."""
+    """The parquet files of one task's split, as the folder's README ``configs`` block lists them; a numbered
+    shard set missing a member is an error naming the files."""
     data_files = datasets.load_dataset_builder(str(data_dir), config).config.data_files or {}
     if split not in data_files:
         raise MissingTaskError(f"{data_dir}: task {config!r} has no split {split!r} (splits: {', '.join(data_files)})")
+    check_complete_shards(data_files[split], f"{data_dir}: task {config!r}, split {split!r}")
     return list(data_files[split])
 
 

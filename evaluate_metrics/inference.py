@@ -30,6 +30,8 @@ from PIL import Image
 from transformers import AutoModelForImageTextToText, AutoProcessor, TextIteratorStreamer
 from transformers.cache_utils import DynamicCache, DynamicLayer
 
+from babyvlm.complete_loading import IncompleteCheckpointError, load_complete
+
 from .answering import Conversation
 from .families import adapter_for
 from .harness import TRUNCATE_AT_MODEL_MAX_LENGTH, context_limit, cut_at_stop_strings
@@ -55,7 +57,8 @@ def load_model_and_processor(
 
     ``device_map`` (``"auto"``, say) places the model with accelerate instead of moving it to
     ``device``; ``model_kwargs`` (``attn_implementation``, ``trust_remote_code``...) go to
-    ``from_pretrained``.
+    ``from_pretrained``. A checkpoint missing tensors of the model, or holding them in another shape, is
+    refused naming them (:mod:`babyvlm.complete_loading`).
     """
     try:
         processor = AutoProcessor.from_pretrained(model_dir, trust_remote_code=model_kwargs.get("trust_remote_code"))
@@ -65,9 +68,11 @@ def load_model_and_processor(
 
             model = load_merged(model_dir, dtype=dtype, device_map=device_map, **model_kwargs)
         else:
-            model = AutoModelForImageTextToText.from_pretrained(
-                model_dir, dtype=dtype, device_map=device_map, **model_kwargs
+            model = load_complete(
+                AutoModelForImageTextToText, model_dir, dtype=dtype, device_map=device_map, **model_kwargs
             )
+    except IncompleteCheckpointError as error:
+        raise IncompatibleModelError(str(error)) from error
     except (OSError, ValueError, KeyError) as error:
         if not Path(model_dir).exists():
             raise FileNotFoundError(

@@ -3,7 +3,10 @@
 One JSON line per scored item, appended batch by batch and flushed to disk, so an interrupted run
 loses at most the batch in flight. A restarted run reads the log back, skips the items already in
 it and drops a torn last line. ``run.json`` records what produced the log; resuming with a
-different model, data, split or generation setting is refused instead of mixing two runs.
+different model, data, split or generation setting is refused instead of mixing two runs. The record
+holds the content digests of the model's files and of the dataset's shards (:func:`run_content`), so
+weights replaced in place or a dataset rebuilt under the same folder are a different run too; a
+refused run starts over with ``restart`` (``--restart``).
 
 Under data parallelism each process appends to its own shard file,
 ``predictions.shard-<rank>-of-<processes>.jsonl``, and every process reads all the folder's files,
@@ -16,8 +19,10 @@ from __future__ import annotations
 import json
 import os
 from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
 
+from babyvlm.digests import DIGEST_CACHE_FILE, file_digests, model_files
 from babyvlm.staging import staged_file, write_text
 
 PREDICTIONS_FILE = "predictions.jsonl"
@@ -39,9 +44,14 @@ class PredictionLog:
     and writes ``run.json`` (construct it there first).
     """
 
-    def __init__(self, output_dir: str | Path, run_config: dict, shard: tuple[int, int] | None = None):
+    def __init__(
+        self, output_dir: str | Path, run_config: dict, shard: tuple[int, int] | None = None, restart: bool = False
+    ):
         self.output_dir = Path(output_dir)
         self.output_dir.mkdir(parents=True, exist_ok=True)
+        if restart and (shard is None or shard[0] == 0):
+            for path in self._files():
+                path.unlink()
         self.path = self.output_dir / PREDICTIONS_FILE
         if shard is not None and shard[1] > 1:
             self.path = self.output_dir / f"predictions.shard-{shard[0]}-of-{shard[1]}.jsonl"
@@ -65,12 +75,10 @@ class PredictionLog:
             previous = json.loads(run_file.read_text())
             previous.pop(SCOPE_KEY, None)
             if previous != run_config:
-                changed = sorted(
-                    key for key in previous.keys() | run_config.keys() if previous.get(key) != run_config.get(key)
-                )
+                different = _differences(previous, run_config)
                 raise RunMismatchError(
-                    f"{self.output_dir} holds predictions of another run (different {', '.join(changed)}); "
-                    "choose a new output folder or delete it"
+                    f"{self.output_dir} holds predictions of another run (different {different}); "
+                    "pass --restart to start it over, or choose a new output folder"
                 )
         write_text(run_file, json.dumps(run_config, indent=2, sort_keys=True) + "\n")
 
@@ -120,3 +128,33 @@ class PredictionLog:
             os.fsync(handle.fileno())
         for shard in shards:
             shard.unlink()
+
+
+def _differences(previous: dict, current: dict) -> str:
+    """The settings that differ, and for the content digests the files that changed, appeared or went."""
+    parts = []
+    for key in sorted(previous.keys() | current.keys()):
+        before, now = previous.get(key), current.get(key)
+        if before == now:
+            continue
+        if key == "content" and isinstance(before, dict) and isinstance(now, dict):
+            files = sorted(name for name in before.keys() | now.keys() if before.get(name) != now.get(name))
+            shown = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
+            parts.append(f"content: {shown}")
+        else:
+            parts.append(key)
+    return "; ".join(parts)
+
+
+def run_content(
+    model_folder: str | Path | None, data_dir: Path, data_files: Iterable[str | Path], output_dir: Path
+) -> dict[str, str]:
+    """SHA-256 of the model folder's files (``model/<name>``; none for a Hub id or an API model) and of the data
+    files read (``data/<path in the dataset folder>``), cached in the run folder (:mod:`babyvlm.digests`)."""
+    files = {}
+    if model_folder is not None and Path(model_folder).is_dir():
+        files.update({f"model/{name}": path for name, path in model_files(Path(model_folder)).items()})
+    for data_file in data_files:
+        path = Path(data_file)
+        files[f"data/{os.path.relpath(path, data_dir)}"] = path
+    return file_digests(files, Path(output_dir) / DIGEST_CACHE_FILE)

@@ -8,14 +8,18 @@ weights will be refused, should say so in one line at once, not after minutes of
   `from_pretrained` reads then) that load with `torch.load(weights_only=True)`, as transformers loads them: a
   pickle that references other Python objects is refused there with a traceback, here with its file and the
   objects named.
+- The folder's JSON files parse, and its safetensors files have a header that fits them (a truncated or random
+  file is named, not a traceback from the deserialiser).
 """
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 
 from .api import MODEL_PREFIX
 
@@ -75,7 +79,33 @@ def check_output_writable(output_dir: str | Path) -> None:
         ) from error
 
 
+def check_model_files(model_dir: Path) -> None:
+    """The folder's JSON files (configs, tokenizer) parse to objects, and its safetensors files have a readable
+    header that fits the file (a truncated or random file is named here, not deep in the loading)."""
+    for path in sorted(model_dir.glob("*.json")):
+        try:
+            content = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError) as error:
+            raise PreflightError(f"model folder {model_dir}: {path.name} is not valid JSON ({error})") from error
+        if not isinstance(content, dict):
+            kind = type(content).__name__
+            raise PreflightError(f"model folder {model_dir}: {path.name} holds a {kind}, not a JSON object")
+        if not isinstance(content.get("model_type", ""), str):
+            raise PreflightError(
+                f"model folder {model_dir}: {path.name}: model_type is {content['model_type']!r}, not a name"
+            )
+    for path in sorted(model_dir.glob(SAFETENSORS)):
+        try:
+            with safe_open(path, "pt") as weights:
+                list(weights.keys())
+        except Exception as error:  # safetensors raises its own SafetensorError (not an OSError) for a bad header
+            raise PreflightError(
+                f"model folder {model_dir}: {path.name} is not a readable safetensors file ({error})"
+            ) from error
+
+
 def check_model_weights(model_dir: Path) -> None:
+    check_model_files(model_dir)
     if any(model_dir.glob(SAFETENSORS)):
         return
     # (A folder with no weights at all is reported by the model loading, with what transformers looked for.)
@@ -93,4 +123,11 @@ def check_model_weights(model_dir: Path) -> None:
             )
 
 
-__all__ = ["PreflightError", "check_eval_paths", "check_offline_hub_id", "check_model_weights", "check_output_writable"]
+__all__ = [
+    "PreflightError",
+    "check_eval_paths",
+    "check_model_files",
+    "check_model_weights",
+    "check_offline_hub_id",
+    "check_output_writable",
+]

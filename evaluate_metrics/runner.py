@@ -35,6 +35,7 @@ from babyvlm.evaluate_metrics.devcv.tasks import DIALOGUE, LOGLIKELIHOOD, DevCVT
 from tqdm.auto import tqdm
 
 from babyvlm.chat import content_to_text, count_image_blocks
+from babyvlm.locking import OutputLockedError, locks_outputs
 
 from .answering import (
     AnsweringModel,
@@ -62,7 +63,7 @@ from .harness import (
 )
 from .hub_results import add_push_arguments, check_push_arguments, push_from_args
 from .inference import ChatModel, IncompatibleModelError
-from .predictions import PredictionLog, RunMismatchError
+from .predictions import PredictionLog, RunMismatchError, run_content
 from .preflight import check_eval_paths
 from .protocol import (
     MAX_NEW_TOKENS,
@@ -347,6 +348,7 @@ def model_location(model: str | Path) -> str:
     return text
 
 
+@locks_outputs(lambda model, data_dir, output_dir, **_: [output_dir])
 def evaluate_devcv(
     model: str | Path | AnsweringModel,
     data_dir: str | Path,
@@ -371,13 +373,15 @@ def evaluate_devcv(
     seed: int = 0,
     by: list[str] | None = None,
     control: str | None = None,
+    restart: bool = False,
     **model_kwargs,
 ) -> dict | None:
     """Evaluate ``model`` (a model folder, a Hub id, ``openai:<name>`` or a loaded
     :class:`~.answering.AnsweringModel`) on ``tasks`` of a DevCV dataset folder and write the outputs into
     ``output_dir``; returns the summary (on rank 0; None on the other processes of a data-parallel run).
 
-    Items already logged in ``output_dir`` by an identical run are not redone. ``max_batch_tokens``
+    Items already logged in ``output_dir`` by an identical run are not redone; the run holds the folder's
+    output lock (:mod:`babyvlm.locking`), so a second run into it is refused. ``max_batch_tokens``
     caps a batch's padded token count (rows x longest item) besides its ``batch_size`` rows;
     ``limit`` takes each task's first items. ``use_system_prompt`` adds the authors' per-task system
     prompts meant for general-purpose models (default: on for API models, off otherwise).
@@ -397,6 +401,8 @@ def evaluate_devcv(
     Intervals come from ``bootstrap`` seeded resamples (``seed``); ``by`` names item columns to break each task's
     score down by (:func:`item_groups`). ``control`` (one of :data:`.controls.CONTROLS`) runs a vision control: no
     leaderboard results are written.
+    A resumed run must have read the same model files and data shards (content digests in ``run.json``);
+    ``restart`` discards the folder's predictions instead.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -462,9 +468,12 @@ def evaluate_devcv(
     }
     if control is not None:
         run_config["control"] = {"kind": control, "seed": seed}
+    if state.is_main_process:  # the one process that checks the run
+        data_files = [file for _, config in selected for file in task_data_files(data_dir, config, split)]
+        run_config["content"] = run_content(described["model"], data_dir, data_files, output_dir)
     # Rank 0 checks the run first; nobody appends before every process has read the logs.
     with state.main_process_first():
-        log = PredictionLog(output_dir, run_config, shard=(state.process_index, state.num_processes))
+        log = PredictionLog(output_dir, run_config, shard=(state.process_index, state.num_processes), restart=restart)
     state.wait_for_everyone()
     datasets_by_task, not_applicable, answered, available = {}, {}, 0, {}
     loaded = time.perf_counter()
@@ -621,6 +630,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--data", required=True, help="DevCV dataset folder (parquet + README.md configs)")
     parser.add_argument("--output", required=True, help="output folder (an interrupted run in it is resumed)")
+    parser.add_argument("--restart", action="store_true", help="discard the output folder's predictions and start over")
     parser.add_argument(
         "--tasks", help="comma-separated tasks (canonical names, harness keys or file keys); default: all in --data"
     )
@@ -763,6 +773,7 @@ def main(argv: list[str] | None = None) -> None:
             seed=args.seed,
             by=args.by,
             control=args.control,
+            restart=args.restart,
             **{
                 key: value
                 for key, value in (
@@ -782,6 +793,7 @@ def main(argv: list[str] | None = None) -> None:
         ValueError,
         APIModelError,
         NotApplicableError,
+        OutputLockedError,
     ) as error:
         parser.exit(2, f"babyvlm-eval: error: {error.args[0] if isinstance(error, KeyError) else error}\n")
     if summary is not None:  # rank 0 of a data-parallel run

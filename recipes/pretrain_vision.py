@@ -42,6 +42,7 @@ from tqdm.auto import tqdm
 from transformers import Dinov2Model
 from trl import TrlParser
 
+from babyvlm.locking import output_lock
 from babyvlm.staging import staged_folder, write_text
 from babyvlm.training.dino import DinoConfig, DinoPretrainingModel, cosine_schedule, parameter_groups
 from babyvlm.training.dino_data import (
@@ -324,9 +325,14 @@ def flat_hyperparameters(*configs) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     args, dino_config, crop_config = parse_args(argv)
-    trackers = [] if args.report_to == "none" else args.report_to.split(",")
     output_dir = Path(args.output_dir)
     checkpoints_dir = Path(args.checkpoints_dir or f"{output_dir}-checkpoints")
+    with output_lock(output_dir, checkpoints_dir):  # one run at a time writes these folders
+        train(args, dino_config, crop_config, output_dir, checkpoints_dir)
+
+
+def train(args, dino_config, crop_config, output_dir: Path, checkpoints_dir: Path) -> None:
+    trackers = [] if args.report_to == "none" else args.report_to.split(",")
     if any(output_dir.glob("checkpoint-*")):
         raise FileExistsError(
             f"{output_dir} holds checkpoint-* folders of an earlier version of this recipe; checkpoints now live in "

@@ -38,15 +38,23 @@ from transformers import (
     LlamaForCausalLM,
     set_seed,
 )
-from transformers.trainer_utils import get_last_checkpoint
-from trl import ModelConfig, SFTConfig, SFTTrainer, TrlParser, get_peft_config, get_quantization_config
+from trl import ModelConfig, SFTConfig, TrlParser, get_peft_config, get_quantization_config
 
 import babyvlm  # noqa: F401  (registers the Auto classes)
+from babyvlm.locking import OutputLockedError, locks_outputs
+from babyvlm.shards import IncompleteShardsError
 from babyvlm.training.assemble import assemble
 from babyvlm.training.collator import VisionChatCollator
 from babyvlm.training.data import DatasetPathError, load_mixture
 from babyvlm.training.lora import lora_target_modules, merge_adapter, refuse_quantization_without_cuda
 from babyvlm.training.model_card import ModelCardCallback, render_model_card, training_hyperparameters
+from babyvlm.training.safeguards import (
+    FiniteSFTTrainer,
+    NonFiniteTrainingError,
+    last_complete_checkpoint,
+    save_final_model,
+    training_folders,
+)
 from babyvlm.training.stages import apply_stage_freezing, get_stage, vision_parameter_test
 from babyvlm.training.trainer import BabyVLMSFTTrainer, enable_generation_cache
 
@@ -235,14 +243,14 @@ def clean_model_folder(output_dir: Path) -> None:
         (output_dir / name).unlink(missing_ok=True)
 
 
+@locks_outputs(training_folders)
 def main(args: RecipeArguments, training_args: SFTConfig, model_args: ModelConfig | None = None) -> Path:
     model_args = model_args or ModelConfig()
     stage = get_stage(args.stage)
     set_seed(training_args.seed)
-    output_dir = Path(training_args.output_dir)
-    checkpoints_dir = Path(args.checkpoints_dir or f"{output_dir}-checkpoints")
+    output_dir, checkpoints_dir = training_folders(args, training_args)
     training_args.output_dir = str(checkpoints_dir)
-    last_checkpoint = get_last_checkpoint(checkpoints_dir) if checkpoints_dir.is_dir() else None
+    last_checkpoint = last_complete_checkpoint(checkpoints_dir)
     peft_config = None
     library_name = "transformers"
     description = stage.description
@@ -255,7 +263,7 @@ def main(args: RecipeArguments, training_args: SFTConfig, model_args: ModelConfi
             args.tokenizer_name_or_path = last_checkpoint  # resume with the tokenizer trained by the first run
         model, processing_class = build_language_model(args, model_args, train_dataset)
         parent, trainable = None, {"language_model": sum(p.numel() for p in model.parameters())}
-        trainer_class, extra_kwargs = SFTTrainer, {}
+        trainer_class, extra_kwargs = FiniteSFTTrainer, {}
         training_args.dataset_text_field = "text"
     else:
         train_dataset = load_mixture(args.datasets, seed=training_args.seed)
@@ -341,11 +349,14 @@ def main(args: RecipeArguments, training_args: SFTConfig, model_args: ModelConfi
         logger.info("resuming from %s", last_checkpoint)
     trainer.train(resume_from_checkpoint=last_checkpoint)
     enable_generation_cache(trainer.model)
-    trainer.save_model(str(output_dir))
+
+    def write_extras(folder: Path) -> None:
+        clean_model_folder(folder)
+        processing_class.save_pretrained(folder)
+        (folder / "README.md").write_text(card)
+
+    save_final_model(trainer, output_dir, write_extras)
     if trainer.is_world_process_zero():
-        clean_model_folder(output_dir)
-        processing_class.save_pretrained(output_dir)
-        (output_dir / "README.md").write_text(card)
         if peft_config is not None and args.merge_adapter:
             merged = Path(args.merged_output_dir or f"{output_dir}-merged")
             merge_adapter(output_dir, merged, card_for(library_name="transformers"), dtype=model_dtype(model_args))
@@ -358,5 +369,5 @@ if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     try:
         main(script_args, sft_config, model_config)
-    except DatasetPathError as error:
+    except (DatasetPathError, IncompleteShardsError, NonFiniteTrainingError, OutputLockedError) as error:
         sys.exit(f"sft.py: {error}")

@@ -7,6 +7,7 @@ or field, and that nothing half-written is left. (The processor's cases are in `
 import json
 import multiprocessing
 import os
+import re
 import shutil
 import signal
 import socket
@@ -72,6 +73,16 @@ def test_symlink_inside_the_data_root_to_a_file_outside_is_skipped_unless_allowe
 
     allowed = build(release, tmp_path / "devcv-links", limits=InputLimits(allow_links_outside_root=True))
     assert allowed.written == 3 and not allowed.skipped
+
+
+def test_an_item_whose_gold_answer_the_task_cannot_parse_is_skipped_and_counted(release, tmp_path):
+    many = count_item("many")
+    many["conversations"][1]["value"] = "many"
+    write_json(release / "data.json", [count_item("good"), many])
+    report = build(release, tmp_path / "devcv")
+    assert report.written == 1
+    assert skips(report)["many"] == ("invalid_answer", "count: gold answer 'many' is not a valid number answer")
+    assert report.skip_reasons()["invalid_answer"] == 1
 
 
 def test_a_link_that_stays_inside_the_root_is_followed(release, tmp_path):
@@ -254,3 +265,47 @@ def test_eval_refuses_an_output_folder_it_cannot_write(tiny_model_dir, tmp_path,
     assert (
         message == f"output folder {base / 'results' / 'eval'}: {base / 'results'} is not writable (Permission denied)"
     )
+
+
+def test_saycam_transcripts_that_name_no_video_fail_the_build_instead_of_empty_corpora(saycam_world, tmp_path, capsys):
+    from babyvlm.dataset_builders.saycam import cli as saycam_cli
+
+    transcripts = tmp_path / "transcripts.csv"
+    # Every row names a recording from 2990s: none of the videos.
+    transcripts.write_text(re.sub(r"^(\w)_20", r"\1_29", (saycam_world / "transcripts.csv").read_text(), flags=re.M))
+    argv = ["--videos", str(saycam_world / "videos"), "--transcripts", str(transcripts)]
+    with pytest.raises(SystemExit) as exit_:
+        saycam_cli.main([*argv, "--corpora", "image_utterance", "--output", str(tmp_path / "out"), "--no-progress"])
+    assert exit_.value.code == 2
+    error = capsys.readouterr().err.splitlines()[-1]
+    assert f"{tmp_path / 'out'}: no record in image_utterance from " in error and "missing_video" in error, error
+    report = json.loads((tmp_path / "out" / "build_report.json").read_text())
+    assert report["empty_corpora"] == ["image_utterance"]
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda m: (m / "config.json").write_text("{not json"), "config.json is not valid JSON (Expecting property"),
+        (
+            lambda m: (m / "config.json").write_text(
+                json.dumps({**json.loads((m / "config.json").read_text()), "model_type": 7})
+            ),
+            "config.json: model_type is 7, not a name",
+        ),
+        (lambda m: (m / "config.json").write_text("[1, 2]"), "config.json holds a list, not a JSON object"),
+        (
+            lambda m: (m / "model.safetensors").write_bytes((m / "model.safetensors").read_bytes()[:-100]),
+            "model.safetensors is not a readable safetensors file (",
+        ),
+        (lambda m: (m / "model.safetensors").write_bytes(os.urandom(4096)), "model.safetensors is not a readable"),
+    ],
+    ids=["invalid-json", "wrong-type", "not-an-object", "truncated-weights", "random-weights"],
+)
+def test_eval_names_a_broken_model_file_in_one_line(damage, message, tiny_model_dir, tmp_path, monkeypatch, capsys):
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    damage(model)
+    error = run_eval(model, tmp_path / "eval", tmp_path, monkeypatch, capsys)
+    assert error.startswith(f"babyvlm-eval: error: model folder {model}: {message}"), error
+    assert not (tmp_path / "eval").exists()

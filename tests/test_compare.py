@@ -166,3 +166,16 @@ def test_the_shortcut_audits_solvers_are_baselines_in_the_table(runs, tmp_path):
     rows = {row.split("|")[1].strip(): [cell.strip() for cell in row.strip("|").split("|")] for row in table[2:]}
     assert rows["Picture Vocabulary"][4:6] == ["0.350", "n/a"]  # sources pooled by items; the test split only
     assert rows["Object Counting"][4:6] == ["n/a", "n/a"]
+
+
+def test_runs_scored_on_different_items_are_named_with_their_counts():
+    from babyvlm.evaluate_metrics.compare import Run, item_count_differences
+
+    def run(label, counts):
+        return Run(label, None, {"tasks": {key: {"n": n} for key, n in counts.items()}}, {})
+
+    runs = [run("a", {"baby_pv": 24, "baby_count": 12}), run("b", {"baby_pv": 24, "baby_count": 6})]
+    assert item_count_differences(runs) == [
+        "baby_count was scored on different items (a n=12, b n=6): the runs read different data"
+    ]
+    assert item_count_differences(runs[:1]) == []

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 from babyvlm.dataset_builders.saycam import cli
-from babyvlm.dataset_builders.saycam.build import BuildInputs, build_saycam
+from babyvlm.dataset_builders.saycam.build import BuildInputs, EmptyCorpusError, build_saycam
 from babyvlm.dataset_builders.saycam.config import BuildConfig
 from babyvlm.dataset_builders.saycam.corpora import (
     clip_times,
@@ -437,7 +437,10 @@ def test_similarity_thresholds_filter_and_are_reported(world, tiny_checkpoints, 
         min_clip_score=1.0,
         min_xclip_score=1.0,
     )
-    report = build_saycam(_two_recordings(world, tmp_path / "videos"), tmp_path / "strict", config, progress=False)
+    # Nothing passes: the build fails naming what filtered the records out, after writing its report.
+    with pytest.raises(EmptyCorpusError, match=r"no record in image_utterance, video_utterance .*clip_similarity"):
+        build_saycam(_two_recordings(world, tmp_path / "videos"), tmp_path / "strict", config, progress=False)
+    report = json.loads((tmp_path / "strict" / "build_report.json").read_text())
     image, video = report["corpora"]["image_utterance"], report["corpora"]["video_utterance"]
     assert image["records"] == video["records"] == 0
     rows = report["utterances"]["rows"]

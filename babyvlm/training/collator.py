@@ -144,6 +144,7 @@ class VisionChatCollator:
                 "every sample of this batch lost an image: "
                 + "; ".join(f"{item}: {path} ({reason})" for item, path, reason in report["missing_images"])
             )
+        report["items"] = [record.item for record in rendered]
         samples, image_inputs = self.tokenize(rendered, report)
         if not any((sample.labels != IGNORE_INDEX).any() for sample in samples):
             raise NothingToLearnError(

@@ -5,7 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from datasets import Dataset, Image, List, concatenate_datasets, interleave_datasets, load_dataset
+from datasets import (
+    Dataset,
+    Image,
+    List,
+    concatenate_datasets,
+    interleave_datasets,
+    load_dataset,
+    load_dataset_builder,
+)
+from datasets.info import DatasetInfosDict
+
+from ..shards import IncompleteShardsError, check_complete_shards
 
 
 class DatasetPathError(FileNotFoundError):
@@ -35,8 +46,38 @@ class DatasetSpec:
         return cls(path, name, split, float(weight) if weight is not None else None)
 
 
+def load_folder(spec: DatasetSpec) -> Dataset:
+    """One split of a local dataset folder, loaded from its data files by path: 🤗 datasets keys its cache of a
+    folder on the README alone, so a parquet file changed under the same folder would train on the cached old rows.
+    A numbered shard set missing a member, or fewer rows than the card declares, is an error."""
+    builder = load_dataset_builder(spec.path, spec.name)
+    source = f"dataset {spec.path} ({spec.name or 'default'}, {spec.split})"
+    files = (builder.config.data_files or {}).get(spec.split)
+    if not files:
+        raise DatasetPathError(
+            f"{source}: no data files for this split (splits: {', '.join(builder.config.data_files or {})})"
+        )
+    check_complete_shards(files, source)
+    dataset = load_dataset(builder.name, data_files={spec.split: list(files)}, split=spec.split)
+    declared = declared_rows(Path(spec.path), spec.name, spec.split)
+    if declared is not None and declared != len(dataset):
+        raise IncompleteShardsError(f"{source}: {len(dataset)} rows, but the dataset card declares {declared}")
+    return dataset
+
+
+def declared_rows(folder: Path, config: str | None, split: str) -> int | None:
+    """The rows the folder's card (README ``dataset_info``) declares for a split, if it does. Read from the card
+    itself: a builder's `info` may come from the datasets cache of an earlier version of the folder."""
+    infos = DatasetInfosDict.from_directory(str(folder))
+    info = infos.get(config or "default") or (next(iter(infos.values())) if len(infos) == 1 else None)
+    declared = info.splits.get(split) if info is not None and info.splits else None
+    return declared.num_examples if declared is not None and declared.num_examples else None
+
+
 def load_spec(spec: DatasetSpec) -> Dataset:
     """`load_dataset` of one spec; a path that is neither a folder nor a Hub dataset raises `DatasetPathError`."""
+    if Path(spec.path).expanduser().is_dir():
+        return load_folder(spec)
     try:
         return load_dataset(spec.path, spec.name, split=spec.split)
     except Exception as error:

@@ -11,6 +11,7 @@ from transformers import TrainerCallback
 from trl import SFTTrainer
 
 from .collator import NothingToLearnError
+from .safeguards import FiniteTrainingMixin
 
 logger = logging.getLogger(__name__)
 SHOWN_ITEMS = 5
@@ -90,8 +91,9 @@ class DataReportCallback(TrainerCallback):
             )
 
 
-class BabyVLMSFTTrainer(SFTTrainer):
-    """`SFTTrainer` with a vision learning rate and the collator's per-epoch data report.
+class BabyVLMSFTTrainer(FiniteTrainingMixin, SFTTrainer):
+    """`SFTTrainer` with a vision learning rate, the collator's per-epoch data report and the finite-training
+    checks of :class:`~.safeguards.FiniteTrainingMixin`.
 
     Args:
         vision_learning_rate: learning rate of the parameters for which `is_vision_parameter(name)` holds.

@@ -18,7 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from babyvlm.evaluate_metrics.devcv.tasks import LOGLIKELIHOOD, DevCVTask
+from babyvlm.evaluate_metrics.devcv.items import check_gold_answers
+from babyvlm.evaluate_metrics.devcv.tasks import LOGLIKELIHOOD, DevCVTask, canonical_task
 from tqdm.auto import tqdm
 
 from babyvlm.staging import staged_folder
@@ -33,6 +34,7 @@ from .recognise import TaskOverrides, resolve_task
 from .release import PendingRecord, parse_released_item
 from .report import (
     DUPLICATE_ITEM,
+    INVALID_ANSWER,
     MALFORMED_FIELD,
     UNREADABLE_FILE,
     BuildReport,
@@ -195,6 +197,10 @@ class _ShardAssembler:
         return new_id
 
     def _write(self, task_file: TaskFile, index: int, row: dict) -> None:
+        try:
+            check_gold_answers(canonical_task(row["task"]), row["answer"])
+        except ValueError as error:
+            raise ItemSkipped(INVALID_ANSWER, str(error)) from None
         row["id"] = self._unique_id(task_file, index, row)
         task_name = row["task"]
         shard_key = (task_name, task_file.split)

@@ -19,6 +19,8 @@ PATH_OUTSIDE_ROOT = "path_outside_root"
 # only shares its id with another is kept under a new id (:class:`RenamedItem`).
 DUPLICATE_ITEM = "duplicate_item"
 TOO_LARGE = "too_large"
+# A gold answer the task's official parser cannot read (a count of "many", a localisation letter "E").
+INVALID_ANSWER = "invalid_answer"
 # File-level reasons: the whole file is skipped and its items cannot be counted one by one.
 UNKNOWN_TASK = "unknown_task"
 UNREADABLE_FILE = "unreadable_file"

@@ -131,10 +131,32 @@ def build_saycam(
     ]
     errors = _run(todo, output, config, num_proc, device, progress)
     report = assemble_report(plan, output, config, inputs, errors)
+    # A finished build that put nothing in a corpus trained nothing: a failure, not a "complete" build.
+    report["empty_corpora"] = (
+        [n for n in config.corpora if not report["corpora"][n]["records"]] if report["complete"] else []
+    )
     for name in config.corpora:
         write_card(output / name, SPECS[name], report, config)
     write_json(output / REPORT, report)
+    if report["empty_corpora"]:
+        raise EmptyCorpusError(
+            f"{output}: no record in {', '.join(report['empty_corpora'])} from {report['utterances']['valid']} valid "
+            f"utterances and {len(plan.jobs)} recordings ({_lost_to(report)}); details in {output / REPORT}"
+        )
     return report
+
+
+class EmptyCorpusError(ValueError):
+    """A finished build wrote no record into a corpus."""
+
+
+def _lost_to(report: dict) -> str:
+    """Where the empty corpora's inputs went: their most frequent filter and failure reasons."""
+    lost = Counter()
+    for name in report["empty_corpora"]:
+        lost.update(report["corpora"][name]["filtered"])
+        lost.update(report["corpora"][name]["failed"])
+    return ", ".join(f"{reason}: {count}" for reason, count in lost.most_common(3)) or "no input reached them"
 
 
 def _claim_output(output: Path, config: BuildConfig) -> None:

@@ -51,6 +51,19 @@ def memory_gold(task: DevCVTask, gold: str) -> str:
     return parse_gold(task, words[-1] if words else gold)
 
 
+def check_gold_answers(task: DevCVTask, answers: Sequence[str]) -> None:
+    """``ValueError`` unless an item's gold answers are valid answers of ``task`` for its official parser: one
+    answer, or one per round of a dialogue (read as the harness reads Memory's); continuation tasks have none to
+    check. (A count of "many" or a localisation letter "E" could never be scored correct.)"""
+    if task.answer_type == "loglikelihood":
+        return
+    if not answers:
+        raise ValueError(f"{task.name}: no gold answer")
+    read = memory_gold if len(answers) > 1 else parse_gold
+    for answer in answers:
+        read(task, answer)
+
+
 def _answer_scores(task: DevCVTask, parsed, gold) -> dict[str, float]:
     return vdr_item(parsed, gold) if task.answer_type == "direction" else accuracy_item(parsed, gold)
 

@@ -91,9 +91,18 @@ class DevCVSubmission(lmms):
         # `conv_template` names the original LLaVA conversation format; the checkpoint's chat template renders it.
         self.conv_template = conv_template
         self.processor.tokenizer.padding_side = "left"
-        self._model = AutoModelForImageTextToText.from_pretrained(
-            pretrained, dtype=getattr(torch, dtype), trust_remote_code=trust
+        self._model, loading = AutoModelForImageTextToText.from_pretrained(
+            pretrained,
+            dtype=getattr(torch, dtype),
+            trust_remote_code=trust,
+            output_loading_info=True,
+            ignore_mismatched_sizes=True,
         )
+        # A checkpoint lacking tensors would answer with randomly initialised ones (babyvlm.complete_loading, which
+        # this self-contained file cannot import, says the same at greater length).
+        broken = sorted(loading["missing_keys"]) + sorted(entry[0] for entry in loading["mismatched_keys"])
+        if broken:
+            raise ValueError(f"{pretrained}: tensors missing or of the wrong shape: {', '.join(broken[:5])}")
         self._model.to(self._device).eval()
         self.batch_size_per_gpu = int(batch_size)
 
