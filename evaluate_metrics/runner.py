@@ -64,7 +64,7 @@ from .harness import (
 from .hub_results import add_push_arguments, check_push_arguments, push_from_args
 from .inference import ChatModel, IncompatibleModelError
 from .predictions import PredictionLog, RunMismatchError, run_content
-from .preflight import check_eval_paths
+from .preflight import check_eval_paths, check_output_writable
 from .protocol import (
     MAX_NEW_TOKENS,
     MAX_NEW_TOKENS_PER_ROUND,
@@ -348,7 +348,13 @@ def model_location(model: str | Path) -> str:
     return text
 
 
-@locks_outputs(lambda model, data_dir, output_dir, **_: [output_dir])
+def _output_folder(model, data_dir, output_dir, **_) -> list:
+    """The folder a run writes and locks, checked first: its lock file goes beside it."""
+    check_output_writable(output_dir)
+    return [output_dir]
+
+
+@locks_outputs(_output_folder)
 def evaluate_devcv(
     model: str | Path | AnsweringModel,
     data_dir: str | Path,

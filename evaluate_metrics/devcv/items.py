@@ -55,11 +55,11 @@ def check_gold_answers(task: DevCVTask, answers: Sequence[str]) -> None:
     """``ValueError`` unless an item's gold answers are valid answers of ``task`` for its official parser: one
     answer, or one per round of a dialogue (read as the harness reads Memory's); continuation tasks have none to
     check. (A count of "many" or a localisation letter "E" could never be scored correct.)"""
-    if task.answer_type == "loglikelihood":
+    if task.protocol == LOGLIKELIHOOD:
         return
     if not answers:
         raise ValueError(f"{task.name}: no gold answer")
-    read = memory_gold if len(answers) > 1 else parse_gold
+    read = memory_gold if task.protocol == DIALOGUE else parse_gold
     for answer in answers:
         read(task, answer)
 
