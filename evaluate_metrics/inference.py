@@ -105,6 +105,7 @@ class ChatModel:
         max_new_tokens: int = 16,
         max_new_tokens_per_round: int | None = None,
         reuse_dialogue_cache: bool = True,
+        chat_template: str | None = None,
     ):
         self.model = model
         self.processor = processor
@@ -113,6 +114,8 @@ class ChatModel:
         self.max_new_tokens_per_round = max_new_tokens_per_round or max_new_tokens
         # Off: every dialogue round goes through `generate` with the whole history (slower, same answers).
         self.reuse_dialogue_cache = reuse_dialogue_cache
+        # A named template of the processor (BabyLLaVA-V2's `baby_plain`) instead of its default one.
+        self.chat_template = chat_template
         processor.tokenizer.padding_side = "left"
         self.family = adapter_for(model.config)
         self._image_token_counts: dict[tuple[int, int], int] = {}
@@ -156,6 +159,8 @@ class ChatModel:
 
     def _render(self, messages: list[dict], **kwargs) -> str:
         """The chat template's text; a system turn the template refuses goes before the first user text."""
+        if self.chat_template is not None:
+            kwargs["chat_template"] = self.chat_template
         try:
             return self.processor.apply_chat_template(messages, tokenize=False, **kwargs)
         except TemplateError:
