@@ -103,6 +103,7 @@ class Demo:
                 "stage0_vision",
                 "stage1_align",
                 "stage2_pretrain",
+                "probes",
                 "model",
                 "eval",
             )
@@ -225,6 +226,18 @@ class Demo:
 
     # --- evaluation ---------------------------------------------------------------------------------------
 
+    def probes(self):
+        """The zero-shot grounding probes of the stage-2 checkpoint, before any DevCV training."""
+        from babyvlm.evaluate_metrics.probes.report import pretraining_probes
+
+        pretraining_probes(
+            self.paths["stage2_pretrain"],
+            self.paths["corpora"] / "image_utterance",
+            self.paths["devcv"],
+            self.output,
+            seed=self.seed,
+        )
+
     def evaluate(self):
         from babyvlm.evaluate_metrics.runner import evaluate_devcv
 
@@ -238,6 +251,9 @@ class Demo:
         )
         write_text(self.output / "results.json", (self.paths["eval"] / "results.json").read_text())
         summary = significance_summary(json.loads((self.paths["eval"] / "summary.json").read_text()))
+        summary["pretraining_probes"] = {
+            path.stem: json.loads(path.read_text()) for path in sorted(self.paths["probes"].glob("*.json"))
+        }
         write_text(self.output / "summary.json", json.dumps(summary, indent=2) + "\n")
 
     def stages(self) -> list[Stage]:
@@ -270,6 +286,7 @@ class Demo:
                 items=size.devcv_items,
                 split_fractions=size.devcv_split_fractions,
             ),
+            stage("probes", "grounding probes of the stage-2 checkpoint (before stage 3)", self.probes),
             stage(
                 "model",
                 "stage 3 (instruct): instruction tuning on DevCV train items",
@@ -337,6 +354,11 @@ def significance_summary(runner_summary: dict) -> dict:
 
 
 def print_summary(output: Path, summary: dict) -> None:
+    if summary.get("pretraining_probes"):
+        from babyvlm.evaluate_metrics.probes.report import probe_table
+
+        print("\nstage 2, before any DevCV training (zero-shot grounding probes):")
+        print(probe_table(summary["pretraining_probes"]))
     print(f"\n{'task':<26}{'metric':<22}{'score':>7}{'chance':>8}{'n':>6}{'p-value':>11}")
     for name, task in sorted(summary["tasks"].items()):
         mark = " *" if task["above_chance"] else ""

@@ -19,6 +19,7 @@ from babyvlm.dataset_builders.annotations import (
     RecordingInfo,
     write_jsonl,
 )
+from babyvlm.dataset_builders.labels import labelled_frames
 from babyvlm.evaluate_metrics.devcv.tasks import LETTERS, canonical_task
 from babyvlm.evaluate_metrics.inference import ChatModel
 from babyvlm.evaluate_metrics.probes import (
@@ -28,10 +29,10 @@ from babyvlm.evaluate_metrics.probes import (
     zero_shot_looking_while_listening,
     zero_shot_picture_vocabulary,
 )
-from babyvlm.evaluate_metrics.probes.cli import main
 from babyvlm.evaluate_metrics.probes.vocabulary import picture_vocabulary_word
 from PIL import Image
 
+from babyvlm.probe import main
 from babyvlm.testing.babyllava import build_tiny_babyllava
 
 COLOURS = {"red": (214, 39, 40), "blue": (31, 90, 220), "green": (36, 160, 60), "yellow": (245, 200, 20)}
@@ -162,15 +163,15 @@ def test_matching_needs_pairs_of_two_recordings(reading_model):
 
 
 def test_zero_shot_vocabulary_is_chance_when_the_image_is_ignored(blind_model):
-    pv = zero_shot_picture_vocabulary(blind_model, option_items(60, seed=2), seed=0)
-    lwl = zero_shot_looking_while_listening(blind_model, lwl_items(30, seed=3), seed=0)
-    assert pv.ties == pv.n == 60 and pv.p_value > 0.05 and 0.1 < pv.accuracy < 0.4
-    assert lwl.ties == lwl.n == 60 and lwl.p_value > 0.05 and lwl.details["image_score"] == 0
+    pv = zero_shot_picture_vocabulary(blind_model, option_items(40, seed=2), seed=0)
+    lwl = zero_shot_looking_while_listening(blind_model, lwl_items(20, seed=3), seed=0)
+    assert pv.ties == pv.n == 40 and pv.p_value > 0.05 and 0.1 < pv.accuracy < 0.4
+    assert lwl.ties == lwl.n == 40 and lwl.p_value > 0.05 and lwl.details["image_score"] == 0
 
 
 def test_zero_shot_vocabulary_passes_for_a_model_that_reads_the_frame(reading_model):
-    pv = zero_shot_picture_vocabulary(reading_model, option_items(60, seed=2), seed=0)
-    lwl = zero_shot_looking_while_listening(reading_model, lwl_items(30, seed=3), seed=0)
+    pv = zero_shot_picture_vocabulary(reading_model, option_items(40, seed=2), seed=0)
+    lwl = zero_shot_looking_while_listening(reading_model, lwl_items(20, seed=3), seed=0)
     assert pv.accuracy > 0.7 and pv.p_value < 0.01 and pv.chance == 0.25
     assert lwl.accuracy > 0.8 and lwl.p_value < 0.01 and lwl.details["image_score_p_value"] < 0.01
 
@@ -211,8 +212,9 @@ def labelled_world(root, recordings: int = 4, frames: int = 24):
 
 
 def test_linear_probe_reads_colour_from_a_tower_and_nothing_from_zeros(tmp_path, reading_model):
-    frames = labelled_world(tmp_path)
-    report = linear_probe((reading_model.model, reading_model.processor), frames, tmp_path, seed=0, folds=4)
+    images, recordings, labels = labelled_frames(labelled_world(tmp_path), tmp_path)
+    loaded = (reading_model.model, reading_model.processor)
+    report = linear_probe(loaded, images, labels, recordings, seed=0, folds=4)
     colour = report["labels"]["colour"]
     assert report["n"] == 96 and colour["classes"] == 4
     assert colour["checkpoint_accuracy"] > 0.9 and colour["p_value_vs_chance"] < 0.01
@@ -222,7 +224,7 @@ def test_linear_probe_reads_colour_from_a_tower_and_nothing_from_zeros(tmp_path,
         lambda _m, _a, out: setattr(out, "last_hidden_state", 0 * out.last_hidden_state)
     )
     try:
-        blind = linear_probe((reading_model.model, reading_model.processor), frames, tmp_path, seed=0, folds=4)
+        blind = linear_probe(loaded, images, labels, recordings, seed=0, folds=4)
     finally:
         handle.remove()
     assert blind["labels"]["colour"]["checkpoint_accuracy"] <= blind["labels"]["colour"]["chance"] + 0.05

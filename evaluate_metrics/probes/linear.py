@@ -1,12 +1,9 @@
 """Linear probe of frozen vision features: what a checkpoint's vision tower makes linearly readable, against a
 randomly initialised tower of the same shape.
 
-Labels come from object annotations (``babyvlm.dataset_builders.annotations``: the toy world's, or any labelled
-frames in that format), for the frame's main group (the most numerous objects of one category and colour; frames
-where two groups tie, or without objects, are left out):
-
-- ``category`` and ``colour`` of the main group; ``count``, how many of it are visible (1-12);
-- ``position``, the image quadrant of the centre of its boxes.
+Any labelled frames will do; ``babyvlm-probe linear`` reads them from object annotations
+(:func:`babyvlm.dataset_builders.labels.labelled_frames`: the category, colour, count and position of each frame's
+main group of objects, in the toy world).
 
 Features are the tower's last hidden states: the first token and the patch grid average-pooled to at most 4x4
 (which keeps coarse position), flattened. A standardised linear classifier (ridge, one-vs-rest, its penalty chosen
@@ -22,11 +19,9 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
-from babyvlm.dataset_builders.annotations import FrameAnnotation, load_annotations
 from PIL import Image
 from sklearn.linear_model import RidgeClassifierCV
 from sklearn.model_selection import GroupKFold
@@ -39,62 +34,9 @@ from ..inference import load_model_and_processor
 from .scoring import SIGNIFICANCE, binomial_p_value
 
 PROBE = "linear_probe"
-LABELS = ("category", "colour", "count", "position")
 POOLED_GRID = 4
 # The ridge penalty, chosen per fold by leave-one-out on the training frames (closed form, so fast).
 RIDGE_ALPHAS = (0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0)
-QUADRANTS = ("top left", "top right", "bottom left", "bottom right")
-
-
-def frame_labels(frame: FrameAnnotation, width: int, height: int) -> dict[str, str] | None:
-    """The labels of one annotated frame, or None when it has no single main group.
-
-    >>> from babyvlm.dataset_builders.annotations import ObjectBox
-    >>> boxes = [ObjectBox(f"o{i}", "ball", "red", (10.0 + 40 * i, 10.0, 20.0, 20.0)) for i in range(2)]
-    >>> frame_labels(FrameAnnotation("r", 0, 0, tuple(boxes)), 160, 120)
-    {'category': 'ball', 'colour': 'red', 'count': '2', 'position': 'top left'}
-    """
-    groups = Counter((obj.category, obj.color) for obj in frame.objects)
-    ranked = groups.most_common(2)
-    if not ranked or (len(ranked) == 2 and ranked[0][1] == ranked[1][1]):
-        return None
-    (category, colour), count = ranked[0]
-    boxes = [obj.box for obj in frame.objects if (obj.category, obj.color) == (category, colour)]
-    x = sum(box[0] + box[2] / 2 for box in boxes) / len(boxes)
-    y = sum(box[1] + box[3] / 2 for box in boxes) / len(boxes)
-    quadrant = QUADRANTS[2 * (y >= height / 2) + (x >= width / 2)]
-    return {"category": category, "colour": colour, "count": str(count), "position": quadrant}
-
-
-def labelled_frames(frames, annotations: str | Path) -> tuple[list[Image.Image], list[str], dict[str, list[str]]]:
-    """Images, recordings and labels of the frames (records with ``image``, ``recording``, ``time_ms``, e.g. the
-    SAYCam builder's ``frames`` corpus) that the annotations label: each frame takes the annotation nearest in time
-    within half a frame period; frames without one or without a main group are left out."""
-    world = load_annotations(annotations)
-    by_recording: dict[str, list[FrameAnnotation]] = {}
-    for frame in world.frames:
-        by_recording.setdefault(frame.recording, []).append(frame)
-    images, recordings, labels = [], [], {name: [] for name in LABELS}
-    for index in range(len(frames)):
-        record = frames[index]
-        info = world.recordings.get(record["recording"])
-        if info is None:
-            continue
-        nearest = min(
-            by_recording.get(info.recording, []), key=lambda f: abs(f.time_ms - record["time_ms"]), default=None
-        )
-        if nearest is None or abs(nearest.time_ms - record["time_ms"]) > 500 / info.fps:
-            continue
-        frame_label = frame_labels(nearest, info.width, info.height)
-        if frame_label is None:
-            continue
-        images.append(record["image"])
-        recordings.append(record["recording"])
-        for name in LABELS:
-            labels[name].append(frame_label[name])
-    if not images:
-        raise ValueError(f"no frame is labelled by the annotations in {annotations}")
-    return images, recordings, labels
 
 
 def vision_tower(model) -> torch.nn.Module:
@@ -142,17 +84,22 @@ def held_out_predictions(features: np.ndarray, labels: Sequence[str], groups: Se
 
 
 def linear_probe(
-    model, frames, annotations: str | Path, *, seed: int = 0, folds: int = 5, limit: int | None = None
+    model,
+    images: Sequence[Image.Image],
+    labels: dict[str, Sequence[str]],
+    recordings: Sequence[str],
+    *,
+    seed: int = 0,
+    folds: int = 5,
 ) -> dict:
-    """Per label: held-out accuracy of a linear probe on ``model``'s vision tower and on a random tower of the same
-    shape, chance (majority class), n and the McNemar p-value (see the module docstring)."""
+    """Per label (``labels``: name -> one class per image): held-out accuracy of a linear probe on ``model``'s
+    vision tower (a model folder, or a loaded ``(model, processor)``) and on a random tower of the same shape,
+    chance (majority class), n and the McNemar p-value (see the module docstring). Folds never split a recording."""
     if not isinstance(model, tuple):
         model = load_model_and_processor(model)
     model, processor = model
-    images, recordings, labels = labelled_frames(frames, annotations)
-    if limit is not None:
-        images, recordings = images[:limit], recordings[:limit]
-        labels = {name: values[:limit] for name, values in labels.items()}
+    if not images or any(len(values) != len(images) for values in labels.values()) or len(recordings) != len(images):
+        raise ValueError("the linear probe needs one label of each kind and one recording per image")
     folds = min(folds, len(set(recordings)))
     if folds < 2:
         raise ValueError("the linear probe needs labelled frames of at least two recordings")
@@ -161,8 +108,8 @@ def linear_probe(
     towers = {"checkpoint": trained, "random_init": random_like(trained, seed)}
     features = {name: tower_features(tower, pixels) for name, tower in towers.items()}
     report = {"probe": PROBE, "n": len(images), "recordings": len(set(recordings)), "folds": folds, "labels": {}}
-    for name in LABELS:
-        gold = np.asarray(labels[name])
+    for name, values in labels.items():
+        gold = np.asarray(values)
         right = {tower: held_out_predictions(features[tower], gold, recordings, folds) == gold for tower in towers}
         wins = int(np.sum(right["checkpoint"] & ~right["random_init"]))
         losses = int(np.sum(~right["checkpoint"] & right["random_init"]))

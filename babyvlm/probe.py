@@ -13,12 +13,17 @@ from __future__ import annotations
 import argparse
 import logging
 
-from ..data import MissingTaskError
-from ..inference import IncompatibleModelError, load_model_and_processor
-from .linear import LABELS, PROBE, linear_probe
-from .matching import load_pairs, utterance_frame_matching
-from .scoring import HEADER, plain_chat, write_report, write_result
-from .vocabulary import load_items, zero_shot_looking_while_listening, zero_shot_picture_vocabulary
+from babyvlm.dataset_builders.labels import labelled_frames
+from babyvlm.evaluate_metrics.data import MissingTaskError
+from babyvlm.evaluate_metrics.inference import IncompatibleModelError, load_model_and_processor
+from babyvlm.evaluate_metrics.probes.linear import PROBE, linear_probe
+from babyvlm.evaluate_metrics.probes.matching import load_pairs, utterance_frame_matching
+from babyvlm.evaluate_metrics.probes.scoring import HEADER, plain_chat, write_report, write_result
+from babyvlm.evaluate_metrics.probes.vocabulary import (
+    load_items,
+    zero_shot_looking_while_listening,
+    zero_shot_picture_vocabulary,
+)
 
 VOCABULARY_PROBES = {
     "picture_vocabulary": zero_shot_picture_vocabulary,
@@ -55,20 +60,17 @@ def vocabulary(args) -> None:
 
 
 def linear(args) -> None:
-    frames = load_pairs(args.frames, args.split)
+    images, recordings, labels = labelled_frames(load_pairs(args.frames, args.split), args.annotations)
+    if args.limit is not None:
+        images, recordings = images[: args.limit], recordings[: args.limit]
+        labels = {name: values[: args.limit] for name, values in labels.items()}
     report = linear_probe(
-        load_model_and_processor(args.model),
-        frames,
-        args.annotations,
-        seed=args.seed,
-        folds=args.folds,
-        limit=args.limit,
+        load_model_and_processor(args.model), images, labels, recordings, seed=args.seed, folds=args.folds
     )
     report.update(model=args.model, frames=args.frames, split=args.split, seed=args.seed)
     write_report(args.output, PROBE, report)
     print(f"{'label':<10}{'classes':>8}{'chance':>8}{'ckpt':>7}{'random':>8}{'n':>6}{'p vs random':>13}")
-    for name in LABELS:
-        entry = report["labels"][name]
+    for name, entry in report["labels"].items():
         print(
             f"{name:<10}{entry['classes']:>8}{entry['chance']:>8.3f}{entry['checkpoint_accuracy']:>7.3f}"
             f"{entry['random_init_accuracy']:>8.3f}{report['n']:>6}{entry['p_value_vs_random_init']:>13.2e}"
