@@ -8,7 +8,7 @@ items as on generated ones.
 - Picture Vocabulary: 4-way choice per item, chance 1/4; gold is the item's answer letter.
 - Looking While Listening: each phrase picks one of the two images (2-way, chance 1/2), so an item gives two
   choices; ``details`` also reports the items whose two phrases both pick their own image (the official image
-  score, chance 1/4).
+  score, chance 1/4; a tie counts as a miss there).
 """
 
 from __future__ import annotations
