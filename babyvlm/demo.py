@@ -38,6 +38,7 @@ from scipy.stats import binomtest
 from tqdm.auto import tqdm
 
 from babyvlm.evaluate_metrics.devcv.tasks import DIALOGUE, canonical_task
+from babyvlm.evaluate_metrics.probes.report import probe_table
 from babyvlm.staging import write_text
 from babyvlm.training.stages import STAGES
 
@@ -104,6 +105,7 @@ class Demo:
                 "stage0_vision",
                 "stage1_align",
                 "stage2_pretrain",
+                "probes",
                 "model",
                 "eval",
             )
@@ -226,6 +228,18 @@ class Demo:
 
     # --- evaluation ---------------------------------------------------------------------------------------
 
+    def probes(self):
+        """The zero-shot grounding probes of the stage-2 checkpoint, before any DevCV training."""
+        from babyvlm.evaluate_metrics.probes.report import pretraining_probes
+
+        pretraining_probes(
+            self.paths["stage2_pretrain"],
+            self.paths["corpora"] / "image_utterance",
+            self.paths["devcv"],
+            self.output,
+            seed=self.seed,
+        )
+
     def evaluate(self):
         from babyvlm.evaluate_metrics.runner import evaluate_devcv
 
@@ -239,6 +253,9 @@ class Demo:
         )
         write_text(self.output / "results.json", (self.paths["eval"] / "results.json").read_text())
         summary = significance_summary(json.loads((self.paths["eval"] / "summary.json").read_text()))
+        summary["pretraining_probes"] = {
+            path.stem: json.loads(path.read_text()) for path in sorted(self.paths["probes"].glob("*.json"))
+        }
         write_text(self.output / "summary.json", json.dumps(summary, indent=2) + "\n")
 
     def stages(self) -> list[Stage]:
@@ -271,6 +288,7 @@ class Demo:
                 items=size.devcv_items,
                 split_fractions=size.devcv_split_fractions,
             ),
+            stage("probes", "grounding probes of the stage-2 checkpoint (before stage 3)", self.probes),
             stage(
                 "model",
                 "stage 3 (instruct): instruction tuning on DevCV train items",
@@ -340,6 +358,9 @@ def significance_summary(runner_summary: dict) -> dict:
 
 
 def print_summary(output: Path, summary: dict) -> None:
+    if summary.get("pretraining_probes"):
+        print("\nstage 2, before any DevCV training (zero-shot grounding probes):")
+        print(probe_table(summary["pretraining_probes"]))
     print(f"\n{'task':<26}{'metric':<22}{'score':>7}{'95% CI':>16}{'chance':>8}{'n':>6}{'p-value':>11}")
     for name, task in sorted(summary["tasks"].items()):
         mark = " *" if task["above_chance"] else ""

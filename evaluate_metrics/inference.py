@@ -110,6 +110,7 @@ class ChatModel:
         max_new_tokens_per_round: int | None = None,
         reuse_dialogue_cache: bool = True,
         truncation: str = TRUNCATE_AT_MODEL_MAX_LENGTH,
+        chat_template: str | None = None,
     ):
         self.model = model
         self.processor = processor
@@ -121,6 +122,8 @@ class ChatModel:
         # As the original model code, a generation prompt longer than this keeps its first tokens (None: never cut).
         self.truncation = truncation
         self.context_limit = context_limit(processor.tokenizer, truncation)
+        # A named template of the processor (BabyLLaVA-V2's `baby_plain`) instead of its default one.
+        self.chat_template = chat_template
         processor.tokenizer.padding_side = "left"
         self.family = adapter_for(model.config)
         self._image_token_counts: dict[tuple[int, int], int] = {}
@@ -180,6 +183,8 @@ class ChatModel:
 
     def _render(self, messages: list[dict], **kwargs) -> str:
         """The chat template's text; a system turn the template refuses goes before the first user text."""
+        if self.chat_template is not None:
+            kwargs["chat_template"] = self.chat_template
         try:
             return self.processor.apply_chat_template(messages, tokenize=False, **kwargs)
         except TemplateError:

@@ -36,6 +36,10 @@ def test_every_artefact_is_written(smoke_run, capsys):
     assert len(results) >= 3 and set(results) == {task["harness_key"] for task in summary["tasks"].values()}
     for task in summary["tasks"].values():
         assert 0.0 <= task["p_value"] <= 1.0 and task["n"] > 0 and task["chance"] > 0
+    # the stage-2 checkpoint's grounding probes, scored or skipped with the reason (the small world is short of data)
+    probes = summary["pretraining_probes"]
+    assert set(probes) == {"utterance_frame_matching", "zero_shot_picture_vocabulary"}
+    assert all("skipped" in probe or probe["n"] > 0 for probe in probes.values())
     for folder in (
         "toyworld",
         "corpora",
@@ -54,7 +58,7 @@ def test_second_run_reuses_finished_stages(smoke_run, capsys):
     before = (smoke_run / "model" / "model.safetensors").stat().st_mtime_ns
     Demo(smoke_run, SMOKE).run()
     printed = capsys.readouterr().out
-    assert printed.count("finished earlier, reused") == 9
+    assert printed.count("finished earlier, reused") == 10
     assert (smoke_run / "model" / "model.safetensors").stat().st_mtime_ns == before
 
 
