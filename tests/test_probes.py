@@ -180,7 +180,7 @@ def test_baby_plain_is_the_format_scored(reading_model):
     chat = plain_chat(reading_model)
     assert chat.chat_template == "baby_plain"
     messages = [{"role": "user", "content": [{"type": "image", "text": None}]}]
-    answered = chat._answered(chat.prompt(messages), messages, "look, the red one")
+    answered = chat.answered_text(chat.prompt(messages), messages, "look, the red one")
     assert answered == "<image>look, the red one" + chat.processor.tokenizer.eos_token
 
 
