@@ -18,13 +18,14 @@ runs"); ``--human FILE`` adds per-task figures (``{"baby_pv": 0.98, ..., "overal
 
 from __future__ import annotations
 
-import argparse
 import html
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from babyvlm.evaluate_metrics.devcv.tasks import TASKS
+
+from babyvlm.command_line import command_parser, fail
 
 from .predictions import PREDICTIONS_FILE, RUN_FILE
 from .report import count_accuracy_by_number, plt, write_atomic, write_text_atomic
@@ -239,10 +240,17 @@ def compare_runs(specs: list[str], output_dir: str | Path, human: dict[str, floa
     return written
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of ``babyvlm-compare``."""
-    parser = argparse.ArgumentParser(prog="babyvlm-compare", description="Compare babyvlm-eval runs side by side.")
-    parser.add_argument("runs", nargs="+", metavar="[LABEL[@DOMAIN]=]RUN_DIR", help="babyvlm-eval output folders")
+def main(argv: list[str] | None = None) -> int:
+    """``babyvlm compare``."""
+    parser = command_parser(
+        "compare",
+        "Compare babyvlm eval runs side by side.",
+        [
+            "babyvlm compare eval/babyllava eval/qwen --output comparison",
+            "babyvlm compare baby@saycam=eval/saycam baby@ego4d=eval/ego4d --output domains --human human.json",
+        ],
+    )
+    parser.add_argument("runs", nargs="+", metavar="[LABEL[@DOMAIN]=]RUN_DIR", help="babyvlm eval output folders")
     parser.add_argument("--output", required=True, help="folder for the tables and plots")
     parser.add_argument("--human", help='JSON file of human figures: {"baby_pv": 0.98, ..., "overall": 0.93}')
     args = parser.parse_args(argv)
@@ -250,10 +258,11 @@ def main(argv: list[str] | None = None) -> None:
         human = json.loads(Path(args.human).read_text()) if args.human else None
         written = compare_runs(args.runs, args.output, human)
     except (FileNotFoundError, json.JSONDecodeError, KeyError) as error:
-        parser.exit(2, f"babyvlm-compare: error: {error}\n")
+        return fail(parser, error)
     print(Path(written[0]).read_text())
     print("wrote " + ", ".join(str(path) for path in written))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -1,4 +1,4 @@
-"""Evaluate a vision-language model on a DevCV dataset folder: :func:`evaluate_devcv` and ``babyvlm-eval``.
+"""Evaluate a vision-language model on a DevCV dataset folder: :func:`evaluate_devcv` and ``babyvlm eval``.
 
 Writes into the output folder:
 
@@ -33,6 +33,7 @@ from babyvlm.evaluate_metrics.devcv.tasks import DevCVTask
 from tqdm.auto import tqdm
 
 from babyvlm.chat import content_to_text, count_image_blocks
+from babyvlm.command_line import command_parser, fail
 
 from .api import MODEL_PREFIX, APIChatModel, APIModelError
 from .data import MissingTaskError, load_task_split, resolve_tasks
@@ -367,7 +368,14 @@ def evaluate_devcv(
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="babyvlm-eval", description="Evaluate a vision-language model on DevCV.")
+    parser = command_parser(
+        "eval",
+        "Evaluate a vision-language model on DevCV.",
+        [
+            "babyvlm eval --model babyvlm-demo/model --data babyvlm-demo/devcv --output eval/demo",
+            "babyvlm eval --model Qwen/Qwen2.5-VL-3B-Instruct --data devcv --output eval/qwen --tasks count,memory",
+        ],
+    )
     parser.add_argument(
         "--model",
         required=True,
@@ -452,8 +460,8 @@ def _api_settings(args: argparse.Namespace) -> dict:
     return settings
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of ``babyvlm-eval``."""
+def main(argv: list[str] | None = None) -> int:
+    """``babyvlm eval``."""
     parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -497,10 +505,11 @@ def main(argv: list[str] | None = None) -> None:
         APIModelError,
         NotApplicableError,
     ) as error:
-        parser.exit(2, f"babyvlm-eval: error: {error.args[0] if isinstance(error, KeyError) else error}\n")
+        return fail(parser, error)
     if summary is not None:  # rank 0 of a data-parallel run
         sys.stdout.write(markdown_table(summary))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
