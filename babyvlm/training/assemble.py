@@ -1,6 +1,6 @@
 """Compose stage-0 checkpoints into a BabyLLaVA-V2 checkpoint (the start of stage 1).
 
-`babyvlm-assemble --vision DIR --language-model DIR --output DIR` takes a transformers vision model (the
+`babyvlm train assemble --vision DIR --language-model DIR --output DIR` takes a transformers vision model (the
 DINO-trained ViT exported by `recipes/pretrain_vision.py`, a `Dinov2Model` folder) and a causal LM with its
 tokenizer (stage 0 of `recipes/sft.py`), adds `<image>` to the tokenizer if it is missing (resizing the
 embeddings by one mean-initialised row), joins them with a freshly initialised connector, and saves the model,
