@@ -16,7 +16,7 @@ $(INSTALLED): pyproject.toml constraints.txt
 	touch $@
 
 demo: $(INSTALLED)
-	$(OFFLINE) $(VENV)/bin/babyvlm-demo
+	$(OFFLINE) $(VENV)/bin/babyvlm demo
 
 test: $(INSTALLED) chromium
 	$(VENV)/bin/ruff check .

@@ -22,7 +22,6 @@ formats and parity are described in `modeling/CONVERSION.md`.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import torch
@@ -38,6 +37,7 @@ from .checkpoint_sources import (
     resolve_vision_checkpoint,
     vision_tower_named_by,
 )
+from .command_line import command_parser, fail
 from .hub import HubUploadError, folder_files, upload
 from .modeling.convert_babyllava_v2_original import (
     ConversionReport,
@@ -239,7 +239,15 @@ def push_to_hub(folder: str | Path, repo_id: str, private: bool = False) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="babyvlm-convert", description=__doc__.split("\n\n")[0])
+    parser = command_parser(
+        "convert",
+        __doc__.split("\n\n")[0],
+        [
+            "babyvlm convert --llava-checkpoint wsashawn/babyllava_v2_instruction_ft --output babyllava-v2",
+            "babyvlm convert --llava-checkpoint path/to/phase2 --vision-checkpoint dino.pth --output babyllava-v2 \\",
+            "    --push-to-hub someone/babyllava-v2",
+        ],
+    )
     parser.add_argument(
         "--llava-checkpoint",
         metavar="REPO_ID_OR_DIR",
@@ -288,16 +296,14 @@ def main(argv: list[str] | None = None) -> int:
             license=args.license,
         )
     except (FileExistsError, FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        return fail(parser, error)
     print(report.summary())
     print(f"wrote {args.output}")
     if args.push_to_hub:
         try:
             url = push_to_hub(args.output, args.push_to_hub, private=args.private)
         except HubUploadError as error:
-            print(f"error: {error}; {args.output} is complete: upload it with `hf upload`", file=sys.stderr)
-            return 1
+            return fail(parser, f"{error}; {args.output} is complete: upload it with `hf upload`")
         print(f"pushed to {url}")
     return 0
 

@@ -53,8 +53,8 @@ def write_folder(folder: Path, items: int) -> None:
 
 
 def explorer_seconds(folder: Path, far: int) -> tuple[float, float]:
-    from babyvlm.explore.filters import Selection
-    from babyvlm.explore.session import Explorer
+    from babyvlm.commands.explore.filters import Selection
+    from babyvlm.commands.explore.session import Explorer
 
     start = time.perf_counter()
     explorer = Explorer(folder)

@@ -18,7 +18,6 @@ runs"); ``--human FILE`` adds per-task figures (``{"baby_pv": 0.98, ..., "overal
 
 from __future__ import annotations
 
-import argparse
 import html
 import json
 import logging
@@ -26,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from babyvlm.evaluate_metrics.devcv.tasks import TASKS, canonical_task
+
+from babyvlm.command_line import command_parser, fail
 
 from .devcv.uncertainty import N_RESAMPLES
 from .paired import compare_pair, interval_text
@@ -397,10 +398,17 @@ def compare_runs(
     return written
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of ``babyvlm-compare``."""
-    parser = argparse.ArgumentParser(prog="babyvlm-compare", description="Compare babyvlm-eval runs side by side.")
-    parser.add_argument("runs", nargs="+", metavar="[LABEL[@DOMAIN]=]RUN_DIR", help="babyvlm-eval output folders")
+def main(argv: list[str] | None = None) -> int:
+    """``babyvlm compare``."""
+    parser = command_parser(
+        "compare",
+        "Compare babyvlm eval runs side by side.",
+        [
+            "babyvlm compare eval/babyllava eval/qwen --output comparison",
+            "babyvlm compare baby@saycam=eval/saycam baby@ego4d=eval/ego4d --output domains --human human.json",
+        ],
+    )
+    parser.add_argument("runs", nargs="+", metavar="[LABEL[@DOMAIN]=]RUN_DIR", help="babyvlm eval output folders")
     parser.add_argument("--output", required=True, help="folder for the tables and plots")
     parser.add_argument("--human", help='JSON file of human figures: {"baby_pv": 0.98, ..., "overall": 0.93}')
     parser.add_argument(
@@ -414,10 +422,11 @@ def main(argv: list[str] | None = None) -> None:
         audit = json.loads(Path(args.audit).read_text()) if args.audit else None
         written = compare_runs(args.runs, args.output, human, args.bootstrap, args.seed, audit)
     except (FileNotFoundError, json.JSONDecodeError, KeyError) as error:
-        parser.exit(2, f"babyvlm-compare: error: {error}\n")
+        return fail(parser, error)
     print(Path(written[0]).read_text())
     print("wrote " + ", ".join(str(path) for path in written))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

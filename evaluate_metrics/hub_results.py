@@ -20,6 +20,7 @@ from pathlib import Path
 from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData, metadata_load
 
 from babyvlm import __version__
+from babyvlm.command_line import fail
 from babyvlm.hub import HubUploadError, read_file, upload
 
 from .report import COUNT_PLOT, LEADERBOARD_RESULTS_FILE, RESULTS_FILE, SCORES_PLOT, markdown_table
@@ -167,15 +168,17 @@ def add_push_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def push_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """The ``--push-to-hub`` step of ``babyvlm-eval``: exits 2 with one line when nothing was uploaded."""
+def push_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """The ``--push-to-hub`` step of ``babyvlm eval``; returns the exit status (a failure in one line when nothing
+    was uploaded)."""
     try:
         url = push_results(
             args.output, args.push_to_hub, data_dir=args.data, split=args.split, dataset_id=args.hub_dataset
         )
     except HubUploadError as error:
-        parser.exit(2, f"babyvlm-eval: error: {error}; the report in {args.output} is complete\n")
+        return fail(parser, f"{error}; the report in {args.output} is complete")
     print(f"pushed the results to {url}")
+    return 0
 
 
 def check_push_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:

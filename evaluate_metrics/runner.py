@@ -1,4 +1,4 @@
-"""Evaluate a vision-language model on a DevCV dataset folder: :func:`evaluate_devcv` and ``babyvlm-eval``.
+"""Evaluate a vision-language model on a DevCV dataset folder: :func:`evaluate_devcv` and ``babyvlm eval``.
 
 Writes into the output folder:
 
@@ -35,6 +35,7 @@ from babyvlm.evaluate_metrics.devcv.tasks import DIALOGUE, LOGLIKELIHOOD, DevCVT
 from tqdm.auto import tqdm
 
 from babyvlm.chat import content_to_text, count_image_blocks
+from babyvlm.command_line import command_parser, fail
 from babyvlm.locking import OutputLockedError, locks_outputs
 
 from .answering import (
@@ -627,7 +628,14 @@ def package_version() -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="babyvlm-eval", description="Evaluate a vision-language model on DevCV.")
+    parser = command_parser(
+        "eval",
+        "Evaluate a vision-language model on DevCV.",
+        [
+            "babyvlm eval --model babyvlm-demo/model --data babyvlm-demo/devcv --output eval/demo",
+            "babyvlm eval --model Qwen/Qwen2.5-VL-3B-Instruct --data devcv --output eval/qwen --tasks count,memory",
+        ],
+    )
     parser.add_argument(
         "--model",
         required=True,
@@ -747,8 +755,8 @@ def _api_settings(args: argparse.Namespace) -> dict:
     return settings
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of ``babyvlm-eval``."""
+def main(argv: list[str] | None = None) -> int:
+    """``babyvlm eval``."""
     parser = _parser()
     args = parser.parse_args(argv)
     check_push_arguments(parser, args)
@@ -801,12 +809,13 @@ def main(argv: list[str] | None = None) -> None:
         NotApplicableError,
         OutputLockedError,
     ) as error:
-        parser.exit(2, f"babyvlm-eval: error: {error.args[0] if isinstance(error, KeyError) else error}\n")
+        return fail(parser, error)
     if summary is not None:  # rank 0 of a data-parallel run
         sys.stdout.write(markdown_table(summary))
         if args.push_to_hub:
-            push_from_args(parser, args)
+            return push_from_args(parser, args)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

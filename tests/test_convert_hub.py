@@ -194,7 +194,7 @@ def test_missing_sources_are_one_clear_error_and_nothing_is_written(
     monkeypatch.chdir(tmp_path)
     assert convert(*argv, "--output", tmp_path / "out") == 1
     error = capsys.readouterr().err
-    assert error.startswith("error: ") and message in error and "Traceback" not in error
+    assert error.startswith("babyvlm convert: error: ") and message in error and "Traceback" not in error
     assert sorted(path.name for path in tmp_path.iterdir()) == ["phase2-folder"]
 
 

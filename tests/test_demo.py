@@ -13,14 +13,15 @@ from babyvlm.modeling import BabyLlavaV2ForConditionalGeneration
 from babyvlm.processing import BabyLlavaV2Processor
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
-from babyvlm import demo
-from babyvlm.demo import SMOKE, Demo, main, significance_summary
+from babyvlm import command_line
+from babyvlm.commands import cli, demo
+from babyvlm.commands.demo import SMOKE, Demo, main, significance_summary
 
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     output = tmp_path_factory.mktemp("demo")
-    main(["--smoke", "--output", str(output)])
+    assert cli.main(["demo", "--smoke", "--output", str(output)]) == 0  # `babyvlm demo --smoke`, in this process
     return output
 
 
@@ -134,7 +135,7 @@ def openmp_spin_counts(stderr: str) -> list[str]:
 def test_the_command_runs_with_a_passive_openmp_wait_policy():
     environment = {name: value for name, value in os.environ.items() if name != "OMP_WAIT_POLICY"}
     environment["OMP_DISPLAY_ENV"] = "VERBOSE"  # every OpenMP runtime reports its settings when it loads
-    command = [sys.executable, "-c", "from babyvlm.demo import main; main()", "--help"]
+    command = [sys.executable, "-c", "from babyvlm.commands.demo import main; main()", "--help"]
     result = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=120, check=True)
     spin_counts = openmp_spin_counts(result.stderr)
     # the first process loads OpenMP with the default policy (it spins), the restarted one with PASSIVE only
@@ -145,18 +146,42 @@ def test_the_command_runs_with_a_passive_openmp_wait_policy():
 def test_a_wait_policy_the_user_set_is_kept(monkeypatch):
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
     monkeypatch.setattr(os, "execv", lambda *arguments: pytest.fail(f"restarted: {arguments}"))
-    demo.restart_with_passive_omp_wait_policy()
+    command_line.restart_with_passive_omp_wait_policy()
     assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
 
 
-def test_the_command_restarts_itself_with_passive_and_its_arguments(monkeypatch):
+@pytest.mark.parametrize(
+    "started",
+    [
+        ["babyvlm", "demo", "--seed", "1"],
+        ["babyvlm-demo", "--seed", "1"],
+        ["-m", "babyvlm.commands.demo", "--seed", "1"],
+    ],
+    ids=["babyvlm demo", "babyvlm-demo", "python -m"],
+)
+def test_the_command_restarts_itself_with_passive_and_its_arguments(monkeypatch, started):
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
-    monkeypatch.setattr(sys, "argv", ["babyvlm-demo", "--seed", "1"])
+    monkeypatch.setattr(sys, "orig_argv", ["python3.11", *started])
     restarts = []
     monkeypatch.setattr(os, "execv", lambda *arguments: restarts.append(arguments))
-    demo.restart_with_passive_omp_wait_policy()
+    command_line.restart_with_passive_omp_wait_policy()
     assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
-    assert restarts == [(sys.executable, [sys.executable, "-m", "babyvlm.demo", "--seed", "1"])]
+    assert restarts == [(sys.executable, [sys.executable, *started])]  # the same command line, once more
+
+
+def test_babyvlm_demo_restarts_before_the_demo_runs(monkeypatch):
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.setattr(sys, "argv", ["babyvlm", "demo", "--help"])
+
+    class Restarted(Exception):
+        pass
+
+    def execv(*arguments):
+        raise Restarted
+
+    monkeypatch.setattr(os, "execv", execv)
+    with pytest.raises(Restarted):
+        cli.main()
 
 
 def test_main_with_arguments_runs_in_this_process(monkeypatch):
@@ -165,4 +190,6 @@ def test_main_with_arguments_runs_in_this_process(monkeypatch):
     monkeypatch.setattr(os, "execv", lambda *arguments: pytest.fail(f"restarted: {arguments}"))
     with pytest.raises(SystemExit):
         main(["--help"])
+    with pytest.raises(SystemExit):
+        cli.main(["demo", "--help"])
     assert "OMP_WAIT_POLICY" not in os.environ

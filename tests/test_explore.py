@@ -16,13 +16,13 @@ from babyvlm.evaluate_metrics.predictions import PREDICTIONS_FILE
 from babyvlm.evaluate_metrics.runner import evaluate_devcv
 from fixtures_devcv import write_split_layout
 
-from babyvlm.explore.ask import default_prompt, prompt_conversation
-from babyvlm.explore.cli import main
-from babyvlm.explore.dataset import DevCVFolder, ExploreError
-from babyvlm.explore.filters import ANY_COUNT, DISAGREEMENT, UNPARSABLE, WRONG, Selection, select
-from babyvlm.explore.render import item_html
-from babyvlm.explore.runs import is_correct
-from babyvlm.explore.session import Explorer
+from babyvlm.commands.explore.ask import default_prompt, prompt_conversation
+from babyvlm.commands.explore.cli import main
+from babyvlm.commands.explore.dataset import DevCVFolder, ExploreError
+from babyvlm.commands.explore.filters import ANY_COUNT, DISAGREEMENT, UNPARSABLE, WRONG, Selection, select
+from babyvlm.commands.explore.render import item_html
+from babyvlm.commands.explore.runs import is_correct
+from babyvlm.commands.explore.session import Explorer
 from babyvlm.testing.devcv import save_tiny_llava, synthetic_items, write_devcv_folder
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # the test runs offline
@@ -333,7 +333,7 @@ def test_the_page_shows_items_runs_and_streamed_answers_in_a_real_browser(evalua
     pytest.importorskip("gradio", reason="`make install` installs the explore extra")
     from playwright.sync_api import expect
 
-    from babyvlm.explore.app import build_app
+    from babyvlm.commands.explore.app import build_app
 
     data, runs, llava = evaluated
     explorer = Explorer(data, runs, llava)
@@ -394,7 +394,6 @@ def test_the_page_shows_items_runs_and_streamed_answers_in_a_real_browser(evalua
 
 def test_long_run_outputs_show_their_start_with_the_rest_behind_show_all():
     from babyvlm.evaluate_metrics.devcv.tasks import canonical_task
-
     from babyvlm.explore.render import OUTPUT_PREVIEW_CHARS, runs_html
     from babyvlm.explore.runs import Run
 

@@ -47,6 +47,40 @@ def test_evaluation_does_not_reach_into_the_dataset_builders():
     assert offenders("evaluate_metrics", ("babyvlm.dataset_builders", "dataset_builders")) == []
 
 
+COMMANDS = ("babyvlm.commands",)
+WORK = ("babyvlm.dataset_builders", "babyvlm.evaluate_metrics", "babyvlm.training")
+SHARED_LIBRARY = sorted((REPO / "babyvlm").glob("*.py"))  # the modules directly in babyvlm/, not its subpackages
+
+
+def library_offenders(forbidden: tuple[str, ...]) -> list[str]:
+    return sorted(
+        f"{path.relative_to(REPO)} imports {name}"
+        for path in SHARED_LIBRARY
+        for name in imported_modules(path)
+        if name.startswith(forbidden)
+    )
+
+
+def test_the_shared_library_imports_no_layer_above_it():
+    """The modules directly in babyvlm/ (Auto-class registration, chat schema, staging, conversion, the verbs' parser
+    and one-line failure) are what the builders, evaluation and training share: they import none of those, nor the
+    commands."""
+    assert library_offenders((*WORK, *COMMANDS, "dataset_builders", "evaluate_metrics")) == []
+
+
+@pytest.mark.parametrize("folder", ["dataset_builders", "evaluate_metrics", "babyvlm/training", "recipes"])
+def test_nothing_below_the_commands_imports_them(folder):
+    """babyvlm/commands/ (the `babyvlm` dispatcher, the demo, the explorer) joins every other part: the builders,
+    evaluation, training and the recipes never import it."""
+    assert offenders(folder, COMMANDS) == []
+
+
+def test_the_training_layer_does_not_reach_into_builders_or_evaluation():
+    """Training reads dataset folders through `datasets`, never through the builders' or the runner's code."""
+    forbidden = ("babyvlm.dataset_builders", "babyvlm.evaluate_metrics", "dataset_builders", "evaluate_metrics")
+    assert offenders("babyvlm/training", forbidden) == []
+
+
 @pytest.mark.parametrize("folder", ["modeling", "processing"])
 def test_remote_code_is_self_contained(folder):
     """modeling/ and processing/ are copied as remote code next to a checkpoint: they import only themselves."""

@@ -2,7 +2,6 @@
 checkpoint naming and rotation, resume after a kill (an interrupted save ignored), a clean exported model folder,
 the exported teacher inside BabyLLaVA-V2, and learning on a fixed batch."""
 
-import importlib.util
 import json
 import os
 import re
@@ -244,13 +243,10 @@ def test_ddp_on_two_cpu_processes(frames, tmp_path):
 
 @pytest.fixture(scope="module")
 def recipe():
-    """recipes/pretrain_vision.py as a module (it is a script, not part of the package)."""
-    spec = importlib.util.spec_from_file_location("pretrain_vision", RECIPE)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve their module through sys.modules
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules[spec.name]
+    """The recipe's body, which recipes/pretrain_vision.py launches."""
+    from babyvlm.training import pretrain_vision
+
+    return pretrain_vision
 
 
 @pytest.fixture
@@ -368,7 +364,11 @@ def test_resume_from_an_incomplete_checkpoint_fails(recipe, tmp_path):
         recipe.resume(accelerator, SimpleNamespace(resume_from_checkpoint=str(tmp_path / "half")), tmp_path / "run")
 
 
-def test_checkpoints_of_the_earlier_layout_in_output_dir_stop_the_run(recipe, tmp_path):
+def test_checkpoints_of_the_earlier_layout_in_output_dir_stop_the_run(recipe, tmp_path, capsys):
     (tmp_path / "checkpoint-4").mkdir()
+    argv = ["--config", str(TINY_YAML), "--dataset_name", "unused", "--output_dir", str(tmp_path)]
     with pytest.raises(FileExistsError, match="checkpoints now live in .*-checkpoints"):
-        recipe.main(["--config", str(TINY_YAML), "--dataset_name", "unused", "--output_dir", str(tmp_path)])
+        recipe.train(*recipe.parse_args(argv))
+    assert recipe.main(argv) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("babyvlm train vision: error: ") and error.count("\n") == 1

@@ -15,19 +15,17 @@ import pytest
 import torch
 from test_recipes import ENV, REPO, SFT, TINY, assert_model_repository
 from transformers import AutoModelForImageTextToText, AutoProcessor
-from trl import ModelConfig, SFTConfig, TrlParser
+from trl import ModelConfig, SFTConfig
 
 from babyvlm.chat import IMAGES_FEATURE, MESSAGES_FEATURE
 from babyvlm.testing import save_tiny_model
 from babyvlm.testing.devcv import synthetic_items, write_devcv_folder
 from babyvlm.testing.launch import cpu_launch
+from babyvlm.training import sft
 from babyvlm.training.collator import NothingToLearnError, VisionChatCollator
 from babyvlm.training.data import DatasetPathError
 from babyvlm.training.lora import lora_target_modules
 from babyvlm.training.model_card import hub_repo_id, render_model_card
-
-sys.path.insert(0, str(REPO / "recipes"))
-import sft  # noqa: E402  (the recipe script, run in-process for the quick failure cases)
 
 EVAL = str(Path(sys.executable).with_name("babyvlm-eval"))
 LORA_FAMILIES = ["qwen2_5_vl", "idefics3", "llava_onevision"]
@@ -157,7 +155,7 @@ def run_in_process(model_dir, data_dir, output, **overrides):
         "logging_steps": 1,
         **overrides,
     }
-    return sft.main(args, SFTConfig(**settings), ModelConfig(model_name_or_path=str(model_dir)))
+    return sft.train(args, SFTConfig(**settings), ModelConfig(model_name_or_path=str(model_dir)))
 
 
 def test_a_budget_that_cuts_every_answer_fails_the_run(tiny_model_dir, tmp_path):
@@ -208,7 +206,7 @@ def test_a_dataset_path_that_does_not_exist_is_one_line(tiny_model_dir, tmp_path
     assert result.returncode == 1
     assert (
         result.stderr.strip().splitlines()[-1]
-        == f"sft.py: dataset {missing}: no such folder, and not a Hub dataset (FileNotFoundError)"
+        == f"babyvlm train sft: error: dataset {missing}: no such folder, and not a Hub dataset (FileNotFoundError)"
     )
     assert "Traceback" not in result.stderr
     with pytest.raises(DatasetPathError):
@@ -221,7 +219,7 @@ def test_quantization_is_refused_without_cuda(tiny_model_dir, tmp_path, monkeypa
     args = sft.RecipeArguments(stage="instruct", datasets=[str(data)])
     model_args = ModelConfig(model_name_or_path=str(tiny_model_dir), use_peft=True, load_in_4bit=True)
     with pytest.raises(ValueError, match="QLoRA.*needs a CUDA GPU, and this run has none"):
-        sft.main(args, SFTConfig(output_dir=str(tmp_path / "out"), use_cpu=True, report_to="none"), model_args)
+        sft.train(args, SFTConfig(output_dir=str(tmp_path / "out"), use_cpu=True, report_to="none"), model_args)
 
 
 def test_cards_name_hub_repos_never_local_paths(tmp_path):
@@ -259,9 +257,8 @@ def test_lora_targets_the_language_model_unless_the_vision_tower_trains(tmp_path
 
 @pytest.mark.parametrize("config", sorted(str(path) for path in REPO.glob("recipes/*/devcv_instruct_lora*.yaml")))
 def test_the_vlm_recipes_parse_with_every_key_known(config, tmp_path):
-    parser = TrlParser((sft.RecipeArguments, SFTConfig, ModelConfig))
     # bf16 needs a GPU: parse the YAML as it would run there, with only that switched off
-    args, training_args, model_args = parser.parse_args_and_config(
+    args, training_args, model_args = sft.parse_args(
         ["--config", config, "--bf16", "false", "--output_dir", str(tmp_path)]
     )
     assert args.stage == "instruct" and model_args.use_peft and model_args.lora_r == 64

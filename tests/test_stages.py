@@ -31,7 +31,7 @@ def test_recipe_yamls_are_named_by_their_stage(path):
 
 
 def test_the_demo_runs_every_stage_by_its_registry_name():
-    from babyvlm.demo import RECIPE_CONFIGS
+    from babyvlm.commands.demo import RECIPE_CONFIGS
 
     assert {name: Path(config).stem for name, config in RECIPE_CONFIGS.items()} == {
         name: stage.label for name, stage in STAGES.items()

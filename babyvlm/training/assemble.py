@@ -1,6 +1,6 @@
 """Compose stage-0 checkpoints into a BabyLLaVA-V2 checkpoint (the start of stage 1).
 
-`babyvlm-assemble --vision DIR --language-model DIR --output DIR` takes a transformers vision model (the
+`babyvlm train assemble --vision DIR --language-model DIR --output DIR` takes a transformers vision model (the
 DINO-trained ViT exported by `recipes/pretrain_vision.py`, a `Dinov2Model` folder) and a causal LM with its
 tokenizer (stage 0 of `recipes/sft.py`), adds `<image>` to the tokenizer if it is missing (resizing the
 embeddings by one mean-initialised row), joins them with a freshly initialised connector, and saves the model,
@@ -9,12 +9,12 @@ the processor (chat templates included) and a model card.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import torch
 from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
 
+from ..command_line import command_parser, fail
 from ..modeling import BabyLlavaV2Config, BabyLlavaV2ForConditionalGeneration
 from ..processing import BabyLlavaV2ImageProcessor, BabyLlavaV2Processor, add_image_token
 from ..staging import staged_folder
@@ -62,8 +62,13 @@ def assemble(
     return model, processor
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> int:
+    """``babyvlm train assemble``."""
+    parser = command_parser(
+        "train assemble",
+        __doc__.splitlines()[0],
+        ["babyvlm train assemble --vision runs/stage0_vision --language-model runs/stage0_lm --output runs/assembled"],
+    )
     parser.add_argument(
         "--vision", required=True, help="transformers vision model folder (e.g. the exported DINO teacher)"
     )
@@ -71,12 +76,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output", required=True, help="where to write the BabyLLaVA-V2 checkpoint")
     parser.add_argument("--seed", type=int, default=0, help="seed of the connector initialisation")
     args = parser.parse_args(argv)
-    model, processor = assemble(args.vision, args.language_model, args.output, args.seed)
+    try:
+        model, processor = assemble(args.vision, args.language_model, args.output, args.seed)
+    except (FileNotFoundError, FileExistsError, OSError, ValueError) as error:
+        return fail(parser, error)
     print(
         f"assembled BabyLLaVA-V2 ({sum(p.numel() for p in model.parameters()):,} parameters, "
         f"{processor.image_seq_length} tokens per image) -> {args.output}"
     )
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -16,12 +16,11 @@ A value far above the task's chance level means the item set leaks its answer. G
 are audited per construction (``provenance["construction"]``: ``released`` or ``hardened``, see
 ``generators/spatial.py``), so a folder holding both reports each.
 
-Command line: ``babyvlm-audit-devcv DATASET_DIR [--json PATH]``.
+Command line: ``babyvlm data audit DATASET_DIR [--json PATH]``.
 """
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 from collections import Counter, defaultdict
@@ -33,6 +32,8 @@ import numpy as np
 from babyvlm.evaluate_metrics.devcv.tasks import TASKS
 from PIL import Image
 from scipy.signal import fftconvolve
+
+from babyvlm.command_line import command_parser, fail
 
 from .stream import iter_undecoded_rows
 
@@ -222,15 +223,22 @@ def format_audit_markdown(results: list[ShortcutAudit]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Console script ``babyvlm-audit-devcv``."""
-    parser = argparse.ArgumentParser(prog="babyvlm-audit-devcv", description=__doc__.split("\n\n")[0])
+    """``babyvlm data audit``."""
+    parser = command_parser(
+        "data audit",
+        __doc__.split("\n\n")[0],
+        ["babyvlm data audit devcv --json devcv-audit.json", "babyvlm data audit devcv --config count"],
+    )
     parser.add_argument(
-        "dataset", help="a DevCV dataset folder written by babyvlm-build-devcv (or any folder with the DevCV schema)"
+        "dataset", help="a DevCV dataset folder written by babyvlm data devcv (or any folder with the DevCV schema)"
     )
     parser.add_argument("--config", default=None, help="config to audit (default: the dataset's default config, 'all')")
     parser.add_argument("--json", type=Path, help="also write the measurements to this JSON file")
     args = parser.parse_args(argv)
-    results = audit_dataset(args.dataset, args.config)
+    try:
+        results = audit_dataset(args.dataset, args.config)
+    except (FileNotFoundError, ValueError) as error:
+        return fail(parser, error)
     print(format_audit_text(results))
     if args.json:
         args.json.write_text(json.dumps([asdict(result) for result in results], indent=2) + "\n")

@@ -1,28 +1,30 @@
-"""``babyvlm-build-devcv``: package released DevCV Toolbox layouts as a 🤗 dataset folder.
-
-Example::
-
-    babyvlm-build-devcv /data/devcv/saycam --output devcv
-    babyvlm-build-devcv /data/devcv/ego4d --output devcv_ego4d --split test --strict
-    babyvlm-build-devcv /data/devcv/babyview --output devcv_babyview --task who_has_more=compare_real
-    babyvlm-build-devcv wsashawn/devcv_toolbox_ego4d --output devcv_ego4d --push-to-hub me/devcv-ego4d
-    babyvlm-build-devcv /data/devcv/saycam --output devcv --push-to-hub me/devcv --gated
-    python -c "from datasets import load_dataset; print(load_dataset('devcv', 'memory', split='test'))"
-"""
+"""``babyvlm data devcv``: package released DevCV Toolbox layouts as a 🤗 dataset folder (examples: ``EXAMPLES``,
+the end of ``--help``)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+from babyvlm.command_line import command_parser, fail
+
 from ..hub import add_push_arguments, check_push_arguments, devcv_publication, push_from_args, resolve_sources
 from .builder import DevCVBuildError, build_devcv
 from .layouts import DEFAULT_SPLIT, KNOWN_SOURCES
 from .limits import DEFAULT_MAX_ITEM_BYTES, DEFAULT_MAX_TEXT_BYTES, InputLimits
 
+EXAMPLES = [
+    "babyvlm data devcv /data/devcv/saycam --output devcv",
+    "babyvlm data devcv /data/devcv/ego4d --output devcv_ego4d --split test --strict",
+    "babyvlm data devcv /data/devcv/babyview --output devcv_babyview --task who_has_more=compare_real",
+    "babyvlm data devcv wsashawn/devcv_toolbox_ego4d --output devcv_ego4d --push-to-hub me/devcv-ego4d",
+    "babyvlm data devcv /data/devcv/saycam --output devcv --push-to-hub me/devcv --gated",
+    "python -c \"from datasets import load_dataset; print(load_dataset('devcv', 'memory', split='test'))\"",
+]
+
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="babyvlm-build-devcv", description=__doc__.split("\n\n")[0])
+    parser = command_parser("data devcv", "Package released DevCV Toolbox layouts as a 🤗 dataset folder.", EXAMPLES)
     parser.add_argument(
         "sources",
         nargs="+",
@@ -124,11 +126,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     except DevCVBuildError as error:
         print(error.report.summary(), file=sys.stderr)
-        print(f"error: {error}; nothing was written", file=sys.stderr)
-        return 1
+        return fail(parser, f"{error}; nothing was written")
     except (FileExistsError, FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        return fail(parser, error)
     print(report.summary())
     print(f"wrote {args.output} (fingerprint {report.fingerprint[:16]}); report: {args.output}/build_report.json")
     return push_from_args(args, args.output, devcv_publication)

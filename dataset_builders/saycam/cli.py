@@ -1,10 +1,12 @@
-"""``babyvlm-build-saycam``: build the SAYCam pretraining corpora from a local copy of the raw data."""
+"""``babyvlm data saycam``: build the SAYCam pretraining corpora from a local copy of the raw data."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
+
+from babyvlm.command_line import command_parser, fail
 
 from ..hub import add_push_arguments, check_push_arguments, push_from_args, saycam_publication
 from .build import BuildInputs, build_saycam
@@ -52,10 +54,14 @@ def _splits(spec: str) -> dict[str, float]:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="babyvlm-build-saycam",
-        description="Build the SAYCam pretraining corpora (utterances, frames, image_utterance, video_utterance, "
+    p = command_parser(
+        "data saycam",
+        "Build the SAYCam pretraining corpora (utterances, frames, image_utterance, video_utterance, "
         "interleaved, mix) as load_dataset-ready parquet folders with dataset cards and a build report.",
+        [
+            "babyvlm data saycam --videos toyworld/videos --transcripts toyworld/transcripts.csv \\",
+            "    --children toyworld/children.csv --output corpora --num-proc 2",
+        ],
     )
     io = p.add_argument_group("inputs and output")
     io.add_argument(
@@ -144,7 +150,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     p = parser()
     args = p.parse_args(argv)
     if args.transcripts is None:
@@ -184,7 +190,7 @@ def main(argv: list[str] | None = None) -> None:
             progress=not args.no_progress,
         )
     except (ValueError, FileNotFoundError, FileExistsError) as error:
-        p.error(str(error))
+        return fail(p, error)
 
     for name, tally in report["corpora"].items():
         print(f"{name:16s} {tally['records']:>9d} records  {tally['records_by_split']}")
@@ -192,8 +198,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{len(report['failures'])} failures ({failed} bad inputs) listed in {args.output / 'build_report.json'}")
     errors = [f for f in report["failures"] if f["reason"] == "build_error"]
     if errors:
-        print(f"{len(errors)} recordings hit an unexpected error and stay pending; re-run to retry", file=sys.stderr)
-        sys.exit(1)
+        return fail(p, f"{len(errors)} recordings hit an unexpected error and stay pending; re-run to retry")
     if not report["complete"]:
         print(f"{len(report['pending_recordings'])} recordings pending in other shards")
         if args.push_to_hub:
@@ -203,8 +208,7 @@ def main(argv: list[str] | None = None) -> None:
         for name in (c for c in config.corpora if c in (*CHAT_FORMATS, "mix")):
             counts = export_llava(args.output / name, args.export_llava / name)
             print(f"exported {name} to {args.export_llava / name}: {counts}")
-    if push_from_args(args, args.output, saycam_publication):
-        sys.exit(1)
+    return push_from_args(args, args.output, saycam_publication)
 
 
 def _transcribe(args: argparse.Namespace) -> None:
@@ -223,4 +227,4 @@ def _transcribe(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -1,19 +1,21 @@
-"""``babyvlm-toyworld``: generate the synthetic SAYCam-layout toy world."""
+"""``babyvlm data toyworld``: generate the synthetic SAYCam-layout toy world."""
 
 from __future__ import annotations
 
-import argparse
 import time
+
+from babyvlm.command_line import command_parser, fail
 
 from .generate import generate_toyworld
 from .world import SCALES
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="babyvlm-toyworld",
-        description="Generate a deterministic synthetic corpus in the SAYCam raw layout (mp4 recordings, "
+def main(argv: list[str] | None = None) -> int:
+    parser = command_parser(
+        "data toyworld",
+        "Generate a deterministic synthetic corpus in the SAYCam raw layout (mp4 recordings, "
         "timed transcripts, children table) with per-frame object annotations and exit directions.",
+        ["babyvlm data toyworld --output toyworld --scale demo"],
     )
     parser.add_argument("--output", required=True, help="folder to create (must be empty or absent)")
     parser.add_argument("--seed", type=int, default=0, help="world seed (default 0)")
@@ -27,13 +29,14 @@ def main(argv: list[str] | None = None) -> None:
     try:
         summary = generate_toyworld(args.output, seed=args.seed, scale=args.scale, overwrite=args.overwrite)
     except (FileExistsError, ValueError) as error:
-        parser.error(str(error))
+        return fail(parser, error)
     print(
         f"toy world (seed {args.seed}, {args.scale}) -> {summary.output}: {summary.recordings} recordings, "
         f"{summary.frames} frames, {summary.utterances} utterances, {summary.exits} exit clips "
         f"in {time.perf_counter() - started:.1f}s"
     )
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

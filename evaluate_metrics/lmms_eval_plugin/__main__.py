@@ -1,3 +1,3 @@
 from .task_folder import main
 
-main()
+raise SystemExit(main())

@@ -26,6 +26,7 @@ from pathlib import Path
 from babyvlm.evaluate_metrics.devcv.tasks import DIALOGUE, LOGLIKELIHOOD, DevCVTask
 
 from babyvlm.chat import messages_to_conversations
+from babyvlm.command_line import fail
 from babyvlm.staging import staged_folder
 
 from ..data import MissingTaskError, load_task_split, resolve_tasks
@@ -230,7 +231,7 @@ def write_task_folder(
     return [task.harness_key for task, _ in selected]
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     """``python -m babyvlm.evaluate_metrics.lmms_eval_plugin --data DIR --output TASK_DIR``."""
     parser = argparse.ArgumentParser(
         prog="python -m babyvlm.evaluate_metrics.lmms_eval_plugin",
@@ -255,6 +256,7 @@ def main(argv: list[str] | None = None) -> None:
             max_new_tokens_per_round=args.max_new_tokens_per_round,
         )
     except (KeyError, FileNotFoundError, MissingTaskError) as error:
-        parser.exit(2, f"error: {error.args[0] if isinstance(error, KeyError) else error}\n")
+        return fail(parser, error)
     groups = ", ".join(repr(group) for group in (GROUP, GENERATION_GROUP, REPLAY_GROUP))
     print(f"wrote {args.output}: tasks {', '.join(names)} and the groups {groups}")
+    return 0

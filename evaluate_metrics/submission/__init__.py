@@ -18,6 +18,7 @@ from pathlib import Path
 
 from transformers import CONFIG_MAPPING
 
+from babyvlm.command_line import command_parser, fail
 from babyvlm.staging import staged_folder
 
 WRAPPER = Path(__file__).with_name("wrapper.py")
@@ -159,9 +160,10 @@ def write_submission(
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="babyvlm-submission",
-        description="Write a BabyVLM leaderboard submission folder (submission.json + model.py).",
+    parser = command_parser(
+        "submit",
+        "Write a BabyVLM leaderboard submission folder (submission.json + model.py).",
+        ["babyvlm submit --model someone/babyllava-v2 --name BabyLLaVA-V2 --output submissions/babyllava-v2"],
     )
     parser.add_argument("--model", required=True, help="checkpoint: the Hub id the organisers download, or a folder")
     parser.add_argument("--name", required=True, help="the model's leaderboard name")
@@ -180,8 +182,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of ``babyvlm-submission``."""
+def main(argv: list[str] | None = None) -> int:
+    """``babyvlm submit``."""
     parser = _parser()
     args = parser.parse_args(argv)
     try:
@@ -195,7 +197,7 @@ def main(argv: list[str] | None = None) -> None:
             overwrite=args.overwrite,
         )
     except SubmissionError as error:
-        parser.exit(2, f"babyvlm-submission: error: {error}\n")
+        return fail(parser, error)
     print(f"wrote {output}/submission.json and {output}/model.py (lmms-eval model {registered_name(args.name)!r})")
     missing = missing_challenge_fields(json.loads((output / "submission.json").read_text()))
     if missing:
@@ -207,3 +209,4 @@ def main(argv: list[str] | None = None) -> None:
         )
     if Path(args.model).is_dir():
         print("note: the checkpoint is a local folder; upload it to the Hub and put its id in submission.json")
+    return 0

@@ -22,6 +22,7 @@ assert installed(babyvlm.__file__), f"babyvlm imported from {babyvlm.__file__}, 
 # Every console script (builders, converter, evaluation, demo) imports from the installed package.
 scripts = [script for script in entry_points(group="console_scripts") if script.value.startswith("babyvlm.")]
 assert len(scripts) >= 9, scripts
+assert "babyvlm" in {script.name for script in scripts}, scripts  # the one command; the others are its aliases
 for script in scripts:
     function = script.load()
     assert installed(sys.modules[function.__module__].__file__), script

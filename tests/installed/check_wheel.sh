@@ -48,12 +48,13 @@ cd "$work/run"
 step "installed-package checks (console scripts, recipes, DevCV metric, lmms-eval plugin)"
 "$work/venv/bin/python" "$repo/tests/installed/check_installed.py"
 
-step "babyvlm-demo --smoke"
-"$work/venv/bin/babyvlm-demo" --smoke --output demo >demo.log 2>&1 || { tail -50 demo.log; exit 1; }
+step "babyvlm demo --smoke"
+"$work/venv/bin/babyvlm" demo --smoke --output demo >demo.log 2>&1 || { tail -50 demo.log; exit 1; }
 test -s demo/results.json
 
-step "babyvlm-eval on the demo's model"
-"$work/venv/bin/babyvlm-eval" --model demo/model --data demo/devcv --output eval --tasks count --no-progress \
+step "babyvlm eval on the demo's model (and the deprecated babyvlm-eval alias, the same command)"
+"$work/venv/bin/babyvlm-eval" --help >/dev/null
+"$work/venv/bin/babyvlm" eval --model demo/model --data demo/devcv --output eval --tasks count --no-progress \
     >eval.log 2>&1 || { tail -50 eval.log; exit 1; }
 test -s eval/results.json
 step "the installed wheel works outside the checkout"

@@ -1,11 +1,5 @@
-"""``babyvlm-generate-devcv``: generate DevCV Toolbox items from an annotated corpus.
-
-Example::
-
-    babyvlm-toyworld --output toyworld --scale demo
-    babyvlm-generate-devcv --annotations toyworld --output devcv_toyworld --items-per-task 300
-    python -c "from datasets import load_dataset; print(load_dataset('devcv_toyworld', 'count', split='test'))"
-"""
+"""``babyvlm data generate``: generate DevCV Toolbox items from an annotated corpus (examples: ``EXAMPLES``, the end
+of ``--help``)."""
 
 from __future__ import annotations
 
@@ -14,6 +8,8 @@ import sys
 import time
 
 from babyvlm.evaluate_metrics.devcv.tasks import PROMPT_VARIANTS, TASKS
+
+from babyvlm.command_line import command_parser, fail
 
 from ..audit import ShortcutAudit, format_audit_text
 from .config import (
@@ -26,6 +22,12 @@ from .config import (
 )
 from .generate import GenerationError, generate_devcv
 from .vocabulary import DistractorPolicy, read_embeddings, read_lexicon, read_word_list
+
+EXAMPLES = [
+    "babyvlm data toyworld --output toyworld --scale demo",
+    "babyvlm data generate --annotations toyworld --output devcv_toyworld --items-per-task 300",
+    "python -c \"from datasets import load_dataset; print(load_dataset('devcv_toyworld', 'count', split='test'))\"",
+]
 
 
 def _split_values(text: str, kind: type) -> dict:
@@ -45,7 +47,7 @@ def _split_values(text: str, kind: type) -> dict:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="babyvlm-generate-devcv", description=__doc__.split("\n\n")[0])
+    parser = command_parser("data generate", "Generate DevCV Toolbox items from an annotated corpus.", EXAMPLES)
     parser.add_argument(
         "--annotations",
         required=True,
@@ -141,7 +143,8 @@ def _config(args: argparse.Namespace) -> GeneratorConfig:
 
 def main(argv: list[str] | None = None) -> int:
     """Console script entry point; returns 1 when nothing could be generated or the input is invalid."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     started = time.perf_counter()
     try:
         report = generate_devcv(
@@ -154,11 +157,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     except GenerationError as error:
         print(error.report.summary(), file=sys.stderr)
-        print(f"error: {error}; nothing was written", file=sys.stderr)
-        return 1
+        return fail(parser, f"{error}; nothing was written")
     except (FileExistsError, FileNotFoundError, ValueError) as error:  # AnnotationError is a ValueError
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        return fail(parser, error)
     print(report.summary())
     if report.audit:
         print("\nShortcut audit (compare with chance):")

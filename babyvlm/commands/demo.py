@@ -1,33 +1,31 @@
 """The main job: train BabyLLaVA-V2 end to end on the toy world and score it on DevCV.
 
-`babyvlm-demo [--output babyvlm-demo] [--force] [--smoke]` runs every part of the framework, in order:
+`babyvlm demo [--output babyvlm-demo] [--force] [--smoke]` runs every part of the framework, in order:
 
     toy world -> SAYCam-format corpora -> stage 0 (tokenizer + LM, ViT self-supervision) -> stage 1 (connector)
     -> stage 2 (joint) -> DevCV items -> stage 3 (DevCV instruction tuning) -> DevCV evaluation
 
-It is a thin driver: the data steps call the builders, the training steps run the real recipes
-(`recipes/sft.py`, `recipes/pretrain_vision.py`) with the CPU-sized YAMLs of `recipes/babyllava_v2/tiny/`, both read
-through the installed package (`babyvlm.recipes`), so it runs from any directory without a checkout,
-and the evaluation is `babyvlm-eval`'s runner. Finished stages are reused on a second run (unless `--force`
-or their settings changed). Everything is written under `--output`: the checkpoint in `model/`, the
+It is a thin driver: the data steps call the builders, the training steps call the recipes' training functions
+(`babyvlm.training.sft.train`, `babyvlm.training.pretrain_vision.train`, what `recipes/sft.py` and
+`recipes/pretrain_vision.py` run) on the arguments the recipes parse from the CPU-sized YAMLs of
+`recipes/babyllava_v2/tiny/` (read through the installed package, `babyvlm.recipes`, so it runs from any directory
+without a checkout), and the evaluation is `babyvlm eval`'s runner. Finished stages are reused on a second run
+(unless `--force` or their settings changed). Everything is written under `--output`: the checkpoint in `model/`, the
 leaderboard `results.json` and `summary.json` (per task: score, chance, n, one-sided binomial p-value).
 
 From the command line it runs with `OMP_WAIT_POLICY=PASSIVE` unless the environment sets that variable: torch's
 OpenMP threads then sleep instead of spinning while they wait for each other, which is the same on a quiet machine
 and much faster when another process holds one of the cores (a spinning thread takes the CPU from the thread it
 waits for). OpenMP reads the variable once, when torch loads, and `import babyvlm` loads torch, so the command
-starts itself again with the variable set (a few seconds of imports).
+starts itself again with the variable set (a few seconds of imports; `babyvlm.command_line`).
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
-import runpy
 import shutil
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,17 +35,14 @@ from pathlib import Path
 from scipy.stats import binomtest
 from tqdm.auto import tqdm
 
+from babyvlm.command_line import command_parser, fail, restart_with_passive_omp_wait_policy
 from babyvlm.evaluate_metrics.devcv.tasks import DIALOGUE, canonical_task
 from babyvlm.evaluate_metrics.probes.report import probe_table
 from babyvlm.staging import write_text
 from babyvlm.training.stages import STAGES
 
-RECIPES = "babyvlm.recipes"  # `recipes/`, installed with the package (scripts as modules, YAMLs as package data)
-TINY = files(RECIPES) / "babyllava_v2" / "tiny"
+TINY = files("babyvlm.recipes") / "babyllava_v2" / "tiny"  # `recipes/`, installed with the package (YAMLs as data)
 SIGNIFICANCE = 0.01
-# Measured on the demo's stage 0 LM with another process busy on one of 2 cores: 65 s with torch's default (libgomp
-# spins, ACTIVE) and 47 s PASSIVE; quiet, 28 s and 29 s. `benchmarks/RESULTS.md` has stage 3.
-OMP_WAIT_POLICY = "PASSIVE"
 # Memory's primary metric scores learned objects, (rounds + 1) // 3 = 5 per generated 15-round item.
 MEMORY_OBJECTS_PER_ITEM = 5
 # The CPU-sized YAML of each training stage, by the stage's name (`babyvlm.training.stages`), also its key in
@@ -138,20 +133,21 @@ class Demo:
 
     # --- training: the real recipes ----------------------------------------------------------------------
 
-    def recipe(self, script: str, stage: str, *arguments: str):
-        """Run a recipe exactly as `python recipes/<script>.py --config ...` would, in this process."""
+    def train(self, stage: str, *arguments: str) -> Path:
+        """Train `stage` as `babyvlm train sft|vision --config <its tiny YAML> ...` would, in this process: its
+        recipe's parsing of the YAML and the overrides, then its training function."""
+        from babyvlm.training import pretrain_vision, sft
+
+        recipe = {"sft.py": sft, "pretrain_vision.py": pretrain_vision}[STAGES[stage].script]
         with as_file(TINY / RECIPE_CONFIGS[stage]) as config:
-            argv = [script, "--config", str(config), *arguments, *self.size.recipe_overrides.get(stage, [])]
-            saved_argv = sys.argv
-            sys.argv = argv
-            try:
-                runpy.run_module(f"{RECIPES}.{script}", run_name="__main__", alter_sys=True)
-            finally:
-                sys.argv = saved_argv
+            parsed = recipe.parse_args(
+                ["--config", str(config), *arguments, *self.size.recipe_overrides.get(stage, [])]
+            )
+        sft.configure_logging()
+        return recipe.train(*parsed)
 
     def stage0_lm(self):
-        self.recipe(
-            "sft",
+        self.train(
             "lm",
             "--datasets",
             str(self.paths["corpora"] / "utterances"),
@@ -160,8 +156,7 @@ class Demo:
         )
 
     def stage0_vision(self):
-        self.recipe(
-            "pretrain_vision",
+        self.train(
             "vision",
             "--dataset_name",
             str(self.paths["corpora"] / "frames"),
@@ -170,8 +165,7 @@ class Demo:
         )
 
     def stage1(self):
-        self.recipe(
-            "sft",
+        self.train(
             "align",
             "--vision_model_path",
             str(self.paths["stage0_vision"]),
@@ -184,8 +178,7 @@ class Demo:
         )
 
     def stage2(self):
-        self.recipe(
-            "sft",
+        self.train(
             "pretrain",
             "--model_name_or_path",
             str(self.paths["stage1_align"]),
@@ -208,12 +201,11 @@ class Demo:
                 continue
             tasks.append(present[task])
         if not tasks:
-            raise RuntimeError(f"{self.paths['devcv']} has no {split} items for {wanted or 'any task'}")
+            raise ValueError(f"{self.paths['devcv']} has no {split} items for {wanted or 'any task'}")
         return tasks
 
     def stage3(self):
-        self.recipe(
-            "sft",
+        self.train(
             "instruct",
             "--model_name_or_path",
             str(self.paths["stage2_pretrain"]),
@@ -374,24 +366,16 @@ def print_summary(output: Path, summary: dict) -> None:
     print(f"report      {output / 'eval' / 'results.md'}, plots in {output / 'eval'}")
 
 
-def restart_with_passive_omp_wait_policy() -> None:
-    """Start this command again with `OMP_WAIT_POLICY=PASSIVE`, unless the environment already sets the variable
-    (a user's choice, or this very restart); returns only in that case. OpenMP reads it when torch loads, which
-    `import babyvlm` has done before any code of this module runs."""
-    if "OMP_WAIT_POLICY" in os.environ:
-        return
-    os.environ["OMP_WAIT_POLICY"] = OMP_WAIT_POLICY
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execv(sys.executable, [sys.executable, "-m", __spec__.name, *sys.argv[1:]])
-
-
-def main(argv: list[str] | None = None) -> None:
-    """The `babyvlm-demo` command; `argv` (a list of arguments) runs it in this process as it is, without the
-    restart for `OMP_WAIT_POLICY`."""
+def main(argv: list[str] | None = None) -> int:
+    """`babyvlm demo`; `argv` (a list of arguments) runs it in this process as it is, without the restart for
+    `OMP_WAIT_POLICY` (the `babyvlm` command restarts before it calls this)."""
     if argv is None:
         restart_with_passive_omp_wait_policy()
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = command_parser(
+        "demo",
+        __doc__.splitlines()[0],
+        ["babyvlm demo", "babyvlm demo --smoke --output /tmp/demo-smoke"],
+    )
     parser.add_argument("--output", type=Path, default=Path("babyvlm-demo"), help="folder for every artefact")
     parser.add_argument("--force", action="store_true", help="rerun every stage, even finished ones")
     parser.add_argument(
@@ -400,10 +384,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    summary = Demo(args.output, SMOKE if args.smoke else DEFAULT, args.seed).run(force=args.force)
+    try:
+        summary = Demo(args.output, SMOKE if args.smoke else DEFAULT, args.seed).run(force=args.force)
+    except (FileNotFoundError, FileExistsError, ValueError, FloatingPointError) as error:
+        return fail(parser, error)
     print_summary(args.output, summary)
     print(f"total {time.perf_counter() - started:.0f}s")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

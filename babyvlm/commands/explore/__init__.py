@@ -1,4 +1,4 @@
-"""``babyvlm-explore``: a Gradio page for DevCV dataset folders, evaluation runs over them and a model to ask.
+"""``babyvlm explore``: a Gradio page for DevCV dataset folders, evaluation runs over them and a model to ask.
 
 - :mod:`.dataset`: lazy, paged reading of a DevCV folder (pyarrow row groups, images decoded on show);
 - :mod:`.runs`: evaluation run folders, whether they match the folder, per-task score tables;

@@ -1,8 +1,8 @@
-"""``babyvlm-explore --data DEVCV_DIR [--runs EVAL_DIR ...] [--model DIR]``.
+"""``babyvlm explore --data DEVCV_DIR [--runs EVAL_DIR ...] [--model DIR]``.
 
 Every option also reads an environment variable (``BABYVLM_EXPLORE_DATA``, ``BABYVLM_EXPLORE_RUNS``
 as a ``:``-separated list, ``BABYVLM_EXPLORE_MODEL``), so a Hugging Face Space whose ``app.py`` is
-``from babyvlm.explore.cli import main; main()`` runs unchanged; Gradio takes the host and port from
+``from babyvlm.commands.explore.cli import main; main()`` runs unchanged; Gradio takes the host and port from
 ``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT`` there.
 """
 
@@ -14,22 +14,26 @@ import os
 
 import torch
 
+from babyvlm.command_line import command_parser, fail
+
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="babyvlm-explore", description="Browse a DevCV dataset folder, evaluation runs over it, and ask a model."
+    parser = command_parser(
+        "explore",
+        "Browse a DevCV dataset folder, evaluation runs over it, and ask a model.",
+        ["babyvlm explore --data devcv --runs eval/babyllava_v2 eval/llava --model path/to/babyllava_v2"],
     )
     parser.add_argument(
         "--data",
         default=os.environ.get("BABYVLM_EXPLORE_DATA"),
-        help="DevCV dataset folder (babyvlm-build-devcv output) [BABYVLM_EXPLORE_DATA]",
+        help="DevCV dataset folder (babyvlm data devcv output) [BABYVLM_EXPLORE_DATA]",
     )
     runs = os.environ.get("BABYVLM_EXPLORE_RUNS")
     parser.add_argument(
         "--runs",
         nargs="*",
         default=runs.split(":") if runs else [],
-        help="evaluation run folders (babyvlm-eval --output) to lay over the items [BABYVLM_EXPLORE_RUNS]",
+        help="evaluation run folders (babyvlm eval --output) to lay over the items [BABYVLM_EXPLORE_RUNS]",
     )
     parser.add_argument(
         "--model",
@@ -44,8 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of ``babyvlm-explore``."""
+def main(argv: list[str] | None = None) -> int:
+    """``babyvlm explore``."""
     parser = _parser()
     args = parser.parse_args(argv)
     if not args.data:
@@ -54,14 +58,15 @@ def main(argv: list[str] | None = None) -> None:
     try:
         from .app import build_app
     except ImportError as error:
-        parser.exit(2, f"babyvlm-explore: error: {error}; install the extra: pip install 'babyvlm[explore]'\n")
+        return fail(parser, f"{error}; install the extra: pip install 'babyvlm[explore]'")
     from .session import Explorer
 
     explorer = Explorer(args.data, args.runs, args.model, device=args.device, dtype=getattr(torch, args.dtype))
     for message in explorer.messages:
         logging.getLogger("babyvlm.explore").warning("%s", message)
     build_app(explorer).queue().launch(server_name=args.host, server_port=args.port, share=args.share)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

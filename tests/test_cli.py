@@ -1,0 +1,231 @@
+"""`babyvlm <verb>`: one command whose verbs are the library's `main(argv) -> int` functions, every verb run on tiny
+inputs through the dispatcher, and the deprecated `babyvlm-*` console scripts as the same functions."""
+
+import json
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+from fixtures_devcv import write_split_layout
+
+from babyvlm import __version__
+from babyvlm.commands import cli
+from babyvlm.commands.cli import DEPRECATED_ALIASES, VERBS
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / "recipes" / "babyllava_v2" / "tiny"
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    """`babyvlm ARGV` in this process: its exit status, stdout and stderr."""
+    try:
+        status = cli.main([str(argument) for argument in argv])
+    except SystemExit as exit_:  # argparse's --help and usage errors
+        status = exit_.code
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def test_babyvlm_help_lists_every_verb_with_its_one_line_help(capsys):
+    status, out, _ = run(capsys, "--help")
+    assert status == 0
+    for name, verb in VERBS.items():
+        assert any(line.split() == [*name.split(), *verb.help.split()] for line in out.splitlines()), name
+    assert "--version" in out and "babyvlm-eval" in out  # the deprecated aliases are named as such
+
+
+@pytest.mark.parametrize("group", ["data", "train"])
+def test_a_group_lists_its_verbs(capsys, group):
+    status, out, _ = run(capsys, group, "--help")
+    assert status == 0
+    assert {line.split()[1] for line in out.splitlines() if line.startswith(f"  {group} ")} == {
+        name.split()[1] for name in VERBS if name.startswith(f"{group} ")
+    }
+
+
+def test_version(capsys):
+    assert run(capsys, "--version") == (0, f"babyvlm {__version__}\n", "")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [(["frobnicate"], "unknown command 'frobnicate'"), (["data", "frobnicate"], "unknown command 'frobnicate'")],
+)
+def test_an_unknown_verb_is_one_line_and_exit_status_2(capsys, argv, message):
+    status, out, err = run(capsys, *argv)
+    assert status == 2 and out == "" and err.count("\n") == 1 and message in err
+
+
+@pytest.mark.parametrize("name", sorted(VERBS))
+def test_every_verb_has_help_named_after_it_with_an_example(capsys, name):
+    status, out, _ = run(capsys, *name.split(), "--help")
+    assert status == 0
+    assert out.startswith(f"usage: babyvlm {name} ")
+    examples = out.split("\nexample")[1]
+    assert f"babyvlm {name} " in examples
+
+
+def test_the_deprecated_console_scripts_run_the_verbs_functions():
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts.pop("babyvlm") == "babyvlm.commands.cli:main"
+    assert scripts == {alias: VERBS[verb].target for alias, verb in DEPRECATED_ALIASES.items()}
+    for verb in VERBS.values():
+        assert callable(verb.load())
+
+
+def test_an_alias_and_its_verb_answer_alike(capsys, tmp_path):
+    """An installed console script, as a shell runs it, and the verb: the same one-line failure and exit status."""
+    (tmp_path / "world").mkdir()
+    (tmp_path / "world" / "taken").write_text("")
+    alias = subprocess.run(
+        [str(Path(sys.executable).with_name("babyvlm-toyworld")), "--output", str(tmp_path / "world")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    verb = run(capsys, "data", "toyworld", "--output", tmp_path / "world")
+    assert (alias.returncode, alias.stdout, alias.stderr) == verb
+    assert verb[0] == 1 and verb[2].startswith("babyvlm data toyworld: error: ") and verb[2].count("\n") == 1
+
+
+# --- every verb on tiny inputs, in the order a researcher runs them --------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    return tmp_path_factory.mktemp("babyvlm-verbs")
+
+
+@pytest.fixture(scope="module")
+def toyworld(work):
+    assert cli.main(["data", "toyworld", "--output", str(work / "toyworld")]) == 0
+    return work / "toyworld"
+
+
+@pytest.fixture(scope="module")
+def generated(work, toyworld):
+    argv = ["data", "generate", "--annotations", str(toyworld), "--output", str(work / "devcv"), "--tasks", "count"]
+    assert cli.main([*argv, "--train-tasks", "count", "--items-per-task", "4", "--no-audit"]) == 0
+    return work / "devcv"
+
+
+def test_data_saycam_builds_the_corpora(capsys, toyworld, tmp_path):
+    status, out, _ = run(
+        capsys,
+        *("data", "saycam", "--videos", toyworld / "videos", "--transcripts", toyworld / "transcripts.csv"),
+        *("--children", toyworld / "children.csv", "--corpora", "utterances", "--output", tmp_path, "--no-progress"),
+    )
+    assert status == 0 and "utterances" in out
+    assert (tmp_path / "utterances" / "README.md").is_file()
+
+
+def test_data_devcv_and_audit(capsys, tmp_path):
+    write_split_layout(tmp_path / "saycam", tasks=("count",), splits=("test",), n=3)
+    status, out, _ = run(capsys, "data", "devcv", tmp_path / "saycam", "--output", tmp_path / "devcv", "--quiet")
+    assert status == 0 and "wrote" in out
+    status, out, _ = run(capsys, "data", "audit", tmp_path / "devcv", "--json", tmp_path / "audit.json")
+    assert status == 0 and "count" in out and json.loads((tmp_path / "audit.json").read_text())
+
+
+def test_train_sft_one_step_in_this_process(capsys, tiny_model_dir, generated, tmp_path):
+    status, _, _ = run(
+        capsys,
+        *("train", "sft", "--config", TINY / "stage3_instruct.yaml", "--model_name_or_path", tiny_model_dir),
+        *("--datasets", f"{generated}:count@train", "--output_dir", tmp_path / "model", "--max-steps", "1"),
+    )
+    assert status == 0 and (tmp_path / "model" / "model.safetensors").is_file()
+
+
+def test_train_sft_fails_in_one_line(capsys, tiny_model_dir, tmp_path):
+    missing = tmp_path / "missing"
+    status, _, err = run(
+        capsys,
+        *("train", "sft", "--config", TINY / "stage3_instruct.yaml", "--model_name_or_path", tiny_model_dir),
+        *("--datasets", missing, "--output_dir", tmp_path / "model"),
+    )
+    assert status == 1 and err.endswith(
+        f"babyvlm train sft: error: dataset {missing}: no such folder, and not a Hub dataset (FileNotFoundError)\n"
+    )
+
+
+def test_train_vision_one_step(capsys, tmp_path):
+    from PIL import Image
+
+    frames = tmp_path / "frames"  # an image folder: `load_dataset` gives it an `image` column
+    frames.mkdir()
+    for index in range(4):
+        Image.new("RGB", (40, 40), (60 * index, 20, 200)).save(frames / f"{index}.png")
+    status, _, _ = run(
+        capsys,
+        *("train", "vision", "--config", TINY / "stage0_vision.yaml", "--dataset_name", frames),
+        *("--output_dir", tmp_path / "vision", "--max_steps", "1", "--per_device_train_batch_size", "2"),
+    )
+    assert status == 0 and (tmp_path / "vision" / "config.json").is_file()
+
+
+def test_train_assemble(capsys, tmp_path):
+    from babyvlm.processing import train_tokenizer
+    from transformers import Dinov2Model, LlamaForCausalLM
+
+    from babyvlm.testing.babyllava import SAMPLE_UTTERANCES, tiny_config
+
+    tokenizer = train_tokenizer(SAMPLE_UTTERANCES * 4, vocab_size=64, min_frequency=1)
+    towers = tiny_config(len(tokenizer), tokenizer.image_token_id)
+    LlamaForCausalLM(towers.text_config).save_pretrained(tmp_path / "lm")
+    tokenizer.save_pretrained(tmp_path / "lm")
+    Dinov2Model(towers.vision_config).save_pretrained(tmp_path / "vision")
+    status, out, _ = run(
+        capsys,
+        "train",
+        "assemble",
+        "--vision",
+        tmp_path / "vision",
+        "--language-model",
+        tmp_path / "lm",
+        "--output",
+        tmp_path / "assembled",
+    )
+    assert status == 0 and "assembled BabyLLaVA-V2" in out
+
+
+def test_eval_compare_submit_and_explore(capsys, monkeypatch, tiny_model_dir, generated, work):
+    status, out, _ = run(
+        capsys,
+        *("eval", "--model", tiny_model_dir, "--data", generated, "--output", work / "eval", "--tasks", "count"),
+        *("--device", "cpu", "--no-progress"),
+    )
+    assert status == 0 and "count" in out and (work / "eval" / "results.json").is_file()
+    status, out, _ = run(capsys, "compare", f"tiny={work / 'eval'}", "--output", work / "comparison")
+    assert status == 0 and (work / "comparison" / "comparison.md").is_file()
+    status, out, _ = run(capsys, "submit", "--model", tiny_model_dir, "--name", "tiny", "--output", work / "submission")
+    assert status == 0 and (work / "submission" / "submission.json").is_file()
+
+    pytest.importorskip("gradio", reason="`make install` installs the explore extra")
+    from babyvlm.commands.explore import app
+
+    launched = []
+
+    class Page:  # the Gradio page, launched without a server
+        def queue(self):
+            return self
+
+        def launch(self, **options):
+            launched.append(options)
+
+    monkeypatch.setattr(app, "build_app", lambda explorer: launched.append(explorer) or Page())
+    status, _, _ = run(capsys, "explore", "--data", generated, "--runs", work / "eval", "--port", "0")
+    assert status == 0 and launched[0].folder is not None and launched[0].runs and launched[1]["server_port"] == 0
+
+
+def test_convert_and_demo_fail_in_one_line(capsys, tmp_path):
+    status, _, err = run(capsys, "convert", "--output", tmp_path / "out")
+    assert (
+        status == 1
+        and err
+        == "babyvlm convert: error: nothing to convert: pass a LLaVA checkpoint folder, a vision checkpoint, or both\n"
+    )
+    (tmp_path / "demo").write_text("a file where the demo's folder goes")
+    status, _, err = run(capsys, "demo", "--smoke", "--output", tmp_path / "demo")
+    assert status == 1 and err.startswith("babyvlm demo: error: ") and err.count("\n") == 1
