@@ -1,4 +1,4 @@
-"""Labels of annotated frames for probes of vision features (``babyvlm-probe linear``).
+"""Labels of annotated frames for probes of vision features (``babyvlm probe linear``).
 
 Each frame is labelled by its main group: the most numerous objects of one category and colour (frames where two
 groups tie, or without objects, get no label):

@@ -22,6 +22,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from babyvlm.command_line import command_parser
+
 from .harness import AUTO_DTYPE, DTYPES, resolve_dtype
 from .inference import ChatModel, Conversation
 
@@ -117,8 +119,13 @@ def create_app(chat: ChatModel, name: str):
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="babyvlm serve", description="Serve a model behind an OpenAI-compatible chat endpoint."
+    parser = command_parser(
+        "serve",
+        "Serve a model behind an OpenAI-compatible chat endpoint (for `babyvlm eval --model openai:NAME`).",
+        [
+            "babyvlm serve babyvlm-demo/model --port 8000",
+            "babyvlm eval --model openai:model --base-url http://127.0.0.1:8000/v1 --data devcv --output eval/api",
+        ],
     )
     parser.add_argument("model", help="model folder or Hub id (anything babyvlm eval loads, BabyLLaVA-V2 included)")
     parser.add_argument("--host", default="127.0.0.1")

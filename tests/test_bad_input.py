@@ -305,5 +305,5 @@ def test_eval_names_a_broken_model_file_in_one_line(damage, message, tiny_model_
     shutil.copytree(tiny_model_dir, model)
     damage(model)
     error = run_eval(model, tmp_path / "eval", tmp_path, monkeypatch, capsys)
-    assert error.startswith(f"babyvlm-eval: error: model folder {model}: {message}"), error
+    assert error.startswith(f"babyvlm eval: error: model folder {model}: {message}"), error
     assert not (tmp_path / "eval").exists()

@@ -45,6 +45,6 @@ def test_evaluating_a_model_without_its_head_is_one_line_naming_the_tensor(damag
         runner.main(["--model", str(damaged), "--data", str(data), "--output", str(tmp_path / "eval")])
     assert exit_.value.code == 2
     error = capsys.readouterr().err.splitlines()[-1]  # after the progress bars
-    assert error.startswith(f"babyvlm-eval: error: {damaged}: the checkpoint does not fit ") and (
+    assert error.startswith(f"babyvlm eval: error: {damaged}: the checkpoint does not fit ") and (
         "1 tensor missing (lm_head.weight)" in error
     ), error

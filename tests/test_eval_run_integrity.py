@@ -47,7 +47,7 @@ def test_a_second_evaluation_into_a_locked_folder_is_refused_naming_the_holder(m
     assert exit_.value.code == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1
-    assert error.startswith(f"babyvlm-eval: error: {output} is being written by pid {holder.pid} on ")
+    assert error.startswith(f"babyvlm eval: error: {output} is being written by pid {holder.pid} on ")
     assert not output.exists()
 
 

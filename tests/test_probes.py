@@ -32,7 +32,7 @@ from babyvlm.evaluate_metrics.probes import (
 from babyvlm.evaluate_metrics.probes.vocabulary import picture_vocabulary_word
 from PIL import Image
 
-from babyvlm.probe import main
+from babyvlm.commands.probe import main
 from babyvlm.testing.babyllava import build_tiny_babyllava
 
 COLOURS = {"red": (214, 39, 40), "blue": (31, 90, 220), "green": (36, 160, 60), "yellow": (245, 200, 20)}

@@ -82,6 +82,16 @@ VERBS = {
             "babyvlm.training.assemble:main",
         ),
         Verb("eval", "score a model on DevCV as the leaderboard does", "babyvlm.evaluate_metrics.runner:main"),
+        Verb(
+            "probe",
+            "zero-shot grounding probes of a checkpoint: match, vocabulary, linear",
+            "babyvlm.commands.probe:main",
+        ),
+        Verb(
+            "serve",
+            "serve a model behind an OpenAI-compatible API (BabyLLaVA-V2 included)",
+            "babyvlm.evaluate_metrics.serve:main",
+        ),
         Verb("compare", "compare evaluation runs: tables and plots", "babyvlm.evaluate_metrics.compare:main"),
         Verb("submit", "write a leaderboard submission folder", "babyvlm.evaluate_metrics.submission:main"),
         Verb("convert", "convert the original BabyLLaVA-V2 release to transformers", "babyvlm.convert:main"),

@@ -1,7 +1,7 @@
 """Linear probe of frozen vision features: what a checkpoint's vision tower makes linearly readable, against a
 randomly initialised tower of the same shape.
 
-Any labelled frames will do; ``babyvlm-probe linear`` reads them from object annotations
+Any labelled frames will do; ``babyvlm probe linear`` reads them from object annotations
 (:func:`babyvlm.dataset_builders.labels.labelled_frames`: the category, colour, count and position of each frame's
 main group of objects, in the toy world).
 

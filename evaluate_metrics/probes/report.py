@@ -43,7 +43,7 @@ def pretraining_probes(
 
 
 def probe_table(results: dict[str, dict]) -> str:
-    """The results as the lines ``babyvlm-probe`` prints (a skipped probe with its reason)."""
+    """The results as the lines ``babyvlm probe`` prints (a skipped probe with its reason)."""
     lines = [HEADER]
     for name, entry in results.items():
         if "skipped" in entry:

@@ -1,8 +1,8 @@
-"""``babyvlm-probe``: the zero-shot grounding probes, one verb each, results written as JSON into ``--output``.
+"""``babyvlm probe``: the zero-shot grounding probes, one sub-verb each, results written as JSON into ``--output``.
 
-    babyvlm-probe match --model CKPT --pairs corpora/image_utterance [--split validation] --output eval
-    babyvlm-probe vocabulary --model CKPT --data devcv [--split test] --output eval
-    babyvlm-probe linear --model CKPT --frames corpora/frames --annotations toyworld/annotations --output eval
+    babyvlm probe match --model CKPT --pairs corpora/image_utterance [--split validation] --output eval
+    babyvlm probe vocabulary --model CKPT --data devcv [--split test] --output eval
+    babyvlm probe linear --model CKPT --frames corpora/frames --annotations toyworld/annotations --output eval
 
 Each writes ``<output>/probes/<probe>.json`` (accuracy, chance, n, p-value, mean gap in nats per token) and prints
 a line per probe; ``vocabulary`` scores Picture Vocabulary and Looking While Listening, whichever the folder has.
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from babyvlm.command_line import command_parser, fail
 from babyvlm.dataset_builders.labels import labelled_frames
 from babyvlm.evaluate_metrics.data import MissingTaskError
 from babyvlm.evaluate_metrics.inference import IncompatibleModelError, load_model_and_processor
@@ -78,7 +79,12 @@ def linear(args) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="babyvlm-probe", description=__doc__.splitlines()[0])
+    parser = command_parser(
+        "probe",
+        "Zero-shot grounding probes of a checkpoint: utterance-frame matching, zero-shot word-image choice, a linear "
+        "probe of its vision features.",
+        [line.strip() for line in __doc__.splitlines()[2:5]],
+    )
     verbs = parser.add_subparsers(dest="verb", required=True)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--model", required=True, help="model folder or Hub id (any image-text-to-text model)")
@@ -87,7 +93,7 @@ def parser() -> argparse.ArgumentParser:
     common.add_argument("--limit", type=int, help="score only the first N items")
     common.add_argument("--batch-size", type=int, default=16)
     one = verbs.add_parser("match", parents=[common], help="utterance-frame matching (2AFC)")
-    one.add_argument("--pairs", required=True, help="image-utterance corpus folder (babyvlm-build-saycam)")
+    one.add_argument("--pairs", required=True, help="image-utterance corpus folder (babyvlm data saycam)")
     one.add_argument("--split", default="validation")
     one.set_defaults(run=match)
     one = verbs.add_parser("vocabulary", parents=[common], help="zero-shot Picture Vocabulary and LWL")
@@ -95,7 +101,7 @@ def parser() -> argparse.ArgumentParser:
     one.add_argument("--split", default="test")
     one.set_defaults(run=vocabulary)
     one = verbs.add_parser("linear", parents=[common], help="linear probe of the vision tower vs a random one")
-    one.add_argument("--frames", required=True, help="frames corpus folder (babyvlm-build-saycam)")
+    one.add_argument("--frames", required=True, help="frames corpus folder (babyvlm data saycam)")
     one.add_argument("--annotations", required=True, help="annotations folder (toy world: toyworld/annotations)")
     one.add_argument("--split", default="train")
     one.add_argument("--folds", type=int, default=5, help="cross-validation folds, grouped by recording")
@@ -104,14 +110,14 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``babyvlm-probe``; returns the exit status."""
-    args = parser().parse_args(argv)
+    """``babyvlm probe``; returns the exit status."""
+    probe_parser = parser()
+    args = probe_parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         args.run(args)
     except (FileNotFoundError, IncompatibleModelError, MissingTaskError, ValueError) as error:
-        print(f"babyvlm-probe {args.verb}: error: {error}")
-        return 2
+        return fail(probe_parser, f"{args.verb}: {error}")
     return 0
 
 
