@@ -1,7 +1,8 @@
 """Zero-shot grounding probes: does a checkpoint use what it sees, before any task training?
 
 A named extra beside the official DevCV tasks (``evaluate_metrics/README.md``, "Grounding probes"; the experiments
-are in ``docs/grounding.md``). Each probe is one function and one verb of ``babyvlm probe`` (:mod:`babyvlm.commands.probe`):
+are in ``docs/grounding.md``). Each probe is one function and one sub-verb of ``babyvlm probe``
+(:mod:`babyvlm.commands.probe`):
 
 - :func:`~.matching.utterance_frame_matching` (``match``): is a held-out utterance more likely with its own frame
   than with a frame of another recording? Two-alternative forced choice.
