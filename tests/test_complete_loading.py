@@ -41,9 +41,7 @@ def test_missing_and_misshapen_tensors_are_named(damaged):
 
 def test_evaluating_a_model_without_its_head_is_one_line_naming_the_tensor(damaged, tmp_path, capsys):
     data = write_devcv_folder(tmp_path / "devcv", {"count": synthetic_items("count", 1)})
-    with pytest.raises(SystemExit) as exit_:
-        runner.main(["--model", str(damaged), "--data", str(data), "--output", str(tmp_path / "eval")])
-    assert exit_.value.code == 2
+    assert runner.main(["--model", str(damaged), "--data", str(data), "--output", str(tmp_path / "eval")]) == 1
     error = capsys.readouterr().err.splitlines()[-1]  # after the progress bars
     assert error.startswith(f"babyvlm eval: error: {damaged}: the checkpoint does not fit ") and (
         "1 tensor missing (lm_head.weight)" in error

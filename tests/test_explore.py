@@ -394,8 +394,9 @@ def test_the_page_shows_items_runs_and_streamed_answers_in_a_real_browser(evalua
 
 def test_long_run_outputs_show_their_start_with_the_rest_behind_show_all():
     from babyvlm.evaluate_metrics.devcv.tasks import canonical_task
-    from babyvlm.explore.render import OUTPUT_PREVIEW_CHARS, runs_html
-    from babyvlm.explore.runs import Run
+
+    from babyvlm.commands.explore.render import OUTPUT_PREVIEW_CHARS, runs_html
+    from babyvlm.commands.explore.runs import Run
 
     task = canonical_task("memory")
     answers = ["I think it is (A), the one on the left, because it is new to me."] * 15

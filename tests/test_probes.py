@@ -261,4 +261,4 @@ def test_the_command_writes_each_probe_into_the_evaluation_folder(tmp_path, read
     assert main(["match", "--model", str(model_dir), "--pairs", str(corpus), "--output", str(tmp_path / "eval")]) == 0
     written = json.loads((tmp_path / "eval" / "probes" / "utterance_frame_matching.json").read_text())
     assert written["n"] == 12 and written["accuracy"] > 0.9 and written["seed"] == 0
-    assert main(["match", "--model", str(tmp_path / "nowhere"), "--pairs", str(corpus), "--output", "x"]) == 2
+    assert main(["match", "--model", str(tmp_path / "nowhere"), "--pairs", str(corpus), "--output", "x"]) == 1
