@@ -1,4 +1,4 @@
-"""Bad input to the builders and the evaluation command gets a clear error or a counted skip (issue #18).
+"""Bad input to the builders and the evaluation command gets a clear error or a counted skip.
 
 Each test feeds one kind of bad input a hostile but realistic user would, asserts the message names the item, file
 or field, and that nothing half-written is left. (The processor's cases are in `test_processing.py`.)

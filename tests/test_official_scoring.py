@@ -1,4 +1,4 @@
-"""Scoring as the official code does it (issue #14): golden cases built from the published definitions,
+"""Scoring as the official code does it: golden cases built from the published definitions,
 independently of the production code path.
 
 References, re-implemented here from their definitions: the authors' scoring helpers

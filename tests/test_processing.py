@@ -363,7 +363,7 @@ def test_processor_rejects_tokenizer_without_image_token():
         BabyLlavaV2Processor(BabyLlavaV2ImageProcessor(), plain)
 
 
-# --- bad input (issue #18): a clear ValueError instead of an answer to nothing ------------------------------------
+# --- bad input: a clear ValueError instead of an answer to nothing ------------------------------------
 
 
 @pytest.mark.parametrize(
