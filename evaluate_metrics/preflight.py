@@ -31,15 +31,9 @@ class PreflightError(ValueError):
     """The run cannot work: the message names the folder and the reason."""
 
 
-def check_eval_paths(model: str | Path | None, output_dir: str | Path) -> None:
-    """Raise :class:`PreflightError` when `output_dir` cannot be written or `model`'s weights would be refused.
-
-    A `model` that is not a local folder (a Hub id, or a path that does not exist) is left to the model loading;
-    ``None`` (a model already loaded) checks the output folder only.
-    """
-    check_output_writable(output_dir)
-    if model is None:
-        return
+def check_model_path(model: str | Path) -> None:
+    """Raise :class:`PreflightError` when `model`'s weights would be refused, or when, offline, a `model` that is no
+    local folder is no Hub id in the cache either (an API model, ``openai:<name>``, is not checked here)."""
     if Path(model).is_dir():
         check_model_weights(Path(model))
     elif not str(model).startswith(MODEL_PREFIX):
@@ -125,8 +119,8 @@ def check_model_weights(model_dir: Path) -> None:
 
 __all__ = [
     "PreflightError",
-    "check_eval_paths",
     "check_model_files",
+    "check_model_path",
     "check_model_weights",
     "check_offline_hub_id",
     "check_output_writable",

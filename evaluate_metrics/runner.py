@@ -65,7 +65,7 @@ from .harness import (
 from .hub_results import add_push_arguments, check_push_arguments, push_from_args
 from .inference import ChatModel, IncompatibleModelError
 from .predictions import PredictionLog, RunMismatchError, run_content
-from .preflight import check_eval_paths, check_output_writable
+from .preflight import check_model_path, check_output_writable
 from .protocol import (
     MAX_NEW_TOKENS,
     MAX_NEW_TOKENS_PER_ROUND,
@@ -432,7 +432,8 @@ def evaluate_devcv(
         api=api,
         model_kwargs=model_kwargs,
     )
-    check_eval_paths(model if isinstance(model, str | Path) else None, output_dir)
+    if isinstance(model, str | Path):  # the output folder was checked before its lock was taken
+        check_model_path(model)
     state = process_state()
     data_dir, output_dir = Path(data_dir).resolve(), Path(output_dir)
     selected = resolve_tasks(data_dir, tasks)
