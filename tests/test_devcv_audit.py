@@ -85,6 +85,27 @@ def test_audit_is_in_the_card_and_the_cli_writes_json(built, tmp_path, capsys):
     assert {entry["task"] for entry in json.loads((tmp_path / "audit.json").read_text())} == set(results)
 
 
+def test_the_builder_prints_its_audit_at_the_end_and_records_it(tmp_path, capsys):
+    from babyvlm.dataset_builders.devcv.cli import main as build_main
+
+    root = tmp_path / "release" / "saycam"
+    write_split_layout(root, ("leftright", "count"), splits=("test",), n=3)
+    assert build_main([str(root), "--output", str(tmp_path / "devcv"), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    table = printed.split("Shortcut audit (compare with chance):\n")[1].splitlines()
+    assert table[0].split()[:3] == ["source", "task", "split"]
+    assert {tuple(line.split()[:3]) for line in table[1:3]} == {
+        ("saycam", "leftright", "test"),
+        ("saycam", "count", "test"),
+    }
+    recorded = json.loads((tmp_path / "devcv" / "build_report.json").read_text())["audit"]
+    assert {entry["task"] for entry in recorded} == {"leftright", "count"}
+
+    assert build_main([str(root), "--output", str(tmp_path / "unaudited"), "--quiet", "--no-audit"]) == 0
+    assert "Shortcut audit: not run (--no-audit)" in capsys.readouterr().out
+    assert json.loads((tmp_path / "unaudited" / "build_report.json").read_text())["audit"] is None
+
+
 @pytest.mark.slow
 def test_audit_of_the_released_samples(tmp_path):
     from conftest import SHARED_SAMPLES

@@ -215,6 +215,15 @@ def format_audit_text(results: list[ShortcutAudit]) -> str:
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in table)
 
 
+def format_audit_report(results: list[dict] | None) -> str:
+    """What a build prints at its end: the audit its report records (``asdict`` of each result) as a titled
+    table, or (None) a line saying it was not run."""
+    if results is None:
+        return "Shortcut audit: not run (--no-audit); run babyvlm data audit on the folder"
+    table = format_audit_text([ShortcutAudit(**result) for result in results])
+    return f"Shortcut audit (compare with chance):\n{table}"
+
+
 def format_audit_markdown(results: list[ShortcutAudit]) -> str:
     """The audit as a markdown table (for the dataset card)."""
     lines = ["| " + " | ".join(AUDIT_HEADER) + " |", "|" + "---|" * len(AUDIT_HEADER)]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from babyvlm.evaluate_metrics.devcv.items import check_gold_answers
@@ -293,10 +293,11 @@ def build_devcv(
             raise DevCVBuildError("no item could be written", report)
         report.fingerprint = fingerprint_shards(staging)
         sources_used = [summary.source for summary in report.files]
-        write_card_and_audit(
+        results = write_card_and_audit(
             staging,
             lambda results: render_card(report, sources_used, assembler.prompts, audit=results, origins=origins),
             audit,
         )
+        report.audit = None if results is None else [asdict(result) for result in results]
         (staging / REPORT_FILE).write_text(report.to_json(), encoding="utf-8")
     return report

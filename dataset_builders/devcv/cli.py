@@ -9,6 +9,7 @@ import sys
 from babyvlm.command_line import command_parser, fail
 
 from ..hub import add_push_arguments, check_push_arguments, devcv_publication, push_from_args, resolve_sources
+from .audit import format_audit_report
 from .builder import DevCVBuildError, build_devcv
 from .layouts import DEFAULT_SPLIT, KNOWN_SOURCES
 from .limits import DEFAULT_MAX_ITEM_BYTES, DEFAULT_MAX_TEXT_BYTES, InputLimits
@@ -130,7 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     except (FileExistsError, FileNotFoundError, ValueError) as error:
         return fail(parser, error)
     print(report.summary())
-    print(f"wrote {args.output} (fingerprint {report.fingerprint[:16]}); report: {args.output}/build_report.json")
+    print()
+    print(format_audit_report(report.audit))
+    print(f"\nwrote {args.output} (fingerprint {report.fingerprint[:16]}); report: {args.output}/build_report.json")
     return push_from_args(args, args.output, devcv_publication)
 
 

@@ -94,6 +94,8 @@ class BuildReport:
     renamed: list[RenamedItem] = field(default_factory=list)
     fingerprint: str = ""
     """SHA-256 over the written parquet shards: the same input gives the same fingerprint."""
+    audit: list[dict] | None = None
+    """The shortcut audit's results (:class:`~.audit.ShortcutAudit` as dicts; None: not run)."""
 
     @property
     def items(self) -> int:
@@ -129,6 +131,7 @@ class BuildReport:
             "skip_reasons": dict(sorted(self.skip_reasons().items())),
             "counts": self.counts(),
             "fingerprint": self.fingerprint,
+            "audit": self.audit,
             "files": [asdict(summary) for summary in self.files],
             "skipped_file_list": [asdict(skip) for skip in self.skipped_files],
             "skipped_item_list": [asdict(skip) for skip in self.skipped],

@@ -11,7 +11,7 @@ from babyvlm.evaluate_metrics.devcv.tasks import PROMPT_VARIANTS, TASKS
 
 from babyvlm.command_line import command_parser, fail
 
-from ..audit import ShortcutAudit, format_audit_text
+from ..audit import format_audit_report
 from .config import (
     CONSTRUCTIONS,
     DEFAULT_ITEMS_PER_SPLIT,
@@ -161,9 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     except (FileExistsError, FileNotFoundError, ValueError) as error:  # AnnotationError is a ValueError
         return fail(parser, error)
     print(report.summary())
-    if report.audit:
-        print("\nShortcut audit (compare with chance):")
-        print(format_audit_text([ShortcutAudit(**result) for result in report.audit]))
+    print()
+    print(format_audit_report(report.audit))
     print(
         f"\nwrote {args.output} in {time.perf_counter() - started:.1f}s (fingerprint {report.fingerprint[:16]}); "
         f"report: {args.output}/generation_report.json"

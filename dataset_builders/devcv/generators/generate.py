@@ -172,7 +172,7 @@ def generate_devcv(
         results = write_card_and_audit(
             staging, lambda audit_results: render_generated_card(report, prompts, audit_results), audit
         )
-        report.audit = [dataclasses.asdict(result) for result in results or []]
+        report.audit = None if results is None else [dataclasses.asdict(result) for result in results]
         (staging / REPORT_FILE).write_text(report.to_json(), encoding="utf-8")
     return report
 

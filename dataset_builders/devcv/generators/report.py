@@ -52,7 +52,8 @@ class GenerationReport:
     video_errors: dict[str, str] = field(default_factory=dict)
     tasks: list[TaskSummary] = field(default_factory=list)
     fingerprint: str = ""
-    audit: list[dict] = field(default_factory=list)
+    audit: list[dict] | None = None
+    """The shortcut audit's results (None: not run)."""
 
     @property
     def written(self) -> int:
