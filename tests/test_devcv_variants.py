@@ -495,6 +495,26 @@ def test_lwl_csv_alone_and_by_its_columns(lwl_release, tmp_path):
     assert "not the Looking-While-Listening ones" in failure.value.report.skipped_files[0].detail
 
 
+def test_the_organisers_lwl_csv_is_saycam_by_its_frame_names(tmp_path):
+    """In lmms-eval's dataset/baby_winoground/ no path part names the source; the images are SAYCam frames."""
+    folder = tmp_path / "lmms-eval" / "dataset" / "baby_winoground"
+    rows = []
+    for index, recording in enumerate(("S_20141015_2328_02", "A_20130909_1530_01")):
+        for tag in ("positive", "negative"):
+            name = f"{recording}_{index * 1000}_{index * 1000 + 900}_frame_{tag}.jpg"
+            (folder / f"{tag}_images").mkdir(parents=True, exist_ok=True)
+            noise_image(index * 10 + len(tag)).save(folder / f"{tag}_images" / name, format="JPEG")
+            rows.append([str(index), "see ball", "see cup", name, tag])
+    _lwl_csv(folder, rows)
+    report = build_devcv([tmp_path / "lmms-eval" / "dataset"], tmp_path / "out", progress=False, audit=False)
+    assert report.ok and report.written == 2
+    assert set(load_dataset(str(tmp_path / "out"), "looking_while_listening", split="test")["source"]) == {"saycam"}
+
+    _lwl_csv(folder, [*rows[:3], [rows[3][0], "see ball", "see cup", "IMG_0001.jpg", "negative"]])
+    with pytest.raises(ValueError, match="are not SAYCam frames"):
+        build_devcv([tmp_path / "lmms-eval" / "dataset"], tmp_path / "other", progress=False, audit=False)
+
+
 # --- the real samples (their build: tests/test_devcv_builder.py) ------------------------------------------
 
 

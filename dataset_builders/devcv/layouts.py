@@ -14,18 +14,26 @@ The toolbox was released in three layouts (dataset_builders/devcv/README.md, "In
 Looking-While-Listening comes as the organisers' CSV (``baby_winoground/baby_winoground.csv``,
 babylmms-eval ``dataset/``), found in a task folder or flat like a JSON file.
 
+The source a file's rows record (``saycam``, ``ego4d``...) is read from its path (:func:`infer_source_name`), and
+where no path part names one, from its image names: the organisers' Looking-While-Listening CSV sits in an
+lmms-eval ``dataset/`` folder, but its images are SAYCam frames, named after their recording
+(:func:`infer_source_from_images`).
+
 Image paths inside a JSON file are relative to its folder for the first two layouts. Which task a
 file holds is decided by :mod:`.recognise` from :attr:`TaskFile.names` (and, failing that, its prompts).
 """
 
 from __future__ import annotations
 
+import csv
+import json
 import re
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, replace
+from pathlib import Path, PurePath
 
 from babyvlm.evaluate_metrics.devcv.tasks import canonical_task
 
+from ..saycam.layout import RECORDING_PATTERN
 from .limits import InputLimits
 
 KNOWN_SOURCES = ("saycam", "ego4d", "nih", "babyview", "synthetic", "toyworld")
@@ -63,6 +71,24 @@ def normalise_split(name: str) -> str:
     return split
 
 
+def _source_in_path(path: Path) -> str | None:
+    for part in reversed(path.resolve().parts):
+        words = re.split(r"[^a-z0-9]+", part.lower())
+        known = [word for word in words if word in KNOWN_SOURCES]
+        if part.lower() in KNOWN_SOURCES:
+            return part.lower()
+        if len(set(known)) == 1:
+            return known[0]
+    return None
+
+
+def _unknown_source(path: Path, why: str = "") -> ValueError:
+    return ValueError(
+        f"cannot tell which source {str(path)!r} comes from (no path part is one of {', '.join(KNOWN_SOURCES)}"
+        f"{why}); pass --source-name"
+    )
+
+
 def infer_source_name(path: Path) -> str:
     """The source a released folder belongs to, read from the closest part of its resolved path (links
     followed) that is a known source or holds one as a word: ``ego4d``, ``ego4d_sample``, ``nih_toolbox_sample``,
@@ -71,17 +97,37 @@ def infer_source_name(path: Path) -> str:
     >>> infer_source_name(Path("/data/website/nih_toolbox_sample/count"))
     'nih'
     """
-    for part in reversed(path.resolve().parts):
-        words = re.split(r"[^a-z0-9]+", part.lower())
-        known = [word for word in words if word in KNOWN_SOURCES]
-        if part.lower() in KNOWN_SOURCES:
-            return part.lower()
-        if len(set(known)) == 1:
-            return known[0]
-    raise ValueError(
-        f"cannot tell which source {str(path)!r} comes from (no path part is one of {', '.join(KNOWN_SOURCES)}); "
-        "pass --source-name"
-    )
+    source = _source_in_path(path)
+    if source is None:
+        raise _unknown_source(path)
+    return source
+
+
+def _image_names(path: Path) -> list[str]:
+    """The image paths a released file names: its JSON items' ``image`` (a path or a list of them), its CSV's
+    ``image`` column; [] for a file that cannot be read as either (the builder reports that file)."""
+    try:
+        if path.suffix.lower() == ".csv":
+            with path.open(encoding="utf-8-sig", newline="") as handle:
+                return [row["image"] for row in csv.DictReader(handle) if row.get("image")]
+        items = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, csv.Error):
+        return []
+    names = []
+    for item in items if isinstance(items, list) else []:
+        image = item.get("image") if isinstance(item, dict) else None
+        names += [image] if isinstance(image, str) else [name for name in image or [] if isinstance(name, str)]
+    return names
+
+
+def infer_source_from_images(path: Path) -> str | None:
+    """``saycam`` when every image a released file names is a SAYCam frame (its file name starts with a recording
+    name, ``S_20141015_2328_02_…``); None otherwise. Only SAYCam names its frames after their recording.
+    """
+    names = _image_names(path)
+    if names and all(RECORDING_PATTERN.match(PurePath(name).name) for name in names):
+        return "saycam"
+    return None
 
 
 def _split_from_stem(stem: str, default_split: str) -> tuple[str, str]:
@@ -128,7 +174,20 @@ def find_task_files(
     builder's job. Raises ``FileNotFoundError`` when ``source`` holds none of the layouts.
     """
     source = Path(source)
-    source_name = source_name or infer_source_name(source)
+    source_name = source_name or _source_in_path(source)
+    task_files = _task_files(source, split, source_name or "", image_root)
+    if source_name is not None:
+        return task_files
+    # No path part names the source: each file's images may (SAYCam frames).
+    inferred = [infer_source_from_images(task_file.path) for task_file in task_files]
+    if None in inferred:
+        unknown = task_files[inferred.index(None)].path
+        raise _unknown_source(source, f", and the images {str(unknown)!r} names are not SAYCam frames")
+    return [replace(task_file, source=name) for task_file, name in zip(task_files, inferred)]
+
+
+def _task_files(source: Path, split: str, source_name: str, image_root: str | Path | None) -> list[TaskFile]:
+    """The task files of one ``source`` (see :func:`find_task_files`), each recording ``source_name``."""
     split_layout = [
         path
         for path in _released_files(source, "*/*/*")
