@@ -25,6 +25,8 @@ import json
 import re
 from collections.abc import Sequence
 
+from babyvlm.item_ids import released_id
+
 PROVENANCE_UNIT = "recording"
 """The key under which generated items' provenance names the recording of each frame (at any depth)."""
 ID_UNITS: dict[str, tuple[str, re.Pattern]] = {
@@ -59,7 +61,7 @@ def item_units(record: dict) -> tuple[str, list[str]]:
     if units:
         return PROVENANCE_UNIT, units
     kind, pattern = ID_UNITS.get(record.get("source") or "", (None, None))
-    match = pattern.match(str(record.get("original_id") or record["id"])) if pattern else None
+    match = pattern.match(released_id(record)) if pattern else None
     return (kind, [match["unit"]]) if match else (ITEM_UNIT, [])
 
 

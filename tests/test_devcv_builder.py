@@ -449,3 +449,28 @@ def test_source_name_per_source_argument(tmp_path, capsys):
     assert set(load(tmp_path / "out", "vdr_binary")["test"]["source"]) == {"babyview"}
     with pytest.raises(ValueError, match="not SOURCE arguments"):
         build_devcv([first], tmp_path / "x", source_name={second: "nih"}, progress=False, audit=False)
+
+
+def test_ids_of_a_build_mixing_sources_name_their_source(tmp_path, capsys):
+    """Releases of different sources reuse ids (both write count_test_0): every id says its source, none is a
+    `__2`, and the released id stays in original_id, where evaluation reads it (units, export)."""
+    from babyvlm.evaluate_metrics.units import item_units
+
+    from babyvlm.item_ids import released_id
+
+    released = write_task_layout(tmp_path / "saycam", ("count",))["count"]
+    write_task_layout(tmp_path / "ego4d", ("count",))
+    argv = [str(tmp_path / "saycam"), str(tmp_path / "ego4d"), "--output", str(tmp_path / "out"), "--no-audit"]
+    assert build_main([*argv, "--quiet"]) == 0
+    assert "ids name their source (<source>:<released id>): the build mixes ego4d, saycam" in capsys.readouterr().out
+    rows = load(tmp_path / "out", "count")["test"]
+    ids = [item["id"] for item in released]
+    assert rows["id"] == [f"{source}:{item_id}" for source in ("saycam", "ego4d") for item_id in ids]
+    assert rows["original_id"] == ids * 2 and [released_id(row) for row in rows] == ids * 2
+    report = json.loads((tmp_path / "out" / "build_report.json").read_text())
+    assert report["ids_name_sources"] and report["renamed"] == 0
+    vdr = {"id": "saycam:Y_20190426_1412_01_clip_010", "original_id": "Y_20190426_1412_01_clip_010"}
+    assert item_units({**vdr, "source": "saycam"}) == ("recording", ["Y_20190426_1412_01"])
+
+    build_devcv([tmp_path / "ego4d"], tmp_path / "alone", progress=False, audit=False)  # one source: as released
+    assert load(tmp_path / "alone", "count")["test"]["id"] == ids

@@ -22,6 +22,7 @@ from babyvlm.evaluate_metrics.devcv.items import check_gold_answers
 from babyvlm.evaluate_metrics.devcv.tasks import LOGLIKELIHOOD, DevCVTask, canonical_task
 from tqdm.auto import tqdm
 
+from babyvlm.item_ids import DUPLICATE_SEPARATOR, qualified_id
 from babyvlm.staging import staged_folder
 
 from .card import first_prompt, render_card
@@ -176,23 +177,25 @@ class _ShardAssembler:
                 summary.written += 1
 
     def _unique_id(self, task_file: TaskFile, index: int, row: dict) -> str:
-        """The row's id, made unique per task and split; ``ItemSkipped`` for a byte-identical copy.
+        """The row's id (:mod:`babyvlm.item_ids`), unique per task and split; ``ItemSkipped`` for a byte-identical
+        copy.
 
-        The released Ego4D set has different items under one id, and the official harness scores
-        each (dataset_builders/devcv/README.md, "Duplicate ids"): the n-th different one becomes ``<id>__<n>``,
-        its released id kept in ``original_id``.
+        In a build that mixes sources every id names its source. The released Ego4D set has different items
+        under one id, and the official harness scores each (dataset_builders/devcv/README.md, "Item ids"): the
+        n-th different one becomes ``<id>__<n>``; the released id stays in ``original_id``.
         """
-        released_id = row["original_id"]
-        variants = self._variants.setdefault((row["task"], task_file.split, released_id), {})
+        released = row["original_id"]
+        item_id = qualified_id(row["source"], released) if self.report.ids_name_sources else released
+        variants = self._variants.setdefault((row["task"], task_file.split, item_id), {})
         digest = _content_digest(row)
         if digest in variants:
-            raise ItemSkipped(DUPLICATE_ITEM, f"id {released_id!r}: identical to the item read from {variants[digest]}")
-        new_id, number = released_id, max(2, len(variants) + 1)
+            raise ItemSkipped(DUPLICATE_ITEM, f"id {released!r}: identical to the item read from {variants[digest]}")
+        new_id, number = item_id, max(2, len(variants) + 1)
         while (row["task"], task_file.split, new_id) in self._ids:
-            new_id, number = f"{released_id}__{number}", number + 1
-        if new_id != released_id:
-            first = self._ids[row["task"], task_file.split, released_id]
-            self.report.renamed.append(RenamedItem(str(task_file.path), index, released_id, new_id, first))
+            new_id, number = f"{item_id}{DUPLICATE_SEPARATOR}{number}", number + 1
+        if new_id != item_id:
+            first = self._ids[row["task"], task_file.split, item_id]
+            self.report.renamed.append(RenamedItem(str(task_file.path), index, released, new_id, first))
         variants[digest] = self._ids[row["task"], task_file.split, new_id] = f"{task_file.path}[{index}]"
         return new_id
 
@@ -281,6 +284,7 @@ def build_devcv(
     with staged_folder(output_dir, overwrite) as staging:
         with ImageLoader(embed=embed_images, num_proc=num_proc) as loader:
             assembler = _ShardAssembler(staging, loader, max_shard_bytes, progress)
+            assembler.report.ids_name_sources = len({task_file.source for task_file, _ in task_files}) > 1
             for task_file, source in task_files:
                 assembler.add_file(task_file, source, overrides)
             assembler.close()

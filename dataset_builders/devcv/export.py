@@ -19,6 +19,7 @@ from pathlib import Path
 from babyvlm.evaluate_metrics.devcv.tasks import LOGLIKELIHOOD, canonical_task
 
 from babyvlm.chat import messages_to_conversations
+from babyvlm.item_ids import released_id
 from babyvlm.staging import write_text
 
 from .layouts import RELEASED_FILE_NAME
@@ -32,13 +33,12 @@ RELEASE_SPLIT_NAMES = {"validation": "val"}
 
 def record_to_released_item(row: dict) -> dict:
     """Rebuild the released JSON item of one dataset row (inverse of :func:`~.release.parse_released_item`)."""
-    # Rows made without the `original_id` column (older folders, hand-made test rows) have none.
-    released_id = row.get("original_id") or row["id"]
+    released = released_id(row)
     if canonical_task(row["task"]).protocol == LOGLIKELIHOOD:
-        item = {"id": released_id, "image": list(row["image_paths"]), "phrases": list(row["choices"])}
+        item = {"id": released, "image": list(row["image_paths"]), "phrases": list(row["choices"])}
     else:
         item = {
-            "id": released_id,
+            "id": released,
             "conversations": messages_to_conversations(row["messages"]),
             "image": list(row["image_paths"]),
         }

@@ -94,6 +94,8 @@ class BuildReport:
     renamed: list[RenamedItem] = field(default_factory=list)
     fingerprint: str = ""
     """SHA-256 over the written parquet shards: the same input gives the same fingerprint."""
+    ids_name_sources: bool = False
+    """The build mixes sources, so every id is ``<source>:<released id>`` (:mod:`babyvlm.item_ids`)."""
     audit: list[dict] | None = None
     """The shortcut audit's results (:class:`~.audit.ShortcutAudit` as dicts; None: not run)."""
 
@@ -128,6 +130,7 @@ class BuildReport:
             "skipped": len(self.skipped),
             "skipped_files": len(self.skipped_files),
             "renamed": len(self.renamed),
+            "ids_name_sources": self.ids_name_sources,
             "skip_reasons": dict(sorted(self.skip_reasons().items())),
             "counts": self.counts(),
             "fingerprint": self.fingerprint,
@@ -152,6 +155,9 @@ class BuildReport:
         inferred = [summary for summary in self.files if summary.task_from != "name"]
         for summary in inferred:
             lines.append(f"  task of {summary.file}: {summary.task} ({summary.task_from}: {summary.task_detail})")
+        if self.ids_name_sources:
+            sources = ", ".join(sorted({summary.source for summary in self.files}))
+            lines.append(f"ids name their source (<source>:<released id>): the build mixes {sources}")
         if self.renamed:
             lines.append(f"{len(self.renamed)} different item(s) released under an id already used, kept as:")
             lines += [

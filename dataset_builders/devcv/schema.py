@@ -36,9 +36,10 @@ DEVCV_FEATURES = Features(
 )
 
 COLUMN_DESCRIPTIONS = {
-    "id": "item id, unique within a task and split: the released id, or `<id>__<n>` for the n-th different "
-    "item released under one id (the official harness scores each)",
-    "original_id": "the id as released (equal to `id` unless a duplicate id was disambiguated)",
+    "id": "item id, unique within a task and split: the released id; `<source>:<id>` in a folder built from "
+    "several sources; `<id>__<n>` for the n-th different item one source released under one id (the official "
+    "harness scores each)",
+    "original_id": "the id as released",
     "task": "canonical task name (the config name)",
     "harness_key": "key in leaderboard result files and the lmms-eval task name, e.g. `baby_pv`",
     "source": "where the items come from: saycam / ego4d / nih / babyview / synthetic / toyworld ...",

@@ -16,6 +16,7 @@ import json
 from PIL import Image, ImageDraw
 
 from babyvlm.evaluate_metrics.devcv.tasks import LOGLIKELIHOOD, DevCVTask
+from babyvlm.item_ids import released_id
 
 from .dataset import MissingImage
 from .runs import Run, is_correct, parsed_text
@@ -164,8 +165,8 @@ def box_text(box: list[float], image, answer: list[str]) -> str:
 
 def _metadata_rows(task: DevCVTask, row: dict, images: list) -> list[tuple[str, str]]:
     rows = [("task", f"{task.display_name} ({task.name}, {task.harness_key})"), ("source", row.get("source", ""))]
-    if row.get("original_id") and row["original_id"] != row["id"]:
-        rows.append(("released id", f"{escape(row['original_id'])} (a duplicate id, renamed by the builder)"))
+    if released_id(row) != row["id"]:
+        rows.append(("released id", escape(released_id(row))))
     for column in ("source_task", "notes", "gif"):
         if row.get(column):
             rows.append((column, escape(row[column])))
