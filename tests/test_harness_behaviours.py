@@ -13,6 +13,7 @@ from babyvlm.evaluate_metrics.lmms_eval_plugin.task_folder import task_yaml
 from babyvlm.evaluate_metrics.protocol import run_items, single_turn_conversation
 from babyvlm.evaluate_metrics.runner import evaluate_devcv
 
+from babyvlm.chat import content_to_text
 from babyvlm.testing.devcv import save_tiny_llava, synthetic_items, write_devcv_folder
 
 # What a chatty model says: lmms-eval's `until=["\n\n"]` keeps the text before the blank line.
@@ -86,7 +87,7 @@ def test_plugin_model_cuts_at_the_requests_until(llava_dir, monkeypatch):
     model = BabyVLM.__new__(BabyVLM)
     lmms.__init__(model)
     model.chat = scripted_chat(llava_dir, monkeypatch, [" B\n\nA", "B\n\nA"])
-    model.batch_size, model.use_system_prompt = 1, False
+    model.batch_size, model.use_system_prompt, model.truncated_prompts = 1, False, 0
     doc = synthetic_items("count", 1)[0]
     model.task_dict = {"baby_count": {"test": [doc]}}
     requests = [
@@ -117,10 +118,8 @@ def test_written_model_py_cuts_then_strips(monkeypatch):
 # --- prompts longer than the model's context -----------------------------------------------------------------
 
 
-def _original_cut_answer(chat: ChatModel, conversation, limit: int, max_new_tokens: int) -> str:
+def _original_cut(model, tokenizer, inputs: dict, limit: int, max_new_tokens: int) -> str:
     """The original model code's answer: every image's features spliced in, then the sequence cut to ``limit``."""
-    inputs = chat.encode([chat.prompt(conversation.messages)], [conversation])
-    model = chat.model
     embeds = model.get_input_embeddings()(inputs["input_ids"])
     features = torch.cat(list(model.get_image_features(pixel_values=inputs["pixel_values"]).pooler_output))
     embeds[inputs["input_ids"] == model.config.image_token_id] = features.to(embeds.dtype)
@@ -129,9 +128,14 @@ def _original_cut_answer(chat: ChatModel, conversation, limit: int, max_new_toke
         attention_mask=torch.ones(1, limit, dtype=torch.long),
         max_new_tokens=max_new_tokens,
         do_sample=False,
-        pad_token_id=chat.processor.tokenizer.pad_token_id,
+        pad_token_id=tokenizer.pad_token_id,
     )
-    return chat.processor.batch_decode(new, skip_special_tokens=True)[0].strip()
+    return tokenizer.batch_decode(new, skip_special_tokens=True)[0].strip()
+
+
+def _original_cut_answer(chat: ChatModel, conversation, limit: int, max_new_tokens: int) -> str:
+    inputs = chat.encode([chat.prompt(conversation.messages)], [conversation])
+    return _original_cut(chat.model, chat.processor.tokenizer, inputs, limit, max_new_tokens)
 
 
 @pytest.fixture(scope="module")
@@ -196,6 +200,62 @@ def test_a_dialogue_outgrowing_the_context_is_answered_as_re_encoding_its_cut_hi
     (encoded,) = run_items(plain, canonical_task("memory"), [record])
     assert cut == {0}
     assert cached == encoded
+
+
+def test_the_plugin_model_cuts_as_the_runner_by_default_and_says_how_many(tiny_model_dir, monkeypatch):
+    pytest.importorskip("lmms_eval")
+    from babyvlm.evaluate_metrics.lmms_eval_plugin.model import BabyVLM
+    from loguru import logger
+
+    logged = []
+    sink = logger.add(lambda message: logged.append(str(message)), level="INFO")
+    try:
+        model = BabyVLM(str(tiny_model_dir), batch_size=2, max_new_tokens=6)  # dtype auto, truncation by default
+        assert model.chat.describe()["dtype"] == "float32" and model.chat.truncation == "model_max_length"
+        record = synthetic_items("picture_vocabulary", 1)[0]
+        conversation = single_turn_conversation(record, [])
+        limit = _prompt_length(model.chat, conversation) - 12  # inside the last image
+        monkeypatch.setattr(model.chat, "context_limit", limit)
+        with torch.inference_mode():
+            expected = _original_cut_answer(model.chat, conversation, limit, 6)
+        model.task_dict = {"baby_pv": {"test": [record]}}
+        visual = lambda doc: doc["images"]  # noqa: E731
+        context = content_to_text(record["messages"][0]["content"])
+        gen_kwargs = {"until": [], "max_new_tokens": 6}
+        assert model.generate_until([_request(context, gen_kwargs, visual, 0, "baby_pv", "test")]) == [expected]
+        model.clean()
+    finally:
+        logger.remove(sink)
+    assert any("in float32 (dtype=auto), truncation=model_max_length" in line for line in logged)
+    assert any(f"1 prompt(s) were longer than the tokenizer's model_max_length ({limit})" in line for line in logged)
+    never = BabyVLM(str(tiny_model_dir), truncation="never")
+    assert never.chat.context_limit is None
+
+
+def test_written_model_py_runs_in_the_official_precision_and_cuts_as_the_original(tiny_model_dir):
+    pytest.importorskip("lmms_eval")
+    from babyvlm.evaluate_metrics.submission.wrapper import DevCVSubmission, _dtype, _user_message
+
+    assert (
+        _dtype("auto", torch.device("cuda", 0)) == torch.float16
+        and _dtype("auto", torch.device("cpu")) == torch.float32
+    )
+    wrapper = DevCVSubmission(str(tiny_model_dir))
+    assert wrapper.model.dtype == torch.float32 and wrapper.context_limit == 8192  # the saved tokenizer's
+    record = synthetic_items("picture_vocabulary", 1)[0]
+    messages = [_user_message(content_to_text(record["messages"][0]["content"]), len(record["images"]))]
+    inputs = wrapper._encode([wrapper._prompt(messages)], record["images"])
+    for limit in (inputs["input_ids"].shape[1] - 3, inputs["input_ids"].shape[1] - 12):  # text only; in an image
+        wrapper.context_limit = limit
+        with torch.inference_mode():
+            expected = _original_cut(wrapper.model, wrapper.processor.tokenizer, inputs, limit, 6)
+        short = synthetic_items("count", 1)[0]
+        short_messages = [_user_message(content_to_text(short["messages"][0]["content"]), 1)]
+        answers = wrapper._generate([(messages, record["images"]), (short_messages, short["images"])], 6)
+        assert answers[0].strip() == expected
+    assert wrapper.truncated_prompts == 2  # the long prompt each time, never the short one
+    with pytest.raises(ValueError, match="truncation must be one of"):
+        DevCVSubmission(str(tiny_model_dir), truncation="sometimes")
 
 
 # --- arguments checked before the model loads ----------------------------------------------------------------

@@ -1,28 +1,35 @@
 """lmms-eval model wrapper: any transformers image-text-to-text model run by babyvlm's batched engine.
 
-``lmms-eval --model babyvlm --model_args pretrained=DIR[,max_new_tokens=16,dtype=float32,system_prompts=False]``
-``--batch_size 8 --device cpu``
+``lmms-eval --model babyvlm --model_args pretrained=DIR[,max_new_tokens=16,dtype=auto,truncation=model_max_length,``
+``system_prompts=False] --batch_size 8 --device cpu``
 
 Prompts arrive as released strings with ``<image>`` placeholders (prepended, one per image and a
 newline, when the context has none, as the leaderboard's reference wrapper does) and are turned
 back into chat content blocks, so the model sees exactly what ``babyvlm-eval`` shows it. Single-turn answers are
 cut before the request's ``until`` strings (lmms-eval's ``["\\n\\n"]`` unless the task names others) and then
 stripped, as the leaderboard's reference wrapper does; Memory rounds are stripped only, as there.
+
+The model runs as the official harness runs it (:mod:`..harness`): ``dtype=auto`` is the original's float16 on
+an accelerator and float32 on a CPU, and a prompt longer than the tokenizer's ``model_max_length`` keeps its
+start, as the original model code cuts it (``truncation=never``: the whole prompt). lmms-eval's results file
+records only the model arguments given, so the model logs what it resolved them to when it loads and, when the
+run ends, how many prompts it cut.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-import torch
 from babyvlm.evaluate_metrics.devcv.tasks import canonical_task
 from lmms_eval.api.instance import Instance
 from lmms_eval.api.model import lmms
+from loguru import logger
 from tqdm.auto import tqdm
 
 from babyvlm.chat import IMAGE_PLACEHOLDER, text_to_content
 
 from ..answering import Conversation
+from ..harness import AUTO_DTYPE, TRUNCATE_AT_MODEL_MAX_LENGTH, resolve_dtype
 from ..inference import ChatModel
 from ..protocol import run_dialogues, system_messages
 
@@ -47,16 +54,40 @@ class BabyVLM(lmms):
         batch_size: int | str = 8,
         max_new_tokens: int | str = 16,
         device: str = "cpu",
-        dtype: str = "float32",
+        dtype: str = AUTO_DTYPE,
+        truncation: str = TRUNCATE_AT_MODEL_MAX_LENGTH,
         system_prompts: bool | str = False,
         max_batch_size: int | None = None,  # passed by lmms-eval to every model; batches here have a fixed size
     ):
         super().__init__()
         self.chat = ChatModel.from_pretrained(
-            pretrained, max_new_tokens=int(max_new_tokens), device=device, dtype=getattr(torch, dtype)
+            pretrained,
+            max_new_tokens=int(max_new_tokens),
+            truncation=truncation,
+            device=device,
+            dtype=resolve_dtype(dtype, device),
         )
         self.batch_size = int(batch_size)
         self.use_system_prompt = _as_bool(system_prompts)
+        self.truncated_prompts = 0
+        settings = self.chat.describe()
+        logger.info(
+            f"babyvlm: {pretrained} in {settings['dtype']} (dtype={dtype}), truncation={settings['truncation']} "
+            f"(context limit {settings['context_limit']})"
+        )
+
+    def _count_truncated(self, conversations: Sequence[Conversation]) -> None:
+        self.truncated_prompts += sum(conversation.truncated for conversation in conversations)
+
+    def clean(self):
+        """At the end of the run: say how many prompts the model saw only the start of."""
+        if self.truncated_prompts:
+            logger.warning(
+                f"babyvlm: {self.truncated_prompts} prompt(s) were longer than the tokenizer's model_max_length "
+                f"({self.chat.context_limit}) and kept their start, as the original model code cuts them "
+                "(truncation=never keeps them whole)"
+            )
+        super().clean()
 
     def _system(self, task_name: str) -> list[dict]:
         return system_messages(canonical_task(task_name), self.use_system_prompt)
@@ -84,6 +115,7 @@ class BabyVLM(lmms):
                 max_new_tokens=gen_kwargs.get("max_new_tokens"),
                 stop_strings=[until] if isinstance(until, str) else until,
             )
+            self._count_truncated(conversations)
         return answers
 
     def loglikelihood(self, requests: list[Instance]) -> list[tuple[float, bool]]:
@@ -113,5 +145,7 @@ class BabyVLM(lmms):
                 images, text, done, _, _ = doc_to_text(docs[k], previous_output=answers, round_idx=round_index)
                 return None if done else self._user_turn(text, images)
 
-            dialogues += run_dialogues(self.chat, len(batch), next_turn)
+            histories = [Conversation([]) for _ in batch]
+            dialogues += run_dialogues(self.chat, len(batch), next_turn, histories)
+            self._count_truncated(histories)
         return dialogues

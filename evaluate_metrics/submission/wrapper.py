@@ -15,6 +15,12 @@ organisers' DevCV-Toolbox tasks call, as the leaderboard's reference wrapper doe
 
 Prompts are rendered by the checkpoint's own chat template, images by its processor; decoding is
 greedy; ``--batch_size`` requests (dialogues: rounds of that many dialogues) run as one left-padded batch.
+
+As the original BabyLLaVA-V2 runs (model arguments, defaults first): ``dtype=auto`` is float16 on a GPU and
+float32 on a CPU; ``truncation=model_max_length`` answers a prompt longer than the tokenizer's
+``model_max_length`` from its first tokens, as the original model code cuts its input sequences (the images'
+features spliced in first, so the cut may fall inside an image), ``truncation=never`` from the whole prompt.
+The model logs what it resolved them to, and at the end of the run how many prompts it cut.
 """
 
 import json
@@ -23,11 +29,24 @@ import torch
 from lmms_eval.api.instance import Instance
 from lmms_eval.api.model import lmms
 from lmms_eval.api.registry import register_model
+from loguru import logger
 from PIL import Image
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 REGISTERED_NAME = "babyvlm_submission"
 IMAGE_PLACEHOLDER = "<image>"
+TRUNCATION_MODES = ("model_max_length", "never")
+NO_LIMIT = 10**9  # transformers' model_max_length of a tokenizer that names no limit is int(1e30)
+
+
+def _dtype(name: str, device: torch.device) -> torch.dtype:
+    """``auto``: the original's float16 on an accelerator, float32 on a CPU; otherwise the torch dtype named."""
+    if name == "auto":
+        return torch.float32 if device.type == "cpu" else torch.float16
+    dtype = getattr(torch, name, None)
+    if not isinstance(dtype, torch.dtype):
+        raise ValueError(f"dtype {name!r} is not a torch dtype (auto, float16, bfloat16, float32)")
+    return dtype
 
 
 def _user_message(context: str, image_count: int) -> dict:
@@ -69,7 +88,8 @@ class DevCVSubmission(lmms):
         conv_template: str = "baby_v1",
         batch_size: int | str = 1,
         device: str | None = None,
-        dtype: str = "float32",
+        dtype: str = "auto",
+        truncation: str = "model_max_length",
         trust_remote_code: bool | str = True,
         max_batch_size: int | None = None,  # passed by lmms-eval to every model; batches have a fixed size
         **kwargs,
@@ -85,6 +105,8 @@ class DevCVSubmission(lmms):
         if device is None:
             device = f"cuda:{accelerator.local_process_index}" if torch.cuda.is_available() else "cpu"
         self._device = torch.device(device)
+        if truncation not in TRUNCATION_MODES:
+            raise ValueError(f"truncation must be one of {', '.join(TRUNCATION_MODES)}, got {truncation!r}")
         self.processor = AutoProcessor.from_pretrained(pretrained, trust_remote_code=trust)
         if getattr(self.processor, "chat_template", None) is None:
             raise ValueError(f"{pretrained}: the processor has no chat template (conv_template={conv_template!r})")
@@ -93,7 +115,7 @@ class DevCVSubmission(lmms):
         self.processor.tokenizer.padding_side = "left"
         self._model, loading = AutoModelForImageTextToText.from_pretrained(
             pretrained,
-            dtype=getattr(torch, dtype),
+            dtype=_dtype(dtype, self._device),
             trust_remote_code=trust,
             output_loading_info=True,
             ignore_mismatched_sizes=True,
@@ -105,6 +127,14 @@ class DevCVSubmission(lmms):
             raise ValueError(f"{pretrained}: tensors missing or of the wrong shape: {', '.join(broken[:5])}")
         self._model.to(self._device).eval()
         self.batch_size_per_gpu = int(batch_size)
+        limit = getattr(self.processor.tokenizer, "model_max_length", None)
+        cuts = truncation == "model_max_length" and isinstance(limit, int) and limit < NO_LIMIT
+        self.context_limit = limit if cuts else None
+        self.truncated_prompts = 0
+        logger.info(
+            f"{REGISTERED_NAME}: {pretrained} in {str(self._model.dtype).removeprefix('torch.')} (dtype={dtype}), "
+            f"truncation={truncation} (context limit {self.context_limit})"
+        )
 
     @property
     def model(self):
@@ -140,11 +170,16 @@ class DevCVSubmission(lmms):
     def _prompt(self, messages: list[dict]) -> str:
         return self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
+    def clean(self):
+        if self.truncated_prompts:
+            logger.warning(
+                f"{REGISTERED_NAME}: {self.truncated_prompts} prompt(s) were longer than the tokenizer's "
+                f"model_max_length ({self.context_limit}) and kept their start (truncation=never keeps them whole)"
+            )
+        super().clean()
+
     @torch.inference_mode()
-    def _generate(self, conversations: list[tuple[list[dict], list]], max_new_tokens: int) -> list[str]:
-        """Greedy answers to a batch of (messages, images in block order), as decoded (not stripped)."""
-        texts = [self._prompt(messages) for messages, _ in conversations]
-        inputs = self._encode(texts, [image for _, images in conversations for image in images])
+    def _greedy(self, inputs: dict, max_new_tokens: int) -> list[str]:
         tokenizer = self.processor.tokenizer
         output = self.model.generate(
             **inputs,
@@ -153,8 +188,45 @@ class DevCVSubmission(lmms):
             pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
             use_cache=True,
         )
-        new_tokens = output[:, inputs["input_ids"].shape[1] :]
-        return self.processor.batch_decode(new_tokens, skip_special_tokens=True)
+        prompt_length = inputs["input_ids"].shape[1] if "input_ids" in inputs else 0  # inputs_embeds: new tokens only
+        return self.processor.batch_decode(output[:, prompt_length:], skip_special_tokens=True)
+
+    def _prompt_start(self, inputs: dict) -> dict:
+        """The inputs of the first ``context_limit`` tokens of one prompt, as the original model code cuts its input
+        sequences: after the images' features are spliced in, so an image may keep only its first ones."""
+        limit = self.context_limit
+        image_token = getattr(self.model.config, "image_token_id", None)
+        cut = {key: inputs[key][:, :limit] for key in ("input_ids", "attention_mask")}
+        if image_token is None or not bool((inputs["input_ids"][0, limit:] == image_token).any()):
+            return {**inputs, **cut}
+        embeds = self.model.get_input_embeddings()(inputs["input_ids"])
+        features = self.model.get_image_features(pixel_values=inputs["pixel_values"])
+        features = getattr(features, "pooler_output", features)
+        features = torch.cat(list(features)) if isinstance(features, (list, tuple)) else features.flatten(0, -2)
+        embeds[inputs["input_ids"] == image_token] = features.to(embeds.dtype)
+        return {"inputs_embeds": embeds[:, :limit], "attention_mask": cut["attention_mask"]}
+
+    @torch.inference_mode()
+    def _generate(self, conversations: list[tuple[list[dict], list]], max_new_tokens: int) -> list[str]:
+        """Greedy answers to a batch of (messages, images in block order), as decoded (not stripped); a prompt
+        longer than ``context_limit`` is answered alone from its start (:meth:`_prompt_start`)."""
+        texts = [self._prompt(messages) for messages, _ in conversations]
+        inputs = self._encode(texts, [image for _, images in conversations for image in images])
+        lengths = inputs["attention_mask"].sum(-1).tolist()
+        too_long = [self.context_limit is not None and length > self.context_limit for length in lengths]
+        if not any(too_long):
+            return self._greedy(inputs, max_new_tokens)
+        answers = [None] * len(conversations)
+        fitting = [row for row, cut in enumerate(too_long) if not cut]
+        if fitting:
+            batch = self._encode([texts[row] for row in fitting], [i for row in fitting for i in conversations[row][1]])
+            for row, answer in zip(fitting, self._greedy(batch, max_new_tokens)):
+                answers[row] = answer
+        for row in (row for row, cut in enumerate(too_long) if cut):
+            self.truncated_prompts += 1
+            alone = self._encode([texts[row]], conversations[row][1])
+            answers[row] = self._greedy(self._prompt_start(alone), max_new_tokens)[0]
+        return answers
 
     def _batches(self, requests: list[Instance]):
         for start in range(0, len(requests), self.batch_size):
