@@ -188,3 +188,73 @@ def test_empty_challenge_metadata_is_named_and_bad_values_are_refused(tmp_path, 
     assert "invalid choice" in capsys.readouterr().err
     with pytest.raises(SubmissionError, match="positive whole number"):
         write_submission("someone/baby-model", "x", tmp_path / "x", metadata={"num_parameters": 0})
+
+
+# --- babyvlm submit --check ----------------------------------------------------------------------------------
+
+
+def _listing(folder):
+    return {path.name: path.read_bytes() for path in folder.iterdir()}
+
+
+def test_check_names_what_the_leaderboard_would_refuse_and_writes_nothing(tmp_path, capsys):
+    folder = tmp_path / "mine"
+    main(["--model", "someone/baby-model", "--name", "Mine", "--output", str(folder), "--num-parameters", "5"])
+    capsys.readouterr()
+    before = _listing(folder)
+    assert main(["--check", str(folder)]) == 0
+    printed = capsys.readouterr()
+    assert "pass the leaderboard's validation" in printed.out and "model_type" in printed.err  # empty form fields
+    assert _listing(folder) == before
+
+    submission = json.loads((folder / "submission.json").read_text())
+    broken = {
+        "placeholder": ({**submission, "checkpoint": "REPLACE_ME"}, "placeholder value"),
+        "form choice": (
+            {**submission, "metadata": {**submission["metadata"], "model_type": "Transformer"}},
+            "not one of the form's choices",
+        ),
+        "schema": ({key: value for key, value in submission.items() if key != "hf_model_url"}, "hf_model_url"),
+        "registration": ({**submission, "registered_model": "other_name"}, "not registered_model 'other_name'"),
+    }
+    for name, (content, message) in broken.items():
+        (folder / "submission.json").write_text(json.dumps(content))
+        assert main(["--check", str(folder)]) == 1, name
+        assert message in capsys.readouterr().err, name
+    (folder / "submission.json").write_text(json.dumps(submission))
+    (folder / "model.py").write_text(before["model.py"].decode().replace("class DevCVSubmission", "class Mine"))
+    assert main(["--check", str(folder)]) == 1
+    assert "defines no class DevCVSubmission" in capsys.readouterr().err
+    (folder / "submission.json").write_text("{")
+    assert main(["--check", str(folder)]) == 1
+    assert "not valid JSON" in capsys.readouterr().err
+
+
+def test_check_compares_every_metric_and_flags_a_difference(tmp_path):
+    from babyvlm.evaluate_metrics.submission.check import compare_scores
+
+    (tmp_path / "lmms" / "model").mkdir(parents=True)
+    (tmp_path / "runner").mkdir()
+    lmms = {"results": {"baby_pv": {"acc,none": 0.5}, "baby_count": {"acc,none": 0.25}}}
+    (tmp_path / "lmms" / "model" / "x_results.json").write_text(json.dumps(lmms))
+    runner = {"results": {"baby_pv": {"acc": 0.5}, "baby_count": {"acc": 0.5}, "baby_memory": {"acc_learning": 1.0}}}
+    (tmp_path / "runner" / "results.json").write_text(json.dumps(runner))
+    verdicts = {(c.task, c.metric): c.agrees for c in compare_scores(tmp_path / "lmms", tmp_path / "runner")}
+    assert verdicts == {("baby_pv", "acc"): True, ("baby_count", "acc"): False, ("baby_memory", "acc_learning"): False}
+
+
+@pytest.mark.slow
+def test_check_runs_model_py_under_stock_lmms_eval_and_its_scores_equal_babyvlm_evals(setup, tiny_model_dir, capsys):
+    _, data, submission, _ = setup
+    before = _listing(submission)
+    argv = ["--check", str(submission), "--data", str(data), "--limit", "2", "--max-new-tokens", "3"]
+    assert main(argv + ["--tasks", "picture_vocabulary,memory,looking_while_listening"]) == 0
+    printed = capsys.readouterr().out
+    assert "all 7 scores agree" in printed and "baby_winoground      group_score" in printed
+    assert _listing(submission) == before
+    (submission / "model.py").write_text(before["model.py"].decode().replace("def generate_until(", "def _gone("))
+    try:
+        assert main(argv + ["--tasks", "count"]) == 1
+        assert "model.py under stock lmms-eval failed" in capsys.readouterr().err
+    finally:
+        (submission / "model.py").write_bytes(before["model.py"])

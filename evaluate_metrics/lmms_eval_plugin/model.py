@@ -23,7 +23,7 @@ from collections.abc import Iterator, Sequence
 from babyvlm.evaluate_metrics.devcv.tasks import canonical_task
 from lmms_eval.api.instance import Instance
 from lmms_eval.api.model import lmms
-from loguru import logger
+from lmms_eval.utils import eval_logger as logger
 from tqdm.auto import tqdm
 
 from babyvlm.chat import IMAGE_PLACEHOLDER, text_to_content

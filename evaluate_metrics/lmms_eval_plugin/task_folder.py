@@ -202,9 +202,11 @@ def write_task_folder(
     tasks: list[str] | None = None,
     max_new_tokens: int = MAX_NEW_TOKENS,
     max_new_tokens_per_round: int = MAX_NEW_TOKENS_PER_ROUND,
+    limit: int | None = None,
 ) -> list[str]:
-    """Write the task folder for ``tasks`` (default: all in ``data_dir``); returns the lmms-eval task names
-    (those of the groups; Memory's replay variant, ``baby_memory_replay``, is written beside it)."""
+    """Write the task folder for ``tasks`` (default: all in ``data_dir``; ``limit``: each task's first items, the
+    items ``babyvlm eval --limit`` takes); returns the lmms-eval task names (those of the groups; Memory's replay
+    variant, ``baby_memory_replay``, is written beside it)."""
     data_dir, output_dir = Path(data_dir).resolve(), Path(output_dir).resolve()
     selected = resolve_tasks(data_dir, tasks)
     limits = (max_new_tokens, max_new_tokens_per_round)
@@ -214,6 +216,8 @@ def write_task_folder(
         _copy_support_package(staging)
         for task, config in selected:
             dataset = load_task_split(data_dir, config, split)
+            if limit is not None:
+                dataset = dataset.select(range(min(limit, len(dataset))))
             data_file = _write_docs(task, dataset, staging, output_dir)
             (staging / f"{task.harness_key}.yaml").write_text(task_yaml(task, data_file, split, *limits))
             if task.protocol == DIALOGUE:

@@ -1,4 +1,5 @@
-"""A BabyVLM leaderboard submission folder: ``babyvlm-submission --model DIR_OR_HUB_ID --name NAME --output DIR``.
+"""A BabyVLM leaderboard submission folder: ``babyvlm submit --model DIR_OR_HUB_ID --name NAME --output DIR``, checked
+before it is submitted with ``babyvlm submit --check DIR [--data DEVCV_DIR]`` (:mod:`.check`).
 
 Writes ``DIR/submission.json`` (the schema of the leaderboard's ``submissions/README.md``, checked as
 its validation workflow checks it) and ``DIR/model.py`` (:mod:`.wrapper` registered under the
@@ -20,6 +21,8 @@ from transformers import CONFIG_MAPPING
 
 from babyvlm.command_line import command_parser, fail
 from babyvlm.staging import staged_folder
+
+from ..harness import QUICK_LIMIT, QUICK_MAX_NEW_TOKENS
 
 WRAPPER = Path(__file__).with_name("wrapper.py")
 REGISTERED_NAME_LINE = re.compile(r'^REGISTERED_NAME = "[^"]*"$', re.MULTILINE)
@@ -162,12 +165,40 @@ def write_submission(
 def _parser() -> argparse.ArgumentParser:
     parser = command_parser(
         "submit",
-        "Write a BabyVLM leaderboard submission folder (submission.json + model.py).",
-        ["babyvlm submit --model someone/babyllava-v2 --name BabyLLaVA-V2 --output submissions/babyllava-v2"],
+        "Write a BabyVLM leaderboard submission folder (submission.json + model.py), or check one (--check).",
+        [
+            "babyvlm submit --model someone/babyllava-v2 --name BabyLLaVA-V2 --output submissions/babyllava-v2",
+            "babyvlm submit --check submissions/babyllava-v2",
+            "babyvlm submit --check submissions/babyllava-v2 --data devcv --model path/to/local/copy",
+        ],
     )
-    parser.add_argument("--model", required=True, help="checkpoint: the Hub id the organisers download, or a folder")
-    parser.add_argument("--name", required=True, help="the model's leaderboard name")
-    parser.add_argument("--output", required=True, help="submission folder, e.g. submissions/NAME")
+    parser.add_argument(
+        "--model",
+        help="checkpoint: the Hub id the organisers download, or a folder (with --check: what to load instead of "
+        "submission.json's checkpoint, e.g. a local copy of it)",
+    )
+    parser.add_argument("--name", help="the model's leaderboard name")
+    parser.add_argument("--output", help="submission folder to write, e.g. submissions/NAME")
+    check = parser.add_argument_group("checking a submission folder (writes nothing into it)")
+    check.add_argument(
+        "--check",
+        metavar="FOLDER",
+        help="check FOLDER as the leaderboard's validation does; with --data, also run its model.py under stock "
+        "lmms-eval (without babyvlm) as the organisers do and compare its scores with babyvlm eval's",
+    )
+    check.add_argument("--data", help="a DevCV dataset folder for the --check run")
+    check.add_argument("--tasks", help="comma-separated tasks of the --check run (default: all in --data)")
+    check.add_argument("--split", default="test", help="split of the --check run (default: test)")
+    check.add_argument(
+        "--limit", type=int, default=QUICK_LIMIT, help=f"items per task of the --check run (default: {QUICK_LIMIT})"
+    )
+    check.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=QUICK_MAX_NEW_TOKENS,
+        help=f"new tokens per answer and per Memory round in both runs of --check (default: {QUICK_MAX_NEW_TOKENS}; "
+        "the same in both, so the scores compare; not the official limits)",
+    )
     parser.add_argument("--conv-template", default="baby_v1", help="passed by the organisers as conv_template")
     parser.add_argument("--hf-model-url", help="link of the leaderboard row (default: the Hub page of --model)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
@@ -186,6 +217,11 @@ def main(argv: list[str] | None = None) -> int:
     """``babyvlm submit``."""
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.check:
+        return _check(parser, args)
+    missing = [f"--{name}" for name in ("model", "name", "output") if getattr(args, name) is None]
+    if missing:
+        parser.error(f"the following arguments are required: {', '.join(missing)} (or --check FOLDER)")
     try:
         output = write_submission(
             args.model,
@@ -209,4 +245,44 @@ def main(argv: list[str] | None = None) -> int:
         )
     if Path(args.model).is_dir():
         print("note: the checkpoint is a local folder; upload it to the Hub and put its id in submission.json")
+    return 0
+
+
+def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """``babyvlm submit --check FOLDER [--data DIR]``: exit 0 when the folder is valid (and model.py scores as
+    babyvlm eval does), else 1, naming each problem."""
+    from .check import check_run, problems, warnings
+
+    found = problems(args.check)
+    for problem in found:
+        sys.stderr.write(f"problem: {problem}\n")
+    for warning in warnings(args.check):
+        sys.stderr.write(f"warning: {warning}\n")
+    if found:
+        return fail(parser, f"{args.check} would be refused by the leaderboard's validation ({len(found)} problem(s))")
+    print(f"{args.check}: submission.json and model.py pass the leaderboard's validation")
+    if not args.data:
+        print("note: pass --data DEVCV_DIR to run model.py under stock lmms-eval and compare its scores")
+        return 0
+    try:
+        comparisons = check_run(
+            args.check,
+            args.data,
+            checkpoint=args.model,
+            tasks=args.tasks.split(",") if args.tasks else None,
+            split=args.split,
+            limit=args.limit,
+            max_new_tokens=args.max_new_tokens,
+        )
+    except (SubmissionError, ValueError, OSError) as error:
+        return fail(parser, error)
+    print(f"model.py under stock lmms-eval vs babyvlm eval (first {args.limit} items per task, not official scores):")
+    for comparison in comparisons:
+        model_py = "missing" if comparison.model_py is None else f"{comparison.model_py:.4f}"
+        verdict = "same" if comparison.agrees else "DIFFERENT"
+        print(f"  {comparison.task:<20} {comparison.metric:<24} {model_py:>8} {comparison.babyvlm:>8.4f}  {verdict}")
+    differing = [comparison for comparison in comparisons if not comparison.agrees]
+    if differing:
+        return fail(parser, f"{len(differing)} of {len(comparisons)} scores differ between model.py and babyvlm eval")
+    print(f"all {len(comparisons)} scores agree")
     return 0

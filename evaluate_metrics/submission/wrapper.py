@@ -29,7 +29,7 @@ import torch
 from lmms_eval.api.instance import Instance
 from lmms_eval.api.model import lmms
 from lmms_eval.api.registry import register_model
-from loguru import logger
+from lmms_eval.utils import eval_logger as logger  # loguru's logger, as lmms-eval logs
 from PIL import Image
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
