@@ -1,7 +1,7 @@
 """Compare evaluation runs side by side: ``babyvlm-compare RUN_DIR... --output DIR``.
 
 Each run is a ``babyvlm-eval`` output folder (``summary.json``, ``run.json``, ``predictions.jsonl``),
-named ``[LABEL[@DOMAIN]=]RUN_DIR``: the label defaults to the model's folder or API name, the
+named ``[LABEL[@DOMAIN]=]RUN_DIR``: the label defaults to the model's name (:func:`~.predictions.model_name`), the
 domain to ``SAYCam`` / ``Ego4D`` when the run's data path names one (else it is left out). Writes:
 
 - ``comparison.md`` and ``comparison.html``: one row per task (primary metric), one column per run,
@@ -30,7 +30,7 @@ from babyvlm.command_line import command_parser, fail
 
 from .devcv.uncertainty import N_RESAMPLES
 from .paired import compare_pair, interval_text
-from .predictions import PREDICTIONS_FILE, RUN_FILE
+from .predictions import PREDICTIONS_FILE, RUN_FILE, model_name
 from .report import count_accuracy_by_number, error_bars, partial_note, plt, write_atomic, write_text_atomic
 from .statistics import TaskSample
 
@@ -94,7 +94,7 @@ def read_run(spec: str) -> Run:
     summary = json.loads(summary_file.read_text())
     run_config = json.loads((folder / RUN_FILE).read_text()) if (folder / RUN_FILE).is_file() else {}
     model = run_config.get("model", "")
-    label = label or (model.split(" @ ")[0].rstrip("/").rsplit("/", 1)[-1] if model else folder.name)
+    label = label or (model_name(model) if model else folder.name)
     domain = domain or _domain_of(run_config.get("data", ""))
     entries: dict[str, list[dict]] = {}
     if (folder / PREDICTIONS_FILE).is_file():

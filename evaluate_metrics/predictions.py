@@ -33,6 +33,18 @@ SCOPE_KEY = "scope"
 after scoring and not part of the configuration a resumed run must match."""
 
 
+def model_name(model: str) -> str:
+    """The name a run's model (``run.json``'s ``model``) goes by in tables: an API model's name (before its
+    `` @ URL``), a Hub id, or the last two parts of a folder's path (``babyvlm-demo/model``: a folder's own name
+    alone is often ``model`` or ``final``).
+
+    >>> model_name("/work/babyvlm-demo/model"), model_name("Qwen/Qwen2-VL-2B-Instruct"), model_name("openai:gpt-4o @ http://h:8000/v1")
+    ('babyvlm-demo/model', 'Qwen/Qwen2-VL-2B-Instruct', 'openai:gpt-4o')
+    """
+    parts = [part for part in model.split(" @ ")[0].strip().rstrip("/").split("/") if part]
+    return "/".join(parts[-2:])
+
+
 class RunMismatchError(ValueError):
     """The output folder holds predictions of a differently configured run."""
 

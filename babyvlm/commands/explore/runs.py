@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from babyvlm.evaluate_metrics.devcv.tasks import LOGLIKELIHOOD, DevCVTask, canonical_task
-from babyvlm.evaluate_metrics.predictions import PREDICTIONS_FILE, RUN_FILE
+from babyvlm.evaluate_metrics.predictions import PREDICTIONS_FILE, RUN_FILE, model_name
 from babyvlm.evaluate_metrics.report import COUNT_PLOT, SCORES_PLOT
 
 from .dataset import ExploreError, TaskSplit
@@ -88,13 +88,31 @@ def load_run(path: str | Path, name: str | None = None) -> Run:
     )
 
 
-def load_runs(paths: list[str | Path]) -> list[Run]:
-    """Runs named by their folder, or by parent/folder where two folders share a name."""
+def _model_of(path: Path) -> str | None:
+    try:
+        config = _read_json(path / RUN_FILE) or {}
+    except ExploreError:
+        return None  # loading the run says what is wrong with it
+    return config.get("model") if isinstance(config, dict) else None
+
+
+def run_names(paths: list[str | Path]) -> list[str]:
+    """What to call each run: its model's name (:func:`~babyvlm.evaluate_metrics.predictions.model_name`; a run
+    without ``run.json`` its folder's), with the run's folder added where two runs share a model (a second seed,
+    a control), and its parent too where two such folders share a name."""
     paths = [Path(path) for path in paths]
-    names = [path.name for path in paths]
+    bases = [model_name(model) if model else "" for model in map(_model_of, paths)]
+
+    def label(base: str, folder: str) -> str:
+        return f"{base} ({folder})" if base else folder
+
+    labels = [base or path.name for base, path in zip(bases, paths)]
+    labels = [
+        lab if labels.count(lab) == 1 else label(base, path.name) for lab, base, path in zip(labels, bases, paths)
+    ]
     return [
-        load_run(path, name if names.count(name) == 1 else f"{path.parent.name}/{path.name}")
-        for path, name in zip(paths, names)
+        lab if labels.count(lab) == 1 else label(base, f"{path.parent.name}/{path.name}")
+        for lab, base, path in zip(labels, bases, paths)
     ]
 
 

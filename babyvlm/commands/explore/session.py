@@ -18,7 +18,7 @@ from .ask import Asker, default_prompt
 from .dataset import DevCVFolder, ExploreError, MissingImage, TaskSplit
 from .filters import Selection, page_count, page_positions, page_table, select, true_counts
 from .render import item_html, runs_html
-from .runs import Run, load_runs, mismatch, score_table
+from .runs import Run, load_run, mismatch, run_names, score_table
 
 
 @dataclass
@@ -62,9 +62,9 @@ class Explorer:
             self.folder = DevCVFolder(data)
         except ExploreError as error:
             self.messages.append(str(error))
-        for path in runs:
+        for path, name in zip(runs, run_names(runs)):
             try:
-                self.runs += load_runs([path])
+                self.runs.append(load_run(path, name))
             except ExploreError as error:
                 self.messages.append(str(error))
         if model is not None:
