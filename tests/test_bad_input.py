@@ -308,3 +308,31 @@ def test_eval_names_a_broken_model_file_in_one_line(damage, message, tiny_model_
     error = run_eval(model, tmp_path / "eval", tmp_path, monkeypatch, capsys)
     assert error.startswith(f"babyvlm eval: error: model folder {model}: {message}"), error
     assert not (tmp_path / "eval").exists()
+
+
+# --- babyvlm compare -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "damage, named",
+    [
+        (lambda run, human: (run / "summary.json").write_text("{not json"), "run/summary.json"),
+        (lambda run, human: (run / "summary.json").write_bytes(b"\xff\xfe"), "run/summary.json"),
+        (lambda run, human: human.mkdir(), "human.json"),
+        (lambda run, human: human.write_text("[" * 200_000), "human.json"),
+    ],
+    ids=["summary-invalid-json", "summary-not-utf8", "human-a-folder", "human-200k-deep"],
+)
+def test_compare_names_an_unreadable_summary_or_human_file_in_one_line(damage, named, tmp_path, capsys):
+    from babyvlm.evaluate_metrics import compare
+
+    run, human = tmp_path / "run", tmp_path / "human.json"
+    run.mkdir()
+    (run / "summary.json").write_text("{}")
+    damage(run, human)
+    argv = [str(run), "--output", str(tmp_path / "out")]
+    assert compare.main([*argv, "--human", str(human)] if human.exists() else argv) == 1
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1, error
+    assert error.startswith(f"babyvlm compare: error: {tmp_path / named} is not a readable JSON file ("), error
+    assert not (tmp_path / "out").exists()
