@@ -336,3 +336,59 @@ def test_compare_names_an_unreadable_summary_or_human_file_in_one_line(damage, n
     assert error.count("\n") == 1, error
     assert error.startswith(f"babyvlm compare: error: {tmp_path / named} is not a readable JSON file ("), error
     assert not (tmp_path / "out").exists()
+
+
+# --- babyvlm train sft ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sft_data(tmp_path_factory):
+    """Chat folders for the recipe: `good` (4 rows), `empty` (0 rows), `missing` (4 rows whose image file is gone)."""
+    import datasets
+    import PIL.Image
+    from test_sft_any_vlm import chat_rows, write_chat
+
+    from babyvlm.chat import IMAGES_FEATURE, MESSAGES_FEATURE
+
+    root = tmp_path_factory.mktemp("sft-data")
+    for name in ("good", "empty", "missing"):
+        (root / name).mkdir()
+    write_chat(root / "good", chat_rows(4))
+    columns = {"id": datasets.Value("string"), "messages": MESSAGES_FEATURE, "images": IMAGES_FEATURE}
+    empty = {"id": [], "messages": [], "images": []}
+    datasets.Dataset.from_dict(empty, features=datasets.Features(columns)).to_parquet(root / "empty" / "train.parquet")
+    image = root / "gone.png"
+    PIL.Image.new("RGB", (40, 30)).save(image)
+    undecoded = {**columns, "images": datasets.Sequence(datasets.Image(decode=False))}
+    rows = [{**row, "images": [{"path": str(image), "bytes": None}]} for row in chat_rows(4)]
+    datasets.Dataset.from_list(rows, features=datasets.Features(undecoded)).to_parquet(
+        root / "missing" / "train.parquet"
+    )
+    image.unlink()
+    return root
+
+
+@pytest.mark.parametrize(
+    "data, options, message",
+    [
+        ("empty", [], r"dataset .*/empty \(default, train\): Instruction \"train\" corresponds to no data"),
+        ("good", ["--truncation", "bogus"], r"truncation must be one of \('cut_before_image', 'error'\), got 'bogus'"),
+        ("good", ["--max_length", "8"], r"no sample of this batch .* max_length=8 \(items: good/q"),
+        ("good", ["--truncation", "error", "--max_length", "20"], r"item good/q\d has \d+ tokens, more than max_len"),
+        ("missing", [], r"every sample of this batch lost an image: missing/q\d: .*gone\.png \(FileNotFoundError\)"),
+        ("missing", ["--strict_images", "true"], r"item missing/q\d: image .*gone\.png cannot be read"),
+    ],
+    ids=["0-rows", "truncation-unknown", "max-length-8", "truncation-error", "all-images-missing", "strict-images"],
+)
+def test_sft_names_bad_data_or_arguments_in_one_line(
+    data, options, message, sft_data, tiny_model_dir, tmp_path, capsys
+):
+    from babyvlm.training import sft
+
+    argv = ["--stage", "instruct", "--model_name_or_path", str(tiny_model_dir), "--datasets", str(sft_data / data)]
+    settings = ["--use_cpu", "true", "--report_to", "none", "--save_strategy", "no", "--max_steps", "1"]
+    settings += ["--per_device_train_batch_size", "4", "--gradient_checkpointing", "false", "--bf16", "false"]
+    assert sft.main([*argv, *settings, *options, "--output_dir", str(tmp_path / "out")]) == 1
+    (error,) = [line for line in capsys.readouterr().err.splitlines() if "babyvlm train sft: error: " in line]
+    assert re.search(message, error.split("babyvlm train sft: error: ", 1)[1]), error
+    assert not (tmp_path / "out").exists()

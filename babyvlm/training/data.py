@@ -58,7 +58,10 @@ def load_folder(spec: DatasetSpec) -> Dataset:
             f"{source}: no data files for this split (splits: {', '.join(builder.config.data_files or {})})"
         )
     check_complete_shards(files, source)
-    dataset = load_dataset(builder.name, data_files={spec.split: list(files)}, split=spec.split)
+    try:
+        dataset = load_dataset(builder.name, data_files={spec.split: list(files)}, split=spec.split)
+    except ValueError as error:  # datasets' message names no folder (0 rows: 'Instruction "train" corresponds to …')
+        raise ValueError(f"{source}: {error}") from error
     declared = declared_rows(Path(spec.path), spec.name, spec.split)
     if declared is not None and declared != len(dataset):
         raise IncompleteShardsError(f"{source}: {len(dataset)} rows, but the dataset card declares {declared}")
