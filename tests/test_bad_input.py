@@ -392,3 +392,43 @@ def test_sft_names_bad_data_or_arguments_in_one_line(
     (error,) = [line for line in capsys.readouterr().err.splitlines() if "babyvlm train sft: error: " in line]
     assert re.search(message, error.split("babyvlm train sft: error: ", 1)[1]), error
     assert not (tmp_path / "out").exists()
+
+
+def test_a_nul_byte_in_an_image_path_skips_that_item_and_the_build_goes_on(release, tmp_path):
+    write_json(release / "data.json", [count_item("good"), count_item("nul", "images/a\x00.png")])
+    report = build(release, tmp_path / "devcv")
+    assert report.written == 1
+    assert skips(report)["nul"] == ("malformed_field", "image path 'images/a\\x00.png' contains a NUL byte")
+
+
+def test_json_nested_200000_levels_deep_is_an_unreadable_file_not_a_recursion_traceback(release, tmp_path, capsys):
+    (release / "data.json").write_text("[" * 200_000 + "]" * 200_000)
+    argv = [str(release.parents[1]), "--output", str(tmp_path / "cli"), "--no-audit", "--quiet"]
+    assert build_devcv_main(argv) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("babyvlm data devcv: error: no item could be")
+    from babyvlm.dataset_builders.devcv.builder import DevCVBuildError
+
+    with pytest.raises(DevCVBuildError) as failed:
+        build(release, tmp_path / "api")
+    assert failed.value.report.skip_reasons() == {"unreadable_file": 1}
+    (skip,) = failed.value.report.skipped_files
+    assert "maximum recursion depth exceeded" in skip.detail
+
+
+def test_a_broken_dataset_card_is_named_by_eval_audit_and_training(release, tmp_path, capsys):
+    from babyvlm.dataset_builders.devcv.audit import main as audit_main
+    from babyvlm.evaluate_metrics import runner
+
+    from babyvlm.training.data import DatasetSpec, load_spec
+
+    write_json(release / "data.json", [count_item("good")])
+    build(release, tmp_path / "devcv")
+    (tmp_path / "devcv" / "README.md").write_text("---\nconfigs: [\n---\n")
+    named = f"{tmp_path / 'devcv' / 'README.md'}: the dataset card's YAML header does not parse ("
+    data = str(tmp_path / "devcv")
+    assert runner.main(["--model", data, "--data", data, "--output", str(tmp_path / "eval"), "--no-progress"]) == 1
+    assert audit_main([data]) == 1
+    errors = capsys.readouterr().err.splitlines()
+    assert [line.split(": error: ", 1)[1].startswith(named) for line in errors] == [True, True], errors
+    with pytest.raises(ValueError, match=re.escape(named)):
+        load_spec(DatasetSpec(data, None, "train"))

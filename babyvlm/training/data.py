@@ -16,6 +16,7 @@ from datasets import (
 )
 from datasets.info import DatasetInfosDict
 
+from ..dataset_card import check_card_header
 from ..shards import IncompleteShardsError, check_complete_shards
 
 
@@ -50,6 +51,7 @@ def load_folder(spec: DatasetSpec) -> Dataset:
     """One split of a local dataset folder, loaded from its data files by path: 🤗 datasets keys its cache of a
     folder on the README alone, so a parquet file changed under the same folder would train on the cached old rows.
     A numbered shard set missing a member, or fewer rows than the card declares, is an error."""
+    check_card_header(spec.path)
     builder = load_dataset_builder(spec.path, spec.name)
     source = f"dataset {spec.path} ({spec.name or 'default'}, {spec.split})"
     files = (builder.config.data_files or {}).get(spec.split)
