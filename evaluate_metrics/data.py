@@ -8,6 +8,7 @@ from pathlib import Path
 import datasets
 from babyvlm.evaluate_metrics.devcv.tasks import DevCVTask, canonical_task
 
+from babyvlm.dataset_card import check_card_header
 from babyvlm.shards import check_complete_shards
 
 logger = logging.getLogger(__name__)
@@ -23,6 +24,7 @@ def _task_configs(data_dir: Path) -> tuple[dict[str, str], list[str]]:
         raise FileNotFoundError(f"data folder {data_dir} does not exist")
     if not (data_dir / "README.md").is_file():
         raise FileNotFoundError(f"{data_dir} is not a DevCV dataset folder (no README.md with a `configs` block)")
+    check_card_header(data_dir)
     tasks, unknown = {}, []
     for config in datasets.get_dataset_config_names(str(data_dir)):
         try:

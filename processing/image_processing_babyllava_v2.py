@@ -108,6 +108,8 @@ def check_image(image, number: int = 0) -> None:
     what = f"image {number} ({type(image).__name__} of shape {tuple(image.shape)})"
     if min(image.shape, default=0) == 0:
         raise ValueError(f"{what} has no pixels")
+    if image.ndim == 3 and not ({image.shape[0], image.shape[-1]} & {1, 2, 3, 4}):
+        raise ValueError(f"{what} has no channel axis of 1 to 4 values, first or last (5 channels are not an image)")
     floating = image.is_floating_point() if isinstance(image, torch.Tensor) else np.issubdtype(image.dtype, np.floating)
     if floating and not bool((torch.isfinite(image) if isinstance(image, torch.Tensor) else np.isfinite(image)).all()):
         raise ValueError(f"{what} holds NaN or infinite values")

@@ -308,3 +308,127 @@ def test_eval_names_a_broken_model_file_in_one_line(damage, message, tiny_model_
     error = run_eval(model, tmp_path / "eval", tmp_path, monkeypatch, capsys)
     assert error.startswith(f"babyvlm eval: error: model folder {model}: {message}"), error
     assert not (tmp_path / "eval").exists()
+
+
+# --- babyvlm compare -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "damage, named",
+    [
+        (lambda run, human: (run / "summary.json").write_text("{not json"), "run/summary.json"),
+        (lambda run, human: (run / "summary.json").write_bytes(b"\xff\xfe"), "run/summary.json"),
+        (lambda run, human: human.mkdir(), "human.json"),
+        (lambda run, human: human.write_text("[" * 200_000), "human.json"),
+    ],
+    ids=["summary-invalid-json", "summary-not-utf8", "human-a-folder", "human-200k-deep"],
+)
+def test_compare_names_an_unreadable_summary_or_human_file_in_one_line(damage, named, tmp_path, capsys):
+    from babyvlm.evaluate_metrics import compare
+
+    run, human = tmp_path / "run", tmp_path / "human.json"
+    run.mkdir()
+    (run / "summary.json").write_text("{}")
+    damage(run, human)
+    argv = [str(run), "--output", str(tmp_path / "out")]
+    assert compare.main([*argv, "--human", str(human)] if human.exists() else argv) == 1
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1, error
+    assert error.startswith(f"babyvlm compare: error: {tmp_path / named} is not a readable JSON file ("), error
+    assert not (tmp_path / "out").exists()
+
+
+# --- babyvlm train sft ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sft_data(tmp_path_factory):
+    """Chat folders for the recipe: `good` (4 rows), `empty` (0 rows), `missing` (4 rows whose image file is gone)."""
+    import datasets
+    import PIL.Image
+    from test_sft_any_vlm import chat_rows, write_chat
+
+    from babyvlm.chat import IMAGES_FEATURE, MESSAGES_FEATURE
+
+    root = tmp_path_factory.mktemp("sft-data")
+    for name in ("good", "empty", "missing"):
+        (root / name).mkdir()
+    write_chat(root / "good", chat_rows(4))
+    columns = {"id": datasets.Value("string"), "messages": MESSAGES_FEATURE, "images": IMAGES_FEATURE}
+    empty = {"id": [], "messages": [], "images": []}
+    datasets.Dataset.from_dict(empty, features=datasets.Features(columns)).to_parquet(root / "empty" / "train.parquet")
+    image = root / "gone.png"
+    PIL.Image.new("RGB", (40, 30)).save(image)
+    undecoded = {**columns, "images": datasets.Sequence(datasets.Image(decode=False))}
+    rows = [{**row, "images": [{"path": str(image), "bytes": None}]} for row in chat_rows(4)]
+    datasets.Dataset.from_list(rows, features=datasets.Features(undecoded)).to_parquet(
+        root / "missing" / "train.parquet"
+    )
+    image.unlink()
+    return root
+
+
+@pytest.mark.parametrize(
+    "data, options, message",
+    [
+        ("empty", [], r"dataset .*/empty \(default, train\): Instruction \"train\" corresponds to no data"),
+        ("good", ["--truncation", "bogus"], r"truncation must be one of \('cut_before_image', 'error'\), got 'bogus'"),
+        ("good", ["--max_length", "8"], r"no sample of this batch .* max_length=8 \(items: good/q"),
+        ("good", ["--truncation", "error", "--max_length", "20"], r"item good/q\d has \d+ tokens, more than max_len"),
+        ("missing", [], r"every sample of this batch lost an image: missing/q\d: .*gone\.png \(FileNotFoundError\)"),
+        ("missing", ["--strict_images", "true"], r"item missing/q\d: image .*gone\.png cannot be read"),
+    ],
+    ids=["0-rows", "truncation-unknown", "max-length-8", "truncation-error", "all-images-missing", "strict-images"],
+)
+def test_sft_names_bad_data_or_arguments_in_one_line(
+    data, options, message, sft_data, tiny_model_dir, tmp_path, capsys
+):
+    from babyvlm.training import sft
+
+    argv = ["--stage", "instruct", "--model_name_or_path", str(tiny_model_dir), "--datasets", str(sft_data / data)]
+    settings = ["--use_cpu", "true", "--report_to", "none", "--save_strategy", "no", "--max_steps", "1"]
+    settings += ["--per_device_train_batch_size", "4", "--gradient_checkpointing", "false", "--bf16", "false"]
+    assert sft.main([*argv, *settings, *options, "--output_dir", str(tmp_path / "out")]) == 1
+    (error,) = [line for line in capsys.readouterr().err.splitlines() if "babyvlm train sft: error: " in line]
+    assert re.search(message, error.split("babyvlm train sft: error: ", 1)[1]), error
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_nul_byte_in_an_image_path_skips_that_item_and_the_build_goes_on(release, tmp_path):
+    write_json(release / "data.json", [count_item("good"), count_item("nul", "images/a\x00.png")])
+    report = build(release, tmp_path / "devcv")
+    assert report.written == 1
+    assert skips(report)["nul"] == ("malformed_field", "image path 'images/a\\x00.png' contains a NUL byte")
+
+
+def test_json_nested_200000_levels_deep_is_an_unreadable_file_not_a_recursion_traceback(release, tmp_path, capsys):
+    (release / "data.json").write_text("[" * 200_000 + "]" * 200_000)
+    argv = [str(release.parents[1]), "--output", str(tmp_path / "cli"), "--no-audit", "--quiet"]
+    assert build_devcv_main(argv) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("babyvlm data devcv: error: no item could be")
+    from babyvlm.dataset_builders.devcv.builder import DevCVBuildError
+
+    with pytest.raises(DevCVBuildError) as failed:
+        build(release, tmp_path / "api")
+    assert failed.value.report.skip_reasons() == {"unreadable_file": 1}
+    (skip,) = failed.value.report.skipped_files
+    assert "maximum recursion depth exceeded" in skip.detail
+
+
+def test_a_broken_dataset_card_is_named_by_eval_audit_and_training(release, tmp_path, capsys):
+    from babyvlm.dataset_builders.devcv.audit import main as audit_main
+    from babyvlm.evaluate_metrics import runner
+
+    from babyvlm.training.data import DatasetSpec, load_spec
+
+    write_json(release / "data.json", [count_item("good")])
+    build(release, tmp_path / "devcv")
+    (tmp_path / "devcv" / "README.md").write_text("---\nconfigs: [\n---\n")
+    named = f"{tmp_path / 'devcv' / 'README.md'}: the dataset card's YAML header does not parse ("
+    data = str(tmp_path / "devcv")
+    assert runner.main(["--model", data, "--data", data, "--output", str(tmp_path / "eval"), "--no-progress"]) == 1
+    assert audit_main([data]) == 1
+    errors = capsys.readouterr().err.splitlines()
+    assert [line.split(": error: ", 1)[1].startswith(named) for line in errors] == [True, True], errors
+    with pytest.raises(ValueError, match=re.escape(named)):
+        load_spec(DatasetSpec(data, None, "train"))

@@ -375,8 +375,9 @@ def test_processor_rejects_tokenizer_without_image_token():
         (torch.zeros(3, 10, 0), "image 0 (Tensor of shape (3, 10, 0)) has no pixels"),
         (np.full((10, 10, 3), np.nan, np.float32), "image 0 (ndarray of shape (10, 10, 3)) holds NaN or infinite"),
         (torch.tensor([[[0.5, float("inf"), 0.1]]]).expand(4, 4, 3), "holds NaN or infinite values"),
+        (np.zeros((32, 32, 5), np.uint8), "image 0 (ndarray of shape (32, 32, 5)) has no channel axis of 1 to 4"),
     ],
-    ids=["10x0", "0x0", "array-0x10", "tensor-10x0", "nan-array", "inf-tensor"],
+    ids=["10x0", "0x0", "array-0x10", "tensor-10x0", "nan-array", "inf-tensor", "5-channels"],
 )
 @pytest.mark.parametrize("processor_class", [BabyLlavaV2ImageProcessor, BabyLlavaV2ImageProcessorPil])
 def test_images_without_pixels_or_with_nan_are_refused(processor_class, image, message):

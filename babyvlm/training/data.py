@@ -16,6 +16,7 @@ from datasets import (
 )
 from datasets.info import DatasetInfosDict
 
+from ..dataset_card import check_card_header
 from ..shards import IncompleteShardsError, check_complete_shards
 
 
@@ -50,6 +51,7 @@ def load_folder(spec: DatasetSpec) -> Dataset:
     """One split of a local dataset folder, loaded from its data files by path: 🤗 datasets keys its cache of a
     folder on the README alone, so a parquet file changed under the same folder would train on the cached old rows.
     A numbered shard set missing a member, or fewer rows than the card declares, is an error."""
+    check_card_header(spec.path)
     builder = load_dataset_builder(spec.path, spec.name)
     source = f"dataset {spec.path} ({spec.name or 'default'}, {spec.split})"
     files = (builder.config.data_files or {}).get(spec.split)
@@ -58,7 +60,10 @@ def load_folder(spec: DatasetSpec) -> Dataset:
             f"{source}: no data files for this split (splits: {', '.join(builder.config.data_files or {})})"
         )
     check_complete_shards(files, source)
-    dataset = load_dataset(builder.name, data_files={spec.split: list(files)}, split=spec.split)
+    try:
+        dataset = load_dataset(builder.name, data_files={spec.split: list(files)}, split=spec.split)
+    except ValueError as error:  # datasets' message names no folder (0 rows: 'Instruction "train" corresponds to …')
+        raise ValueError(f"{source}: {error}") from error
     declared = declared_rows(Path(spec.path), spec.name, spec.split)
     if declared is not None and declared != len(dataset):
         raise IncompleteShardsError(f"{source}: {len(dataset)} rows, but the dataset card declares {declared}")

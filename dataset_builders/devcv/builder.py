@@ -64,7 +64,7 @@ class DevCVBuildError(RuntimeError):
 def _read_items(path: Path) -> list:
     try:
         items = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:  # 200,000 `[`: recursion
         raise ItemSkipped(UNREADABLE_FILE, f"cannot read JSON: {error}") from None
     if not isinstance(items, list):
         raise ItemSkipped(UNREADABLE_FILE, f"expected a JSON list of items, got {type(items).__name__}")

@@ -67,6 +67,8 @@ def resolve_image_path(released_path, data_root: Path, allow_links_outside_root:
     """
     if not isinstance(released_path, str) or not released_path:
         raise ItemSkipped(MALFORMED_FIELD, f"'image' entries must be non-empty strings, got {released_path!r}")
+    if "\0" in released_path:  # no file system allows it; os calls would raise for the whole build
+        raise ItemSkipped(MALFORMED_FIELD, f"image path {released_path!r} contains a NUL byte")
     if ".." in Path(released_path).parts:
         raise ItemSkipped(PATH_OUTSIDE_ROOT, f"image path {released_path!r} contains '..'")
     root = os.path.normpath(os.path.abspath(data_root))

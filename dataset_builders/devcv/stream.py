@@ -7,6 +7,8 @@ from pathlib import Path
 
 from datasets import Image, List, load_dataset
 
+from babyvlm.dataset_card import check_card_header
+
 
 def iter_undecoded_rows(
     path: str | Path, config: str | None = None, columns: list[str] | None = None, cache_dir: str | Path | None = None
@@ -16,6 +18,7 @@ def iter_undecoded_rows(
     Streams from the parquet files (no Arrow cache is written, only lock files in ``cache_dir``);
     ``images`` come as ``{"bytes", "path"}`` dicts.
     """
+    check_card_header(path)
     cache_dir = None if cache_dir is None else str(cache_dir)
     for split in load_dataset(str(path), config, streaming=True, cache_dir=cache_dir).values():
         if columns is not None:
