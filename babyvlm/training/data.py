@@ -18,6 +18,8 @@ from datasets.info import DatasetInfosDict
 
 from ..dataset_card import check_card_header
 from ..shards import IncompleteShardsError, check_complete_shards
+from .exposure import COLUMNS as EXPOSURE_COLUMNS
+from .exposure import Curriculum, with_exposure_columns
 
 
 class DatasetPathError(FileNotFoundError):
@@ -103,37 +105,59 @@ def with_item_ids(dataset: Dataset, spec: DatasetSpec) -> Dataset:
 def load_mixture(
     specs: list[str | dict], seed: int = 0, keep_columns: tuple[str, ...] | None = ("messages", "images")
 ) -> Dataset:
-    """Load every spec and mix them: concatenated when no weights are given, else interleaved by weight.
+    """The records of :func:`load_stream`, without exposure columns, in mixture order."""
+    return load_stream(specs, seed, keep_columns, exposure=False)[0]
+
+
+def load_stream(
+    specs: list[str | dict],
+    seed: int = 0,
+    keep_columns: tuple[str, ...] | None = ("messages", "images"),
+    curriculum: Curriculum | None = None,
+    exposure: bool = True,
+) -> tuple[Dataset, list[dict]]:
+    """Load every spec and mix them: concatenated when no weights are given, else interleaved by weight; then put
+    the mixture in ``curriculum`` order (declared once, here: the trainer reads it sequentially). Returns the
+    records and the corpora read (``path``, ``name``, ``split``, ``fingerprint``).
 
     `keep_columns` drops the metadata columns that a collator does not read (their schemas differ between
     corpora); pass None to keep everything. Chat data (`messages`) also gets an `item` column naming each record,
     and its images are left undecoded so that the collator can name the item and file of an image that cannot be
-    read.
+    read. With ``exposure``, every record also carries its ``exposure_*`` columns (:mod:`.exposure`).
     """
     if not specs:
         raise ValueError("no training dataset given")
+    curriculum = curriculum or Curriculum()
     parsed = [DatasetSpec.parse(spec) for spec in specs]
     chat = "messages" in (keep_columns or ())
     if chat:
         keep_columns = (*keep_columns, "item")
-    datasets = []
+    if exposure and keep_columns is not None:
+        keep_columns = (*keep_columns, *EXPOSURE_COLUMNS.values())
+    datasets, corpora = [], []
     for spec in parsed:
         dataset = load_spec(spec)
+        source = f"dataset {spec.path} ({spec.name or 'default'}, {spec.split})"
+        curriculum.check_source(dataset, source)
+        corpora.append({"path": spec.path, "name": spec.name, "split": spec.split, "fingerprint": dataset._fingerprint})
         if chat:
             dataset = with_item_ids(dataset, spec)
+        if exposure:
+            dataset = with_exposure_columns(dataset)
         if "images" in (keep_columns or ()) and "images" in dataset.column_names:
             dataset = dataset.cast_column("images", List(Image(decode=False)))
         if keep_columns is not None:
             missing = [column for column in keep_columns if column not in dataset.column_names]
             if missing:
-                raise ValueError(
-                    f"dataset {spec.path} ({spec.name or 'default'}, {spec.split}) has no column(s) {missing}"
-                )
+                raise ValueError(f"{source} has no column(s) {missing}")
             dataset = dataset.select_columns(list(keep_columns))
         datasets.append(dataset)
+    return curriculum.order(mix(datasets, [spec.weight for spec in parsed], seed), seed), corpora
+
+
+def mix(datasets: list[Dataset], weights: list[float | None], seed: int) -> Dataset:
     if len(datasets) == 1:
         return datasets[0]
-    weights = [spec.weight for spec in parsed]
     if all(weight is None for weight in weights):
         return concatenate_datasets(datasets)
     if any(weight is None or weight <= 0 for weight in weights):

@@ -8,7 +8,6 @@ import re
 from pathlib import Path
 
 from huggingface_hub import ModelCard, ModelCardData
-from transformers import TrainerCallback
 
 HYPERPARAMETERS = (
     "learning_rate",
@@ -92,19 +91,6 @@ def render_model_card(
         data, template_str="---\n{{ card_data }}\n---\n\n{{ body }}\n", body="\n".join(lines)
     )
     return str(card)
-
-
-class ModelCardCallback(TrainerCallback):
-    """Writes README.md into every checkpoint folder as it is saved."""
-
-    def __init__(self, card: str):
-        self.card = card
-
-    def on_save(self, args, state, control, **kwargs):
-        if state.is_world_process_zero:
-            checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-            if checkpoint.is_dir():
-                (checkpoint / "README.md").write_text(self.card)
 
 
 def training_hyperparameters(training_args, extra: dict | None = None) -> dict:

@@ -49,9 +49,11 @@ from babyvlm.locking import locks_outputs
 from babyvlm.processing import add_image_token, train_tokenizer
 from babyvlm.training.assemble import assemble
 from babyvlm.training.collator import VisionChatCollator
-from babyvlm.training.data import load_mixture
+from babyvlm.training.data import load_stream
+from babyvlm.training.exposure import COLUMNS as EXPOSURE_COLUMNS
+from babyvlm.training.exposure import Curriculum, ExposureTally, parent_stages, stage_entry
 from babyvlm.training.lora import lora_target_modules, merge_adapter, refuse_quantization_without_cuda
-from babyvlm.training.model_card import ModelCardCallback, render_model_card, training_hyperparameters
+from babyvlm.training.model_card import render_model_card, training_hyperparameters
 from babyvlm.training.safeguards import (
     FiniteSFTTrainer,
     last_complete_checkpoint,
@@ -59,11 +61,20 @@ from babyvlm.training.safeguards import (
     training_folders,
 )
 from babyvlm.training.stages import apply_stage_freezing, get_stage, vision_parameter_test
+from babyvlm.training.timeline import ExposureCallback, ExposureCollator, ExposureCountingMixin
 from babyvlm.training.trainer import BabyVLMSFTTrainer, enable_generation_cache
 
 logger = logging.getLogger("babyvlm.sft")
 LOG_FORMAT = "%(asctime)s %(name)s: %(message)s"
 NOT_IN_A_MODEL_REPOSITORY = ("training_args.bin",)
+
+
+class ExposureSFTTrainer(ExposureCountingMixin, BabyVLMSFTTrainer):
+    """The chat stages' trainer, counting the records it trains on (:mod:`babyvlm.training.timeline`)."""
+
+    def __init__(self, *args, **kwargs):
+        self.exposure_tally = ExposureTally()
+        super().__init__(*args, **kwargs)
 
 
 @dataclass
@@ -122,6 +133,24 @@ class RecipeArguments:
     )
     merged_output_dir: str | None = field(
         default=None, metadata={"help": "LoRA: where the merged model goes (default `<output_dir>-merged`)"}
+    )
+    curriculum: str = field(
+        default="shuffled",
+        metadata={
+            "help": "order of the records: `shuffled` (the Trainer's sampling), `chronological` (by the child's age "
+            "at recording, children pooled) or `child=S` (child S only, in age order); the last two need an "
+            "`age_months` column in every dataset"
+        },
+    )
+    curriculum_window_months: float | None = field(
+        default=None, metadata={"help": "chronological/child: shuffle (seeded) within windows of this many months"}
+    )
+    save_at_age_months: list[float] = field(
+        default_factory=list,
+        metadata={"help": "write a model folder when the stream passes each of these ages (months)"},
+    )
+    save_every_age_months: float | None = field(
+        default=None, metadata={"help": "write a model folder every this many months of the stream's age"}
     )
     model_license: str | None = field(
         default=None,
@@ -260,8 +289,19 @@ def train(args: RecipeArguments, training_args: SFTConfig, model_args: ModelConf
     library_name = "transformers"
     description = stage.description
 
+    curriculum = Curriculum.parse(args.curriculum, args.curriculum_window_months)
+    if curriculum.ordered:
+        if stage.name == "lm":
+            raise ValueError("curriculum: stage lm packs its text, so records have no order; use it from stage align")
+        training_args.train_sampling_strategy = "sequential"  # the records are in curriculum order already
+    keep = (args.text_column,) if stage.name == "lm" else ("messages", "images")
+    train_dataset, corpora = load_stream(args.datasets, training_args.seed, keep, curriculum)
+    ages = [age for age in train_dataset[EXPOSURE_COLUMNS["age_months"]] if age is not None]
+    corpus_tally = None
     if stage.name == "lm":
-        train_dataset = load_mixture(args.datasets, seed=training_args.seed, keep_columns=(args.text_column,))
+        corpus_tally = ExposureTally()  # packed text: the corpus once per epoch
+        corpus_tally.add_records(train_dataset.select_columns(list(EXPOSURE_COLUMNS.values())).to_list())
+        train_dataset = train_dataset.remove_columns(list(EXPOSURE_COLUMNS.values()))
         if args.text_column != "text":
             train_dataset = train_dataset.rename_column(args.text_column, "text")
         if last_checkpoint and not args.tokenizer_name_or_path:
@@ -271,7 +311,6 @@ def train(args: RecipeArguments, training_args: SFTConfig, model_args: ModelConf
         trainer_class, extra_kwargs = FiniteSFTTrainer, {}
         training_args.dataset_text_field = "text"
     else:
-        train_dataset = load_mixture(args.datasets, seed=training_args.seed)
         model, processing_class, parent = build_vlm(args, model_args, training_args)
         if model_args.use_peft:
             train_vision = bool(args.train_vision)
@@ -306,10 +345,11 @@ def train(args: RecipeArguments, training_args: SFTConfig, model_args: ModelConf
             strict_images=args.strict_images,
             with_report=True,
         )
+        collator = ExposureCollator(collator)
         # TRL would re-tokenize with its own VLM collator, which cannot pack images nor mask them: we collate.
         training_args.dataset_kwargs = {**(training_args.dataset_kwargs or {}), "skip_prepare_dataset": True}
         training_args.remove_unused_columns = False
-        trainer_class = BabyVLMSFTTrainer
+        trainer_class = ExposureSFTTrainer
         extra_kwargs = {
             "data_collator": collator,
             "vision_learning_rate": args.vision_learning_rate,
@@ -347,20 +387,47 @@ def train(args: RecipeArguments, training_args: SFTConfig, model_args: ModelConf
         args=training_args,
         train_dataset=train_dataset,
         processing_class=processing_class,
-        callbacks=[ModelCardCallback(card)],
         **extra_kwargs,
     )
-    if last_checkpoint:
-        logger.info("resuming from %s", last_checkpoint)
-    trainer.train(resume_from_checkpoint=last_checkpoint)
-    enable_generation_cache(trainer.model)
 
     def write_extras(folder: Path) -> None:
         clean_model_folder(folder)
         processing_class.save_pretrained(folder)
-        (folder / "README.md").write_text(card)
 
-    save_final_model(trainer, output_dir, write_extras)
+    lineage = (
+        parent_stages(model_args.model_name_or_path)
+        if model_args.model_name_or_path
+        else parent_stages(args.vision_model_path, args.language_model_path)
+    )
+    exposure = ExposureCallback(
+        trainer,
+        card,
+        lambda tally, epochs, steps: stage_entry(stage.name, curriculum, tally, epochs, steps, corpora),
+        lineage,
+        write_extras,
+        output_dir,
+        corpus_tally=corpus_tally,
+        ages=(min(ages), max(ages)) if ages else None,
+        save_at=args.save_at_age_months,
+        every=args.save_every_age_months,
+    )
+    if (args.save_at_age_months or args.save_every_age_months) and not (curriculum.ordered and ages):
+        raise ValueError("save_at_age_months/save_every_age_months need a chronological or child curriculum")
+    trainer.add_callback(exposure)
+    if last_checkpoint:
+        logger.info("resuming from %s", last_checkpoint)
+    exposure.resume(last_checkpoint)
+    trainer.train(resume_from_checkpoint=last_checkpoint)
+    enable_generation_cache(trainer.model)
+    document = exposure.document(trainer.state)
+
+    def write_final_extras(folder: Path) -> None:
+        write_extras(folder)
+        exposure.write_final_files(folder, document)
+
+    save_final_model(trainer, output_dir, write_final_extras)
+    if exposure.written and trainer.is_world_process_zero():
+        logger.info("age checkpoints written: %s", ", ".join(exposure.written))
     if trainer.is_world_process_zero():
         if peft_config is not None and args.merge_adapter:
             merged = Path(args.merged_output_dir or f"{output_dir}-merged")
