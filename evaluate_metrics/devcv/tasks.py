@@ -123,6 +123,9 @@ class DevCVTask:
     (Left/Right, Spatial Details): what the shortcut audit compares pixel by pixel."""
     accuracy_by_true_count: bool = False
     """The run reports accuracy per true count of the gold answer (the paper's Object Counting plot)."""
+    toolbox_age_months: tuple[float, float] | None = None
+    """The ages (months) the NIH Baby Toolbox measure that the task adapts covers, as the toolbox documents them
+    (the trajectory plots shade them); ``None`` where no age range is documented."""
     per_item_accuracy: bool = True
     """Whether the primary metric is the share of items answered right, one right-or-wrong answer per item: then
     it is tested against chance by the exact binomial test and between runs by McNemar's test; otherwise (Memory's
@@ -168,6 +171,7 @@ TASKS: dict[str, DevCVTask] = {
                 "Respond _only_ with the letter(A-D) of the option that matches the label without any other text, "
                 'such as "A". '
             ),
+            toolbox_age_months=(25, 42),
         ),
         DevCVTask(
             "looking_while_listening",
@@ -182,6 +186,7 @@ TASKS: dict[str, DevCVTask] = {
             has_train_split=False,
             protocol=LOGLIKELIHOOD,
             per_item_accuracy=False,
+            toolbox_age_months=(6, 24),
         ),
         DevCVTask(
             "localize",
@@ -203,6 +208,7 @@ TASKS: dict[str, DevCVTask] = {
                 "Respond _only_ with the letter(A-D) of the option that matches the location of the object in the "
                 'image without any other text, such as "C". '
             ),
+            toolbox_age_months=(1, 42),
         ),
         DevCVTask(
             "leftright",
@@ -227,6 +233,7 @@ TASKS: dict[str, DevCVTask] = {
                 'stimulus object without any other text, such as "B". '
             ),
             first_image_is_query=True,
+            toolbox_age_months=(1, 42),
         ),
         DevCVTask(
             "spatialdetails",
@@ -247,6 +254,7 @@ TASKS: dict[str, DevCVTask] = {
             system_prompt=_SPATIALDETAILS_SYSTEM_PROMPT.format(example="B"),
             api_system_prompt=_SPATIALDETAILS_SYSTEM_PROMPT.format(example="A"),
             first_image_is_query=True,
+            toolbox_age_months=(1, 42),
         ),
         DevCVTask(
             "vdr_binary",
@@ -263,6 +271,7 @@ TASKS: dict[str, DevCVTask] = {
                 "side of the frame? respond ONLY with '{first}' or '{second}'."
             ),
             clip=True,
+            toolbox_age_months=(22, 42),
         ),
         DevCVTask(
             "vdr_open",
@@ -279,6 +288,7 @@ TASKS: dict[str, DevCVTask] = {
                 "'bottom', 'left', 'right', 'top right', 'top left', 'bottom right', or 'bottom left'."
             ),
             clip=True,
+            toolbox_age_months=(22, 42),
         ),
         DevCVTask(
             "compare_real",
@@ -293,6 +303,7 @@ TASKS: dict[str, DevCVTask] = {
             True,
             prompts=TaskPrompts("Which image has more {plural}? (A) <image> (B) <image>"),
             system_prompt=_COMPARE_SYSTEM_PROMPT,
+            toolbox_age_months=(25, 42),
         ),
         DevCVTask(
             "compare_synthetic",
@@ -306,6 +317,7 @@ TASKS: dict[str, DevCVTask] = {
             True,
             prompts=TaskPrompts("Which image has more {plural}? Answer (A) <image> (B) <image>"),
             system_prompt=_COMPARE_SYSTEM_PROMPT,
+            toolbox_age_months=(25, 42),
         ),
         DevCVTask(
             "count",
@@ -323,6 +335,7 @@ TASKS: dict[str, DevCVTask] = {
                 "Count the objects in the image. Reply _only_ with the number of objects in the image, such as '4'. "
             ),
             accuracy_by_true_count=True,
+            toolbox_age_months=(25, 42),
         ),
         # Both test rounds of a learned object right by chance: (1/2)^2.
         DevCVTask(
@@ -349,6 +362,7 @@ TASKS: dict[str, DevCVTask] = {
                 'the novel image without any other text, such as "A". '
             ),
             protocol=DIALOGUE,
+            toolbox_age_months=(22, 42),
         ),
         DevCVTask(
             "subitize",
@@ -362,6 +376,7 @@ TASKS: dict[str, DevCVTask] = {
             False,
             has_train_split=False,
             prompts=TaskPrompts("<image> How many of {name} do you see?"),
+            toolbox_age_months=(25, 42),
         ),
     )
 }

@@ -49,5 +49,7 @@ def probe_table(results: dict[str, dict]) -> str:
         if "skipped" in entry:
             lines.append(f"{name:<34}skipped: {entry['skipped']}")
             continue
-        lines.append(ProbeResult(**{key: entry[key] for key in ProbeResult.__dataclass_fields__}).line())
+        # Results written before probes recorded their interval and outcomes lack those fields: their defaults.
+        fields = {key: entry[key] for key in ProbeResult.__dataclass_fields__ if key in entry}
+        lines.append(ProbeResult(**fields).line())
     return "\n".join(lines)

@@ -2,8 +2,8 @@
 forced-choice statistic with its exact binomial p-value.
 
 >>> result = forced_choice("demo", [[-1.0, -2.0], [-0.5, -0.1], [-3.0, -3.0]], [0, 1, 0], chance=0.5)
->>> result.n, result.successes, result.ties, round(result.mean_gap_nats, 3)
-(3, 3, 1, 0.467)
+>>> result.n, result.successes, result.ties, round(result.mean_gap_nats, 3), result.correct
+(3, 3, 1, 0.467, [1, 1, 1])
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from babyvlm.staging import write_text
 
+from ..devcv.uncertainty import bootstrap_mean
 from ..inference import ChatModel, Conversation, load_model_and_processor
 
 PLAIN_TEMPLATE = "baby_plain"
@@ -34,8 +35,10 @@ SIGNIFICANCE = 0.01
 @dataclass
 class ProbeResult:
     """One probe's outcome: accuracy over ``n`` forced choices against ``chance``, the one-sided exact binomial
-    p-value of beating chance, and the mean log-likelihood gap (nats per token) of the right option over the
-    mean of the others."""
+    p-value of beating chance, the mean log-likelihood gap (nats per token) of the right option over the mean of
+    the others, and the 95% interval of the accuracy (percentile bootstrap, clustered by the item a choice belongs
+    to). ``correct`` holds each choice's outcome (1 right, 0 wrong) in order, ``labels`` the word or phrase each
+    choice was about where the probe has one (the per-word ages of acquisition of ``babyvlm trajectory``)."""
 
     probe: str
     accuracy: float
@@ -45,6 +48,10 @@ class ProbeResult:
     p_value: float
     mean_gap_nats: float
     ties: int
+    ci_low: float = 0.0
+    ci_high: float = 0.0
+    correct: list[int] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
     details: dict = field(default_factory=dict)
 
     @property
@@ -104,21 +111,29 @@ def image_text_log_likelihoods(
 
 
 def forced_choice(
-    probe: str, scores: Sequence[Sequence[float]], gold: Sequence[int], *, chance: float, seed: int = 0
+    probe: str,
+    scores: Sequence[Sequence[float]],
+    gold: Sequence[int],
+    *,
+    chance: float,
+    seed: int = 0,
+    units: Sequence[int] | None = None,
+    labels: Sequence[str] = (),
 ) -> ProbeResult:
     """Each item picks its highest-scoring option (ties within :data:`TIE_TOLERANCE` broken by a coin seeded with
-    ``seed``); success when it is the gold option."""
+    ``seed``); success when it is the gold option. ``units`` names the item each choice belongs to where an item
+    gives several (the interval resamples whole items); ``labels`` the word or phrase of each choice."""
     rng = random.Random(seed)
-    successes = ties = 0
-    gaps = []
+    correct, ties, gaps = [], 0, []
     for options, right in zip(scores, gold, strict=True):
         best = max(options)
         top = [k for k, score in enumerate(options) if best - score <= TIE_TOLERANCE]
         ties += len(top) > 1
-        successes += rng.choice(top) == right
+        correct.append(int(rng.choice(top) == right))
         others = [score for k, score in enumerate(options) if k != right]
         gaps.append(options[right] - sum(others) / len(others))
-    n = len(gaps)
+    n, successes = len(gaps), sum(correct)
+    interval = bootstrap_mean(correct, units, seed=seed) if n else None
     return ProbeResult(
         probe=probe,
         accuracy=successes / n if n else 0.0,
@@ -128,6 +143,10 @@ def forced_choice(
         p_value=binomial_p_value(successes, n, chance),
         mean_gap_nats=sum(gaps) / n if n else 0.0,
         ties=ties,
+        ci_low=interval.low if interval else 0.0,
+        ci_high=interval.high if interval else 0.0,
+        correct=correct,
+        labels=list(labels),
     )
 
 

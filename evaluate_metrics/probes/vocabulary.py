@@ -71,10 +71,11 @@ def zero_shot_picture_vocabulary(
     """Each Picture Vocabulary item's four images scored by the likelihood of its word; right when the gold
     image scores highest."""
     chat = plain_chat(model)
-    requests, gold = [], []
+    requests, gold, words = [], [], []
     for index in range(len(items)):
         record = items[index]
         word = picture_vocabulary_word(record)
+        words.append(word)
         letter = parse_letter(record["answer"][0]) if record["answer"] else None
         if letter is None or len(record["images"]) != len(LETTERS) or LETTERS.index(letter) >= len(record["images"]):
             raise ValueError(f"picture vocabulary item {record['id']!r}: needs 4 images and a gold letter A-D")
@@ -84,7 +85,12 @@ def zero_shot_picture_vocabulary(
         chat, requests, batch_size=batch_size, progress=progress, description=PICTURE_VOCABULARY
     )
     return forced_choice(
-        PICTURE_VOCABULARY, [scores[4 * k : 4 * k + 4] for k in range(len(gold))], gold, chance=0.25, seed=seed
+        PICTURE_VOCABULARY,
+        [scores[4 * k : 4 * k + 4] for k in range(len(gold))],
+        gold,
+        chance=0.25,
+        seed=seed,
+        labels=words,
     )
 
 
@@ -94,17 +100,26 @@ def zero_shot_looking_while_listening(
     """Each phrase of each Looking While Listening item picks the image that makes it likelier; right when it is
     the image the phrase describes (phrase j describes image j)."""
     chat = plain_chat(model)
-    requests = []
+    requests, phrases = [], []
     for index in range(len(items)):
         record = items[index]
         if len(record["images"]) != 2 or len(record["choices"]) != 2:
             raise ValueError(f"looking-while-listening item {record['id']!r}: needs 2 images and 2 phrases")
+        phrases += record["choices"]
         requests += [([image], phrase) for phrase in record["choices"] for image in record["images"]]
     scores = image_text_log_likelihoods(
         chat, requests, batch_size=batch_size, progress=progress, description=LOOKING_WHILE_LISTENING
     )
     pairs = [scores[2 * k : 2 * k + 2] for k in range(len(scores) // 2)]  # phrase j: [image 0, image 1]
-    result = forced_choice(LOOKING_WHILE_LISTENING, pairs, [k % 2 for k in range(len(pairs))], chance=0.5, seed=seed)
+    result = forced_choice(
+        LOOKING_WHILE_LISTENING,
+        pairs,
+        [k % 2 for k in range(len(pairs))],
+        chance=0.5,
+        seed=seed,
+        units=[k // 2 for k in range(len(pairs))],  # an item's two phrases share its two images
+        labels=phrases,
+    )
     both = sum(
         pairs[2 * i][0] > pairs[2 * i][1] and pairs[2 * i + 1][1] > pairs[2 * i + 1][0] for i in range(len(items))
     )
