@@ -34,3 +34,19 @@ def test_assembled_folder_is_written_whole_and_replaced_on_a_rerun(stage0_folder
         model.model.vision_tower.state_dict()["embeddings.cls_token"],
         Dinov2Model.from_pretrained(vision).state_dict()["embeddings.cls_token"],
     )
+
+
+def test_assembled_exposure_combines_both_parts_lineages(stage0_folders, tmp_path):
+    import json
+
+    from babyvlm.training.exposure import exposure_document, write_exposure
+
+    vision, language_model = stage0_folders
+    stage = {"stage": "lm", "curriculum": "shuffled", "epochs": 1.0, "steps": 3, "video_hours": 0.5, "frames": 0}
+    stage |= {"utterances": 7, "words": 20, "images": 0, "age_months_range": [6, 9], "corpora": []}
+    write_exposure(language_model, exposure_document([stage]))
+    output = tmp_path / "assembled"
+    assemble_module.main(["--vision", str(vision), "--language-model", str(language_model), "--output", str(output)])
+    document = json.loads((output / "exposure.json").read_text())
+    assert document["words"] == 20 and document["stages"] == [stage] and document["age_months_range"] == [6, 9]
+    assert "## Exposure" in (output / "README.md").read_text()

@@ -18,6 +18,7 @@ from ..command_line import command_parser, fail
 from ..modeling import BabyLlavaV2Config, BabyLlavaV2ForConditionalGeneration
 from ..processing import BabyLlavaV2ImageProcessor, BabyLlavaV2Processor, add_image_token
 from ..staging import staged_folder
+from .exposure import exposure_card_section, exposure_document, parent_stages, write_exposure
 from .model_card import PROJECT_LICENSE, render_model_card
 
 
@@ -55,10 +56,12 @@ def assemble(
             {"connector_seed": seed, "image_seq_length": config.image_seq_length, "vocab_size": len(tokenizer)},
             license=PROJECT_LICENSE,
         )
+        exposure = exposure_document(parent_stages(vision_path, language_model_path))
         with staged_folder(output_dir, overwrite=True) as staging:
             model.save_pretrained(staging)
             processor.save_pretrained(staging)
-            (staging / "README.md").write_text(card)
+            write_exposure(staging, exposure)
+            (staging / "README.md").write_text(card.rstrip("\n") + "\n\n" + exposure_card_section(exposure))
     return model, processor
 
 

@@ -204,7 +204,7 @@ def stage_entry(
         "epochs": round(float(epochs), 6),
         "steps": int(steps),
         "records": round(sums["records"]),
-        "video_hours": sums["video_seconds"] / 3600,
+        "video_hours": round(sums["video_seconds"] / 3600, 9),  # the same however processes split the sum
         "frames": round(sums["frames"]),
         "utterances": round(sums["utterances"]),
         "words": round(sums["words"]),
@@ -228,7 +228,7 @@ def exposure_document(stages: list[dict], age_months_reached: float | None = Non
     """The ``exposure.json`` of a folder whose lineage trained ``stages`` (oldest first): totals over them."""
     ranges = [stage["age_months_range"] for stage in stages if stage["age_months_range"]]
     totals = {
-        name: sum(stage[name] for stage in stages)
+        name: round(sum(stage[name] for stage in stages), 9)
         for name in ("video_hours", "frames", "utterances", "words", "images", "epochs", "steps")
     }
     return {
