@@ -72,7 +72,7 @@ def aligned(sample: TaskSample, ids: list[str]) -> TaskSample:
         sample.task,
         pick(sample.ids),
         sample.values[order],
-        pick(sample.clusters),
+        pick(sample.units),
         pick(sample.unit_kinds),
         pick(sample.sources),
         pick(sample.rounds),

@@ -115,6 +115,13 @@ def markdown_table(summary: dict) -> str:
             f"95% CI: percentile bootstrap over items, clustered by the unit they share, "
             f"{summary['bootstrap']['n_resamples']} resamples, seed {summary['bootstrap']['seed']}"
         )
+    resampled_by_item = [
+        f"{task['display_name']} ({task['cluster_note'].removeprefix('resampled by item: ')})"
+        for task in summary["tasks"].values()
+        if task.get("cluster_note")
+    ]
+    if resampled_by_item:
+        lines.append(f"Resampled by item, the units being too few: {', '.join(resampled_by_item)}")
     unparsable = {task["display_name"]: task["unparsable"] for task in summary["tasks"].values() if task["unparsable"]}
     if unparsable:
         listed = ", ".join(f"{name} {count}" for name, count in unparsable.items())

@@ -118,7 +118,13 @@ def test_cli_rejects_a_folder_without_a_finished_run(tmp_path, capsys):
 
 def _sample(task: str, correct, ids=None) -> TaskSample:
     entries = [
-        {"id": item_id, "scores": {TASKS[task].primary_metric: float(value)}, "gold": ["A"], "units": [f"ep{k // 4}"]}
+        {
+            "id": item_id,
+            "scores": {TASKS[task].primary_metric: float(value)},
+            "gold": ["A"],
+            "unit": f"ep{k // 4}",
+            "unit_kind": "recording",
+        }
         for k, (item_id, value) in enumerate(zip(ids or [f"item{k}" for k in range(len(correct))], correct))
     ]
     return TaskSample.from_entries(TASKS[task], entries)
