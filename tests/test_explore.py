@@ -58,10 +58,11 @@ def evaluated(tmp_path_factory, tiny_model_dir):
     rows = {"picture_vocabulary": synthetic_items("pv", 6, seed=1), "count": synthetic_items("count", 8, seed=1)}
     data = write_devcv_folder(root / "devcv", rows)
     runs = []
-    for name, model in (("babyllava", tiny_model_dir), ("llava", save_tiny_llava(root / "llava-model"))):
+    babyllava = shutil.copytree(tiny_model_dir, root / "tiny-babyllava")  # runs are named by their model
+    for name, model in (("babyllava", babyllava), ("llava", save_tiny_llava(root / "tiny-llava"))):
         evaluate_devcv(model, data, root / name, batch_size=8, max_new_tokens=16, progress=False)  # random weights
         runs.append(root / name)
-    return data, runs, root / "llava-model"
+    return data, runs, root / "tiny-llava"
 
 
 def predictions(run_dir: Path, task: str) -> list[dict]:
@@ -155,14 +156,14 @@ def test_filters_select_the_items_each_run_got_wrong_unparsable_or_disagreed_on(
     task_split = explorer.folder.open("picture_vocabulary", "test")
     entries = {run.name: predictions(run.path, "picture_vocabulary") for run in explorer.runs}
     task = TASKS["picture_vocabulary"]
-    wrong = [entry["id"] for entry in entries["llava"] if not is_correct(task, entry)]
+    wrong = [entry["id"] for entry in entries["tiny-llava"] if not is_correct(task, entry)]
     unparsable = {entry["id"] for run_entries in entries.values() for entry in run_entries if entry["unparsable"]}
-    disagree = [a["id"] for a, b in zip(entries["babyllava"], entries["llava"]) if a["parsed"] != b["parsed"]]
+    disagree = [a["id"] for a, b in zip(entries["tiny-babyllava"], entries["tiny-llava"]) if a["parsed"] != b["parsed"]]
 
     def ids(selection):
         return [task_split.index[position]["id"] for position in select(task_split, explorer.runs, selection)]
 
-    assert ids(Selection(WRONG, "llava")) == wrong
+    assert ids(Selection(WRONG, "tiny-llava")) == wrong
     assert set(ids(Selection(UNPARSABLE))) == unparsable
     assert ids(Selection(DISAGREEMENT)) == disagree
     counts = explorer.count_choices("count", "test")
@@ -176,18 +177,18 @@ def test_a_run_of_another_dataset_or_split_is_reported_and_not_overlaid(evaluate
     other = write_devcv_folder(tmp_path / "other", {"picture_vocabulary": synthetic_items("pv", 3, seed=7)})
     listing = Explorer(other, runs).listing("picture_vocabulary", "test", Selection())
     assert listing.header == ["#", "id", "gold"]  # no run column
-    assert any("run babyllava is for another dataset" in message for message in listing.messages)
+    assert any("run tiny-babyllava is for another dataset" in message for message in listing.messages)
     renamed = write_devcv_folder(
         tmp_path / "validation", {"picture_vocabulary": synthetic_items("pv", 6, seed=1)}, split="validation"
     )
     listing = Explorer(renamed, runs[:1]).listing("picture_vocabulary", "validation", Selection())
-    assert listing.messages == ["run babyllava was made on split 'test', not 'validation'"]
+    assert listing.messages == ["run tiny-babyllava was made on split 'test', not 'validation'"]
 
 
 def test_score_table_puts_the_runs_side_by_side(evaluated):
     data, runs, _ = evaluated
     header, rows = Explorer(data, runs).scores()
-    assert header == ["task", "metric", "chance", "babyllava", "llava"]
+    assert header == ["task", "metric", "chance", "tiny-babyllava", "tiny-llava"]
     summaries = [json.loads((run / "summary.json").read_text()) for run in runs]
     assert rows[0][:3] == ["Picture Vocabulary", "acc (primary)", 0.25]
     assert rows[0][3:] == [round(summary["tasks"]["baby_pv"]["metrics"]["acc"], 3) for summary in summaries]
@@ -195,6 +196,20 @@ def test_score_table_puts_the_runs_side_by_side(evaluated):
     pv = [summary["tasks"]["baby_pv"] for summary in summaries]
     assert rows[1] == ["Picture Vocabulary", "95% CI", None, *(f"[{t['ci_low']:.3f}, {t['ci_high']:.3f}]" for t in pv)]
     assert rows[2] == ["Picture Vocabulary", "n", None, *(str(t["n"]) for t in pv)]
+
+
+def test_runs_of_one_model_are_named_apart_by_folder_and_a_partial_run_says_so(evaluated, tmp_path):
+    data, runs, _ = evaluated
+    again = shutil.copytree(runs[1], tmp_path / "llava-again")
+    summary = json.loads((again / "summary.json").read_text())
+    summary["scope"] = {"partial": True, "items_evaluated": 2, "items_available": 14, "limit": 1}
+    (again / "summary.json").write_text(json.dumps(summary))
+    header, _ = Explorer(data, [*runs, again]).scores()
+    assert header[3:] == [
+        "tiny-babyllava",
+        "tiny-llava (llava)",
+        "tiny-llava (llava-again) (partial: 2 of 14 items (--limit 1))",
+    ]
 
 
 # --- bad input becomes a message ------------------------------------------------------------------------------
@@ -241,7 +256,7 @@ def test_bad_run_folders_are_messages_naming_the_file(evaluated, tmp_path):
     with (broken / PREDICTIONS_FILE).open("a") as handle:
         handle.write('{"task": "count", "id": "x"}\n')
     explorer = Explorer(data, [tmp_path / "nothing", broken, runs[1]])
-    assert [run.name for run in explorer.runs] == ["llava"]
+    assert [run.name for run in explorer.runs] == ["tiny-llava"]
     assert "nothing is not an evaluation run folder (no predictions.jsonl" in explorer.messages[0]
     assert "line 15: not a prediction entry (no output, gold, parsed, scores, unparsable)" in explorer.messages[1]
 
@@ -353,7 +368,7 @@ def test_the_page_shows_items_runs_and_streamed_answers_in_a_real_browser(evalua
         task = TASKS["picture_vocabulary"]
         wrong = [entry["id"] for entry in predictions(runs[1], task.name) if not is_correct(task, entry)]
         assert wrong and len(wrong) < 6  # the tiny Llava gets some right and some wrong
-        _choose(page, "filter-run", "llava")
+        _choose(page, "filter-run", "tiny-llava")
         page.locator("#filter").get_by_text("wrong only").click()
         expect(page.locator("#page-table [role=row][data-index]")).to_have_count(len(wrong))
         assert _table_ids(page) == wrong

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from babyvlm.evaluate_metrics.devcv.tasks import LOGLIKELIHOOD, DevCVTask, canonical_task
-from babyvlm.evaluate_metrics.predictions import PREDICTIONS_FILE, RUN_FILE
-from babyvlm.evaluate_metrics.report import COUNT_PLOT, SCORES_PLOT
+from babyvlm.evaluate_metrics.predictions import PREDICTIONS_FILE, RUN_FILE, distinct_names, model_name
+from babyvlm.evaluate_metrics.report import COUNT_PLOT, SCORES_PLOT, partial_note
 
 from .dataset import ExploreError, TaskSplit
 
@@ -56,7 +56,8 @@ def _read_json(path: Path) -> dict | None:
 
 
 def load_run(path: str | Path, name: str | None = None) -> Run:
-    """Read a run folder; :class:`ExploreError` names the file or line that is not what the runner writes."""
+    """Read a run folder, named ``name`` or by its model's name (``model_name`` of ``run.json``, else the folder's);
+    :class:`ExploreError` names the file or line that is not what the runner writes."""
     path = Path(path)
     predictions = path / PREDICTIONS_FILE
     if not predictions.is_file():
@@ -79,23 +80,20 @@ def load_run(path: str | Path, name: str | None = None) -> Run:
         except KeyError as error:
             raise ExploreError(f"{predictions}, line {line_number}: {error.args[0]}") from error
         entries[task][entry["id"]] = entry
+    config = _read_json(path / RUN_FILE) or {}
     return Run(
-        name=name or path.name,
+        name=name or model_name(config) or path.name,
         path=path,
-        config=_read_json(path / RUN_FILE) or {},
+        config=config,
         summary=_read_json(path / SUMMARY_FILE),
         entries=dict(entries),
     )
 
 
-def load_runs(paths: list[str | Path]) -> list[Run]:
-    """Runs named by their folder, or by parent/folder where two folders share a name."""
-    paths = [Path(path) for path in paths]
-    names = [path.name for path in paths]
-    return [
-        load_run(path, name if names.count(name) == 1 else f"{path.parent.name}/{path.name}")
-        for path, name in zip(paths, names)
-    ]
+def name_apart(runs: list[Run]) -> None:
+    """Follow the name of each run that shares its model with another by the run's folder name."""
+    for run, name in zip(runs, distinct_names([run.name for run in runs], [run.path for run in runs])):
+        run.name = name
 
 
 def mismatch(run: Run, task_split: TaskSplit) -> str | None:
@@ -139,10 +137,6 @@ def parsed_text(entry: dict, task: DevCVTask) -> str:
     return "?" if parsed is None else str(parsed)
 
 
-def _partial(run: Run) -> bool:
-    return bool(((run.summary or {}).get("scope") or {}).get("partial"))
-
-
 def _interval_and_n(run_task: dict | None) -> tuple[str | None, str | None]:
     """A task's 95% interval and its n (items, with Memory's objects), as the table shows them."""
     if run_task is None:
@@ -152,10 +146,16 @@ def _interval_and_n(run_task: dict | None) -> tuple[str | None, str | None]:
     return interval, f"{run_task['n']}{objects}"
 
 
+def run_title(run: Run) -> str:
+    """The run's name, with "partial: N of M items" where it did not evaluate all its items."""
+    note = partial_note(run.summary or {})
+    return f"{run.name} ({note})" if note else run.name
+
+
 def score_table(runs: list[Run]) -> tuple[list[str], list[list]]:
     """Header and rows of the per-task scores, the runs side by side (from each run's summary.json): each primary
     metric followed by its 95% interval and n; a run that did not evaluate all its items is marked partial."""
-    header = ["task", "metric", "chance"] + [f"{run.name} (partial)" if _partial(run) else run.name for run in runs]
+    header = ["task", "metric", "chance"] + [run_title(run) for run in runs]
     keys = list(dict.fromkeys(key for run in runs if run.summary for key in run.summary.get("tasks", {})))
     rows = []
     for key in keys:

@@ -18,7 +18,7 @@ from .ask import Asker, default_prompt
 from .dataset import DevCVFolder, ExploreError, MissingImage, TaskSplit
 from .filters import Selection, page_count, page_positions, page_table, select, true_counts
 from .render import item_html, runs_html
-from .runs import Run, load_runs, mismatch, score_table
+from .runs import Run, load_run, mismatch, name_apart, score_table
 
 
 @dataclass
@@ -64,9 +64,10 @@ class Explorer:
             self.messages.append(str(error))
         for path in runs:
             try:
-                self.runs += load_runs([path])
+                self.runs.append(load_run(path))
             except ExploreError as error:
                 self.messages.append(str(error))
+        name_apart(self.runs)
         if model is not None:
             try:
                 self.asker = Asker(model, device=device, dtype=dtype)
