@@ -334,7 +334,7 @@ def write_outputs(output_dir: Path, summary: dict, entries_by_task: dict[DevCVTa
     plot_scores(summary, output_dir / SCORES_PLOT)
     counting = next((entries for task, entries in entries_by_task.items() if task.accuracy_by_true_count), None)
     if counting:
-        plot_count_accuracy(counting, output_dir / COUNT_PLOT)
+        plot_count_accuracy(counting, output_dir / COUNT_PLOT, **summary.get("bootstrap", {}))
 
 
 def model_location(model: str | Path) -> str:
