@@ -1,8 +1,10 @@
 """Compare evaluation runs side by side: ``babyvlm-compare RUN_DIR... --output DIR``.
 
 Each run is a ``babyvlm-eval`` output folder (``summary.json``, ``run.json``, ``predictions.jsonl``),
-named ``[LABEL[@DOMAIN]=]RUN_DIR``: the label defaults to the model's name (:func:`~.predictions.model_name`), the
-domain to ``SAYCam`` / ``Ego4D`` when the run's data path names one (else it is left out). Writes:
+named ``[LABEL[@DOMAIN]=]RUN_DIR``: the label defaults to the model's name in ``run.json`` (a Hub id, a local
+folder's last two parts, an API model's name; :func:`~.predictions.model_name`), followed by the run folder's name
+where two runs would share a label; the domain to ``SAYCam`` / ``Ego4D`` when the run's data path names one (else it
+is left out). Writes:
 
 - ``comparison.md`` and ``comparison.html``: one row per task (primary metric), one column per run,
   with the task's chance level, then the overall scores; not-applicable or missing tasks are "n/a";
@@ -30,7 +32,7 @@ from babyvlm.command_line import command_parser, fail
 
 from .devcv.uncertainty import N_RESAMPLES
 from .paired import compare_pair, interval_text
-from .predictions import PREDICTIONS_FILE, RUN_FILE, model_name
+from .predictions import PREDICTIONS_FILE, RUN_FILE, distinct_names, model_name
 from .report import count_accuracy_by_number, error_bars, partial_note, plt, write_atomic, write_text_atomic
 from .statistics import TaskSample
 
@@ -47,10 +49,12 @@ class Run:
     label: str
     domain: str | None
     summary: dict
-    count_accuracy: dict[int, float] = field(default_factory=dict)
+    count_accuracy: dict[int, dict] = field(default_factory=dict)
+    """Per true count: Object Counting's ``score``, ``n`` and interval (:func:`~.report.count_accuracy_by_number`)."""
     config: dict = field(default_factory=dict)
     samples: dict[str, TaskSample] = field(default_factory=dict)
     """Per harness key: the run's scored items (for the paired tests)."""
+    folder: Path = field(default_factory=Path)
 
     @property
     def name(self) -> str:
@@ -58,6 +62,11 @@ class Run:
         if self.control:
             name += f" [control: {self.control}]"
         return f"{name} (partial)" if partial_note(self.summary) else name
+
+    @property
+    def model(self) -> str | None:
+        """The model's name from ``run.json`` (None where the run records none)."""
+        return model_name(self.config)
 
     @property
     def control(self) -> str | None:
@@ -81,15 +90,6 @@ def _domain_of(data_path: str) -> str | None:
     return found.pop() if len(found) == 1 else None
 
 
-def read_json_file(path: str | Path):
-    """The JSON in `path`; a file that cannot be read or is not JSON is a `ValueError` naming it."""
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
-        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
-        raise ValueError(f"{path} is not a readable JSON file ({reason})") from error
-
-
 def read_run(spec: str) -> Run:
     """A run from ``[LABEL[@DOMAIN]=]RUN_DIR``."""
     label = domain = None
@@ -100,18 +100,14 @@ def read_run(spec: str) -> Run:
     summary_file = folder / "summary.json"
     if not summary_file.is_file():
         raise FileNotFoundError(f"{folder}: no summary.json (not a finished babyvlm-eval run)")
-    summary = read_json_file(summary_file)
-    run_config = read_json_file(folder / RUN_FILE) if (folder / RUN_FILE).is_file() else {}
-    model = run_config.get("model", "")
-    label = label or (model_name(model) if model else folder.name)
+    summary = json.loads(summary_file.read_text())
+    run_config = json.loads((folder / RUN_FILE).read_text()) if (folder / RUN_FILE).is_file() else {}
+    label = label or model_name(run_config) or folder.name
     domain = domain or _domain_of(run_config.get("data", ""))
     entries: dict[str, list[dict]] = {}
     if (folder / PREDICTIONS_FILE).is_file():
-        for number, line in enumerate((folder / PREDICTIONS_FILE).read_text().splitlines(), start=1):
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{folder / PREDICTIONS_FILE} line {number} is not valid JSON ({error})") from error
+        for line in (folder / PREDICTIONS_FILE).read_text().splitlines():
+            entry = json.loads(line)
             entries.setdefault(entry["task"], []).append(entry)
     # Only the items the summary scored (a log may hold more, from a resumed run with a larger --limit).
     samples = {}
@@ -122,8 +118,17 @@ def read_run(spec: str) -> Run:
     count_entries = [
         entry for name, logged in entries.items() if canonical_task(name).accuracy_by_true_count for entry in logged
     ]
-    count_accuracy = count_accuracy_by_number(count_entries) if count_entries else {}
-    return Run(label, domain, summary, count_accuracy, run_config, samples)
+    count_accuracy = count_accuracy_by_number(count_entries, **summary.get("bootstrap", {})) if count_entries else {}
+    return Run(label, domain, summary, count_accuracy, run_config, samples, folder)
+
+
+def read_runs(specs: list[str]) -> list[Run]:
+    """The runs ``specs``, each named apart: where two would show one name (two runs of one model), each label is
+    followed by its run folder's name."""
+    runs = [read_run(spec) for spec in specs]
+    for run, name in zip(runs, distinct_names([run.name for run in runs], [run.folder for run in runs])):
+        run.label += name.removeprefix(run.name)
+    return runs
 
 
 def task_rows(runs: list[Run]) -> list[str]:
@@ -220,67 +225,107 @@ def _overall_cell(run: Run) -> str:
     return cell
 
 
-def pair_tables(runs: list[Run], n_resamples: int = N_RESAMPLES, seed: int = 0) -> str:
-    """The paired tests of every pair of runs: difference, interval, test, p, Holm p and verdict per task."""
+PAIR_HEADER = ["task", "n", "difference (A - B)", "95% CI", "test", "p", "p (Holm)", "result"]
+PAIR_INTRO = (
+    "Per task: exact McNemar for per-item accuracies, a paired bootstrap of the difference otherwise; p (Holm): "
+    "corrected across the pair's tasks; result at p < 0.05."
+)
+
+
+@dataclass
+class PairSection:
+    """The paired tests of two runs: a title, one row per task (:data:`PAIR_HEADER`) and the pair's warnings."""
+
+    title: str
+    rows: list[list[str]]
+    warnings: list[str]
+
+
+def pair_sections(runs: list[Run], n_resamples: int = N_RESAMPLES, seed: int = 0) -> list[PairSection]:
+    """The paired tests of every pair of runs: difference, interval, test, p, Holm p and verdict per task; a model
+    beside its own vision control is an "image dependence" pair, its tasks flagged where the control does as well."""
     sections = []
     for index, run_a in enumerate(runs):
         for run_b in runs[index + 1 :]:
+            same_model = run_a.model == run_b.model if run_a.model else run_a.label == run_b.label
+            control_pair = same_model and (run_a.control is None) != (run_b.control is None)
+            if control_pair and run_a.control is not None:  # the model first, its control second
+                run_a, run_b = run_b, run_a
             rows, warnings = compare_pair(run_a.config, run_a.samples, run_b.config, run_b.samples, n_resamples, seed)
             if not rows:
                 continue
-            # A model beside its own vision control: how much of each score depends on the images.
-            control_pair = run_a.label == run_b.label and (run_a.control is None) != (run_b.control is None)
-            if control_pair and run_a.control is not None:
-                run_a, run_b = run_b, run_a
-                rows, warnings = compare_pair(
-                    run_a.config, run_a.samples, run_b.config, run_b.samples, n_resamples, seed
-                )
-            title = "image dependence: " if control_pair else ""
-            lines = [
-                f"### {title}{run_a.name} vs {run_b.name}",
-                "",
-                "| task | n | difference (A - B) | 95% CI | test | p | p (Holm) | result |",
-                "|---|---:|---:|---:|---|---:|---:|---|",
-            ]
+            cells = []
             for row in rows:
-                holm_p = "" if row.p_holm is None else f"{row.p_holm:.3g}"
-                verdict, interval = row.verdict(run_a.name, run_b.name), interval_text(row.ci_low, row.ci_high)
-                if control_pair and not verdict.startswith(run_a.name):
+                verdict = row.verdict(run_a.name, run_b.name)
+                if control_pair and not verdict.startswith(f"{run_a.name} >"):
                     verdict = "**flag: the control scores as well (no use of the images shown)**"
-                lines.append(
-                    f"| {row.display_name} | {row.n} | {row.difference:+.3f} | {interval} "
-                    f"| {row.test} | {row.p_value:.3g} | {holm_p} | {verdict} |"
+                cells.append(
+                    [
+                        row.display_name,
+                        str(row.n),
+                        f"{row.difference:+.3f}",
+                        interval_text(row.ci_low, row.ci_high),
+                        row.test,
+                        f"{row.p_value:.3g}",
+                        "" if row.p_holm is None else f"{row.p_holm:.3g}",
+                        verdict,
+                    ]
                 )
-            lines += [f"\nWarning: {warning}" for warning in warnings]
-            sections.append("\n".join(lines) + "\n")
+            title = f"{'image dependence: ' if control_pair else ''}{run_a.name} vs {run_b.name}"
+            sections.append(PairSection(title, cells, warnings))
+    return sections
+
+
+def markdown_rows(header: list[str], rows: list[list[str]], align: str) -> str:
+    """A Markdown table; ``align`` has one letter per column, ``l`` or ``r``."""
+    rules = "|".join("---" if side == "l" else "---:" for side in align)
+    lines = ["| " + " | ".join(header) + " |", f"|{rules}|", *("| " + " | ".join(row) + " |" for row in rows)]
+    return "\n".join(lines) + "\n"
+
+
+def pair_markdown(sections: list[PairSection]) -> str:
     if not sections:
         return ""
-    intro = (
-        "\n## Paired tests\n\nPer task: exact McNemar for per-item accuracies, a paired bootstrap of the "
-        "difference otherwise; p (Holm): corrected across the pair's tasks; result at p < 0.05.\n\n"
-    )
-    return intro + "\n".join(sections)
+    parts = [f"\n## Paired tests\n\n{PAIR_INTRO}\n"]
+    for section in sections:
+        parts.append(f"\n### {section.title}\n\n" + markdown_rows(PAIR_HEADER, section.rows, "lrrrlrrl"))
+        parts += [f"\nWarning: {warning}\n" for warning in section.warnings]
+    return "".join(parts)
 
 
 def markdown(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * 2 + "---:|" * (len(header) - 2)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines) + "\n\nn/a: not applicable to the model (e.g. log-likelihoods from an API) or not run.\n"
+    return (
+        markdown_rows(header, rows, "ll" + "r" * (len(header) - 2))
+        + "\nn/a: not applicable to the model (e.g. log-likelihoods from an API) or not run.\n"
+    )
 
 
-def html_table(header: list[str], rows: list[list[str]]) -> str:
-    def cell(tag: str, text: str) -> str:
-        bold = text.startswith("**")
-        text = html.escape(text.strip("*"))
-        return f"<{tag}>{f'<b>{text}</b>' if bold else text}</{tag}>"
+def _html_cell(tag: str, text: str) -> str:
+    bold = text.startswith("**")
+    text = html.escape(text.strip("*"))
+    return f"<{tag}>{f'<b>{text}</b>' if bold else text}</{tag}>"
 
-    head = "".join(cell("th", text) for text in header)
-    body = "".join("<tr>" + "".join(cell("td", text) for text in row) + "</tr>\n" for row in rows)
+
+def html_rows(header: list[str], rows: list[list[str]]) -> str:
+    head = "".join(_html_cell("th", text) for text in header)
+    body = "".join("<tr>" + "".join(_html_cell("td", text) for text in row) + "</tr>\n" for row in rows)
+    return f"<table>\n<tr>{head}</tr>\n{body}</table>\n"
+
+
+def html_report(header: list[str], rows: list[list[str]], notes: list[str], sections: list[PairSection]) -> str:
+    """The scores table, its warnings, then the paired tests of every pair, as one HTML page."""
+    parts = [html_rows(header, rows)]
+    parts.append("<p>n/a: not applicable to the model (e.g. log-likelihoods from an API) or not run.</p>\n")
+    parts += [f"<p><b>Warning</b>: {html.escape(note)}</p>\n" for note in notes]
+    if sections:
+        parts.append(f"<h2>Paired tests</h2>\n<p>{html.escape(PAIR_INTRO)}</p>\n")
+    for section in sections:
+        parts.append(f"<h3>{html.escape(section.title)}</h3>\n" + html_rows(PAIR_HEADER, section.rows))
+        parts += [f"<p><b>Warning</b>: {html.escape(warning)}</p>\n" for warning in section.warnings]
     return (
         '<!doctype html>\n<html><head><meta charset="utf-8"><title>DevCV comparison</title>'
         "<style>table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
-        "td:first-child,th:first-child{text-align:left}</style></head><body>\n"
-        f"<table>\n<tr>{head}</tr>\n{body}</table>\n</body></html>\n"
+        "td:first-child,th:first-child{text-align:left}</style></head><body>\n" + "".join(parts) + "</body></html>\n"
     )
 
 
@@ -336,24 +381,28 @@ def plot_overall(runs: list[Run], human: dict[str, float], path: Path) -> None:
     _save(figure, path)
 
 
-def domain_pairs(runs: list[Run]) -> dict[str, dict[str, float]]:
-    """Per model label with both an in-domain (SAYCam) and an out-of-domain (Ego4D) run: their overall scores."""
-    by_label: dict[str, dict[str, float]] = {}
+def domain_pairs(runs: list[Run]) -> dict[str, dict[str, dict]]:
+    """Per model label with both an in-domain (SAYCam) and an out-of-domain (Ego4D) run: their overall scores with
+    their intervals."""
+    by_label: dict[str, dict[str, dict]] = {}
     for run in runs:
         if run.domain in (IN_DOMAIN, OUT_OF_DOMAIN):
-            by_label.setdefault(run.label, {})[run.domain] = run.summary["overall"]
+            overall = {**run.summary.get("overall_statistics", {}), "score": run.summary["overall"]}
+            by_label.setdefault(run.label, {})[run.domain] = overall
     return {label: scores for label, scores in by_label.items() if len(scores) == 2}
 
 
-def plot_domains(pairs: dict[str, dict[str, float]], path: Path) -> None:
+def plot_domains(pairs: dict[str, dict[str, dict]], path: Path) -> None:
     labels = list(pairs)
     figure, axis = plt.subplots(figsize=(max(4.0, 1.2 * len(labels) + 2), 4))
     for offset, domain in ((-0.2, IN_DOMAIN), (0.2, OUT_OF_DOMAIN)):
         name = f"{domain} ({'in' if domain == IN_DOMAIN else 'out of'} domain)"
-        axis.bar([k + offset for k in range(len(labels))], [pairs[label][domain] for label in labels], 0.4, label=name)
+        overall = [pairs[label][domain] for label in labels]
+        positions = [k + offset for k in range(len(labels))]
+        axis.bar(positions, [item["score"] for item in overall], 0.4, yerr=error_bars(overall), capsize=3, label=name)
     axis.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
     axis.set_ylim(0, 1)
-    axis.set_ylabel("overall")
+    axis.set_ylabel("overall (95% CI)")
     axis.legend(fontsize="small")
     _save(figure, path)
 
@@ -362,9 +411,17 @@ def plot_count_by_number(runs: list[Run], path: Path) -> None:
     figure, axis = plt.subplots(figsize=(6, 4))
     for run in runs:
         if run.count_accuracy:
-            axis.plot(list(run.count_accuracy), list(run.count_accuracy.values()), marker="o", label=run.name)
+            statistics = list(run.count_accuracy.values())
+            axis.errorbar(
+                list(run.count_accuracy),
+                [item["score"] for item in statistics],
+                yerr=error_bars(statistics),
+                marker="o",
+                capsize=3,
+                label=run.name,
+            )
     axis.set_xlabel("true count")
-    axis.set_ylabel("Object Counting accuracy")
+    axis.set_ylabel("Object Counting accuracy (95% CI)")
     axis.set_ylim(0, 1)
     axis.legend(fontsize="small")
     _save(figure, path)
@@ -383,7 +440,7 @@ def compare_runs(
     (``babyvlm-audit-devcv --json``), its solvers as baselines.
 
     Returns the files written."""
-    runs = [read_run(spec) for spec in specs]
+    runs = read_runs(specs)
     human = {"overall": HUMAN_OVERALL, **(human or {})}
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -394,9 +451,11 @@ def compare_runs(
     differences = item_count_differences(runs)
     for line in differences:
         logger.warning("%s", line)
-    warnings = "".join(f"\n**Warning**: {line}\n" for line in differences)
-    write_text_atomic(written[0], markdown(header, rows) + warnings + pair_tables(runs, n_resamples, seed))
-    write_text_atomic(written[1], html_table(header, rows))
+    notes = differences + [f"{run.name}: {partial_note(run.summary)}" for run in runs if partial_note(run.summary)]
+    sections = pair_sections(runs, n_resamples, seed)
+    warnings = "".join(f"\n**Warning**: {line}\n" for line in notes)
+    write_text_atomic(written[0], markdown(header, rows) + warnings + pair_markdown(sections))
+    write_text_atomic(written[1], html_report(header, rows, notes, sections))
     plot_tasks(runs, human, output_dir / "compare_tasks.png")
     plot_overall(runs, human, output_dir / "compare_overall.png")
     written += [output_dir / "compare_tasks.png", output_dir / "compare_overall.png"]
@@ -430,10 +489,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resamples")
     args = parser.parse_args(argv)
     try:
-        human = read_json_file(args.human) if args.human else None
-        audit = read_json_file(args.audit) if args.audit else None
+        human = json.loads(Path(args.human).read_text()) if args.human else None
+        audit = json.loads(Path(args.audit).read_text()) if args.audit else None
         written = compare_runs(args.runs, args.output, human, args.bootstrap, args.seed, audit)
-    except (FileNotFoundError, ValueError, KeyError) as error:
+    except (FileNotFoundError, json.JSONDecodeError, KeyError) as error:
         return fail(parser, error)
     print(Path(written[0]).read_text())
     print("wrote " + ", ".join(str(path) for path in written))

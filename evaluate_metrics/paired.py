@@ -43,10 +43,12 @@ class PairedRow:
     n: int
 
     def verdict(self, name_a: str, name_b: str) -> str:
+        """``A > B, p = …`` (Holm-corrected where corrected) at p < :data:`LEVEL`, else "no difference detected"."""
         p = self.p_holm if self.p_holm is not None else self.p_value
         if p >= LEVEL:
             return "no difference detected"
-        return f"{name_a} > {name_b}" if self.difference > 0 else f"{name_b} > {name_a}"
+        better = f"{name_a} > {name_b}" if self.difference > 0 else f"{name_b} > {name_a}"
+        return f"{better}, p = {p:.2g}"
 
 
 def pairing_problem(config_a: Mapping, config_b: Mapping, sample_a: TaskSample, sample_b: TaskSample) -> str | None:
@@ -72,7 +74,7 @@ def aligned(sample: TaskSample, ids: list[str]) -> TaskSample:
         sample.task,
         pick(sample.ids),
         sample.values[order],
-        pick(sample.clusters),
+        pick(sample.units),
         pick(sample.unit_kinds),
         pick(sample.sources),
         pick(sample.rounds),

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
@@ -31,18 +32,6 @@ RUN_FILE = "run.json"
 SCOPE_KEY = "scope"
 """The part of ``run.json`` that says what limited the finished run (``--limit``, skipped tasks...): recorded
 after scoring and not part of the configuration a resumed run must match."""
-
-
-def model_name(model: str) -> str:
-    """The name a run's model (``run.json``'s ``model``) goes by in tables: an API model's name (before its
-    `` @ URL``), a Hub id, or the last two parts of a folder's path (``babyvlm-demo/model``: a folder's own name
-    alone is often ``model`` or ``final``).
-
-    >>> model_name("/work/babyvlm-demo/model"), model_name("Qwen/Qwen2-VL-2B-Instruct"), model_name("openai:gpt-4o @ http://h:8000/v1")
-    ('babyvlm-demo/model', 'Qwen/Qwen2-VL-2B-Instruct', 'openai:gpt-4o')
-    """
-    parts = [part for part in model.split(" @ ")[0].strip().rstrip("/").split("/") if part]
-    return "/".join(parts[-2:])
 
 
 class RunMismatchError(ValueError):
@@ -170,3 +159,37 @@ def run_content(
         path = Path(data_file)
         files[f"data/{os.path.relpath(path, data_dir)}"] = path
     return file_digests(files, Path(output_dir) / DIGEST_CACHE_FILE)
+
+
+GENERIC_MODEL_FOLDER = re.compile(r"^(model|final|best|last|hf|checkpoint[-_]?\d*|step[-_]?\d+)$", re.IGNORECASE)
+"""Folder names that say where a model is in a training run, not which model it is (``babyvlm-demo/model``)."""
+
+
+def model_name(run_config: dict) -> str | None:
+    """The name of the model a run scored, from its ``run.json``: a Hub id as it is (``Qwen/Qwen2.5-VL-3B-Instruct``),
+    a local folder by its name (with its parent's where the name is only a stage: ``babyvlm-demo/model``,
+    ``sft/checkpoint-500``), an API model by its name without the endpoint; None where the run records none.
+
+    >>> model_name({"model": "/runs/babyvlm-demo/model"}), model_name({"model": "/models/qwen2.5-vl-3b"})
+    ('babyvlm-demo/model', 'qwen2.5-vl-3b')
+    >>> model_name({"model": "Qwen/Qwen2.5-VL-3B-Instruct"}), model_name({"model": "openai:gpt-4o @ http://host/v1"})
+    ('Qwen/Qwen2.5-VL-3B-Instruct', 'openai:gpt-4o')
+    """
+    model = str(run_config.get("model") or "").split(" @ ")[0].rstrip("/")
+    parts = model.split("/")
+    if len(parts) == 2 and parts[0] and not model.startswith("."):  # a Hub id (or a folder given by that much)
+        return model
+    return "/".join(parts[-2:]) if GENERIC_MODEL_FOLDER.match(parts[-1]) else parts[-1] or None
+
+
+def distinct_names(names: list[str], folders: list[Path]) -> list[str]:
+    """Each run's name, followed by its run folder's name where another run has the same name (two runs of one
+    model), by parent/folder where those folder names are shared too.
+
+    >>> distinct_names(["baby", "baby", "qwen"], [Path("eval/seed0"), Path("eval/seed1"), Path("eval/qwen")])
+    ['baby (seed0)', 'baby (seed1)', 'qwen']
+    """
+    shared = [name for name in names if names.count(name) > 1]
+    tags = [folder.name for folder in folders]
+    tags = [tag if tags.count(tag) == 1 else f"{folder.parent.name}/{tag}" for tag, folder in zip(tags, folders)]
+    return [f"{name} ({tag})" if name in shared else name for name, tag in zip(names, tags)]

@@ -19,6 +19,8 @@ matplotlib.use("Agg")  # files only, never a display
 import matplotlib.pyplot as plt  # noqa: E402
 
 from .devcv.parsing import parse_number  # noqa: E402
+from .devcv.uncertainty import N_RESAMPLES, bootstrap_mean  # noqa: E402
+from .units import ITEM_UNIT, clustering  # noqa: E402
 
 SCORES_PLOT = "scores_vs_chance.png"
 COUNT_PLOT = "count_accuracy_by_true_count.png"
@@ -115,6 +117,13 @@ def markdown_table(summary: dict) -> str:
             f"95% CI: percentile bootstrap over items, clustered by the unit they share, "
             f"{summary['bootstrap']['n_resamples']} resamples, seed {summary['bootstrap']['seed']}"
         )
+    resampled_by_item = [
+        f"{task['display_name']} ({task['cluster_note'].removeprefix('resampled by item: ')})"
+        for task in summary["tasks"].values()
+        if task.get("cluster_note")
+    ]
+    if resampled_by_item:
+        lines.append(f"Resampled by item, the units being too few: {', '.join(resampled_by_item)}")
     unparsable = {task["display_name"]: task["unparsable"] for task in summary["tasks"].values() if task["unparsable"]}
     if unparsable:
         listed = ", ".join(f"{name} {count}" for name, count in unparsable.items())
@@ -207,23 +216,35 @@ def plot_scores(summary: dict, path: Path) -> None:
     plt.close(figure)
 
 
-def count_accuracy_by_number(entries: list[dict]) -> dict[int, float]:
-    """Object Counting accuracy for each true count, from the run's prediction entries."""
-    by_count: dict[int, list[float]] = defaultdict(list)
+def count_accuracy_by_number(entries: list[dict], n_resamples: int = N_RESAMPLES, seed: int = 0) -> dict[int, dict]:
+    """Object Counting accuracy for each true count, from the run's prediction entries: ``score``, ``n`` and the 95%
+    interval (``ci_low``, ``ci_high``) of the items of that count, clustered as the task's are (:mod:`.units`)."""
+    by_count: dict[int, list[dict]] = defaultdict(list)
     for entry in entries:
-        by_count[parse_number(entry["gold"][0])].append(entry["scores"]["acc"])
-    return {count: sum(by_count[count]) / len(by_count[count]) for count in sorted(by_count)}
+        by_count[parse_number(entry["gold"][0])].append(entry)
+    accuracy = {}
+    for count in sorted(by_count):
+        items = by_count[count]
+        labels = clustering(
+            [entry.get("unit", "") for entry in items],
+            [entry.get("unit_kind", ITEM_UNIT) for entry in items],
+            [entry["id"] for entry in items],
+        ).labels
+        result = bootstrap_mean([entry["scores"]["acc"] for entry in items], labels, n_resamples=n_resamples, seed=seed)
+        accuracy[count] = {"score": result.estimate, "ci_low": result.low, "ci_high": result.high, "n": result.n}
+    return accuracy
 
 
-def plot_count_accuracy(entries: list[dict], path: Path) -> None:
-    """Object Counting accuracy for each true count (how performance falls with more objects)."""
-    accuracy = count_accuracy_by_number(entries)
+def plot_count_accuracy(entries: list[dict], path: Path, n_resamples: int = N_RESAMPLES, seed: int = 0) -> None:
+    """Object Counting accuracy for each true count (how performance falls with more objects), with 95% intervals."""
+    accuracy = count_accuracy_by_number(entries, n_resamples, seed)
     counts = list(accuracy)
+    statistics = list(accuracy.values())
     figure, axis = plt.subplots(figsize=(5, 3.5))
-    axis.bar(counts, list(accuracy.values()), color="tab:green")
+    axis.bar(counts, [item["score"] for item in statistics], yerr=error_bars(statistics), capsize=3, color="tab:green")
     axis.set_xticks(counts)
     axis.set_xlabel("true count")
-    axis.set_ylabel("accuracy")
+    axis.set_ylabel("accuracy (95% CI)")
     axis.set_ylim(0, 1)
     figure.tight_layout()
     write_atomic(path, lambda temporary: figure.savefig(temporary, format="png"))

@@ -83,7 +83,7 @@ from .report import (
     write_text_atomic,
 )
 from .statistics import TaskSample, overall_statistics, task_statistics
-from .units import item_units
+from .units import item_unit
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ def score_entry(task: DevCVTask, record: dict, output, truncated: bool = False) 
         "unparsable": scored.unparsable,
         "source": record.get("source") or "",
     }
-    entry["unit_kind"], entry["units"] = item_units(record)
+    entry["unit_kind"], entry["unit"] = item_unit(record)
     if task.protocol == DIALOGUE:
         entry["labels_fallback"] = not has_memory_labels(record)
     if truncated:
@@ -334,7 +334,7 @@ def write_outputs(output_dir: Path, summary: dict, entries_by_task: dict[DevCVTa
     plot_scores(summary, output_dir / SCORES_PLOT)
     counting = next((entries for task, entries in entries_by_task.items() if task.accuracy_by_true_count), None)
     if counting:
-        plot_count_accuracy(counting, output_dir / COUNT_PLOT)
+        plot_count_accuracy(counting, output_dir / COUNT_PLOT, **summary.get("bootstrap", {}))
 
 
 def model_location(model: str | Path) -> str:

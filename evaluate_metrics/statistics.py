@@ -23,7 +23,7 @@ from babyvlm.evaluate_metrics.devcv.uncertainty import (
     percentile_interval,
 )
 
-from .units import ITEM_UNIT, clusters
+from .units import ITEM_UNIT, Clustering, clustering
 
 TASK_ORDER = {name: index for index, name in enumerate(TASKS)}
 OVERALL_TASKS = [task for task in TASKS.values() if task.in_overall]
@@ -31,12 +31,13 @@ OVERALL_TASKS = [task for task in TASKS.values() if task.in_overall]
 
 @dataclass
 class TaskSample:
-    """One task's scored items: ids, per-item primary values, clusters and where each item comes from."""
+    """One task's scored items: ids, per-item primary values, units (:mod:`.units`) and where each item comes
+    from."""
 
     task: DevCVTask
     ids: list[str]
     values: np.ndarray
-    clusters: list[str]
+    units: list[str]
     unit_kinds: list[str]
     sources: list[str]
     rounds: list[int]
@@ -44,12 +45,11 @@ class TaskSample:
     @classmethod
     def from_entries(cls, task: DevCVTask, entries: Sequence[Mapping]) -> TaskSample:
         ids = [entry["id"] for entry in entries]
-        units = [entry.get("units", []) for entry in entries]
         return cls(
             task,
             ids,
             np.array([entry["scores"][task.primary_metric] for entry in entries], dtype=float),
-            clusters(units, ids),
+            [entry.get("unit", "") for entry in entries],
             [entry.get("unit_kind", ITEM_UNIT) for entry in entries],
             [entry.get("source") or "" for entry in entries],
             [len(entry["gold"]) for entry in entries],
@@ -65,14 +65,18 @@ class TaskSample:
             self.task,
             pick(self.ids),
             self.values[keep],
-            pick(self.clusters),
+            pick(self.units),
             pick(self.unit_kinds),
             pick(self.sources),
             pick(self.rounds),
         )
 
+    @property
+    def clustering(self) -> Clustering:
+        return clustering(self.units, self.unit_kinds, self.ids)
+
     def resampler(self, n_resamples: int = N_RESAMPLES, seed: int = 0) -> Resampler:
-        return Resampler(self.clusters, n_resamples=n_resamples, seed=[seed, TASK_ORDER[self.task.name]])
+        return Resampler(self.clustering.labels, n_resamples=n_resamples, seed=[seed, TASK_ORDER[self.task.name]])
 
     @property
     def objects(self) -> int | None:
@@ -80,13 +84,6 @@ class TaskSample:
         if not any(rounds > 1 for rounds in self.rounds):
             return None
         return sum(memory_learning_rounds(rounds) for rounds in self.rounds if rounds > 1)
-
-    @property
-    def cluster_unit(self) -> str:
-        """The unit the items were clustered by: ``recording``, ``video``, ... (joined when several), ``item``
-        where no item records one."""
-        kinds = sorted(set(self.unit_kinds) - {ITEM_UNIT})
-        return "+".join(kinds) if kinds else ITEM_UNIT
 
 
 def chance_trials(sample: TaskSample) -> np.ndarray:
@@ -109,7 +106,7 @@ def chance_p_value(sample: TaskSample, replicates: np.ndarray) -> float:
 def score_statistics(sample: TaskSample, n_resamples: int = N_RESAMPLES, seed: int = 0) -> tuple[dict, np.ndarray]:
     """``score``, ``n``, ``ci_low``, ``ci_high``, ``p_value`` (vs chance), ``chance`` and the clustering of one
     item set, and its bootstrap replicates."""
-    resampler = sample.resampler(n_resamples, seed)
+    resampler, clustered = sample.resampler(n_resamples, seed), sample.clustering
     replicates = resampler.replicates(sample.values)
     low, high = percentile_interval(replicates)
     statistics = {
@@ -119,10 +116,12 @@ def score_statistics(sample: TaskSample, n_resamples: int = N_RESAMPLES, seed: i
         "ci_high": high,
         "p_value": chance_p_value(sample, replicates),
         "chance": sample.task.chance,
-        "cluster_unit": sample.cluster_unit,
+        "cluster_unit": clustered.unit,
         "n_clusters": resampler.n_clusters,
         "items_without_unit": sample.unit_kinds.count(ITEM_UNIT),
     }
+    if clustered.note:
+        statistics["cluster_note"] = clustered.note
     if sample.objects is not None:
         statistics["objects"] = sample.objects
     return statistics, replicates

@@ -1,86 +1,142 @@
 """The unit DevCV items share, for clustered intervals and tests (evaluate_metrics/README.md, "Intervals and tests").
 
 Items cut from one recording, episode or video share objects, scenes and the camera: their answers are not
-independent, so the bootstrap resamples whole units. Each item's units come from what it records about itself,
-first its ``provenance`` (generated items name the recordings of their frames), else its id where a release
-spells the unit in it (:data:`ID_UNITS`); an item that records none is its own unit, and the summary says so.
-An item drawing frames from several recordings joins them: items linked through any shared unit form one
-cluster (:func:`clusters`).
+independent, so the bootstrap resamples whole units. An item's unit is the recording (or video) of what it asks
+about, the frame, clip, query or target it is cut from, not of its distractors: distractors are drawn from the
+whole split, so they tie every item to many others a little, and joining items through them makes one cluster of
+a whole task (every generated Picture Vocabulary item shows crops of several recordings). Where the unit comes
+from, first match:
 
->>> item_units({"id": "Y_20190426_1412_01_clip_010", "source": "saycam", "provenance": "{}"})
-('recording', ['Y_20190426_1412_01'])
->>> item_units({"id": "c8bf04e6-74f2-4a5e-8c26-615246886744/7200_7332_lamp", "source": "ego4d"})
-('video', ['c8bf04e6-74f2-4a5e-8c26-615246886744'])
->>> item_units({"id": "count_7", "source": "toyworld", "provenance": '{"recording": "room_3", "frame_index": 4}'})
-('recording', ['room_3'])
->>> item_units({"id": "count_131", "source": "saycam", "provenance": "{}"})
-('item', [])
->>> clusters([["a"], ["b"], ["a", "c"], ["c"], []], ["i1", "i2", "i3", "i4", "i5"])
-['a', 'b', 'a', 'a', 'item:i5']
+1. a generated item's ``provenance``, at the first of :data:`QUERY_PATHS` that names a ``recording``;
+2. a released item's id, then its VDR preview (``gif``), then its first image path, where the source's
+   recordings have names of a known form (:data:`RELEASED_UNITS`);
+3. none: the item is its own unit.
+
+Units are only worth resampling when there are enough of them (:func:`clustering`): with fewer than
+:data:`MIN_CLUSTERS`, or one holding more than :data:`MAX_CLUSTER_SHARE` of the items, the bootstrap would redraw a
+handful of blocks and give an interval of nearly no width; the items are resampled instead, with a note.
+
+>>> item_unit({"id": "Y_20190426_1412_01_clip_010", "source": "saycam", "provenance": "{}"})
+('recording', 'Y_20190426_1412_01')
+>>> item_unit({"id": "c8bf04e6-74f2-4a5e-8c26-615246886744/7200_7332_lamp", "source": "ego4d"})
+('video', 'c8bf04e6-74f2-4a5e-8c26-615246886744')
+>>> item_unit({"id": "pv_3", "source": "toyworld", "provenance": json.dumps(
+...     {"target": {"recording": "S_20200101_0900_01"}, "distractors": [{"recording": "A_20200102_1000_01"}]})})
+('recording', 'S_20200101_0900_01')
+>>> item_unit({"id": "count_131", "source": "saycam", "provenance": "{}"})
+('item', '')
+>>> clustering(["r1", "r1", "r2", "r2", "r3", "r4", "r5", ""], ["recording"] * 7 + ["item"], list("abcdefgh"))
+Clustering(labels=['r1', 'r1', 'r2', 'r2', 'r3', 'r4', 'r5', 'item:h'], unit='recording', note=None)
+>>> clustering(["r1", "r1", "r1", "r2"], ["recording"] * 4, list("abcd")).note
+'resampled by item: 2 clusters are too few to resample (fewer than 5)'
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from collections.abc import Sequence
-
-from babyvlm.item_ids import released_id
+from dataclasses import dataclass
 
 PROVENANCE_UNIT = "recording"
-"""The key under which generated items' provenance names the recording of each frame (at any depth)."""
-ID_UNITS: dict[str, tuple[str, re.Pattern]] = {
-    # SAYCam VDR clips: <child>_<yyyymmdd>_<hhmm>_<part>_clip_<k>, the recording's name before "_clip_".
-    "saycam": ("recording", re.compile(r"^(?P<unit>[A-Z]_\d{8}_\d{4}_\d{2})_clip_\d+$")),
-    # Ego4D VDR clips: <video uuid>/<start>_<end>_<object>.
-    "ego4d": ("video", re.compile(r"^(?P<unit>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/")),
+"""The key under which generated items' provenance names the recording a frame comes from."""
+QUERY_PATHS: tuple[tuple[str | int, ...], ...] = (
+    (),  # the item's own frame or clip: Counting, Subitizing, Localization, Left/Right, VDR, Who Has More synthetic
+    ("query",),  # Spatial Details: the query crop (the options are other frames)
+    ("target",),  # Picture Vocabulary: the named word's crop (the distractors are other words')
+    ("learned", 0),  # Memory: the first object learned, the one the dialogue is built around
+    ("options", 0),  # Who Has More naturalistic: two peer frames, the first shown (their order is seeded)
+    ("images", 0),  # Looking While Listening: two peer crops, the first shown
+)
+"""Where in a generated item's provenance its query's ``recording`` is, first match."""
+SAYCAM_RECORDING = re.compile(r"(?<![A-Za-z0-9])[A-Z]_\d{8}_\d{4}_\d{2}(?!\d)")
+"""``{child}_{YYYYMMDD}_{HHMM}_{segment}``: SAYCam's recordings (and the toy world's, which copy the form)."""
+VIDEO_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+"""Ego4D's video ids."""
+RELEASED_UNITS: dict[str, tuple[str, re.Pattern]] = {
+    # SAYCam VDR ids: <recording>_clip_<k>, in the train split with _original / _augmented after it.
+    "saycam": ("recording", SAYCAM_RECORDING),
+    "toyworld": ("recording", SAYCAM_RECORDING),
+    # Ego4D VDR ids: <video uuid>/<start>_<end>_<object>.
+    "ego4d": ("video", VIDEO_UUID),
 }
-"""Per source: the unit its released ids spell, and where. Released ids of the other tasks carry no unit."""
+"""Per source: the unit its released ids or image paths spell, and its form. The other released ids
+(``count_131``, ``memory_task_26``) spell none; NIH stimuli and synthetic pictures come from no recording (each item
+is its own unit); BabyView's released items name no unit the builder knows."""
 ITEM_UNIT = "item"
 """The unit of an item that records none: itself."""
+MIN_CLUSTERS = 5
+"""Fewer units than this are too few to resample: the items are resampled instead."""
+MAX_CLUSTER_SHARE = 0.5
+"""A unit holding more than this share of the items makes the items be resampled instead."""
 
 
-def _provenance_units(value) -> list[str]:
-    if isinstance(value, dict):
-        found = [str(value[PROVENANCE_UNIT])] if PROVENANCE_UNIT in value else []
-        return found + [
-            unit for key, inner in value.items() if key != PROVENANCE_UNIT for unit in _provenance_units(inner)
-        ]
-    if isinstance(value, list):
-        return [unit for inner in value for unit in _provenance_units(inner)]
-    return []
+def _at(value, path: Sequence[str | int]):
+    for step in path:
+        if isinstance(step, int) and isinstance(value, list) and len(value) > step:
+            value = value[step]
+        elif isinstance(step, str) and isinstance(value, dict):
+            value = value.get(step)
+        else:
+            return None
+    return value
 
 
-def item_units(record: dict) -> tuple[str, list[str]]:
-    """The kind of unit an item records and its unit keys (``("item", [])`` when it records none)."""
+def _provenance_unit(provenance) -> str:
+    for path in QUERY_PATHS:
+        found = _at(provenance, path)
+        if isinstance(found, dict) and found.get(PROVENANCE_UNIT):
+            return str(found[PROVENANCE_UNIT])
+    return ""
+
+
+def _released_places(record: dict) -> list[str]:
+    """Where a released item may spell its unit, in order: its id, its VDR preview, its first image."""
+    paths = list(record.get("image_paths") or [])
+    return [str(record.get("original_id") or record["id"]), str(record.get("gif") or ""), *paths[:1]]
+
+
+def item_unit(record: dict) -> tuple[str, str]:
+    """The kind of unit an item records and its unit key (``("item", "")`` when it records none)."""
     try:
         provenance = json.loads(record.get("provenance") or "{}")
     except json.JSONDecodeError:
         provenance = {}
-    units = sorted(set(_provenance_units(provenance)))
-    if units:
-        return PROVENANCE_UNIT, units
-    kind, pattern = ID_UNITS.get(record.get("source") or "", (None, None))
-    match = pattern.match(released_id(record)) if pattern else None
-    return (kind, [match["unit"]]) if match else (ITEM_UNIT, [])
+    unit = _provenance_unit(provenance)
+    if unit:
+        return PROVENANCE_UNIT, unit
+    kind, pattern = RELEASED_UNITS.get(record.get("source") or "", (None, None))
+    for place in _released_places(record) if pattern else []:
+        if match := pattern.search(place):
+            return kind, match[0]
+    return ITEM_UNIT, ""
 
 
-def clusters(units: Sequence[Sequence[str]], ids: Sequence[str]) -> list[str]:
-    """One cluster label per item: items linked by a shared unit (directly or through others) share a label;
-    an item without units is alone (``item:<id>``)."""
-    parent: dict[str, str] = {}
+@dataclass(frozen=True)
+class Clustering:
+    """The cluster label of each item, the unit they were clustered by (``item``: each its own), and why the
+    items' units were set aside (None when they were not)."""
 
-    def root(unit: str) -> str:
-        while parent.setdefault(unit, unit) != unit:
-            parent[unit] = parent[parent[unit]]
-            unit = parent[unit]
-        return unit
+    labels: list[str]
+    unit: str
+    note: str | None
 
-    for shared in units:
-        for unit in shared:
-            parent[root(unit)] = root(shared[0])
-    # The smallest unit of a cluster names it, whatever order the items came in.
-    names: dict[str, str] = {}
-    for unit in parent:
-        names[root(unit)] = min(names.get(root(unit), unit), unit)
-    return [names[root(shared[0])] if shared else f"item:{item_id}" for shared, item_id in zip(units, ids)]
+
+def clustering(units: Sequence[str], kinds: Sequence[str], ids: Sequence[str]) -> Clustering:
+    """Cluster items by their unit (an item without one alone, ``item:<id>``), or by item where the units are too
+    few to resample (:data:`MIN_CLUSTERS`, :data:`MAX_CLUSTER_SHARE`)."""
+    by_item = [f"item:{item_id}" for item_id in ids]
+    labels = [unit or alone for unit, alone in zip(units, by_item)]
+    named = sorted(set(kinds) - {ITEM_UNIT})
+    sizes = Counter(labels)
+    if not named or max(sizes.values()) == 1:  # no unit, or none shared: clustering changes nothing
+        return Clustering(labels, "+".join(named) or ITEM_UNIT, None)
+    unit, biggest = "+".join(named), max(sizes.values())
+    if len(sizes) < MIN_CLUSTERS:
+        note = f"{len(sizes)} clusters are too few to resample (fewer than {MIN_CLUSTERS})"
+    elif biggest > MAX_CLUSTER_SHARE * len(labels):
+        note = f"one {unit} holds {biggest} of the {len(labels)} items"
+    else:
+        return Clustering(labels, unit, None)
+    return Clustering(by_item, ITEM_UNIT, f"resampled by item: {note}")

@@ -99,9 +99,27 @@ def test_comparison_table_and_plots(runs, tmp_path):
     across = text.split(f"### {m0} (SAYCam) vs {m0} (Ego4D)")[1].split("###")[0]
     assert "Warning: Picture Vocabulary: not paired, different data" in across and "unpaired bootstrap" in across
 
+    # The HTML report holds the same scores table and the same paired tests.
     html = (tmp_path / "comparison.html").read_text()
-    assert html.count("<tr>") == len(table) - 2 - 2 + 1  # header + task and overall rows
-    assert "<b>Overall</b>" in html
+    scores_html, pairs_html = html.split("<h2>Paired tests</h2>")
+    assert scores_html.count("<tr>") == len(table) - 2 - 2 + 1  # header + task and overall rows
+    assert "<b>Overall</b>" in scores_html
+    assert pairs_html.count("<h3>") == 10 and "<h3>model-0 (SAYCam) vs model-1 (SAYCam)</h3>" in pairs_html
+    assert "<td>McNemar (exact)</td>" in pairs_html and "Warning</b>: Picture Vocabulary: not paired" in pairs_html
+    assert all(verdict in ("no difference detected",) or ", p = " in verdict for verdict in _results(text))
+
+
+def _results(markdown: str) -> list[str]:
+    """The result column of every paired-test row of a comparison."""
+    rows = [line for line in markdown.split("## Paired tests")[1].splitlines() if line.startswith("| ")]
+    return [row.strip("|").split("|")[-1].strip() for row in rows if not row.startswith("| task |")]
+
+
+def test_runs_are_named_by_their_model_and_two_runs_of_one_model_by_their_folder(runs, tmp_path):
+    # run-0-saycam and run-pv-only both scored model-0 on the SAYCam folder.
+    compare_runs([str(runs[0, "saycam"]), str(runs["pv-only"]), str(runs[1, "saycam"])], tmp_path, n_resamples=50)
+    header = (tmp_path / "comparison.md").read_text().splitlines()[0]
+    assert header.endswith("| model-0 (run-0-saycam) (SAYCam) | model-0 (run-pv-only) (SAYCam) | model-1 (SAYCam) |")
 
 
 def test_count_by_number_is_read_from_predictions(runs):
@@ -109,8 +127,11 @@ def test_count_by_number_is_read_from_predictions(runs):
     assert (run.label, run.domain, run.name) == ("mine", "Ego4D", "mine (Ego4D)")
     entries = [json.loads(line) for line in (runs[0, "saycam"] / "predictions.jsonl").read_text().splitlines()]
     counts = [entry for entry in entries if entry["task"] == "count"]
-    assert sum(run.count_accuracy.values()) > 0 or all(entry["scores"]["acc"] == 0 for entry in counts)
     assert set(run.count_accuracy) == {int(entry["gold"][0]) for entry in counts}
+    for count, accuracy in run.count_accuracy.items():
+        scored = [entry["scores"]["acc"] for entry in counts if int(entry["gold"][0]) == count]
+        assert (accuracy["score"], accuracy["n"]) == (sum(scored) / len(scored), len(scored))
+        assert accuracy["ci_low"] <= accuracy["score"] <= accuracy["ci_high"]
 
 
 def test_cli_rejects_a_folder_without_a_finished_run(tmp_path, capsys):
@@ -120,7 +141,13 @@ def test_cli_rejects_a_folder_without_a_finished_run(tmp_path, capsys):
 
 def _sample(task: str, correct, ids=None) -> TaskSample:
     entries = [
-        {"id": item_id, "scores": {TASKS[task].primary_metric: float(value)}, "gold": ["A"], "units": [f"ep{k // 4}"]}
+        {
+            "id": item_id,
+            "scores": {TASKS[task].primary_metric: float(value)},
+            "gold": ["A"],
+            "unit": f"ep{k // 4}",
+            "unit_kind": "recording",
+        }
         for k, (item_id, value) in enumerate(zip(ids or [f"item{k}" for k in range(len(correct))], correct))
     ]
     return TaskSample.from_entries(TASKS[task], entries)
@@ -140,7 +167,8 @@ def test_paired_tests_detect_a_known_difference_and_not_identical_runs():
     assert not warnings
     assert [row.test for row in rows] == ["McNemar (exact)", "paired bootstrap", "paired bootstrap"]
     assert all(row.p_holm is None or row.p_holm < 0.001 for row in rows)
-    assert [row.verdict("A", "B") for row in rows] == ["A > B"] * 3
+    assert [row.verdict("A", "B")[: len("A > B, p = ")] for row in rows] == ["A > B, p = "] * 3
+    assert rows[0].verdict("A", "B") == f"A > B, p = {rows[0].p_holm:.2g}"
     same, _ = compare_pair(config, a, config, a)
     assert [row.verdict("A", "B") for row in same] == ["no difference detected"] * 3
     # Other items: refused for the paired test, compared unpaired with a warning naming why.

@@ -105,7 +105,15 @@ def test_significance_summary_is_a_one_sided_binomial_test():
     pv, memory = summary["tasks"]["picture_vocabulary"], summary["tasks"]["memory"]
     assert (pv["successes"], pv["trials"]) == (50, 100) and pv["p_value"] < 1e-6 and pv["above_chance"]
     assert memory["trials"] == 100 and 0.4 < memory["p_value"] < 0.6 and not memory["above_chance"]
-    assert summary["tasks_above_chance"] == ["picture_vocabulary"]
+    assert summary["tasks_above_chance"] == ["picture_vocabulary"] and summary["partial"] is None
+
+
+def test_a_partial_evaluation_is_labelled_in_the_printed_table(tmp_path, capsys):
+    scope = {"partial": True, "items_evaluated": 2, "items_available": 150, "limit": 2}
+    task = {"task": "count", "primary_metric": "acc", "metrics": {"acc": 0.5}, "chance": 1 / 12, "n": 2}
+    summary = significance_summary({"overall": 0.1, "tasks": {"baby_count": task}, "scope": scope})
+    demo.print_summary(tmp_path, summary)
+    assert "partial: 2 of 150 items (--limit 2): not comparable with full runs" in capsys.readouterr().out
 
 
 def test_a_stage_run_again_starts_without_its_earlier_checkpoints(tmp_path, monkeypatch):

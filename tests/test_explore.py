@@ -12,7 +12,7 @@ import pytest
 from babyvlm.dataset_builders.devcv import shards
 from babyvlm.dataset_builders.devcv.builder import build_devcv
 from babyvlm.evaluate_metrics.devcv.tasks import TASKS
-from babyvlm.evaluate_metrics.predictions import PREDICTIONS_FILE, model_name
+from babyvlm.evaluate_metrics.predictions import PREDICTIONS_FILE
 from babyvlm.evaluate_metrics.runner import evaluate_devcv
 from fixtures_devcv import write_split_layout
 
@@ -58,15 +58,11 @@ def evaluated(tmp_path_factory, tiny_model_dir):
     rows = {"picture_vocabulary": synthetic_items("pv", 6, seed=1), "count": synthetic_items("count", 8, seed=1)}
     data = write_devcv_folder(root / "devcv", rows)
     runs = []
-    for name, model in (("babyllava", tiny_model_dir), ("llava", save_tiny_llava(root / "llava-model"))):
+    babyllava = shutil.copytree(tiny_model_dir, root / "tiny-babyllava")  # runs are named by their model
+    for name, model in (("babyllava", babyllava), ("llava", save_tiny_llava(root / "tiny-llava"))):
         evaluate_devcv(model, data, root / name, batch_size=8, max_new_tokens=16, progress=False)  # random weights
         runs.append(root / name)
-    return data, runs, root / "llava-model"
-
-
-def run_names(runs: list[Path]) -> list[str]:
-    """What the explorer calls each run: its model's name."""
-    return [model_name(json.loads((run / "run.json").read_text())["model"]) for run in runs]
+    return data, runs, root / "tiny-llava"
 
 
 def predictions(run_dir: Path, task: str) -> list[dict]:
@@ -141,12 +137,10 @@ def test_every_task_renders_its_images_at_the_placeholders_and_its_metadata(buil
     assert lwl.prompt == "<image><image>"
 
 
-def test_an_id_the_builder_wrote_otherwise_shows_its_released_id():
-    for written in ("count_6__2", "ego4d:count_6"):  # a renamed duplicate; an id naming its source
-        row = synthetic_items("pv", 1)[0] | {"id": written, "original_id": "count_6"}
-        html = item_html(TASKS["picture_vocabulary"], row, row["images"])
-        assert "released id" in html and "count_6<" in html.split("released id")[1]
+def test_a_renamed_duplicate_shows_its_released_id():
     row = synthetic_items("pv", 1)[0] | {"id": "count_6__2", "original_id": "count_6"}
+    html = item_html(TASKS["picture_vocabulary"], row, row["images"])
+    assert "count_6 (a duplicate id, renamed by the builder)" in html
     assert "released id" not in item_html(
         TASKS["picture_vocabulary"], row | {"original_id": "count_6__2"}, row["images"]
     )
@@ -160,17 +154,16 @@ def test_filters_select_the_items_each_run_got_wrong_unparsable_or_disagreed_on(
     explorer = Explorer(data, runs)
     assert not explorer.messages
     task_split = explorer.folder.open("picture_vocabulary", "test")
-    babyllava, llava = run_names(runs)
     entries = {run.name: predictions(run.path, "picture_vocabulary") for run in explorer.runs}
     task = TASKS["picture_vocabulary"]
-    wrong = [entry["id"] for entry in entries[llava] if not is_correct(task, entry)]
+    wrong = [entry["id"] for entry in entries["tiny-llava"] if not is_correct(task, entry)]
     unparsable = {entry["id"] for run_entries in entries.values() for entry in run_entries if entry["unparsable"]}
-    disagree = [a["id"] for a, b in zip(entries[babyllava], entries[llava]) if a["parsed"] != b["parsed"]]
+    disagree = [a["id"] for a, b in zip(entries["tiny-babyllava"], entries["tiny-llava"]) if a["parsed"] != b["parsed"]]
 
     def ids(selection):
         return [task_split.index[position]["id"] for position in select(task_split, explorer.runs, selection)]
 
-    assert ids(Selection(WRONG, llava)) == wrong
+    assert ids(Selection(WRONG, "tiny-llava")) == wrong
     assert set(ids(Selection(UNPARSABLE))) == unparsable
     assert ids(Selection(DISAGREEMENT)) == disagree
     counts = explorer.count_choices("count", "test")
@@ -184,19 +177,18 @@ def test_a_run_of_another_dataset_or_split_is_reported_and_not_overlaid(evaluate
     other = write_devcv_folder(tmp_path / "other", {"picture_vocabulary": synthetic_items("pv", 3, seed=7)})
     listing = Explorer(other, runs).listing("picture_vocabulary", "test", Selection())
     assert listing.header == ["#", "id", "gold"]  # no run column
-    babyllava = run_names(runs)[0]
-    assert any(f"run {babyllava} is for another dataset" in message for message in listing.messages)
+    assert any("run tiny-babyllava is for another dataset" in message for message in listing.messages)
     renamed = write_devcv_folder(
         tmp_path / "validation", {"picture_vocabulary": synthetic_items("pv", 6, seed=1)}, split="validation"
     )
     listing = Explorer(renamed, runs[:1]).listing("picture_vocabulary", "validation", Selection())
-    assert listing.messages == [f"run {babyllava} was made on split 'test', not 'validation'"]
+    assert listing.messages == ["run tiny-babyllava was made on split 'test', not 'validation'"]
 
 
 def test_score_table_puts_the_runs_side_by_side(evaluated):
     data, runs, _ = evaluated
     header, rows = Explorer(data, runs).scores()
-    assert header == ["task", "metric", "chance", *run_names(runs)]
+    assert header == ["task", "metric", "chance", "tiny-babyllava", "tiny-llava"]
     summaries = [json.loads((run / "summary.json").read_text()) for run in runs]
     assert rows[0][:3] == ["Picture Vocabulary", "acc (primary)", 0.25]
     assert rows[0][3:] == [round(summary["tasks"]["baby_pv"]["metrics"]["acc"], 3) for summary in summaries]
@@ -204,6 +196,20 @@ def test_score_table_puts_the_runs_side_by_side(evaluated):
     pv = [summary["tasks"]["baby_pv"] for summary in summaries]
     assert rows[1] == ["Picture Vocabulary", "95% CI", None, *(f"[{t['ci_low']:.3f}, {t['ci_high']:.3f}]" for t in pv)]
     assert rows[2] == ["Picture Vocabulary", "n", None, *(str(t["n"]) for t in pv)]
+
+
+def test_runs_of_one_model_are_named_apart_by_folder_and_a_partial_run_says_so(evaluated, tmp_path):
+    data, runs, _ = evaluated
+    again = shutil.copytree(runs[1], tmp_path / "llava-again")
+    summary = json.loads((again / "summary.json").read_text())
+    summary["scope"] = {"partial": True, "items_evaluated": 2, "items_available": 14, "limit": 1}
+    (again / "summary.json").write_text(json.dumps(summary))
+    header, _ = Explorer(data, [*runs, again]).scores()
+    assert header[3:] == [
+        "tiny-babyllava",
+        "tiny-llava (llava)",
+        "tiny-llava (llava-again) (partial: 2 of 14 items (--limit 1))",
+    ]
 
 
 # --- bad input becomes a message ------------------------------------------------------------------------------
@@ -243,16 +249,6 @@ def test_shards_that_are_not_devcv_parquet_are_messages_naming_the_file(tmp_path
         explorer.item("memory", "test", 0)
 
 
-def test_runs_are_named_by_their_model_and_runs_of_one_model_by_their_folder_too(evaluated, tmp_path):
-    data, runs, llava_model = evaluated
-    assert run_names(runs)[1] == f"{llava_model.parent.name}/llava-model"  # not the run folder's name
-    for seed in ("seed0", "seed1"):
-        shutil.copytree(runs[1], tmp_path / seed)
-    explorer = Explorer(data, [runs[0], tmp_path / "seed0", tmp_path / "seed1"])
-    names = [run.name for run in explorer.runs]
-    assert names == [run_names(runs)[0], f"{run_names(runs)[1]} (seed0)", f"{run_names(runs)[1]} (seed1)"]
-
-
 def test_bad_run_folders_are_messages_naming_the_file(evaluated, tmp_path):
     data, runs, _ = evaluated
     broken = tmp_path / "broken"
@@ -260,7 +256,7 @@ def test_bad_run_folders_are_messages_naming_the_file(evaluated, tmp_path):
     with (broken / PREDICTIONS_FILE).open("a") as handle:
         handle.write('{"task": "count", "id": "x"}\n')
     explorer = Explorer(data, [tmp_path / "nothing", broken, runs[1]])
-    assert [run.name for run in explorer.runs] == run_names(runs[1:])
+    assert [run.name for run in explorer.runs] == ["tiny-llava"]
     assert "nothing is not an evaluation run folder (no predictions.jsonl" in explorer.messages[0]
     assert "line 15: not a prediction entry (no output, gold, parsed, scores, unparsable)" in explorer.messages[1]
 
@@ -372,7 +368,7 @@ def test_the_page_shows_items_runs_and_streamed_answers_in_a_real_browser(evalua
         task = TASKS["picture_vocabulary"]
         wrong = [entry["id"] for entry in predictions(runs[1], task.name) if not is_correct(task, entry)]
         assert wrong and len(wrong) < 6  # the tiny Llava gets some right and some wrong
-        _choose(page, "filter-run", run_names(runs)[1])
+        _choose(page, "filter-run", "tiny-llava")
         page.locator("#filter").get_by_text("wrong only").click()
         expect(page.locator("#page-table [role=row][data-index]")).to_have_count(len(wrong))
         assert _table_ids(page) == wrong

@@ -25,6 +25,7 @@ from babyvlm.dataset_builders.toyworld import world as toyworld
 from babyvlm.dataset_builders.toyworld.generate import generate_toyworld
 from babyvlm.dataset_builders.toyworld.vocabulary import COLORS
 from babyvlm.evaluate_metrics.devcv.tasks import TASKS
+from babyvlm.evaluate_metrics.units import item_unit
 from datasets import get_dataset_config_names, load_dataset
 from hub_cards import assert_hub_dataset_card
 from scipy.stats import binomtest
@@ -141,6 +142,26 @@ def test_splits_share_no_recording(generated, rows):
     for split, by_task in rows.items():
         used = set().union(*(recordings(provenance(row)) for task_rows in by_task.values() for row in task_rows))
         assert used and used <= set(report.recordings[split]), split
+
+
+def test_every_item_is_clustered_by_the_recording_of_its_query(generated, rows):
+    # What each task's item asks about, by construction (the other frames are distractors or peers).
+    query = {
+        "picture_vocabulary": lambda p: p["target"],
+        "spatialdetails": lambda p: p["query"],
+        "memory": lambda p: p["learned"][0],
+        "compare_real": lambda p: p["options"][0],
+        "looking_while_listening": lambda p: p["images"][0],
+    }
+    _, report = generated
+    for split, by_task in rows.items():
+        for task, task_rows in by_task.items():
+            units = [item_unit(row) for row in task_rows]
+            expected = [query.get(task, lambda p: p)(provenance(row))["recording"] for row in task_rows]
+            assert units == [("recording", recording) for recording in expected], (split, task)
+            assert set(expected) <= set(report.recordings[split])
+            # Items spread over the split's recordings: distractors drawn from the whole split join nothing.
+            assert len(set(expected)) > 1, (split, task)
 
 
 def test_every_candidate_is_accounted_for(generated):

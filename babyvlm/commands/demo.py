@@ -319,7 +319,10 @@ class Demo:
 
 
 def significance_summary(runner_summary: dict) -> dict:
-    """Per task: primary score, chance, n and the one-sided binomial p-value of beating chance."""
+    """Per task: primary score, chance, n and the one-sided binomial p-value of beating chance; ``partial``: the
+    runner's "partial: N of M items" when it did not evaluate every item (None otherwise)."""
+    from babyvlm.evaluate_metrics.report import partial_note
+
     tasks = {}
     for harness_key, entry in runner_summary["tasks"].items():
         metric = entry["primary_metric"]
@@ -346,6 +349,7 @@ def significance_summary(runner_summary: dict) -> dict:
         "overall": runner_summary.get("overall"),
         "significance_level": SIGNIFICANCE,
         "tasks_above_chance": significant,
+        "partial": partial_note(runner_summary),
     }
 
 
@@ -353,6 +357,8 @@ def print_summary(output: Path, summary: dict) -> None:
     if summary.get("pretraining_probes"):
         print("\nstage 2, before any DevCV training (zero-shot grounding probes):")
         print(probe_table(summary["pretraining_probes"]))
+    if summary.get("partial"):
+        print(f"\n{summary['partial']}: not comparable with full runs")
     print(f"\n{'task':<26}{'metric':<22}{'score':>7}{'95% CI':>16}{'chance':>8}{'n':>6}{'p-value':>11}")
     for name, task in sorted(summary["tasks"].items()):
         mark = " *" if task["above_chance"] else ""

@@ -17,6 +17,7 @@ from babyvlm.evaluate_metrics.protocol import MAX_NEW_TOKENS
 from .dataset import ExploreError
 from .filters import ALL, ANY_COUNT, ANY_RUN, FILTERS, Selection
 from .render import message_html
+from .runs import run_title
 from .session import Explorer
 
 logger = logging.getLogger(__name__)
@@ -100,7 +101,7 @@ def build_app(explorer: Explorer) -> gr.Blocks:
                 with gr.Row():
                     for run in explorer.runs:
                         with gr.Column(elem_classes="run-plots"):
-                            gr.Markdown(f"**{run.name}** · model `{run.model}` · split `{run.split}`")
+                            gr.Markdown(f"**{run_title(run)}** · model `{run.model}` · split `{run.split}`")
                             for plot in run.plots():
                                 gr.Image(str(plot), label=plot.stem.replace("_", " "), interactive=False)
             else:

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from babyvlm.evaluate_metrics.devcv.tasks import LOGLIKELIHOOD, DevCVTask, canonical_task
-from babyvlm.evaluate_metrics.predictions import PREDICTIONS_FILE, RUN_FILE, model_name
-from babyvlm.evaluate_metrics.report import COUNT_PLOT, SCORES_PLOT
+from babyvlm.evaluate_metrics.predictions import PREDICTIONS_FILE, RUN_FILE, distinct_names, model_name
+from babyvlm.evaluate_metrics.report import COUNT_PLOT, SCORES_PLOT, partial_note
 
 from .dataset import ExploreError, TaskSplit
 
@@ -56,7 +56,8 @@ def _read_json(path: Path) -> dict | None:
 
 
 def load_run(path: str | Path, name: str | None = None) -> Run:
-    """Read a run folder; :class:`ExploreError` names the file or line that is not what the runner writes."""
+    """Read a run folder, named ``name`` or by its model's name (``model_name`` of ``run.json``, else the folder's);
+    :class:`ExploreError` names the file or line that is not what the runner writes."""
     path = Path(path)
     predictions = path / PREDICTIONS_FILE
     if not predictions.is_file():
@@ -79,41 +80,20 @@ def load_run(path: str | Path, name: str | None = None) -> Run:
         except KeyError as error:
             raise ExploreError(f"{predictions}, line {line_number}: {error.args[0]}") from error
         entries[task][entry["id"]] = entry
+    config = _read_json(path / RUN_FILE) or {}
     return Run(
-        name=name or path.name,
+        name=name or model_name(config) or path.name,
         path=path,
-        config=_read_json(path / RUN_FILE) or {},
+        config=config,
         summary=_read_json(path / SUMMARY_FILE),
         entries=dict(entries),
     )
 
 
-def _model_of(path: Path) -> str | None:
-    try:
-        config = _read_json(path / RUN_FILE) or {}
-    except ExploreError:
-        return None  # loading the run says what is wrong with it
-    return config.get("model") if isinstance(config, dict) else None
-
-
-def run_names(paths: list[str | Path]) -> list[str]:
-    """What to call each run: its model's name (:func:`~babyvlm.evaluate_metrics.predictions.model_name`; a run
-    without ``run.json`` its folder's), with the run's folder added where two runs share a model (a second seed,
-    a control), and its parent too where two such folders share a name."""
-    paths = [Path(path) for path in paths]
-    bases = [model_name(model) if model else "" for model in map(_model_of, paths)]
-
-    def label(base: str, folder: str) -> str:
-        return f"{base} ({folder})" if base else folder
-
-    labels = [base or path.name for base, path in zip(bases, paths)]
-    labels = [
-        lab if labels.count(lab) == 1 else label(base, path.name) for lab, base, path in zip(labels, bases, paths)
-    ]
-    return [
-        lab if labels.count(lab) == 1 else label(base, f"{path.parent.name}/{path.name}")
-        for lab, base, path in zip(labels, bases, paths)
-    ]
+def name_apart(runs: list[Run]) -> None:
+    """Follow the name of each run that shares its model with another by the run's folder name."""
+    for run, name in zip(runs, distinct_names([run.name for run in runs], [run.path for run in runs])):
+        run.name = name
 
 
 def mismatch(run: Run, task_split: TaskSplit) -> str | None:
@@ -157,10 +137,6 @@ def parsed_text(entry: dict, task: DevCVTask) -> str:
     return "?" if parsed is None else str(parsed)
 
 
-def _partial(run: Run) -> bool:
-    return bool(((run.summary or {}).get("scope") or {}).get("partial"))
-
-
 def _interval_and_n(run_task: dict | None) -> tuple[str | None, str | None]:
     """A task's 95% interval and its n (items, with Memory's objects), as the table shows them."""
     if run_task is None:
@@ -170,10 +146,16 @@ def _interval_and_n(run_task: dict | None) -> tuple[str | None, str | None]:
     return interval, f"{run_task['n']}{objects}"
 
 
+def run_title(run: Run) -> str:
+    """The run's name, with "partial: N of M items" where it did not evaluate all its items."""
+    note = partial_note(run.summary or {})
+    return f"{run.name} ({note})" if note else run.name
+
+
 def score_table(runs: list[Run]) -> tuple[list[str], list[list]]:
     """Header and rows of the per-task scores, the runs side by side (from each run's summary.json): each primary
     metric followed by its 95% interval and n; a run that did not evaluate all its items is marked partial."""
-    header = ["task", "metric", "chance"] + [f"{run.name} (partial)" if _partial(run) else run.name for run in runs]
+    header = ["task", "metric", "chance"] + [run_title(run) for run in runs]
     keys = list(dict.fromkeys(key for run in runs if run.summary for key in run.summary.get("tasks", {})))
     rows = []
     for key in keys:

@@ -18,7 +18,7 @@ from .ask import Asker, default_prompt
 from .dataset import DevCVFolder, ExploreError, MissingImage, TaskSplit
 from .filters import Selection, page_count, page_positions, page_table, select, true_counts
 from .render import item_html, runs_html
-from .runs import Run, load_run, mismatch, run_names, score_table
+from .runs import Run, load_run, mismatch, name_apart, score_table
 
 
 @dataclass
@@ -62,11 +62,12 @@ class Explorer:
             self.folder = DevCVFolder(data)
         except ExploreError as error:
             self.messages.append(str(error))
-        for path, name in zip(runs, run_names(runs)):
+        for path in runs:
             try:
-                self.runs.append(load_run(path, name))
+                self.runs.append(load_run(path))
             except ExploreError as error:
                 self.messages.append(str(error))
+        name_apart(self.runs)
         if model is not None:
             try:
                 self.asker = Asker(model, device=device, dtype=dtype)
