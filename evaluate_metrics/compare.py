@@ -90,6 +90,15 @@ def _domain_of(data_path: str) -> str | None:
     return found.pop() if len(found) == 1 else None
 
 
+def read_json_file(path: str | Path):
+    """The JSON in `path`; a file that cannot be read or is not JSON is a `ValueError` naming it."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        raise ValueError(f"{path} is not a readable JSON file ({reason})") from error
+
+
 def read_run(spec: str) -> Run:
     """A run from ``[LABEL[@DOMAIN]=]RUN_DIR``."""
     label = domain = None
@@ -100,14 +109,17 @@ def read_run(spec: str) -> Run:
     summary_file = folder / "summary.json"
     if not summary_file.is_file():
         raise FileNotFoundError(f"{folder}: no summary.json (not a finished babyvlm-eval run)")
-    summary = json.loads(summary_file.read_text())
-    run_config = json.loads((folder / RUN_FILE).read_text()) if (folder / RUN_FILE).is_file() else {}
+    summary = read_json_file(summary_file)
+    run_config = read_json_file(folder / RUN_FILE) if (folder / RUN_FILE).is_file() else {}
     label = label or model_name(run_config) or folder.name
     domain = domain or _domain_of(run_config.get("data", ""))
     entries: dict[str, list[dict]] = {}
     if (folder / PREDICTIONS_FILE).is_file():
-        for line in (folder / PREDICTIONS_FILE).read_text().splitlines():
-            entry = json.loads(line)
+        for number, line in enumerate((folder / PREDICTIONS_FILE).read_text().splitlines(), start=1):
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{folder / PREDICTIONS_FILE} line {number} is not valid JSON ({error})") from error
             entries.setdefault(entry["task"], []).append(entry)
     # Only the items the summary scored (a log may hold more, from a resumed run with a larger --limit).
     samples = {}
@@ -489,10 +501,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resamples")
     args = parser.parse_args(argv)
     try:
-        human = json.loads(Path(args.human).read_text()) if args.human else None
-        audit = json.loads(Path(args.audit).read_text()) if args.audit else None
+        human = read_json_file(args.human) if args.human else None
+        audit = read_json_file(args.audit) if args.audit else None
         written = compare_runs(args.runs, args.output, human, args.bootstrap, args.seed, audit)
-    except (FileNotFoundError, json.JSONDecodeError, KeyError) as error:
+    except (FileNotFoundError, ValueError, KeyError) as error:
         return fail(parser, error)
     print(Path(written[0]).read_text())
     print("wrote " + ", ".join(str(path) for path in written))

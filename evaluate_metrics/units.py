@@ -39,6 +39,8 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from babyvlm.item_ids import released_id
+
 PROVENANCE_UNIT = "recording"
 """The key under which generated items' provenance names the recording a frame comes from."""
 QUERY_PATHS: tuple[tuple[str | int, ...], ...] = (
@@ -94,7 +96,7 @@ def _provenance_unit(provenance) -> str:
 def _released_places(record: dict) -> list[str]:
     """Where a released item may spell its unit, in order: its id, its VDR preview, its first image."""
     paths = list(record.get("image_paths") or [])
-    return [str(record.get("original_id") or record["id"]), str(record.get("gif") or ""), *paths[:1]]
+    return [released_id(record), str(record.get("gif") or ""), *paths[:1]]
 
 
 def item_unit(record: dict) -> tuple[str, str]:

@@ -454,7 +454,7 @@ def test_source_name_per_source_argument(tmp_path, capsys):
 def test_ids_of_a_build_mixing_sources_name_their_source(tmp_path, capsys):
     """Releases of different sources reuse ids (both write count_test_0): every id says its source, none is a
     `__2`, and the released id stays in original_id, where evaluation reads it (units, export)."""
-    from babyvlm.evaluate_metrics.units import item_units
+    from babyvlm.evaluate_metrics.units import item_unit
 
     from babyvlm.item_ids import released_id
 
@@ -470,7 +470,7 @@ def test_ids_of_a_build_mixing_sources_name_their_source(tmp_path, capsys):
     report = json.loads((tmp_path / "out" / "build_report.json").read_text())
     assert report["ids_name_sources"] and report["renamed"] == 0
     vdr = {"id": "saycam:Y_20190426_1412_01_clip_010", "original_id": "Y_20190426_1412_01_clip_010"}
-    assert item_units({**vdr, "source": "saycam"}) == ("recording", ["Y_20190426_1412_01"])
+    assert item_unit({**vdr, "source": "saycam"}) == ("recording", "Y_20190426_1412_01")
 
     build_devcv([tmp_path / "ego4d"], tmp_path / "alone", progress=False, audit=False)  # one source: as released
     assert load(tmp_path / "alone", "count")["test"]["id"] == ids
