@@ -224,6 +224,27 @@ class WorldAnnotations:
         """The frame annotations of one recording, in frame order."""
         return sorted((f for f in self.frames if f.recording == recording), key=lambda f: f.frame_index)
 
+    def children(self) -> list[str]:
+        """The children whose recordings are annotated, sorted."""
+        return sorted({info.child for info in self.recordings.values()})
+
+    def of_children(self, children: Iterable[str]) -> WorldAnnotations:
+        """Only the recordings of ``children`` with their frames and exits; ``ValueError`` naming a child who has
+        none, and the children who have."""
+        children = set(children)
+        unknown = sorted(children - set(self.children()))
+        if unknown:
+            raise ValueError(
+                f"no annotated recording of child {', '.join(map(repr, unknown))}; "
+                f"the annotations' children are {', '.join(self.children()) or 'none'}"
+            )
+        recordings = {name: info for name, info in self.recordings.items() if info.child in children}
+        return WorldAnnotations(
+            recordings=recordings,
+            frames=[frame for frame in self.frames if frame.recording in recordings],
+            exits=[event for event in self.exits if event.recording in recordings],
+        )
+
 
 def load_annotations(folder: str | Path) -> WorldAnnotations:
     """Read ``recordings.jsonl``, ``frames.jsonl`` and ``exits.jsonl`` from ``folder`` and validate them.

@@ -35,7 +35,7 @@ from .frames import ExtractedFrames, VideoOpenError, extract_frames
 from .layout import discover_media, parse_recording_name
 from .records import CHAT_FORMATS, SPECS
 from .report import Failure, Tally
-from .splits import assign_split, in_shard
+from .splits import in_shard, split_of_recording
 from .storage import write_json, write_records
 from .tables import DEFAULT_ENCODING
 from .transcripts import Transcript, read_transcripts
@@ -87,8 +87,13 @@ def plan_build(inputs: BuildInputs, config: BuildConfig) -> Plan:
                 f"check {inputs.children}"
             )
         utterances = tuple(sorted(by_recording.get(name, ()), key=lambda u: (u.start_ms, u.end_ms)))
-        jobs.append(
-            RecordingJob(name, parsed.child, age, assign_split(name, config.splits), videos.get(name), utterances)
+        split = split_of_recording(name, parsed.child, config.splits, config.hold_out_child)
+        jobs.append(RecordingJob(name, parsed.child, age, split, videos.get(name), utterances))
+    recorded = sorted({job.child for job in jobs})
+    if config.hold_out_child is not None and config.hold_out_child not in recorded:
+        raise ValueError(
+            f"child {config.hold_out_child!r} to hold out has no recording in {inputs.videos} or the transcripts; "
+            f"the children recorded are {', '.join(recorded) or 'none'}"
         )
     return Plan(jobs, transcript, video_failures)
 
@@ -275,12 +280,13 @@ def assemble_report(plan: Plan, output: Path, config: BuildConfig, inputs: Build
     """Aggregate the progress records of all planned recordings with the rejected inputs."""
     tallies = {name: Tally() for name in config.corpora}
     records_by_split: dict[str, Counter] = {name: Counter() for name in config.corpora}
+    records_by_child: dict[str, dict[str, Counter]] = {name: defaultdict(Counter) for name in config.corpora}
     # Invalid transcript rows never reach a recording: they fail in every utterance-based corpus.
     for name in set(UTTERANCE_CORPORA) & set(config.corpora):
         tallies[name].failed.update(Counter(f.reason for f in plan.transcript.failures))
 
     statuses = Counter(f.reason for f in plan.video_failures)
-    splits, without_age, pending = Counter(), 0, []
+    splits, children, without_age, pending = Counter(), Counter(), 0, []
     failures = [f.to_dict() for f in plan.video_failures + plan.transcript.failures + errors]
     for job in plan.jobs:
         path = _progress_path(output, job.name)
@@ -290,12 +296,14 @@ def assemble_report(plan: Plan, output: Path, config: BuildConfig, inputs: Build
         record = json.loads(path.read_text())
         statuses[record["status"]] += 1
         splits[record["split"]] += 1
+        children[job.child] += 1
         without_age += not record["has_age"]
         failures.extend(record["failures"])
         for name, tally in record["tallies"].items():
             if name in tallies:
                 tallies[name].add(Tally.from_dict(tally))
                 records_by_split[name][record["split"]] += tally["records"]
+                records_by_child[name][job.child][record["split"]] += tally["records"]
 
     return {
         "complete": not pending,
@@ -306,10 +314,12 @@ def assemble_report(plan: Plan, output: Path, config: BuildConfig, inputs: Build
             "children": str(inputs.children) if inputs.children else None,
         },
         "config": config.to_dict(),
+        "hold_out_child": config.hold_out_child,
         "recordings": {
             "total": len(plan.jobs) + len(plan.video_failures),
             "by_status": dict(statuses),
             "by_split": dict(splits),
+            "by_child": dict(sorted(children.items())),
             "without_age": without_age,
         },
         "utterances": {
@@ -318,7 +328,13 @@ def assemble_report(plan: Plan, output: Path, config: BuildConfig, inputs: Build
             "confidence_available": plan.transcript.has_confidence,
         },
         "corpora": {
-            name: {**tallies[name].to_dict(), "records_by_split": dict(records_by_split[name])}
+            name: {
+                **tallies[name].to_dict(),
+                "records_by_split": dict(records_by_split[name]),
+                "records_by_child": {
+                    child: dict(by_split) for child, by_split in sorted(records_by_child[name].items())
+                },
+            }
             for name in config.corpora
         },
         "failures": failures,

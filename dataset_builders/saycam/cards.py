@@ -14,6 +14,7 @@ from babyvlm.staging import write_text
 from ..licences import card_licence, size_category
 from .config import BuildConfig
 from .records import CorpusSpec
+from .splits import HELD_OUT_SPLIT
 
 SOURCE = "saycam"
 """The source of every corpus: SAYCam, shared through Databrary under its access agreement (``..licences``)."""
@@ -122,8 +123,7 @@ curriculum = corpus["train"].sort("age_months")                           # youn
 
 {_rules(spec.name, config)}
 
-Splits are assigned per recording by a hash of its name ({", ".join(f"{s} {f:g}" for s, f in config.splits.items())}),
-so no recording appears in two splits. Every record carries the recording, the child and the child's age in months.
+{_splits_text(config)} Every record carries the recording, the child and the child's age in months.
 
 ## Columns
 
@@ -137,6 +137,8 @@ so no recording appears in two splits. Every record carries the recording, the c
 |---|---|
 {counts}
 
+{_child_counts(tally, splits)}
+
 Utterances (or frames) offered to this corpus: {outcome}. `../build_report.json` lists every failure.
 
 ## Raw input layout
@@ -146,6 +148,33 @@ transcripts with columns recording, start_ms, end_ms, text, confidence (CSV, JSO
 optionally a children table (child, birth_date).
 """
     write_text(folder / "README.md", str(DatasetCard(f"---\n{card.to_yaml()}\n---\n\n{body}")))
+
+
+def _splits_text(config: BuildConfig) -> str:
+    fractions = ", ".join(f"{s} {f:g}" for s, f in config.splits.items())
+    if config.hold_out_child is None:
+        return (
+            f"Splits are assigned per recording by a hash of its name ({fractions}), "
+            "so no recording appears in two splits."
+        )
+    return (
+        f"**Leave-one-child-out**: every recording of child {config.hold_out_child} is in the "
+        f"`{HELD_OUT_SPLIT}` split, and no other child's; the other children's recordings are assigned by a hash "
+        f"of their name ({fractions}), so no recording appears in two splits."
+    )
+
+
+def _child_counts(tally: dict, splits: list[str]) -> str:
+    """Records per child and split (the children of the recordings built)."""
+    by_child = tally["records_by_child"]
+    if not by_child or not splits:
+        return "Records per child: none."
+    header = "| child | " + " | ".join(splits) + " | total |\n|---|" + "---|" * (len(splits) + 1)
+    rows = [
+        f"| {child} | " + " | ".join(str(counts.get(s, 0)) for s in splits) + f" | {sum(counts.values())} |"
+        for child, counts in by_child.items()
+    ]
+    return "Records per child:\n\n" + "\n".join([header, *rows])
 
 
 def _counts(counts: dict[str, int]) -> str:

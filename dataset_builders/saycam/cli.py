@@ -14,7 +14,7 @@ from .config import BuildConfig
 from .export import export_llava
 from .layout import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, discover_media
 from .records import CHAT_FORMATS, CORPORA
-from .splits import parse_splits
+from .splits import HELD_OUT_SPLIT, parse_splits
 from .tables import DEFAULT_ENCODING
 
 DEFAULTS = BuildConfig()
@@ -137,6 +137,12 @@ def parser() -> argparse.ArgumentParser:
         default=DEFAULTS.splits,
         help="split fractions by recording, e.g. train=0.9,validation=0.1",
     )
+    rules.add_argument(
+        "--hold-out-child",
+        metavar="CHILD",
+        help=f"leave-one-child-out: every recording of this child goes to the {HELD_OUT_SPLIT!r} split (and no other "
+        "child's); --splits then divides the other children's recordings",
+    )
     rules.add_argument("--jpeg-quality", type=int, default=DEFAULTS.jpeg_quality)
 
     run = p.add_argument_group("execution")
@@ -174,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
             turn_stride=args.turn_stride,
             mix_weights=args.mix_weights,
             splits=args.splits,
+            hold_out_child=args.hold_out_child,
             jpeg_quality=args.jpeg_quality,
         )
         if args.transcribe:

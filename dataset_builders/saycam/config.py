@@ -6,8 +6,9 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 
+from .layout import CHILDREN
 from .records import CHAT_FORMATS, CORPORA
-from .splits import DEFAULT_SPLITS
+from .splits import DEFAULT_SPLITS, HELD_OUT_SPLIT
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,9 @@ class BuildConfig:
     mix_weights: dict[str, float] = field(default_factory=lambda: dict.fromkeys(CHAT_FORMATS, 1.0))
     """Copies of each format's records in ``mix``: 0.5 keeps a deterministic half, 2 repeats every record."""
     splits: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_SPLITS))
+    """Fractions of the recordings per split (of the other children's, when a child is held out)."""
+    hold_out_child: str | None = None
+    """Leave-one-child-out: every recording of this child goes to the ``held_out`` split, and only those."""
     jpeg_quality: int = 90
 
     def __post_init__(self):
@@ -47,6 +51,14 @@ class BuildConfig:
         if not 1 <= self.min_turns <= self.max_turns or self.turn_stride < 1:
             raise ValueError(
                 f"need 1 <= min_turns ({self.min_turns}) <= max_turns ({self.max_turns}) and turn_stride >= 1"
+            )
+        if self.hold_out_child is not None and self.hold_out_child not in CHILDREN:
+            raise ValueError(
+                f"unknown child {self.hold_out_child!r} to hold out; the children are {', '.join(CHILDREN)}"
+            )
+        if self.hold_out_child is not None and HELD_OUT_SPLIT in self.splits:
+            raise ValueError(
+                f"split {HELD_OUT_SPLIT!r} holds the held-out child's recordings; name the other splits otherwise"
             )
         if self.frames_fps <= 0 or self.pair_fps <= 0 or self.clip_frames < 1:
             raise ValueError("frames_fps and pair_fps must be positive and clip_frames at least 1")

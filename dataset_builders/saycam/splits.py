@@ -11,6 +11,8 @@ import hashlib
 import re
 
 DEFAULT_SPLITS = {"train": 0.9, "validation": 0.1}
+HELD_OUT_SPLIT = "held_out"
+"""With a held-out child (leave-one-child-out): the split holding every recording of that child, and only those."""
 
 
 def unit_interval(key: str, salt: str) -> float:
@@ -28,6 +30,11 @@ def assign_split(recording: str, fractions: dict[str, float]) -> str:
         if position < cumulative:
             return split
     return split  # floating-point rounding of the last boundary
+
+
+def split_of_recording(recording: str, child: str, fractions: dict[str, float], hold_out_child: str | None) -> str:
+    """The split of ``recording`` of ``child``: :data:`HELD_OUT_SPLIT` for the held-out child's, else by its hash."""
+    return HELD_OUT_SPLIT if child == hold_out_child else assign_split(recording, fractions)
 
 
 def in_shard(recording: str, shard: int, num_shards: int) -> bool:

@@ -31,8 +31,8 @@ Vocabulary distractors: {settings["distractor_method"]}. The same annotations an
 settings give byte-identical shards (SHA-256 `{report.fingerprint}`).
 
 Every item's `provenance` column records the frames, boxes, crops and distractor choices it was
-built from, and the SHA-256 of its content, by which duplicates were dropped. Splits are made by
-recording, so no recording feeds two splits:
+built from, and the SHA-256 of its content, by which duplicates were dropped. {_children(settings)}Splits are
+made by recording, so no recording feeds two splits:
 
 {splits}""",
         access=ACCESS_NOTE,
@@ -48,3 +48,10 @@ untried once enough items were written:
 
 The same figures, with every setting, are in `generation_report.json`.""",
     )
+
+
+def _children(settings: dict) -> str:
+    children = settings["children"]
+    if children is None:
+        return ""
+    return f"Items come only from the recordings of child {', '.join(children)} (the others' are left out). "

@@ -96,6 +96,13 @@ def _parser() -> argparse.ArgumentParser:
         + ")",
     )
     parser.add_argument(
+        "--child",
+        nargs="+",
+        metavar="CHILD",
+        help="only the recordings of these children feed items, e.g. the child held out of training "
+        "(default: every child's)",
+    )
+    parser.add_argument(
         "--video-root", help="folder the annotations' video paths are relative to (default: the corpus root)"
     )
     parser.add_argument("--source-name", help="the `source` column (default: toyworld for a toy world, else generated)")
@@ -133,6 +140,7 @@ def _config(args: argparse.Namespace) -> GeneratorConfig:
         train_tasks=train_tasks,
         split_fractions=args.split_fractions or dict(DEFAULT_SPLIT_FRACTIONS),
         source_name=args.source_name,
+        children=tuple(args.child) if args.child else None,
         cdi_words=read_word_list(args.cdi_words) if args.cdi_words else None,
         distractors=DistractorPolicy(
             embeddings=read_embeddings(args.word_embeddings) if args.word_embeddings else None,

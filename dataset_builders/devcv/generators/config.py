@@ -51,11 +51,18 @@ class GeneratorConfig:
     cdi_words: frozenset[str] | None = None
     """Picture Vocabulary only uses categories in this word list when given (the MacArthur-Bates CDI)."""
     distractors: DistractorPolicy = field(default_factory=DistractorPolicy)
+    children: tuple[str, ...] | None = None
+    """Only the recordings of these children feed items (a held-out child's, to measure generalisation across
+    children); None: every child's."""
 
     def __post_init__(self):
         object.__setattr__(self, "tasks", _canonical_names(self.tasks, "tasks"))
         object.__setattr__(self, "train_tasks", _canonical_names(self.train_tasks, "train tasks"))
         check_prompt_variant(self.variant)
+        if self.children is not None:
+            if not self.children:
+                raise ValueError("children: name at least one child, or None for every child")
+            object.__setattr__(self, "children", tuple(sorted(set(self.children))))
         if self.construction not in CONSTRUCTIONS:
             raise ValueError(f"unknown construction {self.construction!r}; choose one of {', '.join(CONSTRUCTIONS)}")
         if not self.tasks:

@@ -92,6 +92,8 @@ def open_corpus(
 ) -> tuple[Corpus, FrameStore]:
     """Load and split the annotations, and set up the frame store for the frames generators may use."""
     world = load_annotations(annotations_dir)
+    if config.children is not None:
+        world = world.of_children(config.children)
     corpus = Corpus(world, config.split_fractions, config.seed)
     return corpus, FrameStore(video_root, world.recordings, _wanted_frames(corpus))
 
@@ -189,4 +191,5 @@ def _settings(config: GeneratorConfig) -> dict:
         "source_name": config.source_name,
         "cdi_words": len(config.cdi_words) if config.cdi_words is not None else None,
         "distractor_method": config.distractors.method,
+        "children": list(config.children) if config.children is not None else None,
     }
