@@ -11,7 +11,8 @@ Everything babyvlm reads from or writes to the Hub goes through here (checkpoint
   setting its gating first, so no file is ever readable without the gate. Transient failures (5xx, 429,
   connection errors) are retried with backoff; when the upload still fails, a repository this upload
   created is deleted again and a gating it changed is restored, and :class:`HubUploadError` says what
-  the remote holds now.
+  the remote holds now. With ``revision`` the commit goes to that branch (created from ``main`` when missing), and
+  with ``replace`` it also deletes what the revision holds beyond ``files``, so the revision is exactly them.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import httpx2
-from huggingface_hub import CommitOperationAdd, HfApi, constants, snapshot_download
+from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, constants, snapshot_download
 from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled, RemoteEntryNotFoundError
 
 from .checkpoint_sources import commit_of, hub_errors, is_repo_id
@@ -112,14 +113,18 @@ def upload(
     private: bool = False,
     gated: bool = False,
     create: bool = True,
+    revision: str | None = None,
+    replace: bool = False,
     api: HfApi | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> str:
     """Upload ``files`` (``{path in repo: local file or bytes}``) to ``repo_id`` as one commit; returns its URL.
 
     The repository is created when missing (``private`` applies then; with ``create=False`` a missing one is an
-    error), and gated (``gated="manual"``) before the commit when ``gated`` is set. Raises :class:`HubUploadError`
-    when the upload fails, having put back what it changed.
+    error), and gated (``gated="manual"``) before the commit when ``gated`` is set. The commit goes to branch
+    ``revision`` (default ``main``), created from ``main`` when missing; with ``replace`` it also deletes the files the
+    revision holds that are not in ``files`` (``.gitattributes`` kept). Raises :class:`HubUploadError` when the upload
+    fails, having put back what it changed.
     """
     api = api or HfApi()
     try:
@@ -135,19 +140,36 @@ def upload(
             f"{repo_type} repo {repo_id} exists and is public: make it private first; nothing was uploaded"
         )
     previous_gating = info.gated if info is not None else None
-    gating_changed = False
+    gating_changed = branch_created = False
+    branch = revision if revision not in (None, constants.DEFAULT_REVISION) else None
     try:
         with_retries(lambda: api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True), sleep)
         if gated and previous_gating != GATING:
             with_retries(lambda: api.update_repo_settings(repo_id, repo_type=repo_type, gated=GATING), sleep)
             gating_changed = True
+        if branch is not None:
+            refs = with_retries(lambda: api.list_repo_refs(repo_id, repo_type=repo_type), sleep)
+            if branch not in {ref.name for ref in refs.branches}:
+                with_retries(
+                    lambda: api.create_branch(repo_id, branch=branch, repo_type=repo_type, exist_ok=True), sleep
+                )
+                branch_created = True
         operations = [CommitOperationAdd(name, content) for name, content in files.items()]
+        if replace:
+            held = with_retries(lambda: api.list_repo_files(repo_id, revision=revision, repo_type=repo_type), sleep)
+            operations += [
+                CommitOperationDelete(name) for name in held if name not in files and name != ".gitattributes"
+            ]
         commit = with_retries(
-            lambda: api.create_commit(repo_id, operations, commit_message=commit_message, repo_type=repo_type),
+            lambda: api.create_commit(
+                repo_id, operations, commit_message=commit_message, repo_type=repo_type, revision=revision
+            ),
             sleep,
         )
     except Exception as error:
-        remote = _undo(api, repo_id, repo_type, existed, gating_changed, previous_gating)
+        remote = _undo(
+            api, repo_id, repo_type, existed, gating_changed, previous_gating, branch if branch_created else None
+        )
         raise HubUploadError(f"uploading to {repo_type} repo {repo_id} failed ({error}); {remote}") from error
     return commit.commit_url
 
@@ -176,7 +198,15 @@ def read_file(
         return Path(path).read_text(encoding="utf-8")
 
 
-def _undo(api: HfApi, repo_id: str, repo_type: str, existed: bool, gating_changed: bool, previous_gating) -> str:
+def _undo(
+    api: HfApi,
+    repo_id: str,
+    repo_type: str,
+    existed: bool,
+    gating_changed: bool,
+    previous_gating,
+    created_branch: str | None = None,
+) -> str:
     """Put back what a failed upload changed; returns what the remote holds now, in words."""
     try:
         if not existed:
@@ -184,9 +214,18 @@ def _undo(api: HfApi, repo_id: str, repo_type: str, existed: bool, gating_change
             return "nothing was uploaded and the repository it had created was deleted again"
         if gating_changed:
             api.update_repo_settings(repo_id, repo_type=repo_type, gated=previous_gating or False)
+        if created_branch is not None:
+            api.delete_branch(repo_id, branch=created_branch, repo_type=repo_type)
         return "nothing was uploaded: the repository is as it was"
     except Exception as error:  # the remote could not be put back: say exactly what is left
-        left = "an empty repository" if not existed else f"its gating set to {GATING!r}"
+        if not existed:
+            left = "an empty repository"
+        elif created_branch is not None:
+            left = f"branch {created_branch!r} (a copy of main)" + (
+                f" and its gating set to {GATING!r}" if gating_changed else ""
+            )
+        else:
+            left = f"its gating set to {GATING!r}"
         return f"nothing was uploaded, but {left} remains ({error}): remove it on the Hub"
 
 

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import httpx2
+from huggingface_hub import CommitOperationDelete
 from huggingface_hub.errors import HfHubHTTPError, RemoteEntryNotFoundError
 from huggingface_hub.hf_api import CommitInfo, RepoUrl
 
@@ -42,8 +43,10 @@ def http_error(status: int, error=HfHubHTTPError) -> HfHubHTTPError:
 class RecordingHub:
     """Stands in for `HfApi`: records every call, holds repos in memory, and fails calls as told.
 
-    `fail[name]` is a list of exceptions the next calls of method `name` raise, one each, in order.
-    `files[repo_id]` holds what the repo's commits put there (path in repo -> bytes).
+    `fail[name]` is a list of exceptions the next calls of method `name` raise, one each, in order (None: that call
+    succeeds).
+    `files[repo_id]` holds what the repo's commits put on `main` (path in repo -> bytes), `branches[repo_id][name]`
+    what another branch holds (a new branch starts as a copy of main).
     """
 
     def __init__(self, existing: dict[str, dict[str, bytes]] | None = None, gated=False, private=False):
@@ -53,11 +56,16 @@ class RecordingHub:
         self.gated = {repo: gated for repo in self.files}
         self.private = {repo: private for repo in self.files}
         self.commits: list[dict] = []
+        self.branches: dict[str, dict[str, dict[str, bytes]]] = {}
+
+    def tree(self, repo_id: str, revision: str | None = None) -> dict[str, bytes]:
+        """The files of `revision` (None or "main": the main branch)."""
+        return self.files[repo_id] if revision in (None, "main") else self.branches[repo_id][revision]
 
     def _call(self, name: str, **kwargs) -> None:
         self.calls.append((name, kwargs))
-        if self.fail.get(name):
-            raise self.fail[name].pop(0)
+        if self.fail.get(name) and (error := self.fail[name].pop(0)) is not None:
+            raise error
 
     def names(self) -> list[str]:
         return [name for name, _ in self.calls]
@@ -87,15 +95,42 @@ class RecordingHub:
         self._call("delete_repo", repo_id=repo_id, repo_type=repo_type)
         self.files.pop(repo_id, None)
 
-    def create_commit(self, repo_id, operations, commit_message, repo_type=None):
+    def list_repo_refs(self, repo_id, repo_type=None):
+        self._call("list_repo_refs", repo_id=repo_id, repo_type=repo_type)
+        names = ["main", *self.branches.get(repo_id, {})]
+        return type("Refs", (), {"branches": [type("Branch", (), {"name": name})() for name in names]})()
+
+    def create_branch(self, repo_id, branch, revision=None, repo_type=None, exist_ok=False):
+        self._call("create_branch", repo_id=repo_id, branch=branch, repo_type=repo_type, exist_ok=exist_ok)
+        self.branches.setdefault(repo_id, {}).setdefault(branch, dict(self.files[repo_id]))
+
+    def delete_branch(self, repo_id, branch, repo_type=None):
+        self._call("delete_branch", repo_id=repo_id, branch=branch, repo_type=repo_type)
+        self.branches.get(repo_id, {}).pop(branch, None)
+
+    def list_repo_files(self, repo_id, revision=None, repo_type=None):
+        self._call("list_repo_files", repo_id=repo_id, revision=revision, repo_type=repo_type)
+        return sorted(self.tree(repo_id, revision))
+
+    def create_commit(self, repo_id, operations, commit_message, repo_type=None, revision=None):
         operations = list(operations)
-        self._call("create_commit", repo_id=repo_id, repo_type=repo_type, commit_message=commit_message)
-        content = {}
+        self._call(
+            "create_commit", repo_id=repo_id, repo_type=repo_type, commit_message=commit_message, revision=revision
+        )
+        content, deleted = {}, []
         for operation in operations:
+            if isinstance(operation, CommitOperationDelete):
+                deleted.append(operation.path_in_repo)
+                continue
             source = operation.path_or_fileobj
             content[operation.path_in_repo] = source if isinstance(source, bytes) else Path(source).read_bytes()
-        self.files[repo_id].update(content)
-        self.commits.append({"repo_id": repo_id, "message": commit_message, "files": content})
+        tree = self.tree(repo_id, revision)
+        for name in deleted:
+            tree.pop(name)
+        tree.update(content)
+        self.commits.append(
+            {"repo_id": repo_id, "revision": revision, "message": commit_message, "files": content, "deleted": deleted}
+        )
         return CommitInfo(
             commit_url=f"https://huggingface.co/{repo_id}/commit/{len(self.commits)}",
             commit_message=commit_message,

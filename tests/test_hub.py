@@ -169,6 +169,7 @@ def write_saycam_corpus(output, name: str, rows: int) -> None:
     records = [{column: None for column in spec.features} | {"id": f"{name}-{i}"} for i in range(rows)]
     write_records(output / name / "data" / "train" / "S_20130101_0000_00.parquet", records, spec.features)
     tally = {"records": rows, "records_by_split": {"train": rows}, "kept": rows, "filtered": {}, "failed": {}}
+    tally["records_by_child"] = {"S": {"train": rows}}
     write_card(output / name, spec, {"corpora": {name: tally}, "complete": True}, BuildConfig())
 
 

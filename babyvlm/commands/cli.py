@@ -96,6 +96,11 @@ VERBS = {
         Verb("submit", "write a leaderboard submission folder", "babyvlm.evaluate_metrics.submission:main"),
         Verb("convert", "convert the original BabyLLaVA-V2 release to transformers", "babyvlm.convert:main"),
         Verb(
+            "push-ages",
+            "publish a run's age checkpoints as branches of one Hub model repo (main: the final model)",
+            "babyvlm.training.age_branches:main",
+        ),
+        Verb(
             "explore",
             "browse DevCV items, evaluation runs and a model's answers in the browser (Gradio)",
             "babyvlm.commands.explore.cli:main",

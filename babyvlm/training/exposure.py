@@ -31,6 +31,8 @@ from datasets import Dataset
 
 EXPOSURE_FORMAT = "babyvlm-exposure/1"
 EXPOSURE_FILE = "exposure.json"
+AGE_CHECKPOINTS = "age_checkpoints"
+"""The folder of a run's age checkpoints, one model folder per age (:func:`age_folder_name`)."""
 SUMMED = ("video_seconds", "frames", "utterances", "words", "images", "records")
 COLUMNS = {name: f"exposure_{name}" for name in ("age_months", "child", *SUMMED[:-1])}
 """The exposure columns a loaded record carries (``records`` is counted, not stored)."""

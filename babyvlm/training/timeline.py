@@ -22,6 +22,7 @@ import torch
 from transformers import TrainerCallback
 
 from .exposure import (
+    AGE_CHECKPOINTS,
     COLUMNS,
     ExposureTally,
     age_folder_name,
@@ -35,7 +36,6 @@ from .safeguards import save_final_model
 logger = logging.getLogger(__name__)
 TALLY_FILE = "exposure_tally.json"
 """In a resumable checkpoint: the summed tally of the stage so far, which a resumed run starts from."""
-AGE_CHECKPOINTS = "age_checkpoints"
 
 
 class ExposureCollator:
