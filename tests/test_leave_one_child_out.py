@@ -18,6 +18,7 @@ from babyvlm.dataset_builders.saycam.build import BuildInputs, build_saycam
 from babyvlm.dataset_builders.saycam.config import BuildConfig
 from babyvlm.dataset_builders.saycam.splits import HELD_OUT_SPLIT
 from babyvlm.dataset_builders.toyworld.generate import generate_toyworld
+from datasets import load_dataset
 
 HELD_OUT = "S"
 CORPORA = ("utterances", "frames", "image_utterance", "interleaved", "mix")
@@ -93,6 +94,11 @@ def test_report_and_card_name_the_held_out_child_and_count_records_per_child(bui
         tally = report["corpora"][corpus]
         assert tally["records_by_child"] == {child: dict(counts) for child, counts in sorted(counted.items())}
         assert tally["records_by_split"][HELD_OUT_SPLIT] == sum(counted[HELD_OUT].values())
+        # The card's split sizes are what `load_dataset` checks the files against.
+        loaded = load_dataset(str(held / corpus), cache_dir=str(held.parent / ".hf_cache"))
+        assert {split: len(rows) for split, rows in loaded.items()} == {
+            s: n for s, n in tally["records_by_split"].items() if n
+        }
         card = (held / corpus / "README.md").read_text()
         assert f"every recording of child {HELD_OUT} is in the `{HELD_OUT_SPLIT}` split" in card
         splits = sorted(counted[HELD_OUT] | counted["A"] | counted["Y"])
