@@ -214,18 +214,14 @@ def _undo(
             return "nothing was uploaded and the repository it had created was deleted again"
         if gating_changed:
             api.update_repo_settings(repo_id, repo_type=repo_type, gated=previous_gating or False)
+            gating_changed = False
         if created_branch is not None:
             api.delete_branch(repo_id, branch=created_branch, repo_type=repo_type)
         return "nothing was uploaded: the repository is as it was"
     except Exception as error:  # the remote could not be put back: say exactly what is left
-        if not existed:
-            left = "an empty repository"
-        elif created_branch is not None:
-            left = f"branch {created_branch!r} (a copy of main)" + (
-                f" and its gating set to {GATING!r}" if gating_changed else ""
-            )
-        else:
-            left = f"its gating set to {GATING!r}"
+        remains = [f"its gating set to {GATING!r}"] * gating_changed
+        remains += [f"branch {created_branch!r} (a copy of main)"] * (created_branch is not None)
+        left = "an empty repository" if not existed else " and ".join(remains)
         return f"nothing was uploaded, but {left} remains ({error}): remove it on the Hub"
 
 

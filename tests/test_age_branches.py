@@ -172,3 +172,14 @@ def test_an_incomplete_run_is_one_line_naming_the_folder_and_nothing_is_pushed(
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and message in error
     assert fake.calls == []
+
+
+def test_a_branch_that_cannot_be_removed_again_is_named_as_left_behind(run, monkeypatch, capsys):
+    fake = RecordingHub(existing={REPO_ID: {"README.md": b"old"}})
+    monkeypatch.setattr(hub, "HfApi", lambda: fake)
+    fake.fail["create_commit"] = [http_error(403)]
+    fake.fail["delete_branch"] = [RuntimeError("the Hub is read-only")]
+    assert push(run) == 1
+    error = capsys.readouterr().err
+    assert "but branch 'age-09mo' (a copy of main) remains (the Hub is read-only): remove it on the Hub" in error
+    assert error.rstrip().endswith("revisions pushed before it: none")
