@@ -24,7 +24,7 @@ import io
 import json
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -184,9 +184,12 @@ def _probe_name(name: str) -> str:
     """A ``--probes`` entry as its probe name: the task's name or alias, or the probe's own name."""
     if name in _PROBE_FUNCTIONS:
         return name
-    task = canonical_task(name).name
+    try:
+        task = canonical_task(name).name
+    except (KeyError, ValueError):
+        task = None
     if task not in PROBES:
-        raise ValueError(f"no zero-shot probe for {name!r}; choose from {', '.join(PROBES)}")
+        raise ValueError(f"no zero-shot probe {name!r}; choose from {', '.join(PROBES)}")
     return PROBES[task]
 
 
@@ -313,7 +316,7 @@ def trajectory(
     limit: int | None = None,
     split: str = "test",
     aoa_norms: Mapping[str, float] | None = None,
-    instructed: bool = False,
+    tune: Callable[[Checkpoint], Checkpoint] | None = None,
     batch_size: int = 8,
     max_new_tokens: int | None = None,
     device: str | None = None,
@@ -332,9 +335,11 @@ def trajectory(
     ``scores.json``); a checkpoint finished from the same content (its files' and the data's digests) and settings
     is not recomputed, an interrupted one is resumed, a changed one is evaluated again. ``x`` is the axis of
     experience (:data:`AXES`); ``aoa_norms`` (word -> children's age of acquisition in months, ``x="months"``)
-    adds the rank correlation of the probes' word ages with the children's. ``instructed`` says the checkpoints
-    were instruction-tuned: otherwise the document notes that only the probes and the log-likelihood tasks are
-    meaningful. Everything that can be checked is checked before a model loads."""
+    adds the rank correlation of the probes' word ages with the children's. ``tune`` is called on each checkpoint
+    before it is scored and returns the checkpoint to score in its place (``babyvlm trajectory --instruct``
+    instruction-tunes it); without it, the document notes that only the probes and the log-likelihood tasks are
+    meaningful on checkpoints that were not instruction-tuned. Everything that can be checked is checked before
+    a model loads."""
     if not checkpoints:
         raise ValueError("no checkpoints given")
     if x not in AXES:
@@ -379,8 +384,9 @@ def trajectory(
     }
     rows = []
     for checkpoint, place in zip(checkpoints, places):
+        scored = checkpoint if tune is None else tune(checkpoint)
         scores = _evaluate_checkpoint(
-            checkpoint,
+            scored,
             output_dir / CHECKPOINTS_FOLDER / checkpoint.name,
             data_dir,
             eval_tasks,
@@ -394,10 +400,11 @@ def trajectory(
                 "source": checkpoint.source,
                 "x": place,
                 "exposure": checkpoint.exposure,
+                **({"instructed": str(scored.path)} if scored is not checkpoint else {}),
                 **scores,
             }
         )
-    document = trajectory_document(rows, x, aoa_norms=aoa_norms, instructed=instructed)
+    document = trajectory_document(rows, x, aoa_norms=aoa_norms, instructed=tune is not None)
     path = output_dir / TRAJECTORY_FILE
     write_text(path, json.dumps(document, indent=2) + "\n")
     write_text(output_dir / TRAJECTORY_CSV, trajectory_csv(document))
