@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import csv
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from scipy.optimize import minimize
-from scipy.stats import spearmanr
+from scipy.stats import ConstantInputWarning, spearmanr
 
 from .devcv.uncertainty import CONFIDENCE, N_RESAMPLES, percentile_interval
 
@@ -102,11 +103,13 @@ def aoa_correlation(
     rho = float(spearmanr(a, b).statistic)
     rng = np.random.default_rng(seed)
     replicates = []
-    for _ in range(n_resamples):
-        pick = rng.integers(0, len(words), len(words))
-        value = spearmanr(a[pick], b[pick]).statistic
-        if np.isfinite(value):
-            replicates.append(value)
+    with warnings.catch_warnings():  # a resample of one repeated word has no rank correlation: it is left out
+        warnings.simplefilter("ignore", ConstantInputWarning)
+        for _ in range(n_resamples):
+            pick = rng.integers(0, len(words), len(words))
+            value = spearmanr(a[pick], b[pick]).statistic
+            if np.isfinite(value):
+                replicates.append(value)
     low, high = percentile_interval(np.array(replicates), CONFIDENCE) if replicates else (rho, rho)
     return Correlation(rho, low, high, len(words))
 
