@@ -23,7 +23,6 @@ import csv
 import io
 import json
 import logging
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ import matplotlib
 
 from babyvlm.locking import locks_outputs
 from babyvlm.staging import write_text
+from babyvlm.training.exposure import EXPOSURE_FILE, folder_age, read_exposure
 
 from .acquisition import SIGNIFICANCE, aoa_correlation, task_acquisition_age, word_acquisition_age
 from .data import MissingTaskError, resolve_tasks, task_data_files
@@ -55,9 +55,6 @@ matplotlib.use("Agg")  # files only, never a display
 import matplotlib.pyplot as plt  # noqa: E402
 
 logger = logging.getLogger(__name__)
-EXPOSURE_FILE = "exposure.json"
-EXPOSURE_FORMAT = "babyvlm-exposure/1"
-AGE_NAME = re.compile(r"^age-(\d+(?:\.\d+)?)mo$")
 AXES = {"months": "age_months_reached", "hours": "video_hours", "words": "words", "checkpoint": None}
 """``--x``: the exposure field each axis reads (``checkpoint``: the order given)."""
 
@@ -76,8 +73,8 @@ class Checkpoint:
         if axis == "checkpoint":
             return float(index)
         value = (self.exposure or {}).get(AXES[axis])
-        if value is None and axis == "months" and AGE_NAME.match(self.path.name):
-            value = float(AGE_NAME.match(self.path.name).group(1))
+        if value is None and axis == "months":
+            value = folder_age(self.path.name)
         if value is None:
             why = f"{EXPOSURE_FILE} has no {AXES[axis]}" if self.exposure else f"no {EXPOSURE_FILE}"
             raise ValueError(
@@ -85,20 +82,6 @@ class Checkpoint:
                 "(--x checkpoint orders the checkpoints as given)"
             )
         return float(value)
-
-
-def read_exposure(folder: Path) -> dict | None:
-    """The folder's ``exposure.json``, None when it has none; one-line ``ValueError`` when it is malformed."""
-    path = folder / EXPOSURE_FILE
-    if not path.is_file():
-        return None
-    try:
-        exposure = json.loads(path.read_text())
-    except ValueError as error:
-        raise ValueError(f"{path}: not JSON ({error})") from error
-    if not isinstance(exposure, dict) or exposure.get("format") != EXPOSURE_FORMAT:
-        raise ValueError(f"{path}: format is not {EXPOSURE_FORMAT!r}")
-    return exposure
 
 
 def _is_model(folder: Path) -> bool:
@@ -121,8 +104,8 @@ def resolve_checkpoints(references: list[str]) -> list[Checkpoint]:
                 found = [child for child in parent.iterdir() if child.is_dir() and _is_model(child)]
                 found.sort(
                     key=lambda c: (
-                        not AGE_NAME.match(c.name),
-                        float(AGE_NAME.match(c.name).group(1)) if AGE_NAME.match(c.name) else 0.0,
+                        folder_age(c.name) is None,
+                        folder_age(c.name) or 0.0,
                         c.name,
                     )
                 )

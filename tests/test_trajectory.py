@@ -9,7 +9,6 @@ import pytest
 from babyvlm.evaluate_metrics import trajectory as trajectory_module
 from babyvlm.evaluate_metrics.data import MissingTaskError
 from babyvlm.evaluate_metrics.trajectory import (
-    EXPOSURE_FORMAT,
     PROBES,
     Checkpoint,
     resolve_checkpoints,
@@ -18,6 +17,7 @@ from babyvlm.evaluate_metrics.trajectory import (
 )
 
 from babyvlm.testing.devcv import save_tiny_llava, synthetic_items, write_devcv_folder
+from babyvlm.training.exposure import EXPOSURE_FORMAT
 
 
 def checkpoint(folder, exposure=None):
