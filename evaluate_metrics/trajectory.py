@@ -524,6 +524,7 @@ def trajectory_table(document: dict) -> str:
     """The console table: per task and probe, each checkpoint's score with its interval, n and p-value, then its
     age of acquisition; the words' correlation with the children's; the note on un-tuned checkpoints."""
     x = document["x"]
+    width = max(12, *(len(row["name"]) + 2 for row in document["checkpoints"]))
     lines = []
     for key, measure in measures(document).items():
         generated = not (document["instructed"] or measure["log_likelihood"])
@@ -532,10 +533,10 @@ def trajectory_table(document: dict) -> str:
             f"{measure['display_name']} ({key}, chance {measure['chance']:.3g})"
             + (" [generated: see note]" if generated else ""),
         ]
-        lines.append(f"  {'checkpoint':<24}{x:>12}{'score':>8}  {'95% CI':<16}{'n':>6}{'p':>11}")
+        lines.append(f"  {'checkpoint':<{width}}{x:>12}{'score':>8}  {'95% CI':<16}{'n':>6}{'p':>11}")
         for row, entry in _series(document["checkpoints"], key):
             lines.append(
-                f"  {row['name']:<24}{row['x']:>12g}{entry['score']:>8.3f}  "
+                f"  {row['name']:<{width}}{row['x']:>12g}{entry['score']:>8.3f}  "
                 f"{interval(entry):<16}{entry['n']:>6}{entry['p_value']:>11.2e}"
             )
         acquired = document["acquisition"][key][x]
@@ -545,6 +546,10 @@ def trajectory_table(document: dict) -> str:
             if acquired is not None
             else f"  not acquired (the last checkpoint is not above chance at p < {level:g})"
         )
+        words = document.get("words", {}).get(key)
+        if words:
+            fitted = sum(fit[x] is not None for fit in words.values())
+            lines.append(f"  words: {fitted} of {len(words)} with an age of acquisition in the range (trajectory.json)")
     for key, correlation in document.get("aoa_correlation", {}).items():
         if correlation is None:
             lines.append(f"\n{key}: under 3 words with an age both from the model and the norms; no correlation")
