@@ -325,6 +325,11 @@ def trajectory(
     a model loads."""
     if not checkpoints:
         raise ValueError("no checkpoints given")
+    if process_state().num_processes > 1:
+        raise ValueError(
+            "a trajectory runs in one process (each checkpoint's evaluation in turn): start it without "
+            "accelerate launch or torchrun"
+        )
     if x not in AXES:
         raise ValueError(f"unknown axis {x!r}; choose one of {', '.join(AXES)}")
     _check_positive("limit", limit)
