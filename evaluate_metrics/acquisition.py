@@ -8,6 +8,7 @@
   maximum likelihood; the word's age of acquisition is ``midpoint``, where the fitted correctness is halfway from
   chance to ceiling (the 50 % point of the chance-corrected curve; with chance 0 the plain 50 % point). ``None``
   when the fit does not rise (slope <= 0) or the midpoint lies outside the ages observed.
+- :func:`read_aoa_norms`: children's ages of acquisition from a CSV with the columns ``word`` and ``aoa_months``.
 - :func:`aoa_correlation`: Spearman's rank correlation between the model's and the children's word AoA over the
   words both have, with a seeded percentile bootstrap interval over words and the number of words.
 
@@ -20,13 +21,16 @@ True
 
 from __future__ import annotations
 
+import csv
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from scipy.optimize import minimize
-from scipy.stats import spearmanr
+from scipy.stats import ConstantInputWarning, spearmanr
 
 from .devcv.uncertainty import CONFIDENCE, N_RESAMPLES, percentile_interval
 
@@ -99,10 +103,43 @@ def aoa_correlation(
     rho = float(spearmanr(a, b).statistic)
     rng = np.random.default_rng(seed)
     replicates = []
-    for _ in range(n_resamples):
-        pick = rng.integers(0, len(words), len(words))
-        value = spearmanr(a[pick], b[pick]).statistic
-        if np.isfinite(value):
-            replicates.append(value)
+    with warnings.catch_warnings():  # a resample of one repeated word has no rank correlation: it is left out
+        warnings.simplefilter("ignore", ConstantInputWarning)
+        for _ in range(n_resamples):
+            pick = rng.integers(0, len(words), len(words))
+            value = spearmanr(a[pick], b[pick]).statistic
+            if np.isfinite(value):
+                replicates.append(value)
     low, high = percentile_interval(np.array(replicates), CONFIDENCE) if replicates else (rho, rho)
     return Correlation(rho, low, high, len(words))
+
+
+NORM_COLUMNS = ("word", "aoa_months")
+
+
+def read_aoa_norms(path: str | Path) -> dict[str, float]:
+    """Children's age of acquisition (months) per word, from a CSV with the columns ``word`` and ``aoa_months``
+    (others are ignored; words compared lower-cased); a one-line ``ValueError`` naming the file and line where
+    it cannot be read."""
+    path = Path(path)
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            missing = [column for column in NORM_COLUMNS if column not in (reader.fieldnames or [])]
+            if missing:
+                raise ValueError(f"{path}: no column {', '.join(missing)} (it needs {', '.join(NORM_COLUMNS)})")
+            norms = {}
+            for line, row in enumerate(reader, start=2):
+                word = (row["word"] or "").strip().lower()
+                try:
+                    age = float(row["aoa_months"])
+                except (TypeError, ValueError):
+                    raise ValueError(f"{path}, line {line}: aoa_months {row['aoa_months']!r} is not a number") from None
+                if not word or not math.isfinite(age):
+                    raise ValueError(f"{path}, line {line}: needs a word and a finite aoa_months")
+                norms[word] = age
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: cannot be read ({error})") from error
+    if not norms:
+        raise ValueError(f"{path}: no words")
+    return norms

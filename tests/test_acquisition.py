@@ -4,7 +4,12 @@ import math
 
 import numpy as np
 import pytest
-from babyvlm.evaluate_metrics.acquisition import aoa_correlation, task_acquisition_age, word_acquisition_age
+from babyvlm.evaluate_metrics.acquisition import (
+    aoa_correlation,
+    read_aoa_norms,
+    task_acquisition_age,
+    word_acquisition_age,
+)
 from scipy.stats import spearmanr
 
 
@@ -49,3 +54,24 @@ def test_a_monotone_relation_correlates_perfectly_and_scipy_agrees():
 
 def test_under_three_shared_words_no_correlation_is_claimed():
     assert aoa_correlation({"a": 1.0, "b": 2.0}, {"a": 10, "b": 20}) is None
+
+
+def test_children_norms_are_read_from_a_word_and_aoa_months_csv(tmp_path):
+    path = tmp_path / "norms.csv"
+    path.write_text("word,aoa_months,source\nBall ,14.5,wordbank\ndog,17,wordbank\n")
+    assert read_aoa_norms(path) == {"ball": 14.5, "dog": 17.0}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("word,age\nball,14\n", "no column aoa_months"),
+        ("word,aoa_months\nball,14\ndog,soon\n", r"norms.csv, line 3: aoa_months 'soon' is not a number"),
+        ("word,aoa_months\n", "no words"),
+    ],
+)
+def test_a_bad_norms_file_is_one_line_naming_it(tmp_path, text, message):
+    path = tmp_path / "norms.csv"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message):
+        read_aoa_norms(path)

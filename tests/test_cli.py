@@ -2,6 +2,8 @@
 inputs through the dispatcher, and the deprecated `babyvlm-*` console scripts as the same functions."""
 
 import json
+import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -13,6 +15,7 @@ from fixtures_devcv import write_split_layout
 from babyvlm import __version__
 from babyvlm.commands import cli
 from babyvlm.commands.cli import DEPRECATED_ALIASES, VERBS
+from babyvlm.testing.devcv import synthetic_items, write_devcv_folder
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "recipes" / "babyllava_v2" / "tiny"
@@ -217,6 +220,66 @@ def test_eval_compare_submit_and_explore(capsys, monkeypatch, tiny_model_dir, ge
     monkeypatch.setattr(app, "build_app", lambda explorer: launched.append(explorer) or Page())
     status, _, _ = run(capsys, "explore", "--data", generated, "--runs", work / "eval", "--port", "0")
     assert status == 0 and launched[0].folder is not None and launched[0].runs and launched[1]["server_port"] == 0
+
+
+@pytest.fixture(scope="module")
+def age_checkpoints(work, tiny_model_dir):
+    """Two copies of the tiny BabyLLaVA-V2 as a run's age checkpoints, and a DevCV folder of a few items."""
+    for age in (6, 8):
+        shutil.copytree(tiny_model_dir, work / "run" / "age_checkpoints" / f"age-{age}mo")
+    items = {"picture_vocabulary": synthetic_items("pv", 2), "count": synthetic_items("count", 2)}
+    return work / "run", write_devcv_folder(work / "trajectory-devcv", items)
+
+
+TRAJECTORY = ("--limit", "2", "--max-new-tokens", "2", "--bootstrap", "20", "--device", "cpu", "--no-progress")
+
+
+def test_trajectory_prints_each_checkpoints_score_interval_and_n(capsys, age_checkpoints, work):
+    run_folder, data = age_checkpoints
+    status, out, _ = run(capsys, "trajectory", run_folder, "--data", data, "--output", work / "trajectory", *TRAJECTORY)
+    assert status == 0 and (work / "trajectory" / "trajectory.json").is_file()
+    for title in ("Picture Vocabulary (baby_pv", "Object Counting (baby_count", "zero-shot Picture Vocabulary"):
+        block = out.split(title)[1].split("\n\n")[0].splitlines()
+        assert block[1].split() == ["checkpoint", "months", "score", "95%", "CI", "n", "p"]
+        assert [line.split()[0] for line in block[2:4]] == ["age-6mo", "age-8mo"]
+        assert all(re.search(r"\[\d\.\d{3}, \d\.\d{3}\] +2 ", line) for line in block[2:4])
+    assert "were not instruction-tuned" in out
+
+
+def test_trajectory_instructs_each_checkpoint_once(capsys, age_checkpoints, generated, work):
+    run_folder, data = age_checkpoints
+    recipe = work / "instruct.yaml"
+    recipe.write_text(
+        (TINY / "stage3_instruct.yaml").read_text()
+        + f"datasets: [{{path: {generated}, name: count, split: train}}]\nmax_steps: 1\nsave_strategy: 'no'\n"
+    )
+    argv = ("trajectory", run_folder / "age_checkpoints" / "age-6mo", "--data", data, "--output", work / "tuned")
+    argv += ("--tasks", "count", "--probes", "none", "--instruct", recipe, *TRAJECTORY)
+    status, out, _ = run(capsys, *argv)
+    tuned = work / "tuned" / "instructed" / "age-6mo" / "model.safetensors"
+    assert status == 0 and tuned.is_file() and "instruction-tuned" not in out
+    trained = tuned.stat().st_mtime_ns
+    assert run(capsys, *argv)[0] == 0 and tuned.stat().st_mtime_ns == trained  # cached: not tuned again
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (("--x", "checkpoint", "--aoa-norms", "NORMS"), "compare them on --x months, not checkpoint"),
+        (("--aoa-norms", "MISSING"), "cannot be read"),
+        (("--instruct", "MISSING"), "no such recipe file"),
+        (("--probes", "memory"), "no zero-shot probe 'memory'"),
+    ],
+)
+def test_trajectory_refuses_bad_arguments_in_one_line(capsys, age_checkpoints, tmp_path, options, message):
+    run_folder, data = age_checkpoints
+    (tmp_path / "norms.csv").write_text("word,aoa_months\nball,14\n")
+    paths = {"NORMS": tmp_path / "norms.csv", "MISSING": tmp_path / "missing"}
+    options = [paths.get(option, option) for option in options]
+    status, out, err = run(capsys, "trajectory", run_folder, "--data", data, "--output", tmp_path / "out", *options)
+    assert status == 1 and out == "" and err.count("\n") == 1
+    assert err.startswith("babyvlm trajectory: error: ") and message in err
+    assert not (tmp_path / "out").exists()
 
 
 def test_convert_and_demo_fail_in_one_line(capsys, tmp_path):

@@ -88,6 +88,11 @@ VERBS = {
             "babyvlm.commands.probe:main",
         ),
         Verb(
+            "trajectory",
+            "score checkpoints along the child's timeline: DevCV and the probes by age, ages of acquisition",
+            "babyvlm.commands.trajectory:main",
+        ),
+        Verb(
             "serve",
             "serve a model behind an OpenAI-compatible API (BabyLLaVA-V2 included)",
             "babyvlm.evaluate_metrics.serve:main",

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -216,13 +217,27 @@ def stage_entry(
     }
 
 
+def read_exposure(folder: str | Path) -> dict | None:
+    """The folder's ``exposure.json``, None when it has none; one-line ``ValueError`` when it is malformed."""
+    path = Path(folder) / EXPOSURE_FILE
+    if not path.is_file():
+        return None
+    try:
+        exposure = json.loads(path.read_text())
+    except ValueError as error:
+        raise ValueError(f"{path}: not JSON ({error})") from error
+    if not isinstance(exposure, dict) or exposure.get("format") != EXPOSURE_FORMAT:
+        raise ValueError(f"{path}: format is not {EXPOSURE_FORMAT!r}")
+    return exposure
+
+
 def parent_stages(*parents: str | Path | None) -> list[dict]:
     """The stages of the parents' ``exposure.json`` (a folder without one contributes none)."""
     stages = []
     for parent in parents:
-        path = Path(parent) / EXPOSURE_FILE if parent else None
-        if path is not None and path.is_file():
-            stages += json.loads(path.read_text())["stages"]
+        exposure = read_exposure(parent) if parent else None
+        if exposure is not None:
+            stages += exposure["stages"]
     return stages
 
 
@@ -275,6 +290,19 @@ def age_folder_name(age: float) -> str:
     """``age-09mo``, ``age-12mo``, ``age-10.5mo``: an age checkpoint's folder."""
     whole = float(age).is_integer()
     return f"age-{int(age):02d}mo" if whole else f"age-{math.floor(age):02d}{f'{age:g}'[len(str(math.floor(age))) :]}mo"
+
+
+AGE_FOLDER_NAME = re.compile(r"^age-(\d+(?:\.\d+)?)mo$")
+
+
+def folder_age(name: str) -> float | None:
+    """The age (months) an age checkpoint's folder name gives, None for any other name.
+
+    >>> folder_age(age_folder_name(10.5)), folder_age("final")
+    (10.5, None)
+    """
+    found = AGE_FOLDER_NAME.match(name)
+    return float(found.group(1)) if found else None
 
 
 def age_thresholds(at: list[float] | None, every: float | None, lo: float, hi: float) -> list[float]:
