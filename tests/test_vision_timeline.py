@@ -203,5 +203,6 @@ def test_two_processes_count_every_frame_and_write_loadable_age_checkpoints(corp
     assert "age checkpoints written: age-09mo, age-12mo" in result.stdout
     final = json.loads((output_dir / "exposure.json").read_text())
     once = independent_count(rows)
-    assert_counts(final, {**once, "frames": 24, "video_hours": 2 * once["video_hours"]}, "final")
+    twice = {**once, "frames": 24, "images": 24, "video_hours": 2 * once["video_hours"]}
+    assert_counts(final, twice, "final, both processes' frames")
     assert final["stages"][0]["curriculum"] == "chronological"
