@@ -1,5 +1,6 @@
 """Unit tests of the DINOv2-style objective (babyvlm.training.dino) and its data (babyvlm.training.dino_data)."""
 
+import json
 import math
 from itertools import pairwise
 
@@ -11,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from transformers import Dinov2Config, Dinov2Model
 
+from babyvlm.training.collapse import CollapseMonitor, collapse_card_section
 from babyvlm.training.dino import (
     DinoConfig,
     DinoHead,
@@ -24,6 +26,7 @@ from babyvlm.training.dino import (
     parameter_groups,
     sinkhorn_knopp,
     soft_cross_entropy,
+    teacher_monitors,
 )
 from babyvlm.training.dino_data import (
     MultiCropAugmentation,
@@ -35,6 +38,7 @@ from babyvlm.training.dino_data import (
     load_image_dataset,
 )
 
+EXPOSURE_NAMES = ("age_months", "child", "video_seconds", "frames", "utterances", "words", "images")
 TINY_CROPS = {"global_crops_size": 32, "local_crops_number": 2, "local_crops_size": 16}
 
 
@@ -272,7 +276,8 @@ def test_stream_visits_every_image_once_per_pass_and_resumes_exactly():
     batch = collate_crops([dataset[p] for p in rank0[2]])
     restarted = collate_crops([dataset[p] for p in batches(StreamBatchSampler(2, 2, 2, 0), 1)[0]])
     assert batch["global_crops"].shape == (2, 2, 3, 32, 32) and batch["masks"].shape == (2, 2, 16)
-    assert all(torch.equal(batch[key], restarted[key]) for key in batch)
+    assert all(torch.equal(batch[key], restarted[key]) for key in ("global_crops", "local_crops", "masks"))
+    assert batch["exposure_records"] == restarted["exposure_records"] == [{}, {}]  # a bare image column
 
 
 def test_load_image_dataset_reads_folders_and_names_a_missing_column(tmp_path):
@@ -280,7 +285,8 @@ def test_load_image_dataset_reads_folders_and_names_a_missing_column(tmp_path):
     folder.mkdir()
     for index in range(3):
         noise_image(index).save(folder / f"{index}.png")
-    images = load_image_dataset(str(folder), None, "train", "image")
+    images, corpus = load_image_dataset(str(folder), None, "train", "image")
+    assert corpus["path"] == str(folder) and corpus["fingerprint"]
     assert len(images) == 3 and isinstance(images[0]["image"], PIL.Image.Image)
     with pytest.raises(ValueError, match="no column 'frame'"):
         load_image_dataset(str(folder), None, "train", "frame")
@@ -288,8 +294,10 @@ def test_load_image_dataset_reads_folders_and_names_a_missing_column(tmp_path):
     table = tmp_path / "table"
     paths = [str(path) for path in sorted(folder.iterdir())]
     datasets.Dataset.from_dict({"path": paths, "n": [1, 2, 3]}).to_parquet(table / "train.parquet")
-    from_paths = load_image_dataset(str(table), None, "train", "path")
-    assert from_paths.column_names == ["path"] and isinstance(from_paths[0]["path"], PIL.Image.Image)
+    from_paths, _ = load_image_dataset(str(table), None, "train", "path")
+    assert from_paths.column_names[0] == "path" and isinstance(from_paths[0]["path"], PIL.Image.Image)
+    assert from_paths.column_names[1:] == [f"exposure_{name}" for name in EXPOSURE_NAMES]
+    assert from_paths["exposure_images"] == [1, 1, 1] and from_paths["exposure_frames"] == [0, 0, 0]  # no video
 
 
 def test_an_undecodable_image_names_its_row():
@@ -298,3 +306,99 @@ def test_an_undecodable_image_names_its_row():
     dataset = MultiCropDataset(images, "image", MultiCropAugmentation(MultiCropConfig(**TINY_CROPS), 8), seed=0)
     with pytest.raises(ValueError, match="row 0 of the image dataset: cannot decode column 'image'"):
         dataset[0]
+
+
+# --- the collapse monitor -------------------------------------------------------------------------------------------
+
+PROTOTYPES = 32
+
+
+def synthetic_teacher_windows(kind: str, windows: int, batch: int = 16) -> list[tuple[float, float]]:
+    """Window figures of teacher targets made by the recipe's own TeacherTargets (centring, temperature 0.04) and
+    reduced by its own ``teacher_monitors``: ``uniform`` (equal logits), ``one_hot_same`` (every image on prototype
+    3, no centre yet) or ``healthy`` (each image sharp on a prototype of its own)."""
+    torch.manual_seed(0)
+    figures = []
+    for window in range(windows):
+        targets = TeacherTargets(PROTOTYPES, "centering", momentum=0.9)  # a fresh centre: nothing absorbs the bias
+        if kind == "uniform":
+            logits = torch.zeros(batch, PROTOTYPES)
+        elif kind == "one_hot_same":
+            logits = torch.full((batch, PROTOTYPES), -1.0)
+            logits[:, 3] = 1.0
+        else:
+            logits = -torch.ones(batch, PROTOTYPES) + 0.01 * torch.randn(batch, PROTOTYPES)
+            logits[torch.arange(batch), (torch.arange(batch) + window) % PROTOTYPES] = 1.0
+        probs = targets(logits, temperature=0.04)
+        figures.append(tuple(float(value) for value in teacher_monitors(probs)))
+    return figures
+
+
+def watch(kind: str, windows: int = 6, **options) -> CollapseMonitor:
+    monitor = CollapseMonitor(PROTOTYPES, **{"margin": 0.1, "patience": 3, **options})
+    for index, (teacher_entropy, marginal) in enumerate(synthetic_teacher_windows(kind, windows)):
+        monitor.update(10 * (index + 1), teacher_entropy, marginal, images=160)
+    return monitor
+
+
+def test_uniform_teacher_targets_are_declared_a_uniform_collapse_after_patience_windows():
+    figures = synthetic_teacher_windows("uniform", 1)
+    assert figures[0][0] == pytest.approx(math.log(PROTOTYPES))
+    verdict = watch("uniform").declared
+    assert verdict is not None and verdict.kind == "uniform"
+    assert (verdict.step, verdict.windows, verdict.first_step, verdict.images) == (30, 3, 1, 480)
+    message = verdict.describe()
+    assert message.startswith("uniform collapse at step 30: teacher_entropy 3.466 nats, within 0.1 of log K = 3.466")
+    assert "\n" not in message and "n = 480 images" in message
+
+
+def test_every_image_on_the_same_prototype_is_declared_a_one_prototype_collapse():
+    figures = synthetic_teacher_windows("one_hot_same", 1)
+    assert figures[0][0] < 0.01 and figures[0][1] < 0.01  # sharp per image, and the same for every image
+    verdict = watch("one_hot_same").declared
+    assert verdict is not None and verdict.kind == "one_prototype" and verdict.step == 30
+    assert verdict.describe().startswith("one-prototype collapse at step 30: teacher_marginal_entropy ")
+
+
+def test_healthy_teacher_targets_are_never_declared_a_collapse():
+    figures = synthetic_teacher_windows("healthy", 1)
+    assert figures[0][0] < 0.1 and figures[0][1] > math.log(16) - 0.1  # sharp per image, spread over the batch
+    monitor = watch("healthy", windows=20, patience=1)
+    assert monitor.declared is None and monitor.windows_judged == 20
+    assert monitor.record()["collapse"] is None
+
+
+def test_windows_before_the_watch_starts_or_broken_runs_of_bad_windows_declare_nothing():
+    assert watch("uniform", windows=6, watch_from_step=40).declared is None  # judged: the windows ending at 50, 60
+    monitor = CollapseMonitor(PROTOTYPES, margin=0.1, patience=3)
+    uniform, healthy = synthetic_teacher_windows("uniform", 1)[0], synthetic_teacher_windows("healthy", 1)[0]
+    for step, figures in enumerate([uniform, uniform, healthy, uniform, uniform], start=1):
+        assert monitor.update(step, *figures) is None
+    verdict = monitor.update(6, *uniform)
+    assert verdict is not None and verdict.first_step == 4 and verdict.images is None
+
+
+def test_a_resumed_monitor_reaches_the_verdict_of_an_uninterrupted_one():
+    uniform = synthetic_teacher_windows("uniform", 1)[0]
+    monitor = CollapseMonitor(PROTOTYPES, patience=3)
+    monitor.update(10, *uniform)
+    monitor.update(20, *uniform)
+    resumed = CollapseMonitor.from_state_dict(json.loads(json.dumps(monitor.state_dict())))
+    assert resumed.update(30, *uniform) == monitor.update(30, *uniform) is not None
+    record = resumed.record()
+    assert record["format"] == "babyvlm-collapse/1" and record["collapse"]["message"] == resumed.declared.describe()
+    section = collapse_card_section(record)
+    assert section.startswith("## Collapse monitor") and "**Collapse declared**: uniform collapse at step 30" in section
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"margin": 0.0}, "collapse_margin must be in"),
+        ({"margin": 2.0}, "collapse_margin must be in"),
+        ({"patience": 0}, "collapse_patience must be >= 1"),
+    ],
+)
+def test_a_monitor_that_could_not_tell_healthy_from_collapsed_is_refused(options, message):
+    with pytest.raises(ValueError, match=message):
+        CollapseMonitor(PROTOTYPES, **options)

@@ -93,7 +93,8 @@ def checkpoints_of(output_dir: Path) -> Path:
     return Path(f"{output_dir}-checkpoints") / "checkpoints"
 
 
-MODEL_FOLDER = {"config.json", "model.safetensors", "README.md"}  # what a model repository holds, nothing else
+# What a model repository holds, and what the run saw and how its collapse monitor judged it; nothing else.
+MODEL_FOLDER = {"config.json", "model.safetensors", "README.md", "exposure.json", "collapse.json"}
 
 
 def logged_steps(stdout: str) -> list[dict]:
@@ -182,7 +183,7 @@ def test_resume_after_kill_skips_an_interrupted_save_and_reaches_the_same_weight
         time.sleep(0.05)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    assert json.loads(first.read_text()) == {"global_step": 2}
+    assert json.loads(first.read_text())["global_step"] == 2
     # A tiny step is faster than the polling: make whatever the run wrote after step 2 look like a kill during the
     # second save (accelerate's folder there, no state file yet) and drop the export.
     interrupted = checkpoints / "checkpoint_1"
@@ -200,7 +201,7 @@ def test_resume_after_kill_skips_an_interrupted_save_and_reaches_the_same_weight
     assert f"removing {interrupted}: a save that did not finish" in result.stdout
     assert f"resumed from {checkpoints / 'checkpoint_0'} at step 2" in result.stdout
     assert [entry["step"] for entry in logged_steps(result.stdout + result.stderr)] == [3, 4]
-    assert json.loads((interrupted / "trainer_state.json").read_text()) == {"global_step": 4}
+    assert json.loads((interrupted / "trainer_state.json").read_text())["global_step"] == 4
     for resumed_file, reference_file in (
         (interrupted / "model.safetensors", checkpoints_of(reference_dir) / "checkpoint_1" / "model.safetensors"),
         (output_dir / "model.safetensors", reference_dir / "model.safetensors"),
@@ -208,6 +209,8 @@ def test_resume_after_kill_skips_an_interrupted_save_and_reaches_the_same_weight
         resumed, uninterrupted = load_file(resumed_file), load_file(reference_file)
         assert resumed.keys() == uninterrupted.keys()
         assert all(torch.equal(resumed[key], uninterrupted[key]) for key in resumed), resumed_file
+    for name in ("exposure.json", "collapse.json"):  # what it saw and how its monitor judged it, continued exactly
+        assert json.loads((output_dir / name).read_text()) == json.loads((reference_dir / name).read_text()), name
 
 
 @pytest.mark.slow
@@ -351,7 +354,8 @@ def test_resume_removes_an_interrupted_save_and_continues_the_numbering(recipe, 
     (interrupted / "model.safetensors").write_bytes(b"truncated")
 
     accelerator, model, _ = tiny_run(recipe, tmp_path, total_limit=2)
-    assert recipe.resume(accelerator, SimpleNamespace(resume_from_checkpoint=None), tmp_path) == 20
+    resumed = recipe.resume(accelerator, SimpleNamespace(resume_from_checkpoint=None), tmp_path)
+    assert resumed == (20, tmp_path / "checkpoints" / "checkpoint_1")
     assert model.weight.item() == 20 and not interrupted.exists()
     recipe.save_checkpoint(accelerator, 30)  # numbered after the newest complete one; the oldest rotated out
     assert saved_steps(tmp_path) == {"checkpoint_1": 20, "checkpoint_2": 30}

@@ -187,6 +187,12 @@ def entropy(probs: torch.Tensor) -> torch.Tensor:
     return -(probs * torch.log(probs.clamp(min=1e-12))).sum(dim=-1)
 
 
+def teacher_monitors(probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The collapse monitors of ``(images, K)`` teacher targets: the mean entropy of one target, and the entropy of
+    the mean target over all processes (see :class:`DinoOutput`)."""
+    return entropy(probs).mean(), entropy(_global_mean(probs))
+
+
 def cosine_schedule(
     step: int, total_steps: int, start: float, end: float, warmup_steps: int = 0, warmup_start: float = 0.0
 ) -> float:
@@ -204,7 +210,7 @@ class DinoOutput(ModelOutput):
 
     ``teacher_entropy`` is the mean entropy of one target distribution: near 0 the teacher is one-hot per image,
     near ``log(K)`` it is uniform. ``teacher_marginal_entropy`` is the entropy of the batch-mean target: near 0 every
-    image goes to the same prototype (collapse).
+    image goes to the same prototype (collapse). :class:`babyvlm.training.collapse.CollapseMonitor` watches both.
     """
 
     loss: torch.Tensor | None = None
@@ -279,13 +285,14 @@ class DinoPretrainingModel(nn.Module):
         if config.koleo_loss_weight > 0:  # DINOv2 sums KoLeo over the global crops, each a batch of its own
             koleo = sum(koleo_loss(crop) for crop in student_global[:, 0].view(num_global, batch, -1))
         loss = config.dino_loss_weight * dino + config.ibot_loss_weight * ibot + config.koleo_loss_weight * koleo
+        teacher_entropy, teacher_marginal_entropy = teacher_monitors(teacher_cls_probs)
         return DinoOutput(
             loss=loss,
             dino_loss=dino.detach(),
             ibot_loss=ibot.detach(),
             koleo_loss=koleo.detach(),
-            teacher_entropy=entropy(teacher_cls_probs).mean(),
-            teacher_marginal_entropy=entropy(_global_mean(teacher_cls_probs)),
+            teacher_entropy=teacher_entropy,
+            teacher_marginal_entropy=teacher_marginal_entropy,
         )
 
     @torch.no_grad()
@@ -351,4 +358,5 @@ __all__ = [
     "parameter_groups",
     "sinkhorn_knopp",
     "soft_cross_entropy",
+    "teacher_monitors",
 ]

@@ -2,7 +2,8 @@
 
 Every random choice of a sample (which image, its crops, its masks) is a function of ``(seed, position)`` where
 ``position`` counts images since the start of training. A run resumed at step ``s`` therefore reads exactly the
-crops an uninterrupted run would have read, whatever the number of data-loader workers.
+crops an uninterrupted run would have read, whatever the number of data-loader workers. Each sample also carries
+its row's exposure figures (:mod:`.exposure`), which the recipe counts.
 """
 
 from __future__ import annotations
@@ -17,8 +18,13 @@ from PIL import Image
 from torch.utils.data import Dataset, Sampler
 from torchvision.transforms import InterpolationMode, v2
 
+from .data import DatasetSpec, load_spec
+from .exposure import COLUMNS as EXPOSURE_COLUMNS
+from .exposure import Curriculum, with_exposure_columns
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+EXPOSURE_RECORD = "exposure_record"
 
 
 @dataclass
@@ -152,34 +158,54 @@ class MultiCropAugmentation:
         return block_mask(self.grid, int(patches * _uniform(config.mask_ratio_min, config.mask_ratio_max)))
 
 
-def load_image_dataset(name: str, config: str | None, split: str, image_column: str) -> datasets.Dataset:
-    """Load ``split`` of a ``load_dataset``-able folder or Hub id, keeping only ``image_column`` as decoded images.
+def load_image_dataset(
+    name: str,
+    config: str | None,
+    split: str,
+    image_column: str,
+    curriculum: Curriculum | None = None,
+    seed: int = 0,
+) -> tuple[datasets.Dataset, dict]:
+    """Load ``split`` of a ``load_dataset``-able folder or Hub id (:func:`~babyvlm.training.data.load_spec`), keep
+    ``image_column`` as decoded images and the ``exposure_*`` columns (:mod:`.exposure`), and put the rows in
+    ``curriculum`` order. Returns the images and the corpus read (``path``, ``name``, ``split``, ``fingerprint``).
 
     A column of paths or ``{"bytes", "path"}`` dicts is cast to ``datasets.Image``; an image folder (no dataset
     card) has the column ``image``.
     """
-    images = datasets.load_dataset(name, config, split=split)
+    curriculum = curriculum or Curriculum()
+    images = load_spec(DatasetSpec(name, config, split))
+    source = f"dataset {name!r} (split {split!r})"
     if image_column not in images.column_names:
-        raise ValueError(
-            f"dataset {name!r} (split {split!r}) has no column {image_column!r}; columns: {images.column_names}"
-        )
+        raise ValueError(f"{source} has no column {image_column!r}; columns: {images.column_names}")
     if len(images) == 0:
-        raise ValueError(f"dataset {name!r} (split {split!r}) is empty")
-    images = images.select_columns([image_column])
+        raise ValueError(f"{source} is empty")
+    curriculum.check_source(images, source)
+    corpus = {"path": name, "name": config, "split": split, "fingerprint": images._fingerprint}
+    images = with_exposure_columns(images, image_column).select_columns([image_column, *EXPOSURE_COLUMNS.values()])
     if not isinstance(images.features[image_column], datasets.Image):
         images = images.cast_column(image_column, datasets.Image())
-    return images
+    return curriculum.order(images, seed), corpus
 
 
 class MultiCropDataset(Dataset):
-    """Position ``i`` of an endless stream over ``images`` (reshuffled every pass) → the crops of one image.
+    """Position ``i`` of an endless stream over ``images`` → the crops of one image, and its exposure record.
 
-    Pass ``e`` visits the images in the order of ``randperm(len(images))`` seeded by ``(seed, e)``; the crops of
-    position ``i`` are seeded by ``(seed, i)``.
+    Shuffled (the default), pass ``e`` visits the images in the order of ``randperm(len(images))`` seeded by
+    ``(seed, e)``; otherwise every pass reads them in their order (a curriculum's). The crops of position ``i`` are
+    seeded by ``(seed, i)``. A sample's ``exposure_record`` holds the row's ``exposure_*`` columns.
     """
 
-    def __init__(self, images: datasets.Dataset, image_column: str, augmentation: MultiCropAugmentation, seed: int):
+    def __init__(
+        self,
+        images: datasets.Dataset,
+        image_column: str,
+        augmentation: MultiCropAugmentation,
+        seed: int,
+        shuffle: bool = True,
+    ):
         self.images, self.image_column, self.augmentation, self.seed = images, image_column, augmentation, seed
+        self.shuffle = shuffle
         self._order_epoch, self._order = -1, None
 
     def _seed(self, *keys: int) -> int:
@@ -187,19 +213,23 @@ class MultiCropDataset(Dataset):
 
     def _row(self, position: int) -> int:
         epoch, offset = divmod(position, len(self.images))
+        if not self.shuffle:
+            return offset
         if epoch != self._order_epoch:
             generator = torch.Generator().manual_seed(self._seed(0, epoch))
             self._order_epoch, self._order = epoch, torch.randperm(len(self.images), generator=generator)
         return int(self._order[offset])
 
-    def __getitem__(self, position: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, position: int) -> dict:
         row = self._row(position)
         try:
-            image = self.images[row][self.image_column]
+            record = self.images[row]
         except Exception as error:  # a corrupt file must name itself, not surface as a bare PIL error in a worker
             message = f"row {row} of the image dataset: cannot decode column {self.image_column!r}: {error}"
             raise ValueError(message) from error
-        return self.augmentation(image, seed=self._seed(1, position))
+        sample = self.augmentation(record.pop(self.image_column), seed=self._seed(1, position))
+        sample[EXPOSURE_RECORD] = record
+        return sample
 
 
 class StreamBatchSampler(Sampler[list[int]]):
@@ -221,9 +251,15 @@ class StreamBatchSampler(Sampler[list[int]]):
             step += 1
 
 
-def collate_crops(samples: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """Stack per-image crops into crop-major batches: ``(crops, batch, ...)`` for each key."""
-    return {key: torch.stack([sample[key] for sample in samples], dim=1) for key in samples[0]}
+def collate_crops(samples: list[dict]) -> dict:
+    """Stack per-image crops into crop-major batches, ``(crops, batch, ...)`` for each key; the samples' exposure
+    records become the list ``exposure_records``."""
+    batch = {
+        key: torch.stack([sample[key] for sample in samples], dim=1) for key in samples[0] if key != EXPOSURE_RECORD
+    }
+    if EXPOSURE_RECORD in samples[0]:
+        batch["exposure_records"] = [sample[EXPOSURE_RECORD] for sample in samples]
+    return batch
 
 
 __all__ = [

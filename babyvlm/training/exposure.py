@@ -59,8 +59,9 @@ def _frame_periods(recordings: list[str], times: list[int]) -> list[float]:
     return [period[recording] for recording in recordings]
 
 
-def record_figures(dataset: Dataset) -> dict[str, list]:
-    """The exposure figures of every record of ``dataset`` (see the module docstring), by name."""
+def record_figures(dataset: Dataset, image_column: str = "image") -> dict[str, list]:
+    """The exposure figures of every record of ``dataset`` (see the module docstring), by name; a row with an
+    ``image_column`` is one image."""
     columns = set(dataset.column_names)
     wanted = [name for name in ("messages", "text", "recording", "start_ms", "end_ms", "time_ms") if name in columns]
     table = dataset.select_columns(wanted + [c for c in ("images", "age_months", "child") if c in columns])
@@ -76,7 +77,7 @@ def record_figures(dataset: Dataset) -> dict[str, list]:
     if "images" in columns:
         images = pc.fill_null(pc.list_value_length(table.column("images")), 0).to_pylist()
     else:
-        images = [1 if "image" in columns else 0] * count
+        images = [1 if image_column in columns else 0] * count
     if {"start_ms", "end_ms"} <= columns:
         spans = zip(table.column("start_ms").to_pylist(), table.column("end_ms").to_pylist(), strict=True)
         seconds = [(end - start) / 1000 if None not in (start, end) else 0.0 for start, end in spans]
@@ -95,9 +96,9 @@ def record_figures(dataset: Dataset) -> dict[str, list]:
     }
 
 
-def with_exposure_columns(dataset: Dataset) -> Dataset:
+def with_exposure_columns(dataset: Dataset, image_column: str = "image") -> Dataset:
     """``dataset`` with the ``exposure_*`` columns of :func:`record_figures` added."""
-    for name, values in record_figures(dataset).items():
+    for name, values in record_figures(dataset, image_column).items():
         dataset = dataset.add_column(COLUMNS[name], values)
     return dataset
 

@@ -16,8 +16,14 @@ Two folders side by side, as in ``recipes/sft.py``:
   written, after every process saved its part; started again, the run removes the ones a crash interrupted and resumes
   from the newest complete one (or from ``resume_from_checkpoint``).
 - ``output_dir``: at the end, the teacher backbone, written whole and renamed into place: ``config.json``,
-  ``model.safetensors``, ``README.md`` (a Hub-ready card) and nothing else, a ``Dinov2Model`` folder that
-  ``BabyLlavaV2Config(vision_config=...)`` and ``model.vision_tower`` accept as is.
+  ``model.safetensors``, ``README.md`` (a Hub-ready card), ``exposure.json`` and ``collapse.json``, a
+  ``Dinov2Model`` folder that ``BabyLlavaV2Config(vision_config=...)`` and ``model.vision_tower`` accept as is;
+  with ``save_at_age_months`` / ``save_every_age_months``, the same folders under ``age_checkpoints/age-09mo``, … .
+
+Every folder the run writes (checkpoints, age checkpoints, the final one) says what the run has seen
+(``exposure.json``, :mod:`babyvlm.training.exposure`, every process counted) and what the collapse monitor judged
+(``collapse.json``, :mod:`babyvlm.training.collapse`), both summarised in its card. ``curriculum`` orders the frames
+along the child's timeline (:class:`babyvlm.training.timeline.TimelineArguments`).
 
 See ``recipes/README.md`` ("Stage 0, vision").
 """
@@ -28,9 +34,12 @@ import json
 import math
 import re
 import shutil
+import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -47,6 +56,7 @@ from babyvlm.command_line import DefaultsHelpFormatter, command_parser, fail
 from babyvlm.locking import locks_outputs
 from babyvlm.modeling import BabyLlavaV2Config
 from babyvlm.staging import staged_folder, write_text
+from babyvlm.training.collapse import COLLAPSE_FILE, CollapseError, CollapseMonitor, collapse_card_section
 from babyvlm.training.dino import DinoConfig, DinoPretrainingModel, cosine_schedule, parameter_groups
 from babyvlm.training.dino_data import (
     MultiCropAugmentation,
@@ -56,15 +66,26 @@ from babyvlm.training.dino_data import (
     collate_crops,
     load_image_dataset,
 )
+from babyvlm.training.exposure import COLUMNS as EXPOSURE_COLUMNS
+from babyvlm.training.exposure import (
+    ExposureTally,
+    age_folder_name,
+    exposure_card_section,
+    exposure_document,
+    parent_stages,
+    stage_entry,
+    write_exposure,
+)
 from babyvlm.training.model_card import render_model_card
+from babyvlm.training.timeline import AGE_CHECKPOINTS, TALLY_FILE, TimelineArguments, total_over_processes
 
 CHECKPOINT_PATTERN = re.compile(r"checkpoint_(\d+)")  # accelerate's automatic checkpoint naming
 STATE_FILE = "trainer_state.json"
 
 
 @dataclass
-class PretrainVisionArguments:
-    """Data, model, optimisation, schedules and bookkeeping of a stage-0 vision run."""
+class PretrainVisionArguments(TimelineArguments):
+    """Data, model, optimisation, schedules, bookkeeping and timeline of a stage-0 vision run."""
 
     dataset_name: str = field(
         metadata={"help": "load_dataset-able folder or Hub id with an image column (the `frames` corpus)."}
@@ -142,6 +163,27 @@ class PretrainVisionArguments:
     )
     report_to: str = field(
         default="none", metadata={"help": "none, or comma-separated trackers: tensorboard, trackio, wandb."}
+    )
+    collapse_margin: float = field(
+        default=0.1,
+        metadata={
+            "help": "Nats: a logging window is collapsed when teacher_entropy is within this of log K (uniform "
+            "targets) or teacher_marginal_entropy within this of 0 (one prototype)."
+        },
+    )
+    collapse_patience: int = field(
+        default=10, metadata={"help": "Collapsed logging windows in a row (of one kind) that declare a collapse."}
+    )
+    collapse_watch_from_step: int | None = field(
+        default=None,
+        metadata={"help": "Windows ending at or before this step are not judged (default: warmup_steps)."},
+    )
+    stop_on_collapse: bool = field(
+        default=False,
+        metadata={
+            "help": "Fail when a collapse is declared, writing no final model (default: warn in one line and record "
+            "it in collapse.json and the card of every folder written after)."
+        },
     )
     push_to_hub: bool = field(default=False, metadata={"help": "Upload the exported teacher to the Hub."})
     hub_model_id: str | None = field(default=None, metadata={"help": "Hub repository (default: the output_dir name)."})
@@ -260,8 +302,11 @@ def is_complete(checkpoint: Path) -> bool:
     return (checkpoint / STATE_FILE).is_file()
 
 
-def save_checkpoint(accelerator: Accelerator, step: int) -> Path:
-    """Save model (student, teacher, centres), optimizer and every process's RNG state, then mark them complete.
+def save_checkpoint(
+    accelerator: Accelerator, step: int, write_files: Callable[[Path], None] | None = None, state: dict | None = None
+) -> Path:
+    """Save model (student, teacher, centres), optimizer and every process's RNG state, then ``write_files(folder)``
+    (exposure, card) on the main process, then mark them complete with the state file (the step and ``state``).
 
     accelerate names the folder (``checkpoints/checkpoint_{iteration}``) and, before writing it, removes the oldest
     ones beyond ``total_limit``; it writes in place, so the state file is what tells a finished checkpoint from one a
@@ -270,14 +315,16 @@ def save_checkpoint(accelerator: Accelerator, step: int) -> Path:
     checkpoint = Path(accelerator.save_state())
     accelerator.wait_for_everyone()  # every process writes its own random_states_{rank}.pkl
     if accelerator.is_main_process:
-        write_text(checkpoint / STATE_FILE, json.dumps({"global_step": step}) + "\n")
+        if write_files is not None:
+            write_files(checkpoint)
+        write_text(checkpoint / STATE_FILE, json.dumps({"global_step": step, **(state or {})}) + "\n")
     accelerator.wait_for_everyone()
     return checkpoint
 
 
-def resume(accelerator: Accelerator, args: PretrainVisionArguments, checkpoints_dir: Path) -> int:
-    """Load the checkpoint to resume from, if any, and return its step: ``resume_from_checkpoint``, else the newest
-    complete checkpoint of ``checkpoints_dir``.
+def resume(accelerator: Accelerator, args: PretrainVisionArguments, checkpoints_dir: Path) -> tuple[int, Path | None]:
+    """Load the checkpoint to resume from, if any, and return its step and folder: ``resume_from_checkpoint``, else
+    the newest complete checkpoint of ``checkpoints_dir``; ``(0, None)`` for a fresh run.
 
     Incomplete checkpoints (a run killed while saving) are removed first, so that accelerate's numbering and its
     ``total_limit`` rotation count complete checkpoints only, and the next save is numbered after the newest.
@@ -296,13 +343,13 @@ def resume(accelerator: Accelerator, args: PretrainVisionArguments, checkpoints_
     elif saved:
         checkpoint = saved[-1]
     else:
-        return 0
+        return 0, None
     if not is_complete(checkpoint):
         raise FileNotFoundError(f"{checkpoint} is not a complete checkpoint of this recipe (no {STATE_FILE})")
     accelerator.load_state(str(checkpoint))
     step = json.loads((checkpoint / STATE_FILE).read_text())["global_step"]
     accelerator.print(f"resumed from {checkpoint} at step {step}")
-    return step
+    return step, checkpoint
 
 
 def model_card(
@@ -321,12 +368,32 @@ def model_card(
     return render_model_card("vision", description, [data], args.model_name_or_path, hyperparameters)
 
 
-def export_teacher(model: DinoPretrainingModel, output_dir: Path, card: str) -> None:
-    """Save the teacher backbone and its card as the folder ``output_dir`` (replaced whole, once complete): what a
-    model repository holds (``config.json``, ``model.safetensors``, ``README.md``) and nothing else."""
-    with staged_folder(output_dir, overwrite=True) as staging:
+def write_folder_files(folder: Path, card: str, exposure: dict, collapse: dict) -> None:
+    """What every folder of a run carries beside its weights: ``exposure.json``, ``collapse.json`` and the card
+    with their summaries."""
+    write_exposure(folder, exposure)
+    (folder / COLLAPSE_FILE).write_text(json.dumps(collapse, indent=2) + "\n")
+    sections = (card.rstrip("\n"), exposure_card_section(exposure).rstrip("\n"), collapse_card_section(collapse))
+    (folder / "README.md").write_text("\n\n".join(sections))
+
+
+def write_checkpoint_files(folder: Path, card: str, exposure: dict, collapse: dict, tally: ExposureTally) -> None:
+    """A checkpoint's :func:`write_folder_files`, and the summed tally that a resumed run continues."""
+    write_folder_files(folder, card, exposure, collapse)
+    (folder / TALLY_FILE).write_text(json.dumps({"sums": tally.sums, "age_range": tally.age_range}))
+
+
+def export_teacher(
+    model: DinoPretrainingModel, folder: Path, write_files: Callable[[Path], None], carry: Path | None = None
+) -> None:
+    """Save the teacher backbone and ``write_files(folder)`` as the folder ``folder`` (replaced whole, once
+    complete): what a model repository holds (``config.json``, ``model.safetensors``, ``README.md``, the run's
+    ``exposure.json`` and ``collapse.json``) and nothing else, plus ``carry`` (the age checkpoints) moved into it."""
+    with staged_folder(folder, overwrite=True) as staging:
         model.teacher["backbone"].save_pretrained(staging)
-        (staging / "README.md").write_text(card)
+        write_files(staging)
+        if carry is not None and carry.is_dir():
+            carry.rename(staging / carry.name)
 
 
 def push_to_hub(args: PretrainVisionArguments, output_dir: Path) -> None:
@@ -350,6 +417,13 @@ def training_folders(args: PretrainVisionArguments, *_) -> tuple[Path, Path]:
     return output_dir, Path(args.checkpoints_dir or f"{output_dir}-checkpoints")
 
 
+def collapse_monitor(args: PretrainVisionArguments, dino_config: DinoConfig) -> CollapseMonitor:
+    """The run's collapse monitor: judged after the LR warm-up unless ``collapse_watch_from_step`` says otherwise
+    (a fresh ViT starts near uniform targets)."""
+    watch_from = args.warmup_steps if args.collapse_watch_from_step is None else args.collapse_watch_from_step
+    return CollapseMonitor(dino_config.num_prototypes, args.collapse_margin, args.collapse_patience, watch_from)
+
+
 @locks_outputs(training_folders)
 def train(args: PretrainVisionArguments, dino_config: DinoConfig, crop_config: MultiCropConfig) -> Path:
     """Train (or resume) the run and export the teacher; returns the exported folder (``args.output_dir``)."""
@@ -369,9 +443,16 @@ def train(args: PretrainVisionArguments, dino_config: DinoConfig, crop_config: M
     if dino_config.koleo_loss_weight > 0 and args.per_device_train_batch_size < 2:
         raise ValueError("KoLeo needs per_device_train_batch_size >= 2 (a nearest neighbour per image)")
     set_seed(args.seed)
+    curriculum = args.parsed_curriculum()
+    monitor = collapse_monitor(args, dino_config)
 
     with accelerator.main_process_first():  # one process prepares the dataset cache, the others reuse it
-        images = load_image_dataset(args.dataset_name, args.dataset_config, args.dataset_split, args.image_column)
+        images, corpus = load_image_dataset(
+            args.dataset_name, args.dataset_config, args.dataset_split, args.image_column, curriculum, args.seed
+        )
+    pending_ages = args.age_checkpoints(
+        curriculum, [age for age in images[EXPOSURE_COLUMNS["age_months"]] if age is not None]
+    )
     backbone = build_backbone(args)
     if args.gradient_checkpointing:
         backbone.gradient_checkpointing_enable()
@@ -383,14 +464,38 @@ def train(args: PretrainVisionArguments, dino_config: DinoConfig, crop_config: M
     model = DinoPretrainingModel(backbone, dino_config)
     optimizer = build_optimizer(model, args)
     model, optimizer = accelerator.prepare(model, optimizer)
-    start_step = resume(accelerator, args, checkpoints_dir)
+    start_step, resumed_from = resume(accelerator, args, checkpoints_dir)
+
+    # What this process feeds (summed over processes at each save); a resumed run continues the saved sum on the
+    # main process, and the monitor its saved windows on every process.
+    tally = ExposureTally()
+    if resumed_from is not None:
+        if not (resumed_from / TALLY_FILE).is_file():
+            raise FileNotFoundError(
+                f"{resumed_from} has no {TALLY_FILE} (a checkpoint of an earlier version of this recipe): what the "
+                "run has seen cannot be continued from it; start a new run with a new checkpoints_dir"
+            )
+        saved = json.loads((resumed_from / TALLY_FILE).read_text())
+        if accelerator.is_main_process:
+            tally = ExposureTally(saved["sums"], saved["age_range"])
+        pending_ages = [age for age in pending_ages if age > (saved["age_range"] or [None, -math.inf])[1]]
+        monitor = CollapseMonitor.from_state_dict(json.loads((resumed_from / STATE_FILE).read_text())["collapse"])
+    elif accelerator.is_main_process and (output_dir / AGE_CHECKPOINTS).is_dir():
+        accelerator.print(f"removing {output_dir / AGE_CHECKPOINTS}: age checkpoints of an earlier run")
+        shutil.rmtree(output_dir / AGE_CHECKPOINTS)
+    lineage = parent_stages(args.model_name_or_path)
+
+    def exposure(total: ExposureTally, step: int, reached: float | None = None) -> dict:
+        epochs = total.sums["records"] / len(images)
+        entry = stage_entry("vision", curriculum, total, epochs, step, [corpus])
+        return exposure_document([*lineage, entry], reached)
 
     augmentation = MultiCropAugmentation(crop_config, backbone.config.patch_size)
     sampler = StreamBatchSampler(
         args.per_device_train_batch_size, start_step, accelerator.num_processes, accelerator.process_index
     )
     loader = DataLoader(
-        MultiCropDataset(images, args.image_column, augmentation, args.seed),
+        MultiCropDataset(images, args.image_column, augmentation, args.seed, shuffle=not curriculum.ordered),
         batch_sampler=sampler,
         collate_fn=collate_crops,
         num_workers=args.dataloader_num_workers,
@@ -400,6 +505,9 @@ def train(args: PretrainVisionArguments, dino_config: DinoConfig, crop_config: M
     hyperparameters = flat_hyperparameters(args, dino_config, crop_config)
     accelerator.init_trackers("stage0_vision", config=hyperparameters)
 
+    def card(metrics: dict) -> str:
+        return model_card(args, hyperparameters, len(images), accelerator.num_processes, metrics)
+
     model.train()
     progress = tqdm(
         total=args.max_steps, initial=start_step, desc="stage 0 vision", disable=not accelerator.is_local_main_process
@@ -407,7 +515,9 @@ def train(args: PretrainVisionArguments, dino_config: DinoConfig, crop_config: M
     window: dict[str, list[torch.Tensor]] = defaultdict(list)
     metrics: dict[str, float] = {}
     window_start, global_batch = time.perf_counter(), args.per_device_train_batch_size * accelerator.num_processes
+    written_ages = []
     for step, batch in zip(range(start_step, args.max_steps), loader, strict=False):  # the loader is endless
+        tally.add_records(batch.pop("exposure_records"))
         batch = {key: value.to(accelerator.device, non_blocking=True) for key, value in batch.items()}
         output, values = training_step(accelerator, model, optimizer, batch, step, args)
         for key in ("loss", "dino_loss", "ibot_loss", "koleo_loss", "teacher_entropy", "teacher_marginal_entropy"):
@@ -417,22 +527,66 @@ def train(args: PretrainVisionArguments, dino_config: DinoConfig, crop_config: M
             window_steps = len(window["loss"])
             averages = {key: accelerator.reduce(torch.stack(v).mean(), "mean").item() for key, v in window.items()}
             images_per_second = window_steps * global_batch / (time.perf_counter() - window_start)
-            metrics = {**averages, **values, "images_per_second": images_per_second}
+            metrics = {**averages, "log_k": monitor.log_k, **values, "images_per_second": images_per_second}
             window.clear()
             window_start = time.perf_counter()
             accelerator.log(metrics, step=done)
             if accelerator.is_main_process:
                 progress.write(json.dumps({"step": done, **{k: round(v, 6) for k, v in metrics.items()}}))
+            # Every process holds the same averages, so every process reaches the same verdict (and stops with it).
+            verdict = monitor.update(
+                done, averages["teacher_entropy"], averages["teacher_marginal_entropy"], window_steps * global_batch
+            )
+            if verdict is not None and args.stop_on_collapse:
+                raise CollapseError(
+                    f"{verdict.describe()}; stopped (stop_on_collapse), no final model written to {output_dir} "
+                    f"(checkpoints before it: {checkpoints_dir})"
+                )
+            if verdict is not None and accelerator.is_main_process:
+                progress.write(
+                    f"warning: {verdict.describe()}; recorded in {COLLAPSE_FILE} and the card", file=sys.stderr
+                )
         progress.update(1)
+        if pending_ages:
+            total = total_over_processes(accelerator, tally)
+            reached = total.age_range[1] if total.age_range else -math.inf
+            while pending_ages and pending_ages[0] <= reached:
+                age = pending_ages.pop(0)
+                folder = output_dir / AGE_CHECKPOINTS / age_folder_name(age)
+                if accelerator.is_main_process:
+                    files = partial(
+                        write_folder_files,
+                        card=card(metrics),
+                        exposure=exposure(total, done, reached=age),
+                        collapse=monitor.record(),
+                    )
+                    export_teacher(accelerator.unwrap_model(model), folder, files)
+                    progress.write(f"age checkpoint {folder} (the stream passed {age:g} months at step {done})")
+                written_ages.append(folder.name)
         if done % args.save_steps == 0 or done == args.max_steps:
-            save_checkpoint(accelerator, done)
+            total = total_over_processes(accelerator, tally)
+            files = partial(
+                write_checkpoint_files,
+                card=card(metrics),
+                exposure=exposure(total, done),
+                collapse=monitor.record(),
+                tally=total,
+            )
+            save_checkpoint(accelerator, done, files, {"collapse": monitor.state_dict()})
     progress.close()
 
+    final = total_over_processes(accelerator, tally)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        card = model_card(args, hyperparameters, len(images), accelerator.num_processes, metrics)
-        export_teacher(accelerator.unwrap_model(model), output_dir, card)
+        document = exposure(final, max(start_step, args.max_steps))
+        files = partial(write_folder_files, card=card(metrics), exposure=document, collapse=monitor.record())
+        export_teacher(accelerator.unwrap_model(model), output_dir, files, carry=output_dir / AGE_CHECKPOINTS)
         print(f"exported the teacher vision tower to {output_dir}")
+        if written_ages:
+            print(f"age checkpoints written: {', '.join(written_ages)}")
+        if pending_ages:
+            never = ", ".join(f"{age:g}" for age in pending_ages)
+            print(f"warning: age checkpoints not written, the stream never reached {never} months", file=sys.stderr)
         if args.push_to_hub:
             push_to_hub(args, output_dir)
     accelerator.end_training()
@@ -443,9 +597,8 @@ def main(argv: list[str] | None = None) -> int:
     """``babyvlm train vision`` and ``recipes/pretrain_vision.py``: parse, train, exit 0; a failure is one line and
     exit 1."""
     parser = argument_parser()
-    args, dino_config, crop_config = parser.parse_args_and_config(argv)
     try:
-        train(args, dino_config, crop_config)
-    except (FileNotFoundError, FileExistsError, ValueError, FloatingPointError) as error:
+        train(*parser.parse_args_and_config(argv))
+    except (FileNotFoundError, FileExistsError, ValueError, FloatingPointError, CollapseError) as error:
         return fail(parser, error)
     return 0

@@ -61,7 +61,7 @@ from babyvlm.training.safeguards import (
     training_folders,
 )
 from babyvlm.training.stages import apply_stage_freezing, get_stage, vision_parameter_test
-from babyvlm.training.timeline import ExposureCallback, ExposureCollator, ExposureCountingMixin
+from babyvlm.training.timeline import ExposureCallback, ExposureCollator, ExposureCountingMixin, TimelineArguments
 from babyvlm.training.trainer import BabyVLMSFTTrainer, enable_generation_cache
 
 logger = logging.getLogger("babyvlm.sft")
@@ -78,7 +78,7 @@ class ExposureSFTTrainer(ExposureCountingMixin, BabyVLMSFTTrainer):
 
 
 @dataclass
-class RecipeArguments:
+class RecipeArguments(TimelineArguments):
     stage: str = field(metadata={"help": "lm | align | pretrain | instruct"})
     datasets: list[str] = field(
         default_factory=list,
@@ -133,24 +133,6 @@ class RecipeArguments:
     )
     merged_output_dir: str | None = field(
         default=None, metadata={"help": "LoRA: where the merged model goes (default `<output_dir>-merged`)"}
-    )
-    curriculum: str = field(
-        default="shuffled",
-        metadata={
-            "help": "order of the records: `shuffled` (the Trainer's sampling), `chronological` (by the child's age "
-            "at recording, children pooled) or `child=S` (child S only, in age order); the last two need an "
-            "`age_months` column in every dataset"
-        },
-    )
-    curriculum_window_months: float | None = field(
-        default=None, metadata={"help": "chronological/child: shuffle (seeded) within windows of this many months"}
-    )
-    save_at_age_months: list[float] = field(
-        default_factory=list,
-        metadata={"help": "write a model folder when the stream passes each of these ages (months)"},
-    )
-    save_every_age_months: float | None = field(
-        default=None, metadata={"help": "write a model folder every this many months of the stream's age"}
     )
     model_license: str | None = field(
         default=None,

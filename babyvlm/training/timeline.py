@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -24,6 +25,7 @@ from transformers import TrainerCallback
 from .exposure import (
     AGE_CHECKPOINTS,
     COLUMNS,
+    Curriculum,
     ExposureTally,
     age_folder_name,
     age_thresholds,
@@ -36,6 +38,51 @@ from .safeguards import save_final_model
 logger = logging.getLogger(__name__)
 TALLY_FILE = "exposure_tally.json"
 """In a resumable checkpoint: the summed tally of the stage so far, which a resumed run starts from."""
+
+
+@dataclass(kw_only=True)
+class TimelineArguments:
+    """A recipe's options for training along the child's timeline: the curriculum and the age checkpoints. The
+    recipes' argument classes extend it (keyword-only, so that their own required fields may come first)."""
+
+    curriculum: str = field(
+        default="shuffled",
+        metadata={
+            "help": "order of the records: `shuffled` (the recipe's own sampling), `chronological` (by the child's "
+            "age at recording, children pooled) or `child=S` (child S only, in age order); the last two need an "
+            "`age_months` column"
+        },
+    )
+    curriculum_window_months: float | None = field(
+        default=None, metadata={"help": "chronological/child: shuffle (seeded) within windows of this many months"}
+    )
+    save_at_age_months: list[float] = field(
+        default_factory=list,
+        metadata={"help": "write a model folder when the stream passes each of these ages (months)"},
+    )
+    save_every_age_months: float | None = field(
+        default=None, metadata={"help": "write a model folder every this many months of the stream's age"}
+    )
+
+    def parsed_curriculum(self) -> Curriculum:
+        return Curriculum.parse(self.curriculum, self.curriculum_window_months)
+
+    def age_checkpoints(self, curriculum: Curriculum, ages: list[float]) -> list[float]:
+        """The ages to write a model folder at, for a stream whose records have ``ages``; one line when the
+        stream has no order by age to pass them in."""
+        if not (self.save_at_age_months or self.save_every_age_months):
+            return []
+        if not (curriculum.ordered and ages):
+            raise ValueError("save_at_age_months/save_every_age_months need a chronological or child curriculum")
+        return age_thresholds(self.save_at_age_months, self.save_every_age_months, min(ages), max(ages))
+
+
+def total_over_processes(accelerator, tally: ExposureTally) -> ExposureTally:
+    """The sum of every process's ``tally`` and the age range they span together (a collective: every process of
+    ``accelerator`` calls it at the same point)."""
+    vector = torch.tensor(tally.as_vector(), dtype=torch.float64)
+    gathered = accelerator.gather(vector.to(accelerator.device)).cpu().view(-1, vector.numel())
+    return ExposureTally.from_vectors(gathered.sum(0).tolist(), gathered.min(0).values.tolist())
 
 
 class ExposureCollator:
@@ -111,10 +158,7 @@ class ExposureCallback(TrainerCallback):
         """The tally of every process (a collective: every process calls it at the same point)."""
         if self.corpus_tally is not None:
             return self.corpus_tally.scaled(state.epoch or 0.0)
-        vector = torch.tensor(self.trainer.exposure_tally.as_vector(), dtype=torch.float64)
-        gathered = self.trainer.accelerator.gather(vector.to(self.trainer.accelerator.device)).cpu()
-        gathered = gathered.view(-1, vector.numel())
-        return ExposureTally.from_vectors(gathered.sum(0).tolist(), gathered.min(0).values.tolist())
+        return total_over_processes(self.trainer.accelerator, self.trainer.exposure_tally)
 
     def document(self, state, tally: ExposureTally | None = None, reached: float | None = None) -> dict:
         tally = tally or self.total(state)
