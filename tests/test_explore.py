@@ -1,4 +1,4 @@
-"""babyvlm-explore: lazy paging of built DevCV folders, rendering of every task, runs laid over the items,
+"""babyvlm explore: lazy paging of built DevCV folders, rendering of every task, runs laid over the items,
 bad input shown as messages, and the page itself driven in a real headless Chromium."""
 
 import json

@@ -1,4 +1,4 @@
-"""The lmms-eval plugin, run by the released lmms-eval CLI (`--include_path`), scores like `babyvlm-eval`."""
+"""The lmms-eval plugin, run by the released lmms-eval CLI (`--include_path`), scores like `babyvlm eval`."""
 
 import json
 import sys

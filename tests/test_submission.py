@@ -1,5 +1,5 @@
 """Leaderboard submissions: a valid submission.json and a self-contained model.py that stock lmms-eval runs,
-without babyvlm importable, over the plugin's DevCV tasks with the organisers' arguments, scoring as babyvlm-eval."""
+without babyvlm importable, over the plugin's DevCV tasks with the organisers' arguments, scoring as babyvlm eval."""
 
 import ast
 import json

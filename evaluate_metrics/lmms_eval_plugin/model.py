@@ -5,7 +5,7 @@
 
 Prompts arrive as released strings with ``<image>`` placeholders (prepended, one per image and a
 newline, when the context has none, as the leaderboard's reference wrapper does) and are turned
-back into chat content blocks, so the model sees exactly what ``babyvlm-eval`` shows it. Single-turn answers are
+back into chat content blocks, so the model sees exactly what ``babyvlm eval`` shows it. Single-turn answers are
 cut before the request's ``until`` strings (lmms-eval's ``["\\n\\n"]`` unless the task names others) and then
 stripped, as the leaderboard's reference wrapper does; Memory rounds are stripped only, as there.
 

@@ -1,4 +1,4 @@
-"""lmms-eval model wrapper for a BabyVLM leaderboard submission (written by ``babyvlm-submission``).
+"""lmms-eval model wrapper for a BabyVLM leaderboard submission (written by ``babyvlm submit``).
 
 Self-contained: it imports lmms-eval, transformers, torch and PIL only, and the checkpoint loads
 through the Auto classes (its own remote code where it has some). It implements the interface the
