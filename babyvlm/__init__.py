@@ -4,36 +4,33 @@ Importing `babyvlm` registers BabyLLaVA-V2 with the transformers Auto classes (`
 `AutoModelForImageTextToText`, `AutoImageProcessor`, `AutoProcessor`) and marks the classes for remote code,
 so `save_pretrained` also writes `auto_map` and the self-contained `modeling/` and `processing/` files:
 a process that never imports `babyvlm` can load a checkpoint with `trust_remote_code=True`.
+
+The registration waits for transformers to be imported (:mod:`babyvlm.auto_classes`), so `import babyvlm` itself,
+and the `babyvlm` command's dispatcher and help, import neither torch nor transformers. The model classes below
+are imported when first asked for.
 """
 
-from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForImageTextToText, AutoProcessor
+import importlib
 
-from .modeling import BabyLlavaV2Config, BabyLlavaV2ForConditionalGeneration, BabyLlavaV2Model
-from .processing import BabyLlavaV2ImageProcessor, BabyLlavaV2ImageProcessorPil, BabyLlavaV2Processor
+from . import auto_classes
 
 __version__ = "0.1.0"
 
-AutoConfig.register(BabyLlavaV2Config.model_type, BabyLlavaV2Config, exist_ok=True)
-AutoModel.register(BabyLlavaV2Config, BabyLlavaV2Model, exist_ok=True)
-AutoModelForImageTextToText.register(BabyLlavaV2Config, BabyLlavaV2ForConditionalGeneration, exist_ok=True)
-AutoImageProcessor.register(
-    BabyLlavaV2Config,
-    image_processor_classes={"torchvision": BabyLlavaV2ImageProcessor, "pil": BabyLlavaV2ImageProcessorPil},
-    exist_ok=True,
-)
-AutoProcessor.register(BabyLlavaV2Config, BabyLlavaV2Processor, exist_ok=True)
+_MODEL_CLASSES = {
+    "BabyLlavaV2Config": "modeling",
+    "BabyLlavaV2ForConditionalGeneration": "modeling",
+    "BabyLlavaV2Model": "modeling",
+    "BabyLlavaV2ImageProcessor": "processing",
+    "BabyLlavaV2ImageProcessorPil": "processing",
+    "BabyLlavaV2Processor": "processing",
+}
+__all__ = sorted(_MODEL_CLASSES)
 
-BabyLlavaV2Config.register_for_auto_class()
-BabyLlavaV2Model.register_for_auto_class("AutoModel")
-BabyLlavaV2ForConditionalGeneration.register_for_auto_class("AutoModelForImageTextToText")
-BabyLlavaV2ImageProcessor.register_for_auto_class("AutoImageProcessor")
-BabyLlavaV2Processor.register_for_auto_class("AutoProcessor")
+auto_classes.register_when_imported()
 
-__all__ = [
-    "BabyLlavaV2Config",
-    "BabyLlavaV2ForConditionalGeneration",
-    "BabyLlavaV2ImageProcessor",
-    "BabyLlavaV2ImageProcessorPil",
-    "BabyLlavaV2Model",
-    "BabyLlavaV2Processor",
-]
+
+def __getattr__(name: str):
+    if name not in _MODEL_CLASSES:
+        raise AttributeError(f"module 'babyvlm' has no attribute {name!r}")
+    auto_classes.register()
+    return getattr(importlib.import_module(f"babyvlm.{_MODEL_CLASSES[name]}"), name)

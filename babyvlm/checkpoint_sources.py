@@ -1,6 +1,6 @@
 """Where the original checkpoints come from: a local path, or a Hub repository resolved through `huggingface_hub`.
 
-`babyvlm-convert` accepts either for each input. A Hub reference is fetched with `hf_hub_download` /
+`babyvlm convert` accepts either for each input. A Hub reference is fetched with `hf_hub_download` /
 `snapshot_download`, so the user's cache (`HF_HOME`, `HF_HUB_CACHE`), token (`hf auth login`, `HF_TOKEN`) and offline
 mode (`HF_HUB_OFFLINE=1`: cached files only) apply as everywhere else in the ecosystem. Every failure to find a repo,
 revision or file becomes one `ValueError` naming it; nothing is written outside the Hub cache.

@@ -1,12 +1,12 @@
-"""``babyvlm-convert``: turn the original BabyLLaVA-V2 release into a checkpoint folder for the 🤗 Auto classes.
+"""``babyvlm convert``: turn the original BabyLLaVA-V2 release into a checkpoint folder for the 🤗 Auto classes.
 
 Examples::
 
-    babyvlm-convert --llava-checkpoint wsashawn/babyllava_v2_instruction_ft --output babyllava-v2
-    babyvlm-convert --llava-checkpoint wsashawn/babyllava_v2_phase2 \\
+    babyvlm convert --llava-checkpoint wsashawn/babyllava_v2_instruction_ft --output babyllava-v2
+    babyvlm convert --llava-checkpoint wsashawn/babyllava_v2_phase2 \\
         --vision-checkpoint wsashawn/babyllava_v2_vision_backbone --output babyllava-v2-phase2
-    babyvlm-convert --llava-checkpoint babyllava_v2_phase2/ --vision-checkpoint vision_backbone.pth --output out
-    babyvlm-convert --vision-checkpoint vision_backbone.pth --output babyllava-v2-vision
+    babyvlm convert --llava-checkpoint babyllava_v2_phase2/ --vision-checkpoint vision_backbone.pth --output out
+    babyvlm convert --vision-checkpoint vision_backbone.pth --output babyllava-v2-vision
 
 Each input is a local path or a Hub repo id (`--revision`, `--vision-revision`), fetched through `huggingface_hub`
 with the user's cache and token (`babyvlm.checkpoint_sources`). Without `--vision-checkpoint` the vision tower is the
@@ -217,7 +217,7 @@ def _model_card(
     )
     body = (
         f"# {title}\n\n"
-        f"Written by `babyvlm-convert` (babyvlm {__version__}) from the original BabyLLaVA-V2 release "
+        f"Written by `babyvlm convert` (babyvlm {__version__}) from the original BabyLLaVA-V2 release "
         f"(arXiv 2512.10932).\n\n## Sources\n\n" + "\n".join(sources) + f"\n{license_note}\n"
         f"## Usage\n\n```python\n{usage}\n```\n\n## Conversion\n\n{details}\n\n"
         "Parity with the original forward pass (within 1e-5 in float32) is tested by babyvlm's "
@@ -234,7 +234,7 @@ def push_to_hub(folder: str | Path, repo_id: str, private: bool = False) -> str:
         folder_files(folder),
         repo_type="model",
         private=private,
-        commit_message=f"BabyLLaVA-V2 converted by babyvlm-convert {__version__}",
+        commit_message=f"BabyLLaVA-V2 converted by babyvlm convert {__version__}",
     )
 
 

@@ -3,7 +3,7 @@
 Evaluates a synthetic DevCV folder with a tiny random model (BabyLLaVA-V2, or any family of
 ``babyvlm.testing`` with ``--family``) through the same runner with ``--batch-size`` and with batch
 size 1, side by side; checks that both give the same answers and scores, and prints the speed-up on
-the last line. ``--processes 2`` also times whole ``babyvlm-eval`` runs, one process vs that many
+the last line. ``--processes 2`` also times whole ``babyvlm eval`` runs, one process vs that many
 under ``accelerate launch`` (CPU), on the item mix repeated ``--cli-scale`` times (so that start-up
 does not dominate), and checks that they give the same results: wall time (process start and model
 loading included) and the answering time the runner logs (rank 0, from the model being loaded to
@@ -52,7 +52,7 @@ ANSWERED = re.compile(r"answered (\d+) items in ([\d.]+) s")
 
 
 def timed_cli(model: Path, data: Path, output: Path, processes: int, args) -> tuple[float, float, int, str]:
-    """Wall seconds of a whole ``babyvlm-eval`` run in ``processes`` CPU processes, the seconds it spent answering
+    """Wall seconds of a whole ``babyvlm eval`` run in ``processes`` CPU processes, the seconds it spent answering
     (as the runner logs them), how many items it answered, and its results.json."""
     runner = ["-m", "babyvlm.evaluate_metrics.runner", "--model", str(model), "--data", str(data)]
     runner += ["--output", str(output), "--batch-size", str(args.batch_size), "--no-progress"]
@@ -113,7 +113,7 @@ def main() -> None:
         (one, one_answering, items, one_results), (many, many_answering, _, many_results) = cli.values()
         start_up = (one - one_answering, many - many_answering)
         rates = (items / one_answering, items / many_answering)
-        print(f"babyvlm-eval on {items} items (the mix x{args.cli_scale}), 1 process vs {args.processes}:")
+        print(f"babyvlm eval on {items} items (the mix x{args.cli_scale}), 1 process vs {args.processes}:")
         print(f"  wall {one:.1f} s vs {many:.1f} s, of which start-up {start_up[0]:.1f} s vs {start_up[1]:.1f} s")
         print(f"  answering {one_answering:.1f} s vs {many_answering:.1f} s ({rates[0]:.1f} vs {rates[1]:.1f} items/s)")
         print(f"identical results.json: {one_results == many_results}")

@@ -1,6 +1,6 @@
 """Dataset folders and the Hub: build from a dataset repository, publish a built folder.
 
-- A ``SOURCE`` of ``babyvlm-build-devcv`` that is no local path but ``REPO_ID[@REVISION]`` (the
+- A ``SOURCE`` of ``babyvlm data devcv`` that is no local path but ``REPO_ID[@REVISION]`` (the
   public Ego4D test set ``wsashawn/devcv_toolbox_ego4d``, or any dataset repository in a released
   layout) is downloaded by :func:`babyvlm.hub.dataset_snapshot` and built like a local folder.
 - ``--push-to-hub ORG/NAME`` uploads a built DevCV folder, or the corpora of a SAYCam build, as one
@@ -164,7 +164,7 @@ def saycam_publication(output: str | Path, repo_id: str, gated: bool) -> Publica
     )
     body = f"""# SAYCam pretraining corpora
 
-The corpora BabyLLaVA-V2 is trained on, built by `babyvlm-build-saycam` (babyvlm {__version__}) from a
+The corpora BabyLLaVA-V2 is trained on, built by `babyvlm data saycam` (babyvlm {__version__}) from a
 local copy of SAYCam. One config per corpus:
 
 {chr(10).join(sections)}

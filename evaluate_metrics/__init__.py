@@ -1,1 +1,1 @@
-"""DevCV evaluation: metrics (`devcv`), the batched runner (`runner`, CLI `babyvlm-eval`) and the lmms-eval plugin."""
+"""DevCV evaluation: metrics (`devcv`), the batched runner (`runner`, CLI `babyvlm eval`) and the lmms-eval plugin."""

@@ -2,7 +2,7 @@
 ``transformers serve``), answering DevCV items through the same interface as a local checkpoint
 (:class:`~.answering.AnsweringModel`).
 
-``babyvlm-eval --model openai:<name> --base-url URL`` picks this class. Each conversation becomes one
+``babyvlm eval --model openai:<name> --base-url URL`` picks this class. Each conversation becomes one
 ``/chat/completions`` request: its messages with every image block replaced, in placeholder order,
 by the image as a PNG data URL; greedy decoding (``temperature=0``). Requests run ``concurrency`` at a
 time, no faster than ``requests_per_minute``; the client retries connection errors, 408/409/429 and

@@ -1,6 +1,6 @@
-"""Compare evaluation runs side by side: ``babyvlm-compare RUN_DIR... --output DIR``.
+"""Compare evaluation runs side by side: ``babyvlm compare RUN_DIR... --output DIR``.
 
-Each run is a ``babyvlm-eval`` output folder (``summary.json``, ``run.json``, ``predictions.jsonl``),
+Each run is a ``babyvlm eval`` output folder (``summary.json``, ``run.json``, ``predictions.jsonl``),
 named ``[LABEL[@DOMAIN]=]RUN_DIR``: the label defaults to the model's name in ``run.json`` (a Hub id, a local
 folder's last two parts, an API model's name; :func:`~.predictions.model_name`), followed by the run folder's name
 where two runs would share a label; the domain to ``SAYCam`` / ``Ego4D`` when the run's data path names one (else it
@@ -108,7 +108,7 @@ def read_run(spec: str) -> Run:
     folder = Path(folder)
     summary_file = folder / "summary.json"
     if not summary_file.is_file():
-        raise FileNotFoundError(f"{folder}: no summary.json (not a finished babyvlm-eval run)")
+        raise FileNotFoundError(f"{folder}: no summary.json (not a finished babyvlm eval run)")
     summary = read_json_file(summary_file)
     run_config = read_json_file(folder / RUN_FILE) if (folder / RUN_FILE).is_file() else {}
     label = label or model_name(run_config) or folder.name
@@ -177,7 +177,7 @@ def _score_cell(run: Run, harness_key: str) -> str:
 
 
 AUDIT_BASELINES = {"majority": "prior-only (majority)", "pixel_solver": "pixel solver (no prompt)"}
-"""The shortcut audit's solvers shown as baselines (``babyvlm-audit-devcv --json``): name -> column title."""
+"""The shortcut audit's solvers shown as baselines (``babyvlm data audit --json``): name -> column title."""
 
 
 def audit_baselines(audit: list[dict], split: str | None) -> dict[str, dict[str, float]]:
@@ -449,7 +449,7 @@ def compare_runs(
 ) -> list[Path]:
     """Write the comparison of the runs ``specs`` (``[LABEL[@DOMAIN]=]RUN_DIR``) into ``output_dir``, with the
     paired tests of every pair (``n_resamples`` seeded bootstrap resamples) and, from a shortcut ``audit``
-    (``babyvlm-audit-devcv --json``), its solvers as baselines.
+    (``babyvlm data audit --json``), its solvers as baselines.
 
     Returns the files written."""
     runs = read_runs(specs)
@@ -495,7 +495,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", required=True, help="folder for the tables and plots")
     parser.add_argument("--human", help='JSON file of human figures: {"baby_pv": 0.98, ..., "overall": 0.93}')
     parser.add_argument(
-        "--audit", help="JSON of babyvlm-audit-devcv --json on the runs' data: its solvers are shown as baselines"
+        "--audit", help="JSON of babyvlm data audit --json on the runs' data: its solvers are shown as baselines"
     )
     parser.add_argument("--bootstrap", type=int, default=N_RESAMPLES, metavar="N", help="bootstrap resamples")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resamples")

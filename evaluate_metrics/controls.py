@@ -1,6 +1,6 @@
 """Vision controls: the same items with their images taken away (evaluate_metrics/README.md, "Vision controls").
 
-``babyvlm-eval --control shuffled-images`` answers every item with each image replaced by an image of another item
+``babyvlm eval --control shuffled-images`` answers every item with each image replaced by an image of another item
 of the same task (seeded; never one of the item's own), ``--control blank-images`` with a mean-colour image of the
 same size and mode. A model whose score survives the control answers from the prompt or answer priors, not from
 the images. A control run is stored as its own run, marked in its files, and never writes leaderboard results.

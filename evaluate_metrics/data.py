@@ -1,4 +1,4 @@
-"""Reading a DevCV dataset folder (``babyvlm-build-devcv`` output: parquet shards + README ``configs``)."""
+"""Reading a DevCV dataset folder (``babyvlm data devcv`` output: parquet shards + README ``configs``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""DevCV scores on the Hub: ``babyvlm-eval … --push-to-hub ORG/MODEL``.
+"""DevCV scores on the Hub: ``babyvlm eval … --push-to-hub ORG/MODEL``.
 
 The model card's ``model-index`` metadata gets one result per official metric of each task (those of
 ``results.json``, the leaderboard file; the named extras are left out) and the overall score, as Hub
@@ -52,7 +52,7 @@ def eval_results(summary: dict, *, dataset_id: str, dataset_name: str, split: st
         "dataset_type": dataset_id,
         "dataset_name": dataset_name,
         "dataset_split": split,
-        "source_name": f"babyvlm-eval {__version__}",
+        "source_name": f"babyvlm eval {__version__}",
         "source_url": source_url,
     }
     results = [
@@ -86,7 +86,7 @@ def _section(dataset_id: str, split: str, summary: dict, folder: str) -> tuple[r
     start, end = f"<!-- devcv-results {dataset_id} {split} -->", f"<!-- /devcv-results {dataset_id} {split} -->"
     text = (
         f"{start}\n## DevCV results: `{dataset_id}`, split `{split}`\n\n{markdown_table(summary)}\n"
-        f"Written by `babyvlm-eval` {__version__}; the full report is in [`{folder}/`]({folder}/).\n{end}"
+        f"Written by `babyvlm eval` {__version__}; the full report is in [`{folder}/`]({folder}/).\n{end}"
     )
     return re.compile(re.escape(start) + ".*?" + re.escape(end), re.DOTALL), text
 
@@ -147,13 +147,13 @@ def push_results(
         files,
         repo_type="model",
         create=False,
-        commit_message=f"DevCV results on {dataset_id} ({split}) by babyvlm-eval {__version__}",
+        commit_message=f"DevCV results on {dataset_id} ({split}) by babyvlm eval {__version__}",
         api=api,
     )
 
 
 def add_push_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--push-to-hub ORG/MODEL`` and ``--hub-dataset`` on ``babyvlm-eval``'s command line."""
+    """``--push-to-hub ORG/MODEL`` and ``--hub-dataset`` on ``babyvlm eval``'s command line."""
     parser.add_argument(
         "--push-to-hub",
         metavar="ORG/MODEL",

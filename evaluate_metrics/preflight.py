@@ -1,4 +1,4 @@
-"""Checks `babyvlm-eval` runs before any model is loaded: an evaluation that cannot write its results, or whose
+"""Checks `babyvlm eval` runs before any model is loaded: an evaluation that cannot write its results, or whose
 weights will be refused, should say so in one line at once, not after minutes of loading or a whole run.
 
 - The output folder (or the closest folder above it that exists) must be a folder this process can write in.

@@ -1,4 +1,4 @@
-"""`babyvlm-assemble`: two stage-0 folders joined into a BabyLLaVA-V2 folder that is written whole (staged, then
+"""`babyvlm train assemble`: two stage-0 folders joined into a BabyLLaVA-V2 folder that is written whole (staged, then
 renamed into place) and loads through the Auto classes."""
 
 import pytest

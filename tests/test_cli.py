@@ -70,6 +70,24 @@ def test_every_verb_has_help_named_after_it_with_an_example(capsys, name):
     assert f"babyvlm {name} " in examples
 
 
+# What the dispatcher imports for its own answers, in a fresh process: nothing of torch or transformers (seconds).
+LIGHT_RUN = """
+import contextlib, io, sys
+from babyvlm.commands.cli import main
+with contextlib.redirect_stdout(io.StringIO()):
+    for argv in (["--help"], ["--version"], ["data", "--help"], ["train", "--help"]):
+        assert main(argv) == 0, argv
+heavy = sorted(name for name in sys.modules if name.split(".")[0] in ("torch", "transformers"))
+print(heavy[:5])
+"""
+
+
+def test_the_dispatchers_help_and_version_import_neither_torch_nor_transformers():
+    run = subprocess.run([sys.executable, "-c", LIGHT_RUN], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"
+
+
 def test_the_deprecated_console_scripts_run_the_verbs_functions():
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts.pop("babyvlm") == "babyvlm.commands.cli:main"

@@ -1,4 +1,4 @@
-"""babyvlm-compare: several runs side by side (tables, plots, domains, count by number)."""
+"""babyvlm compare: several runs side by side (tables, plots, domains, count by number)."""
 
 import json
 

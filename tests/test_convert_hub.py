@@ -1,4 +1,4 @@
-"""`babyvlm-convert` with Hub repo ids, offline, on huggingface_hub's real cache look-ups; `--push-to-hub`.
+"""`babyvlm convert` with Hub repo ids, offline, on huggingface_hub's real cache look-ups; `--push-to-hub`.
 
 The tiny original-layout checkpoints of `test_convert.py` are laid out in a temporary Hub cache exactly as
 `snapshot_download` leaves them (`models--owner--name/{refs/<ref>, blobs/<sha256>, snapshots/<commit>/<file> -> blob}`)

@@ -1,4 +1,4 @@
-"""babyvlm-explore: lazy paging of built DevCV folders, rendering of every task, runs laid over the items,
+"""babyvlm explore: lazy paging of built DevCV folders, rendering of every task, runs laid over the items,
 bad input shown as messages, and the page itself driven in a real headless Chromium."""
 
 import json
@@ -198,6 +198,21 @@ def test_score_table_puts_the_runs_side_by_side(evaluated):
     pv = [summary["tasks"]["baby_pv"] for summary in summaries]
     assert rows[1] == ["Picture Vocabulary", "95% CI", None, *(f"[{t['ci_low']:.3f}, {t['ci_high']:.3f}]" for t in pv)]
     assert rows[2] == ["Picture Vocabulary", "n", None, *(str(t["n"]) for t in pv)]
+
+
+def test_runs_are_named_by_their_model_and_runs_of_one_model_by_their_folder_too(evaluated, tmp_path):
+    data, runs, llava_model = evaluated
+    assert [run.name for run in runs] == ["babyllava", "llava"]
+    assert [run.name for run in Explorer(data, runs).runs] == ["tiny-babyllava", llava_model.name]  # not the folder's
+    for seed in ("seed0", "seed1"):
+        shutil.copytree(runs[1], tmp_path / seed)
+    names = [run.name for run in Explorer(data, [runs[0], tmp_path / "seed0", tmp_path / "seed1"]).runs]
+    assert names == ["tiny-babyllava", "tiny-llava (seed0)", "tiny-llava (seed1)"]
+    # A model folder named only by its stage in training is named with its parent's name.
+    staged = shutil.copytree(runs[1], tmp_path / "renamed")
+    config = json.loads((staged / "run.json").read_text())
+    (staged / "run.json").write_text(json.dumps(config | {"model": str(tmp_path / "sft" / "checkpoint-500")}))
+    assert [run.name for run in Explorer(data, [staged]).runs] == ["sft/checkpoint-500"]
 
 
 def test_runs_of_one_model_are_named_apart_by_folder_and_a_partial_run_says_so(evaluated, tmp_path):

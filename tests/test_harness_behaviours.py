@@ -87,7 +87,7 @@ def test_plugin_model_cuts_at_the_requests_until(llava_dir, monkeypatch):
     model = BabyVLM.__new__(BabyVLM)
     lmms.__init__(model)
     model.chat = scripted_chat(llava_dir, monkeypatch, [" B\n\nA", "B\n\nA"])
-    model.batch_size, model.use_system_prompt, model.truncated_prompts = 1, False, 0
+    model.batch_size, model.use_system_prompt, model.truncated_prompts, model.stop_strings = 1, False, 0, {}
     doc = synthetic_items("count", 1)[0]
     model.task_dict = {"baby_count": {"test": [doc]}}
     requests = [
@@ -97,6 +97,7 @@ def test_plugin_model_cuts_at_the_requests_until(llava_dir, monkeypatch):
         _request("How many?", {"until": [], "max_new_tokens": 1}, lambda d: [d["images"][0]], 0, "baby_count", "test"),
     ]
     assert model.generate_until(requests) == ["B", "B\n\nA"]
+    assert model.stop_strings == {"baby_count": []}  # the last request's, as a task's requests share theirs
 
 
 def test_written_model_py_cuts_then_strips(monkeypatch):
@@ -105,6 +106,7 @@ def test_written_model_py_cuts_then_strips(monkeypatch):
 
     wrapper = DevCVSubmission.__new__(DevCVSubmission)
     wrapper.batch_size_per_gpu = 4
+    wrapper.stop_strings = {}
     doc = synthetic_items("count", 1)[0]
     wrapper.task_dict = {"baby_count": {"test": [doc]}}
     outputs = iter([[" \n\nB", " B \n\nA"]])
@@ -113,6 +115,7 @@ def test_written_model_py_cuts_then_strips(monkeypatch):
     visual = lambda d: [d["images"][0]]  # noqa: E731
     requests = [_request("<image> How many?", gen_kwargs, visual, 0, "baby_count", "test") for _ in range(2)]
     assert wrapper.generate_until(requests) == ["", "B"]
+    assert wrapper.stop_strings == {"baby_count": ["\n\n"]}  # what the results file records
 
 
 # --- prompts longer than the model's context -----------------------------------------------------------------

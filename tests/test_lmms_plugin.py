@@ -1,4 +1,4 @@
-"""The lmms-eval plugin, run by the released lmms-eval CLI (`--include_path`), scores like `babyvlm-eval`."""
+"""The lmms-eval plugin, run by the released lmms-eval CLI (`--include_path`), scores like `babyvlm eval`."""
 
 import json
 import sys
@@ -24,6 +24,7 @@ from babyvlm.testing.devcv import (  # noqa: E402
 ITEMS = {"picture_vocabulary": 3, "count": 3, "memory": 1, "looking_while_listening": 2}
 HARNESS_KEYS = ["baby_pv", "baby_count", "baby_memory", "baby_winoground"]
 MAX_NEW_TOKENS = 3
+CONTEXT = 4096
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +36,9 @@ def rows():
 def setup(tmp_path_factory, rows):
     root = tmp_path_factory.mktemp("lmms")
     model = save_tiny_llava(root / "model")
+    # A context limit, as released tokenizers name one (longer than any prompt here: nothing is cut).
+    tokenizer_config = model / "tokenizer_config.json"
+    tokenizer_config.write_text(json.dumps(json.loads(tokenizer_config.read_text()) | {"model_max_length": CONTEXT}))
     data = write_devcv_folder(root / "devcv", rows)
     write_task_folder(data, root / "tasks", max_new_tokens=MAX_NEW_TOKENS, max_new_tokens_per_round=MAX_NEW_TOKENS)
     return root, model, data
@@ -108,6 +112,36 @@ def test_lmms_eval_answers_equal_the_runners(lmms_output, runner_output, rows):
     lwl_rows = [row["group_score"]["losses"] for row in by_doc["baby_winoground"]]
     lwl_matrices = [lwl_rows[2 * k : 2 * k + 2] for k in range(ITEMS["looking_while_listening"])]
     np.testing.assert_allclose(lwl_matrices, runner_outputs["looking_while_listening"], rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_lmms_eval_results_file_records_what_the_model_args_resolved_to(lmms_output, setup):
+    _, model, _ = setup
+    (results_file,) = lmms_output.rglob("*_results.json")
+    config = json.loads(results_file.read_text())["config"]
+    assert config["model_args"] == f"pretrained={model},max_new_tokens={MAX_NEW_TOKENS}"  # as given
+    resolved = config["resolved_model_args"]
+    # The official defaults on a CPU: float32, prompts cut at the tokenizer's model_max_length.
+    assert resolved["dtype"] == "float32" and resolved["truncation"] == "model_max_length"
+    assert resolved["context_limit"] == CONTEXT
+    assert resolved["max_new_tokens"] == MAX_NEW_TOKENS and resolved["batch_size"] == 2
+    # lmms-eval's stop strings cut single-turn answers; Memory's rounds are stripped only.
+    assert resolved["stop_strings"] == {"baby_count": ["\n\n"], "baby_memory": [], "baby_pv": ["\n\n"]}
+    assert config["truncated_prompts"] == 0
+
+
+def test_results_of_another_models_run_are_left_as_lmms_eval_wrote_them(setup, tmp_path):
+    from lmms_eval.loggers.evaluation_tracker import EvaluationTracker
+
+    _, model, _ = setup
+    loaded = BabyVLM(str(model), max_new_tokens=MAX_NEW_TOKENS)  # a babyvlm model, alive in this process
+    tracker = EvaluationTracker(output_path=str(tmp_path))
+    tracker.general_config_tracker.log_experiment_args("other", "pretrained=other", None, None, False)
+    config = {"model": "other", "model_backend": "lmms_eval.models.simple.other.Other (simple)"}
+    tracker.save_results_aggregated({"results": {}, "config": dict(config)}, None, "now")
+    (written,) = tmp_path.rglob("*_results.json")
+    assert json.loads(written.read_text())["config"] == config
+    assert "resolved_model_args" in loaded.resolved_settings()
 
 
 def test_manifest_resolves_to_the_wrapper():

@@ -1,6 +1,8 @@
 """BabyLLaVA-V2 modelling: config defaults, feature selection, Llava compatibility, generation, saving."""
 
 import inspect
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -281,3 +283,22 @@ def test_bf16_loading(tmp_path):
     with torch.no_grad():
         logits = model(input_ids=prompt_ids(model), pixel_values=torch.randn(1, 3, 32, 32)).logits
     assert logits.dtype == torch.bfloat16 and torch.isfinite(logits.float()).all()
+
+
+# A fresh process: one babyvlm import, then transformers' Auto classes load the checkpoint without remote code.
+AUTO_LOAD = """
+import sys
+{first}
+from transformers import AutoModelForImageTextToText, AutoProcessor
+model = AutoModelForImageTextToText.from_pretrained(sys.argv[1])
+processor = AutoProcessor.from_pretrained(sys.argv[1])
+print(type(model).__module__, type(processor).__name__)
+"""
+
+
+@pytest.mark.parametrize("first", ["import babyvlm", "import babyvlm.processing"])
+def test_the_auto_classes_resolve_after_babyvlm_is_imported_before_transformers(first, tiny_model_dir):
+    code = AUTO_LOAD.format(first=first)
+    run = subprocess.run([sys.executable, "-c", code, str(tiny_model_dir)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.split() == ["babyvlm.modeling.modeling_babyllava_v2", "BabyLlavaV2Processor"]

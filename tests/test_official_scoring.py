@@ -145,7 +145,7 @@ def test_overall_is_the_mean_of_the_eleven_primary_metrics_as_the_leaderboard_co
     assert overall_score(results) == pytest.approx((0.6 + 0.2) / 11)
 
 
-# ---------------------------------------------------------------- babyvlm-eval reports the official scorer
+# ---------------------------------------------------------------- babyvlm eval reports the official scorer
 
 
 # Answers formatted the ways models answer: the official rules and the lenient extras part ways on them.

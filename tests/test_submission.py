@@ -1,5 +1,5 @@
 """Leaderboard submissions: a valid submission.json and a self-contained model.py that stock lmms-eval runs,
-without babyvlm importable, over the plugin's DevCV tasks with the organisers' arguments, scoring as babyvlm-eval."""
+without babyvlm importable, over the plugin's DevCV tasks with the organisers' arguments, scoring as babyvlm eval."""
 
 import ast
 import json
@@ -101,6 +101,24 @@ def test_stock_lmms_eval_scores_the_submission_like_babyvlm_eval(organisers_outp
         if task == "memory":  # the reference wrapper's answer: one JSON-encoded list per dialogue
             answers = [json.loads(answer[0] if isinstance(answer, list) else answer) for answer in answers]
         assert answers == [entries[task, row["id"]] for row in rows[task]], task
+
+
+@pytest.mark.slow
+def test_the_organisers_results_file_records_what_the_model_args_resolved_to(organisers_output, tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    (results_file,) = organisers_output.rglob("*_results.json")
+    config = json.loads(results_file.read_text())["config"]
+    assert config["model_args"] == f"pretrained={tiny_model_dir},conv_template=baby_v1"  # as given
+    resolved = config["resolved_model_args"]
+    # `dtype=auto` on a CPU: float32; prompts cut at the tokenizer's model_max_length, of which the tiny one has none.
+    assert resolved["dtype"] == "float32" and resolved["truncation"] == "model_max_length"
+    assert AutoTokenizer.from_pretrained(tiny_model_dir).model_max_length > 10**9
+    assert resolved["context_limit"] is None
+    assert resolved["batch_size"] == 16 and resolved["device"] == "cpu"
+    # lmms-eval's stop strings cut single-turn answers; Memory's rounds are stripped only.
+    assert resolved["stop_strings"] == {"baby_count": ["\n\n"], "baby_memory": [], "baby_pv": ["\n\n"]}
+    assert config["truncated_prompts"] == 0
 
 
 def leaderboard_problems(folder) -> list[str]:

@@ -171,7 +171,7 @@ def write_devcv_folder(directory: str | Path, rows_by_task: dict[str, list[dict]
 
 
 def assert_lmms_eval_scores_equal(lmms_output: Path, runner_output: Path, harness_keys: list[str]) -> None:
-    """The metrics of an lmms-eval run (its ``*_results.json``) equal a ``babyvlm-eval`` run's ``results.json``."""
+    """The metrics of an lmms-eval run (its ``*_results.json``) equal a ``babyvlm eval`` run's ``results.json``."""
     import json
 
     import pytest

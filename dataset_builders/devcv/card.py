@@ -21,7 +21,7 @@ SPLIT_ORDER = ("train", "validation", "test")
 
 ACCESS_NOTE = """\
 SAYCam frames are gated: access goes through Databrary and requires an approved data-use
-agreement. `babyvlm-build-devcv` only packages a copy the user already holds; it never downloads
+agreement. `babyvlm data devcv` only packages a copy the user already holds; it never downloads
 or redistributes frames. A folder built from SAYCam items (or from any source with a licence
 that forbids redistribution) must not be uploaded publicly: `--push-to-hub` sends it only to a
 private or gated repository. Ego4D items fall under the Ego4D licence; the public Ego4D DevCV
@@ -142,7 +142,7 @@ def render_devcv_card(
     audit_section = (
         format_audit_markdown(audit)
         if audit
-        else "Not run (build with the audit enabled, or run `babyvlm-audit-devcv`)."
+        else "Not run (build with the audit enabled, or run `babyvlm data audit`)."
     )
     body = f"""# DevCV Toolbox
 
@@ -220,7 +220,7 @@ def render_card(
         prompts=prompts,
         audit=audit,
         contents="the released items",
-        provenance=f"""Built by `babyvlm-build-devcv` from the released JSON layouts of: {
+        provenance=f"""Built by `babyvlm data devcv` from the released JSON layouts of: {
             ", ".join(sorted(set(sources)))
         }.{downloaded}
 Items are reproduced losslessly: `babyvlm.dataset_builders.devcv.export` writes them back to the

@@ -98,7 +98,7 @@ def _source_names(values: list[str]) -> str | dict[str, str] | None:
     pairs = dict(value.rsplit("=", 1) for value in values if "=" in value)
     bare = [value for value in values if "=" not in value]
     if bare and (pairs or len(bare) > 1):
-        raise SystemExit("babyvlm-build-devcv: error: --source-name takes one bare NAME or SOURCE=NAME pairs")
+        raise SystemExit("babyvlm data devcv: error: --source-name takes one bare NAME or SOURCE=NAME pairs")
     return bare[0] if bare else pairs or None
 
 

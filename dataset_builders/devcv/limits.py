@@ -22,7 +22,7 @@ DEFAULT_MAX_ITEM_BYTES = 1024 * 1024
 
 @dataclass(frozen=True)
 class InputLimits:
-    """Limits applied to every released item (``babyvlm-build-devcv`` options of the same names)."""
+    """Limits applied to every released item (``babyvlm data devcv`` options of the same names)."""
 
     max_text_bytes: int = DEFAULT_MAX_TEXT_BYTES
     """Largest text field (UTF-8 bytes): a prompt, an answer, a note (``--max-text-bytes``)."""

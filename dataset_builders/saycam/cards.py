@@ -106,7 +106,7 @@ def write_card(folder: Path, spec: CorpusSpec, report: dict, config: BuildConfig
 
 {spec.description}
 {status}
-Built by `babyvlm-build-saycam` (BabyVLM-V2) from a local copy of SAYCam. SAYCam is access-controlled
+Built by `babyvlm data saycam` (BabyVLM-V2) from a local copy of SAYCam. SAYCam is access-controlled
 (Databrary): this folder holds frames and transcripts of that copy, so do not redistribute it.
 
 ## Load

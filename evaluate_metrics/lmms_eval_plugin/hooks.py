@@ -4,7 +4,7 @@ Docs have the organisers' DevCV-Toolbox layout (what the leaderboard's reference
 ``conversations`` (released ``{"from", "value"}`` turns with ``<image>`` placeholders, gold answers
 in the ``gpt`` turns) and ``image`` (image paths in placeholder order), plus ``task``, ``answer``,
 ``choices`` and, for Memory, ``option_keys`` (per round, the object behind each option). Every item
-is scored by :func:`babyvlm.evaluate_metrics.devcv.items.score_item`, as ``babyvlm-eval`` scores it.
+is scored by :func:`babyvlm.evaluate_metrics.devcv.items.score_item`, as ``babyvlm eval`` scores it.
 
 This module imports nothing from babyvlm but the scoring (``..devcv``) and the task registry, so the
 task folder carries a copy of those files and runs on an lmms-eval without babyvlm (see

@@ -5,24 +5,30 @@
 
 Prompts arrive as released strings with ``<image>`` placeholders (prepended, one per image and a
 newline, when the context has none, as the leaderboard's reference wrapper does) and are turned
-back into chat content blocks, so the model sees exactly what ``babyvlm-eval`` shows it. Single-turn answers are
+back into chat content blocks, so the model sees exactly what ``babyvlm eval`` shows it. Single-turn answers are
 cut before the request's ``until`` strings (lmms-eval's ``["\\n\\n"]`` unless the task names others) and then
 stripped, as the leaderboard's reference wrapper does; Memory rounds are stripped only, as there.
 
 The model runs as the official harness runs it (:mod:`..harness`): ``dtype=auto`` is the original's float16 on
 an accelerator and float32 on a CPU, and a prompt longer than the tokenizer's ``model_max_length`` keeps its
-start, as the original model code cuts it (``truncation=never``: the whole prompt). lmms-eval's results file
-records only the model arguments given, so the model logs what it resolved them to when it loads and, when the
-run ends, how many prompts it cut.
+start, as the original model code cuts it (``truncation=never``: the whole prompt).
+
+lmms-eval 0.7.3 writes into its results file (``--output_path``) the model arguments as given and no attribute
+of the model, so the model adds to that file's ``config`` what it resolved them to: ``resolved_model_args``
+(the dtype it runs in, the truncation and its context limit, the stop strings it cut each task's answers at)
+and ``truncated_prompts`` (:func:`record_in_results`). It logs the same when it loads and when the run ends.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator, Sequence
 
+import torch
 from babyvlm.evaluate_metrics.devcv.tasks import canonical_task
 from lmms_eval.api.instance import Instance
 from lmms_eval.api.model import lmms
+from lmms_eval.loggers.evaluation_tracker import EvaluationTracker
 from lmms_eval.utils import eval_logger as logger
 from tqdm.auto import tqdm
 
@@ -36,6 +42,43 @@ from ..protocol import run_dialogues, system_messages
 
 def _as_bool(value) -> bool:
     return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
+
+
+_RECORDED = "_babyvlm_records_model_settings"
+_run_model: list = [lambda: None]  # a weak reference to the model of the run in progress
+
+
+def record_in_results(model) -> None:
+    """Have lmms-eval's results file carry ``model.resolved_settings()`` in its ``config``.
+
+    lmms-eval 0.7.3 builds the file's ``config`` from the command line (``model_args`` as typed, ``batch_size``,
+    ``device``, …) and serialises nothing a model resolves; its evaluation tracker's ``save_results_aggregated``
+    writes that file on the main process. It is wrapped once to add the settings of the run's model, and only
+    to the results of a run of that model's class (the ``model_backend`` lmms-eval recorded).
+    """
+    _run_model[0] = weakref.ref(model)
+    save = EvaluationTracker.save_results_aggregated
+    if getattr(save, _RECORDED, False):
+        return
+
+    def save_results_aggregated(tracker, results, *args, **kwargs):
+        run_model, config = _run_model[0](), results.get("config")
+        backend = f"{type(run_model).__module__}.{type(run_model).__name__} "
+        if run_model is not None and isinstance(config, dict) and str(config.get("model_backend")).startswith(backend):
+            config.update(run_model.resolved_settings())
+        return save(tracker, results, *args, **kwargs)
+
+    setattr(save_results_aggregated, _RECORDED, True)
+    EvaluationTracker.save_results_aggregated = save_results_aggregated
+
+
+def _total_over_processes(count: int, device) -> int:
+    """``count`` summed over the processes of a distributed run (itself in a single process)."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return count
+    total = torch.tensor(count, device=device)
+    torch.distributed.all_reduce(total)
+    return int(total.item())
 
 
 def _batches(items: Sequence, size: int) -> Iterator[Sequence]:
@@ -70,17 +113,30 @@ class BabyVLM(lmms):
         self.batch_size = int(batch_size)
         self.use_system_prompt = _as_bool(system_prompts)
         self.truncated_prompts = 0
+        self.stop_strings: dict[str, list[str]] = {}  # by task: the strings its answers were cut at
+        self.arguments = {"pretrained": pretrained, "max_new_tokens": int(max_new_tokens), "device": device}
+        self.arguments |= {"batch_size": self.batch_size, "system_prompts": self.use_system_prompt}
         settings = self.chat.describe()
         logger.info(
             f"babyvlm: {pretrained} in {settings['dtype']} (dtype={dtype}), truncation={settings['truncation']} "
             f"(context limit {settings['context_limit']})"
         )
+        record_in_results(self)
+
+    def resolved_settings(self) -> dict:
+        """What lmms-eval's results file records beside the model arguments given (:func:`record_in_results`)."""
+        settings = self.chat.describe()
+        resolved = self.arguments | {key: settings[key] for key in ("dtype", "truncation", "context_limit")}
+        resolved["stop_strings"] = dict(sorted(self.stop_strings.items()))
+        return {"resolved_model_args": resolved, "truncated_prompts": self.truncated_prompts}
 
     def _count_truncated(self, conversations: Sequence[Conversation]) -> None:
         self.truncated_prompts += sum(conversation.truncated for conversation in conversations)
 
     def clean(self):
-        """At the end of the run: say how many prompts the model saw only the start of."""
+        """At the end of the run: count the prompts the model saw only the start of, over every process, and
+        say how many."""
+        self.truncated_prompts = _total_over_processes(self.truncated_prompts, self.chat.model.device)
         if self.truncated_prompts:
             logger.warning(
                 f"babyvlm: {self.truncated_prompts} prompt(s) were longer than the tokenizer's model_max_length "
@@ -110,11 +166,12 @@ class BabyVLM(lmms):
                 conversations.append(Conversation(self._system(task_name) + turn.messages, turn.images))
             gen_kwargs = batch[0].args[1]
             until = gen_kwargs.get("until") or ()
+            stop_strings = [until] if isinstance(until, str) else list(until)
             answers += self.chat.generate(
-                conversations,
-                max_new_tokens=gen_kwargs.get("max_new_tokens"),
-                stop_strings=[until] if isinstance(until, str) else until,
+                conversations, max_new_tokens=gen_kwargs.get("max_new_tokens"), stop_strings=stop_strings
             )
+            for request in batch:
+                self.stop_strings[request.args[4]] = stop_strings
             self._count_truncated(conversations)
         return answers
 
@@ -146,6 +203,8 @@ class BabyVLM(lmms):
                 return None if done else self._user_turn(text, images)
 
             histories = [Conversation([]) for _ in batch]
+            for *_, task_name, _ in args:
+                self.stop_strings[task_name] = []  # rounds are stripped only, as the reference wrapper's
             dialogues += run_dialogues(self.chat, len(batch), next_turn, histories)
             self._count_truncated(histories)
         return dialogues

@@ -1,6 +1,6 @@
 """Utterance-frame matching: is a held-out utterance more likely with its own frame than with another's?
 
-For each image-utterance pair of a corpus split (``babyvlm-build-saycam``'s ``image_utterance``, by default its
+For each image-utterance pair of a corpus split (``babyvlm data saycam``'s ``image_utterance``, by default its
 held-out ``validation`` split), a foil frame is drawn, with a generator seeded by ``seed``, from the pairs of
 *another recording* (so that it shows another scene and not the same toys a second later) whose utterance differs.
 The model scores the utterance after each frame in its plain format; the pair counts as matched when its own frame

@@ -1,4 +1,4 @@
-"""lmms-eval model wrapper for a BabyVLM leaderboard submission (written by ``babyvlm-submission``).
+"""lmms-eval model wrapper for a BabyVLM leaderboard submission (written by ``babyvlm submit``).
 
 Self-contained: it imports lmms-eval, transformers, torch and PIL only, and the checkpoint loads
 through the Auto classes (its own remote code where it has some). It implements the interface the
@@ -20,15 +20,20 @@ As the original BabyLLaVA-V2 runs (model arguments, defaults first): ``dtype=aut
 float32 on a CPU; ``truncation=model_max_length`` answers a prompt longer than the tokenizer's
 ``model_max_length`` from its first tokens, as the original model code cuts its input sequences (the images'
 features spliced in first, so the cut may fall inside an image), ``truncation=never`` from the whole prompt.
-The model logs what it resolved them to, and at the end of the run how many prompts it cut.
+lmms-eval 0.7.3 writes into its results file the model arguments as given and no attribute of the model, so the
+model adds to that file's ``config`` what it resolved them to, ``resolved_model_args`` (the dtype it ran in, the
+truncation and its context limit, the stop strings it cut each task's answers at), and ``truncated_prompts``
+(:func:`record_in_results`). It logs the same when it loads and when the run ends.
 """
 
 import json
+import weakref
 
 import torch
 from lmms_eval.api.instance import Instance
 from lmms_eval.api.model import lmms
 from lmms_eval.api.registry import register_model
+from lmms_eval.loggers.evaluation_tracker import EvaluationTracker
 from lmms_eval.utils import eval_logger as logger  # loguru's logger, as lmms-eval logs
 from PIL import Image
 from transformers import AutoModelForImageTextToText, AutoProcessor
@@ -37,6 +42,30 @@ REGISTERED_NAME = "babyvlm_submission"
 IMAGE_PLACEHOLDER = "<image>"
 TRUNCATION_MODES = ("model_max_length", "never")
 NO_LIMIT = 10**9  # transformers' model_max_length of a tokenizer that names no limit is int(1e30)
+
+
+_RECORDED = "_records_model_settings"
+_run_model: list = [lambda: None]  # a weak reference to the model of the run in progress
+
+
+def record_in_results(model) -> None:
+    """Have lmms-eval's results file carry ``model.resolved_settings()`` in its ``config``: lmms-eval 0.7.3 builds
+    that ``config`` from the command line only, and its evaluation tracker's ``save_results_aggregated`` writes the
+    file. It is wrapped once, adding the settings only to the results of a run of this model's class."""
+    _run_model[0] = weakref.ref(model)
+    save = EvaluationTracker.save_results_aggregated
+    if getattr(save, _RECORDED, False):
+        return
+
+    def save_results_aggregated(tracker, results, *args, **kwargs):
+        run_model, config = _run_model[0](), results.get("config")
+        backend = f"{type(run_model).__module__}.{type(run_model).__name__} "
+        if run_model is not None and isinstance(config, dict) and str(config.get("model_backend")).startswith(backend):
+            config.update(run_model.resolved_settings())
+        return save(tracker, results, *args, **kwargs)
+
+    setattr(save_results_aggregated, _RECORDED, True)
+    EvaluationTracker.save_results_aggregated = save_results_aggregated
 
 
 def _dtype(name: str, device: torch.device) -> torch.dtype:
@@ -131,10 +160,20 @@ class DevCVSubmission(lmms):
         cuts = truncation == "model_max_length" and isinstance(limit, int) and limit < NO_LIMIT
         self.context_limit = limit if cuts else None
         self.truncated_prompts = 0
+        self.stop_strings: dict[str, list[str]] = {}  # by task: the strings its answers were cut at
+        self.arguments = {"pretrained": pretrained, "conv_template": conv_template, "batch_size": int(batch_size)}
+        self.arguments |= {"device": str(self._device), "dtype": str(self._model.dtype).removeprefix("torch.")}
+        self.arguments |= {"truncation": truncation, "context_limit": self.context_limit, "trust_remote_code": trust}
         logger.info(
-            f"{REGISTERED_NAME}: {pretrained} in {str(self._model.dtype).removeprefix('torch.')} (dtype={dtype}), "
+            f"{REGISTERED_NAME}: {pretrained} in {self.arguments['dtype']} (dtype={dtype}), "
             f"truncation={truncation} (context limit {self.context_limit})"
         )
+        record_in_results(self)
+
+    def resolved_settings(self) -> dict:
+        """What lmms-eval's results file records beside the model arguments given (:func:`record_in_results`)."""
+        resolved = self.arguments | {"stop_strings": dict(sorted(self.stop_strings.items()))}
+        return {"resolved_model_args": resolved, "truncated_prompts": self.truncated_prompts}
 
     @property
     def model(self):
@@ -171,6 +210,10 @@ class DevCVSubmission(lmms):
         return self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
     def clean(self):
+        if torch.distributed.is_available() and torch.distributed.is_initialized():  # every process's count
+            total = torch.tensor(self.truncated_prompts, device=self.device)
+            torch.distributed.all_reduce(total)
+            self.truncated_prompts = int(total.item())
         if self.truncated_prompts:
             logger.warning(
                 f"{REGISTERED_NAME}: {self.truncated_prompts} prompt(s) were longer than the tokenizer's "
@@ -247,12 +290,14 @@ class DevCVSubmission(lmms):
                     conversations.append(([_user_message(context, len(images))], images))
                 gen_kwargs = dict(requests[batch[0]].args[1])
                 until = gen_kwargs.get("until") or []
+                until = [until] if isinstance(until, str) else list(until)
                 outputs = self._generate(conversations, int(gen_kwargs.get("max_new_tokens", 1024)))
                 for index, output in zip(batch, outputs):
                     # As the reference wrapper: the text before each stop string, then (its scoring) stripped.
-                    for stop in [until] if isinstance(until, str) else until:
+                    for stop in until:
                         output = output.split(stop)[0]
                     answers[index] = output.strip()
+                    self.stop_strings[requests[index].args[4]] = until
         return answers
 
     def generate_until_multi_round(self, requests: list[Instance]) -> list[str]:
@@ -262,6 +307,7 @@ class DevCVSubmission(lmms):
             for request in batch:
                 *_, doc_id, task, split = request.args
                 docs.append(self._doc(task, split, doc_id))
+                self.stop_strings[task] = []  # no stop strings in the reference wrapper's rounds
             max_new_tokens = int(batch[0].args[1].get("max_new_tokens", 128))
             rounds = [self._rounds(doc) for doc in docs]
             histories = [([], []) for _ in docs]

@@ -1,4 +1,4 @@
-"""Lazy, paged access to a DevCV dataset folder (``babyvlm-build-devcv`` output).
+"""Lazy, paged access to a DevCV dataset folder (``babyvlm data devcv`` output).
 
 Nothing is loaded whole: the folder's README ``configs`` name each task's parquet files, an item is
 read from its parquet row group with pyarrow (one row group cached per task split), the light
@@ -118,7 +118,7 @@ class DevCVFolder:
         if not configs:
             raise ExploreError(
                 f"{self.path} is not a DevCV dataset folder: its README `configs` name no DevCV task "
-                "(build one with babyvlm-build-devcv)"
+                "(build one with babyvlm data devcv)"
             )
         self.tasks: dict[str, DevCVTask] = {name: canonical_task(name) for name in configs}
         self._configs = configs

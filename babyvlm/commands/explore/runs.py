@@ -1,4 +1,4 @@
-"""Evaluation runs (``babyvlm-eval`` output folders) laid over a DevCV folder.
+"""Evaluation runs (``babyvlm eval`` output folders) laid over a DevCV folder.
 
 A run folder holds ``predictions.jsonl`` (one scored item per line), ``run.json`` (model, data,
 split), ``summary.json`` (per-task scores) and the runner's plots. An item counts as correct when
@@ -62,7 +62,7 @@ def load_run(path: str | Path, name: str | None = None) -> Run:
     predictions = path / PREDICTIONS_FILE
     if not predictions.is_file():
         raise ExploreError(
-            f"{path} is not an evaluation run folder (no {PREDICTIONS_FILE}; make one with babyvlm-eval)"
+            f"{path} is not an evaluation run folder (no {PREDICTIONS_FILE}; make one with babyvlm eval)"
         )
     entries: dict[str, dict[str, dict]] = defaultdict(dict)
     for line_number, line in enumerate(predictions.read_text().splitlines(), start=1):

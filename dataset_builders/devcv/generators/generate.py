@@ -1,6 +1,6 @@
 """Generate DevCV items from an annotated corpus into a dataset folder that loads like a built one.
 
-Output layout (the same as ``babyvlm-build-devcv``'s)::
+Output layout (the same as ``babyvlm data devcv``'s)::
 
     <output>/README.md                 YAML configs (``all`` = default, one per task) + card + shortcut audit
     <output>/generation_report.json    settings, splits, and per task/split what was written or skipped
