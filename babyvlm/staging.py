@@ -34,7 +34,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .locking import output_lock
+from .locking import check_output_location, output_lock
 
 STAGING_OWNER_FILE = ".babyvlm-staging-owner"
 """In each staging folder: "<host> <pid>" of the run writing it (removed before the rename)."""
@@ -45,16 +45,15 @@ logger = logging.getLogger(__name__)
 def staged_folder(target: str | Path, overwrite: bool = False) -> Iterator[Path]:
     """Yield an empty staging folder that replaces the folder ``target`` when the block succeeds.
 
-    ``target`` must not exist unless ``overwrite`` is set (and then it must be a folder). On any error the
+    ``target`` must not exist unless ``overwrite`` is set (and then it must be a folder), and must lie where this
+    process can write (:func:`babyvlm.locking.check_output_location`). On any error the
     staging folder is removed and ``target`` is left untouched. The block holds ``target``'s output lock
     (:mod:`babyvlm.locking`): a second writer of the same folder is refused.
     """
     target = Path(target)
     with output_lock(target):
-        if target.exists() and not (overwrite and target.is_dir()):
-            if target.is_dir():
-                raise FileExistsError(f"{target} already exists; pass overwrite=True (--overwrite) to replace it")
-            raise FileExistsError(f"{target} is a file, not a folder")
+        if target.exists() and not overwrite:  # (a file in its place is refused by the lock)
+            raise FileExistsError(f"{target} already exists; pass overwrite=True (--overwrite) to replace it")
         target.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_staging(target)
         staging = _staging_name(target)
@@ -73,9 +72,11 @@ def staged_folder(target: str | Path, overwrite: bool = False) -> Iterator[Path]
 def staged_file(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``target`` that replaces ``target`` (atomically) when the block succeeds.
 
-    The temporary file is removed on any error; ``target`` keeps its previous content, if any.
+    The temporary file is removed on any error; ``target`` keeps its previous content, if any. A folder ``target``
+    cannot be written in is named first (:func:`babyvlm.locking.check_output_location`).
     """
     target = Path(target)
+    check_output_location(target.parent, beside=False)
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = _staging_name(target)
     try:

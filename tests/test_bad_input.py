@@ -231,8 +231,11 @@ def test_eval_refuses_an_output_folder_it_cannot_write(tiny_model_dir, tmp_path,
     error = run_eval(tiny_model_dir, tmp_path / "a_file" / "eval", tmp_path, monkeypatch, capsys)
     assert f"output folder {tmp_path / 'a_file' / 'eval'}: cannot be created, {tmp_path / 'a_file'} is a file" in error
 
-    # A read-only folder, checked by an unprivileged process (root may write anywhere).
-    from babyvlm.evaluate_metrics.preflight import PreflightError, check_output_writable
+
+def test_an_output_folder_in_a_read_only_folder_is_named_before_anything_is_written():
+    """Checked by an unprivileged process (root may write anywhere), through the lock every writer takes."""
+    from babyvlm.locking import OutputLocationError, output_lock
+    from babyvlm.staging import write_text
 
     base = Path(tempfile.mkdtemp())
     try:
@@ -242,27 +245,35 @@ def test_eval_refuses_an_output_folder_it_cannot_write(tiny_model_dir, tmp_path,
         context = multiprocessing.get_context("fork")
         queue = context.Queue()
 
-        def check_as_unprivileged_user():
+        def lock_a_folder():  # as `babyvlm eval`, the training recipes and every staged folder do
+            with output_lock(base / "results" / "eval"):
+                pass
+
+        def write_as_unprivileged_user():
             if os.geteuid() == 0:
                 os.setgid(65534)
                 os.setuid(65534)
-            try:
-                check_output_writable(base / "results" / "eval")
-            except PreflightError as failure:
-                queue.put(str(failure))
-            else:
-                queue.put("written")
+            messages = []
+            for write in (lock_a_folder, lambda: write_text(base / "results" / "report.json", "{}")):
+                try:
+                    write()
+                except OutputLocationError as failure:
+                    messages.append(str(failure))
+                else:
+                    messages.append("written")
+            queue.put(messages)
 
-        child = context.Process(target=check_as_unprivileged_user)
+        child = context.Process(target=write_as_unprivileged_user)
         child.start()
         child.join(30)
-        message = queue.get(timeout=5)
+        messages = queue.get(timeout=5)
     finally:
         (base / "results").chmod(0o755)
         shutil.rmtree(base)
-    assert (
-        message == f"output folder {base / 'results' / 'eval'}: {base / 'results'} is not writable (Permission denied)"
-    )
+    assert messages == [
+        f"output folder {base / 'results' / 'eval'}: {base / 'results'} is not writable (Permission denied)",
+        f"output folder {base / 'results'}: {base / 'results'} is not writable (Permission denied)",
+    ]
 
 
 def test_saycam_transcripts_that_name_no_video_fail_the_build_instead_of_empty_corpora(saycam_world, tmp_path, capsys):
@@ -432,3 +443,74 @@ def test_a_broken_dataset_card_is_named_by_eval_audit_and_training(release, tmp_
     assert [line.split(": error: ", 1)[1].startswith(named) for line in errors] == [True, True], errors
     with pytest.raises(ValueError, match=re.escape(named)):
         load_spec(DatasetSpec(data, None, "train"))
+
+
+# --- every command's output folder ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def stage0_towers(tmp_path_factory):
+    """A tiny stage-0 vision model and language model (with tokenizer), as `babyvlm train assemble` takes them."""
+    from babyvlm.processing import train_tokenizer
+    from transformers import Dinov2Model, LlamaForCausalLM
+
+    from babyvlm.testing.babyllava import SAMPLE_UTTERANCES, tiny_config
+
+    root = tmp_path_factory.mktemp("stage0")
+    tokenizer = train_tokenizer(SAMPLE_UTTERANCES * 4, vocab_size=64, min_frequency=1)
+    towers = tiny_config(len(tokenizer), tokenizer.image_token_id)
+    LlamaForCausalLM(towers.text_config).save_pretrained(root / "lm")
+    tokenizer.save_pretrained(root / "lm")
+    Dinov2Model(towers.vision_config).save_pretrained(root / "vision")
+    return root
+
+
+def command_lines(inputs: dict) -> dict:
+    """(module of the verb's `main`, its argv before the output option, that option) per writing command."""
+    world, model = str(inputs["world"]), str(inputs["model"])
+    sft = ["--stage", "instruct", "--model_name_or_path", model, "--datasets", str(inputs["chat"])]
+    sft += ["--use_cpu", "true", "--report_to", "none", "--save_strategy", "no", "--max_steps", "1", "--bf16", "false"]
+    return {
+        "eval": ("babyvlm.evaluate_metrics.runner", ["--model", model, "--data", world, "--no-progress"], "--output"),
+        "data saycam": (
+            "babyvlm.dataset_builders.saycam.cli",
+            ["--videos", f"{world}/videos", "--transcripts", f"{world}/transcripts.csv", "--corpora", "utterances"],
+            "--output",
+        ),
+        "data devcv": ("babyvlm.dataset_builders.devcv.cli", [str(inputs["release"]), "--no-audit"], "--output"),
+        "data generate": ("babyvlm.dataset_builders.devcv.generators.cli", ["--annotations", world], "--output"),
+        "data toyworld": ("babyvlm.dataset_builders.toyworld.cli", [], "--output"),
+        "convert": ("babyvlm.convert", ["--llava-checkpoint", str(inputs["release"])], "--output"),
+        "submit": ("babyvlm.evaluate_metrics.submission", ["--model", model, "--name", "Mine"], "--output"),
+        "compare": ("babyvlm.evaluate_metrics.compare", [world], "--output"),
+        "train assemble": (
+            "babyvlm.training.assemble",
+            ["--vision", str(inputs["towers"] / "vision"), "--language-model", str(inputs["towers"] / "lm")],
+            "--output",
+        ),
+        "train sft": ("babyvlm.training.sft", sft, "--output_dir"),
+    }
+
+
+COMMANDS = list(command_lines({name: Path() for name in ("world", "model", "chat", "release", "towers")}))
+
+
+@pytest.mark.parametrize("under", [False, True], ids=["is-a-file", "under-a-file"])
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_names_an_output_folder_that_is_a_file_or_lies_under_one(
+    command, under, saycam_world, tiny_model_dir, sft_data, stage0_towers, release, tmp_path, capsys
+):
+    import importlib
+
+    write_json(release / "data.json", [count_item("good")])
+    inputs = {"world": saycam_world, "model": tiny_model_dir, "chat": sft_data / "good", "release": release.parents[1]}
+    module, argv, option = command_lines({**inputs, "towers": stage0_towers})[command]
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "a_file").write_text("kept")
+    output = work / "a_file" / "out" if under else work / "a_file"
+    assert importlib.import_module(module).main([*argv, option, str(output)]) == 1
+    (error,) = [line for line in capsys.readouterr().err.splitlines() if ": error: " in line]
+    reason = f": cannot be created, {work / 'a_file'} is a file" if under else " is a file, not a folder"
+    assert error == f"babyvlm {command}: error: output folder {output}{reason}"
+    assert [path.name for path in work.iterdir()] == ["a_file"] and (work / "a_file").read_text() == "kept"
