@@ -514,3 +514,30 @@ def test_every_command_names_an_output_folder_that_is_a_file_or_lies_under_one(
     reason = f": cannot be created, {work / 'a_file'} is a file" if under else " is a file, not a folder"
     assert error == f"babyvlm {command}: error: output folder {output}{reason}"
     assert [path.name for path in work.iterdir()] == ["a_file"] and (work / "a_file").read_text() == "kept"
+
+
+# --- babyvlm train assemble ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "part, damage, message",
+    [
+        ("vision", lambda path: path, "vision model {path}: no such folder, and not a Hub repo id (owner/name)"),
+        ("lm", lambda path: path, "language model {path}: no such folder, and not a Hub repo id (owner/name)"),
+        ("vision", lambda path: path.touch() or path, "vision model {path}: a file, not a model folder"),
+        ("lm", lambda path: path.mkdir() or path, "language model {path} does not load: Unrecognized model in {path}"),
+    ],
+    ids=["vision-missing", "language-model-missing", "vision-a-file", "language-model-empty-folder"],
+)
+def test_assemble_names_a_part_that_is_missing_or_does_not_load(part, damage, message, stage0_towers, tmp_path, capsys):
+    from babyvlm.training.assemble import main as assemble_main
+
+    parts = {"vision": stage0_towers / "vision", "lm": stage0_towers / "lm", part: damage(tmp_path / "part")}
+    argv = ["--vision", str(parts["vision"]), "--language-model", str(parts["lm"]), "--output", str(tmp_path / "out")]
+    assert assemble_main(argv) == 1
+    errors = capsys.readouterr().err
+    (error,) = [line for line in errors.splitlines() if ": error: " in line]  # (after a part's loading bar)
+    assert "Traceback" not in errors and error.startswith(
+        f"babyvlm train assemble: error: {message.format(path=tmp_path / 'part')}"
+    ), error
+    assert not (tmp_path / "out").exists()
