@@ -541,3 +541,20 @@ def test_assemble_names_a_part_that_is_missing_or_does_not_load(part, damage, me
         f"babyvlm train assemble: error: {message.format(path=tmp_path / 'part')}"
     ), error
     assert not (tmp_path / "out").exists()
+
+
+def test_sft_names_an_unknown_task_of_a_devcv_folder_and_lists_its_tasks(tiny_model_dir, tmp_path, capsys):
+    from babyvlm.testing.devcv import synthetic_items, write_devcv_folder
+    from babyvlm.training import sft
+
+    items = {task: synthetic_items(task, 2, split="train") for task in ("count", "vdr_open")}
+    devcv = write_devcv_folder(tmp_path / "devcv", items, split="train")
+    argv = ["--stage", "instruct", "--model_name_or_path", str(tiny_model_dir), "--datasets", f"{devcv}:cuont@train"]
+    settings = ["--use_cpu", "true", "--report_to", "none", "--max_steps", "1", "--bf16", "false"]
+    assert sft.main([*argv, *settings, "--output_dir", str(tmp_path / "out")]) == 1
+    (error,) = [line for line in capsys.readouterr().err.splitlines() if ": error: " in line]
+    assert error == (
+        f"babyvlm train sft: error: dataset {devcv}: no config 'cuont' (a DevCV folder has one per task); "
+        "its configs: count, vdr_open"
+    )
+    assert not (tmp_path / "out").exists()
