@@ -400,8 +400,11 @@ def test_sft_names_bad_data_or_arguments_in_one_line(
     settings = ["--use_cpu", "true", "--report_to", "none", "--save_strategy", "no", "--max_steps", "1"]
     settings += ["--per_device_train_batch_size", "4", "--gradient_checkpointing", "false", "--bf16", "false"]
     assert sft.main([*argv, *settings, *options, "--output_dir", str(tmp_path / "out")]) == 1
-    (error,) = [line for line in capsys.readouterr().err.splitlines() if "babyvlm train sft: error: " in line]
-    assert re.search(message, error.split("babyvlm train sft: error: ", 1)[1]), error
+    errors = capsys.readouterr().err
+    # One line of its own (not glued to the end of the progress bar the failure interrupted), no traceback.
+    (error,) = [line for line in errors.split("\n") if ": error: " in line]
+    assert error.startswith("babyvlm train sft: error: ") and "Traceback" not in errors, errors
+    assert re.search(message, error.removeprefix("babyvlm train sft: error: ")), error
     assert not (tmp_path / "out").exists()
 
 
