@@ -4,6 +4,7 @@ Each test feeds one kind of bad input a hostile but realistic user would, assert
 or field, and that nothing half-written is left. (The processor's cases are in `test_processing.py`.)
 """
 
+import errno
 import json
 import multiprocessing
 import os
@@ -561,3 +562,43 @@ def test_sft_names_an_unknown_task_of_a_devcv_folder_and_lists_its_tasks(tiny_mo
         "its configs: count, vdr_open"
     )
     assert not (tmp_path / "out").exists()
+
+
+# --- a full disk -----------------------------------------------------------------------------------------------------
+
+
+def no_space(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_a_full_disk_names_the_folder_or_file_and_leaves_nothing_half_written(tmp_path, monkeypatch):
+    from babyvlm.locking import OutputLocationError
+    from babyvlm.staging import staged_file, staged_folder
+
+    (tmp_path / "image.png").write_bytes(b"png")
+    (tmp_path / "report.json").write_text("previous")
+    monkeypatch.setattr(shutil, "copyfile", no_space)
+    with pytest.raises(OutputLocationError) as folder_failed, staged_folder(tmp_path / "out") as staging:
+        shutil.copyfile(tmp_path / "image.png", staging / "image.png")
+    with pytest.raises(OutputLocationError) as file_failed, staged_file(tmp_path / "report.json") as temporary:
+        shutil.copyfile(tmp_path / "image.png", temporary)
+    assert str(folder_failed.value) == f"output folder {tmp_path / 'out'}: no space left on device, nothing was written"
+    assert str(file_failed.value) == f"{tmp_path / 'report.json'}: no space left on device, nothing was written"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["image.png", "report.json"]
+    assert (tmp_path / "report.json").read_text() == "previous"
+
+
+def test_a_full_disk_during_a_build_is_one_line_naming_the_output_folder(release, tmp_path, monkeypatch, capsys):
+    import pyarrow.parquet
+
+    def pyarrow_out_of_space(*args, **kwargs):  # pyarrow's own error: the system's message, no errno
+        raise OSError("Error writing bytes to file. Detail: [errno 28] No space left on device")
+
+    write_json(release / "data.json", [count_item("good")])
+    monkeypatch.setattr(pyarrow.parquet.ParquetWriter, "write_table", pyarrow_out_of_space)
+    output = tmp_path / "out" / "devcv"
+    assert build_devcv_main([str(release.parents[1]), "--output", str(output), "--no-audit", "--quiet"]) == 1
+    errors = capsys.readouterr().err
+    (error,) = [line for line in errors.split("\n") if ": error: " in line]
+    assert error == f"babyvlm data devcv: error: output folder {output}: no space left on device, nothing was written"
+    assert "Traceback" not in errors and [path.name for path in output.parent.iterdir()] == []
