@@ -54,8 +54,18 @@ def fail(parser: argparse.ArgumentParser, error: Exception | str) -> int:
     """Report a failed run in one line on stderr and return the exit status that says so."""
     # A KeyError's str() is its message in quotes; every other exception's is the message.
     message = error.args[0] if isinstance(error, KeyError) and error.args else error
+    close_progress_bars()
     print(f"{parser.prog}: error: {message}", file=sys.stderr)
     return FAILURE
+
+
+def close_progress_bars() -> None:
+    """Close the progress bars a failure interrupted (a training step's, a build's): each ends its line, so the
+    error that follows starts one of its own instead of being glued to the end of the bar."""
+    tqdm = sys.modules.get("tqdm")  # (no bar was ever shown where tqdm was never imported)
+    if tqdm is not None:
+        for bar in list(tqdm.tqdm._instances):
+            bar.close()
 
 
 def restart_with_passive_omp_wait_policy() -> None:

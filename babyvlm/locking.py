@@ -10,6 +10,10 @@ exist until it is complete, is locked too), held with ``flock``: the kernel rele
 however it exits (``kill -9``, out of memory), so a lock left by a dead process is recognised without guessing
 and taken over with a note. The file holds the holder's pid, host, command and start time for the message.
 
+Taking the lock first checks that the folder can be written where it was asked for
+(:func:`check_output_location`): a folder that is a file, lies under a file or in a folder this process cannot
+write is named in one line before any work starts, not met as an ``OSError`` deep in the run.
+
 The processes of one distributed launch (``RANK`` > 0) take no lock: rank 0 holds it for the launch. Nested
 locks of one process on one folder (a recipe that locks its output folder, then writes it through staging)
 are one lock.
@@ -35,6 +39,7 @@ import logging
 import os
 import socket
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -47,6 +52,32 @@ _held: dict[Path, int] = {}
 
 class OutputLockedError(FileExistsError):
     """Another process is writing the output folder."""
+
+
+class OutputLocationError(ValueError):
+    """An output folder cannot be written where it was asked for; the message names the folder and why."""
+
+
+def check_output_location(folder: str | Path, beside: bool = True) -> None:
+    """Raise :class:`OutputLocationError` unless ``folder`` is a folder, or can be created as one, where this process
+    can write: in the folder itself where it exists, in the closest folder above it that exists (where its missing
+    parents go), and, with ``beside``, in the folder that holds it (where its lock and a staging folder go)."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise OutputLocationError(f"output folder {folder} is a file, not a folder")
+    existing = folder.absolute().parent if beside else folder.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputLocationError(f"output folder {folder}: cannot be created, {existing} is a file")
+    for place in dict.fromkeys([existing, folder.absolute()] if folder.is_dir() else [existing]):
+        try:
+            with tempfile.TemporaryFile(dir=place):
+                pass
+        except OSError as error:
+            raise OutputLocationError(
+                f"output folder {folder}: {place} is not writable ({error.strerror or error})"
+            ) from error
 
 
 def lock_path(folder: str | Path) -> Path:
@@ -114,6 +145,7 @@ def output_lock(*folders: str | Path) -> Iterator[None]:
 
 @contextmanager
 def _one_lock(folder: Path) -> Iterator[None]:
+    check_output_location(folder)
     if os.environ.get("RANK", "0") != "0":
         yield
         return

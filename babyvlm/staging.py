@@ -3,7 +3,8 @@
 Everything babyvlm writes for later use (dataset folders, converted checkpoints, the toy world, lmms-eval
 task folders, vision checkpoints, evaluation reports, SAYCam corpora) is written under a hidden sibling
 name and renamed into place only when complete, so an interrupted or failed run never leaves a file or
-folder that looks finished, and a reader never sees one half-written.
+folder that looks finished, and a reader never sees one half-written. A disk that fills up meanwhile is
+named with the folder or file in one error (:class:`~babyvlm.locking.OutputLocationError`).
 
 A staging folder holds an owner file ("<host> <pid>"): a later run for the same target removes the
 staging folders of runs that were killed (SIGKILL, out of memory) before they could clean up, and leaves
@@ -24,6 +25,7 @@ those of a run still going alone. While it writes, the run holds the target's ou
 
 from __future__ import annotations
 
+import errno
 import glob
 import logging
 import os
@@ -34,8 +36,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .locking import output_lock
+from .locking import OutputLocationError, check_output_location, output_lock
 
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+"""The errors of a device (or a quota) that ran out of space while a folder or file was written."""
 STAGING_OWNER_FILE = ".babyvlm-staging-owner"
 """In each staging folder: "<host> <pid>" of the run writing it (removed before the rename)."""
 logger = logging.getLogger(__name__)
@@ -45,27 +49,27 @@ logger = logging.getLogger(__name__)
 def staged_folder(target: str | Path, overwrite: bool = False) -> Iterator[Path]:
     """Yield an empty staging folder that replaces the folder ``target`` when the block succeeds.
 
-    ``target`` must not exist unless ``overwrite`` is set (and then it must be a folder). On any error the
+    ``target`` must not exist unless ``overwrite`` is set (and then it must be a folder), and must lie where this
+    process can write (:func:`babyvlm.locking.check_output_location`). On any error the
     staging folder is removed and ``target`` is left untouched. The block holds ``target``'s output lock
     (:mod:`babyvlm.locking`): a second writer of the same folder is refused.
     """
     target = Path(target)
     with output_lock(target):
-        if target.exists() and not (overwrite and target.is_dir()):
-            if target.is_dir():
-                raise FileExistsError(f"{target} already exists; pass overwrite=True (--overwrite) to replace it")
-            raise FileExistsError(f"{target} is a file, not a folder")
+        if target.exists() and not overwrite:  # (a file in its place is refused by the lock)
+            raise FileExistsError(f"{target} already exists; pass overwrite=True (--overwrite) to replace it")
         target.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_staging(target)
         staging = _staging_name(target)
         staging.mkdir()
-        (staging / STAGING_OWNER_FILE).write_text(f"{socket.gethostname()} {os.getpid()}")
         try:
+            (staging / STAGING_OWNER_FILE).write_text(f"{socket.gethostname()} {os.getpid()}")
             yield staging
             (staging / STAGING_OWNER_FILE).unlink()
             move_into_place(staging, target)
-        except BaseException:
+        except BaseException as error:
             shutil.rmtree(staging, ignore_errors=True)
+            raise_if_disk_full(error, f"output folder {target}")
             raise
 
 
@@ -73,16 +77,31 @@ def staged_folder(target: str | Path, overwrite: bool = False) -> Iterator[Path]
 def staged_file(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``target`` that replaces ``target`` (atomically) when the block succeeds.
 
-    The temporary file is removed on any error; ``target`` keeps its previous content, if any.
+    The temporary file is removed on any error; ``target`` keeps its previous content, if any. A folder ``target``
+    cannot be written in is named first (:func:`babyvlm.locking.check_output_location`).
     """
     target = Path(target)
+    check_output_location(target.parent, beside=False)
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = _staging_name(target)
     try:
         yield temporary
         os.replace(temporary, target)
+    except Exception as error:
+        raise_if_disk_full(error, str(target))
+        raise
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def raise_if_disk_full(error: BaseException, what: str) -> None:
+    """Raise :class:`~babyvlm.locking.OutputLocationError` naming ``what`` if ``error`` is the disk (or a quota)
+    running out; a library that raises its own error (safetensors, pyarrow) keeps the system's message in it."""
+    reasons = [os.strerror(code) for code in DISK_FULL]
+    code = getattr(error, "errno", None)
+    reason = os.strerror(code) if code in DISK_FULL else next((r for r in reasons if r in str(error)), None)
+    if reason is not None:
+        raise OutputLocationError(f"{what}: {reason.lower()}, nothing was written") from error
 
 
 def write_text(target: str | Path, text: str) -> None:

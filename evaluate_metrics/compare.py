@@ -29,6 +29,7 @@ from pathlib import Path
 from babyvlm.evaluate_metrics.devcv.tasks import TASKS, canonical_task
 
 from babyvlm.command_line import command_parser, fail
+from babyvlm.locking import OutputLockedError, locks_outputs
 
 from .devcv.uncertainty import N_RESAMPLES
 from .paired import compare_pair, interval_text
@@ -439,6 +440,11 @@ def plot_count_by_number(runs: list[Run], path: Path) -> None:
     _save(figure, path)
 
 
+def _output_folder(specs, output_dir, *_, **__) -> list:
+    return [output_dir]
+
+
+@locks_outputs(_output_folder)
 def compare_runs(
     specs: list[str],
     output_dir: str | Path,
@@ -449,7 +455,8 @@ def compare_runs(
 ) -> list[Path]:
     """Write the comparison of the runs ``specs`` (``[LABEL[@DOMAIN]=]RUN_DIR``) into ``output_dir``, with the
     paired tests of every pair (``n_resamples`` seeded bootstrap resamples) and, from a shortcut ``audit``
-    (``babyvlm data audit --json``), its solvers as baselines.
+    (``babyvlm data audit --json``), its solvers as baselines. ``output_dir`` is locked while it is written
+    (:mod:`babyvlm.locking`): two comparisons never mix their files in one folder.
 
     Returns the files written."""
     runs = read_runs(specs)
@@ -504,7 +511,7 @@ def main(argv: list[str] | None = None) -> int:
         human = read_json_file(args.human) if args.human else None
         audit = read_json_file(args.audit) if args.audit else None
         written = compare_runs(args.runs, args.output, human, args.bootstrap, args.seed, audit)
-    except (FileNotFoundError, ValueError, KeyError) as error:
+    except (FileNotFoundError, ValueError, KeyError, OutputLockedError) as error:
         return fail(parser, error)
     print(Path(written[0]).read_text())
     print("wrote " + ", ".join(str(path) for path in written))

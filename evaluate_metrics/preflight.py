@@ -1,7 +1,7 @@
-"""Checks `babyvlm eval` runs before any model is loaded: an evaluation that cannot write its results, or whose
-weights will be refused, should say so in one line at once, not after minutes of loading or a whole run.
+"""Checks `babyvlm eval` runs before any model is loaded: an evaluation whose weights will be refused should say
+so in one line at once, not after minutes of loading. (An output folder it cannot write is refused by the folder's
+lock, `babyvlm.locking.check_output_location`, before this.)
 
-- The output folder (or the closest folder above it that exists) must be a folder this process can write in.
 - A model that is no local folder is read as a Hub id; offline (``HF_HUB_OFFLINE``) it must be in the local
   Hub cache, else the folder does not exist and the Hub cannot be asked.
 - A local model folder without safetensors weights must hold pickle weights (`pytorch_model*.bin`, what
@@ -15,7 +15,6 @@ weights will be refused, should say so in one line at once, not after minutes of
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 
 import torch
@@ -55,22 +54,6 @@ def check_offline_hub_id(model: str) -> None:
             f"model folder {model} does not exist, and as a Hub id it is not in the local cache "
             "(HF_HUB_OFFLINE is set: downloading it would need a connection to the Hub)"
         )
-
-
-def check_output_writable(output_dir: str | Path) -> None:
-    output_dir = Path(output_dir)
-    existing = output_dir.absolute()
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        raise PreflightError(f"output folder {output_dir}: cannot be created, {existing} is a file")
-    try:
-        with tempfile.TemporaryFile(dir=existing):
-            pass
-    except OSError as error:
-        raise PreflightError(
-            f"output folder {output_dir}: {existing} is not writable ({error.strerror or error})"
-        ) from error
 
 
 def check_model_files(model_dir: Path) -> None:
@@ -123,5 +106,4 @@ __all__ = [
     "check_model_path",
     "check_model_weights",
     "check_offline_hub_id",
-    "check_output_writable",
 ]

@@ -65,7 +65,7 @@ from .harness import (
 from .hub_results import add_push_arguments, check_push_arguments, push_from_args
 from .inference import ChatModel, IncompatibleModelError
 from .predictions import PredictionLog, RunMismatchError, run_content
-from .preflight import check_model_path, check_output_writable
+from .preflight import check_model_path
 from .protocol import (
     MAX_NEW_TOKENS,
     MAX_NEW_TOKENS_PER_ROUND,
@@ -350,8 +350,7 @@ def model_location(model: str | Path) -> str:
 
 
 def _output_folder(model, data_dir, output_dir, **_) -> list:
-    """The folder a run writes and locks, checked first: its lock file goes beside it."""
-    check_output_writable(output_dir)
+    """The folder a run writes and locks (the lock checks first that it can be written there)."""
     return [output_dir]
 
 

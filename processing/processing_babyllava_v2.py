@@ -1,7 +1,14 @@
 """`BabyLlavaV2Processor`: tokenizer + image processor + chat templates, with multi-image and video support."""
 
+import base64
+import binascii
+import io
+import os
 import re
+from itertools import count
 
+import PIL.Image
+from transformers.image_utils import load_image
 from transformers.processing_utils import ProcessingKwargs, ProcessorMixin
 
 from .chat_templates import CHAT_TEMPLATES
@@ -76,6 +83,10 @@ class BabyLlavaV2Processor(ProcessorMixin):
                 raise ValueError(f"text[{index}] is an empty prompt ({sample!r}); pass the text to answer")
 
     def prepare_inputs_layout(self, images=None, text=None, videos=None, audio=None, **kwargs):
+        """The parent's, with image files opened here first: a path that is missing or not an image is named with its
+        position, where the parent would fail with "Incorrect image source" and a base64 decoding error."""
+        if images is not None:
+            images = _open_image_files(images, count())
         images, text, videos, audio = super().prepare_inputs_layout(images, text, videos, audio, **kwargs)
         if videos is not None:
             if text is None:
@@ -116,6 +127,36 @@ class BabyLlavaV2Processor(ProcessorMixin):
     @property
     def model_input_names(self):
         return ["input_ids", "attention_mask", "pixel_values"]
+
+
+def _open_image_files(images, numbers):
+    """Open every image given as a file path (`str` or `os.PathLike`) of a possibly nested list of images, numbered
+    in order as the image processor numbers them; URLs and base64-encoded images are left to the parent."""
+    if isinstance(images, (list, tuple)):
+        return [_open_image_files(image, numbers) for image in images]
+    number = next(numbers)
+    if not isinstance(images, (str, os.PathLike)):
+        return images
+    path = os.fspath(images)
+    if isinstance(path, bytes) or path.startswith(("http://", "https://", "data:image/")) or _is_base64_image(path):
+        return images
+    if not os.path.exists(path):
+        raise ValueError(f"image {number} ({path}): no such file")
+    if os.path.isdir(path):
+        raise ValueError(f"image {number} ({path}) is a folder, not an image file")
+    try:
+        return load_image(path)
+    except (OSError, PIL.UnidentifiedImageError, ValueError) as error:
+        raise ValueError(f"image {number} ({path}) cannot be read as an image ({error})") from None
+
+
+def _is_base64_image(text: str) -> bool:
+    """Whether `text` is an image encoded in base64, as `transformers.image_utils.load_image` accepts."""
+    try:
+        with PIL.Image.open(io.BytesIO(base64.b64decode(text, validate=True))):
+            return True
+    except (binascii.Error, ValueError, OSError):
+        return False
 
 
 def _flatten(visuals):

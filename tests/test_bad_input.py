@@ -4,6 +4,7 @@ Each test feeds one kind of bad input a hostile but realistic user would, assert
 or field, and that nothing half-written is left. (The processor's cases are in `test_processing.py`.)
 """
 
+import errno
 import json
 import multiprocessing
 import os
@@ -231,8 +232,11 @@ def test_eval_refuses_an_output_folder_it_cannot_write(tiny_model_dir, tmp_path,
     error = run_eval(tiny_model_dir, tmp_path / "a_file" / "eval", tmp_path, monkeypatch, capsys)
     assert f"output folder {tmp_path / 'a_file' / 'eval'}: cannot be created, {tmp_path / 'a_file'} is a file" in error
 
-    # A read-only folder, checked by an unprivileged process (root may write anywhere).
-    from babyvlm.evaluate_metrics.preflight import PreflightError, check_output_writable
+
+def test_an_output_folder_in_a_read_only_folder_is_named_before_anything_is_written():
+    """Checked by an unprivileged process (root may write anywhere), through the lock every writer takes."""
+    from babyvlm.locking import OutputLocationError, output_lock
+    from babyvlm.staging import write_text
 
     base = Path(tempfile.mkdtemp())
     try:
@@ -242,27 +246,35 @@ def test_eval_refuses_an_output_folder_it_cannot_write(tiny_model_dir, tmp_path,
         context = multiprocessing.get_context("fork")
         queue = context.Queue()
 
-        def check_as_unprivileged_user():
+        def lock_a_folder():  # as `babyvlm eval`, the training recipes and every staged folder do
+            with output_lock(base / "results" / "eval"):
+                pass
+
+        def write_as_unprivileged_user():
             if os.geteuid() == 0:
                 os.setgid(65534)
                 os.setuid(65534)
-            try:
-                check_output_writable(base / "results" / "eval")
-            except PreflightError as failure:
-                queue.put(str(failure))
-            else:
-                queue.put("written")
+            messages = []
+            for write in (lock_a_folder, lambda: write_text(base / "results" / "report.json", "{}")):
+                try:
+                    write()
+                except OutputLocationError as failure:
+                    messages.append(str(failure))
+                else:
+                    messages.append("written")
+            queue.put(messages)
 
-        child = context.Process(target=check_as_unprivileged_user)
+        child = context.Process(target=write_as_unprivileged_user)
         child.start()
         child.join(30)
-        message = queue.get(timeout=5)
+        messages = queue.get(timeout=5)
     finally:
         (base / "results").chmod(0o755)
         shutil.rmtree(base)
-    assert (
-        message == f"output folder {base / 'results' / 'eval'}: {base / 'results'} is not writable (Permission denied)"
-    )
+    assert messages == [
+        f"output folder {base / 'results' / 'eval'}: {base / 'results'} is not writable (Permission denied)",
+        f"output folder {base / 'results'}: {base / 'results'} is not writable (Permission denied)",
+    ]
 
 
 def test_saycam_transcripts_that_name_no_video_fail_the_build_instead_of_empty_corpora(saycam_world, tmp_path, capsys):
@@ -389,9 +401,12 @@ def test_sft_names_bad_data_or_arguments_in_one_line(
     settings = ["--use_cpu", "true", "--report_to", "none", "--save_strategy", "no", "--max_steps", "1"]
     settings += ["--per_device_train_batch_size", "4", "--gradient_checkpointing", "false", "--bf16", "false"]
     assert sft.main([*argv, *settings, *options, "--output_dir", str(tmp_path / "out")]) == 1
-    (error,) = [line for line in capsys.readouterr().err.splitlines() if "babyvlm train sft: error: " in line]
-    assert re.search(message, error.split("babyvlm train sft: error: ", 1)[1]), error
-    assert not (tmp_path / "out").exists()
+    errors = capsys.readouterr().err
+    # One line of its own (not glued to the end of the progress bar the failure interrupted), no traceback.
+    (error,) = [line for line in errors.split("\n") if ": error: " in line]
+    assert error.startswith("babyvlm train sft: error: ") and "Traceback" not in errors, errors
+    assert re.search(message, error.removeprefix("babyvlm train sft: error: ")), error
+    assert [path.name for path in tmp_path.iterdir()] == []  # no model folder, no empty checkpoints folder
 
 
 def test_a_nul_byte_in_an_image_path_skips_that_item_and_the_build_goes_on(release, tmp_path):
@@ -432,3 +447,158 @@ def test_a_broken_dataset_card_is_named_by_eval_audit_and_training(release, tmp_
     assert [line.split(": error: ", 1)[1].startswith(named) for line in errors] == [True, True], errors
     with pytest.raises(ValueError, match=re.escape(named)):
         load_spec(DatasetSpec(data, None, "train"))
+
+
+# --- every command's output folder ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def stage0_towers(tmp_path_factory):
+    """A tiny stage-0 vision model and language model (with tokenizer), as `babyvlm train assemble` takes them."""
+    from babyvlm.processing import train_tokenizer
+    from transformers import Dinov2Model, LlamaForCausalLM
+
+    from babyvlm.testing.babyllava import SAMPLE_UTTERANCES, tiny_config
+
+    root = tmp_path_factory.mktemp("stage0")
+    tokenizer = train_tokenizer(SAMPLE_UTTERANCES * 4, vocab_size=64, min_frequency=1)
+    towers = tiny_config(len(tokenizer), tokenizer.image_token_id)
+    LlamaForCausalLM(towers.text_config).save_pretrained(root / "lm")
+    tokenizer.save_pretrained(root / "lm")
+    Dinov2Model(towers.vision_config).save_pretrained(root / "vision")
+    return root
+
+
+def command_lines(inputs: dict) -> dict:
+    """(module of the verb's `main`, its argv before the output option, that option) per writing command."""
+    world, model = str(inputs["world"]), str(inputs["model"])
+    sft = ["--stage", "instruct", "--model_name_or_path", model, "--datasets", str(inputs["chat"])]
+    sft += ["--use_cpu", "true", "--report_to", "none", "--save_strategy", "no", "--max_steps", "1", "--bf16", "false"]
+    return {
+        "eval": ("babyvlm.evaluate_metrics.runner", ["--model", model, "--data", world, "--no-progress"], "--output"),
+        "data saycam": (
+            "babyvlm.dataset_builders.saycam.cli",
+            ["--videos", f"{world}/videos", "--transcripts", f"{world}/transcripts.csv", "--corpora", "utterances"],
+            "--output",
+        ),
+        "data devcv": ("babyvlm.dataset_builders.devcv.cli", [str(inputs["release"]), "--no-audit"], "--output"),
+        "data generate": ("babyvlm.dataset_builders.devcv.generators.cli", ["--annotations", world], "--output"),
+        "data toyworld": ("babyvlm.dataset_builders.toyworld.cli", [], "--output"),
+        "convert": ("babyvlm.convert", ["--llava-checkpoint", str(inputs["release"])], "--output"),
+        "submit": ("babyvlm.evaluate_metrics.submission", ["--model", model, "--name", "Mine"], "--output"),
+        "compare": ("babyvlm.evaluate_metrics.compare", [world], "--output"),
+        "train assemble": (
+            "babyvlm.training.assemble",
+            ["--vision", str(inputs["towers"] / "vision"), "--language-model", str(inputs["towers"] / "lm")],
+            "--output",
+        ),
+        "train sft": ("babyvlm.training.sft", sft, "--output_dir"),
+    }
+
+
+COMMANDS = list(command_lines({name: Path() for name in ("world", "model", "chat", "release", "towers")}))
+
+
+@pytest.mark.parametrize("under", [False, True], ids=["is-a-file", "under-a-file"])
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_names_an_output_folder_that_is_a_file_or_lies_under_one(
+    command, under, saycam_world, tiny_model_dir, sft_data, stage0_towers, release, tmp_path, capsys
+):
+    import importlib
+
+    write_json(release / "data.json", [count_item("good")])
+    inputs = {"world": saycam_world, "model": tiny_model_dir, "chat": sft_data / "good", "release": release.parents[1]}
+    module, argv, option = command_lines({**inputs, "towers": stage0_towers})[command]
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "a_file").write_text("kept")
+    output = work / "a_file" / "out" if under else work / "a_file"
+    assert importlib.import_module(module).main([*argv, option, str(output)]) == 1
+    (error,) = [line for line in capsys.readouterr().err.splitlines() if ": error: " in line]
+    reason = f": cannot be created, {work / 'a_file'} is a file" if under else " is a file, not a folder"
+    assert error == f"babyvlm {command}: error: output folder {output}{reason}"
+    assert [path.name for path in work.iterdir()] == ["a_file"] and (work / "a_file").read_text() == "kept"
+
+
+# --- babyvlm train assemble ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "part, damage, message",
+    [
+        ("vision", lambda path: path, "vision model {path}: no such folder, and not a Hub repo id (owner/name)"),
+        ("lm", lambda path: path, "language model {path}: no such folder, and not a Hub repo id (owner/name)"),
+        ("vision", lambda path: path.touch() or path, "vision model {path}: a file, not a model folder"),
+        ("lm", lambda path: path.mkdir() or path, "language model {path} does not load: Unrecognized model in {path}"),
+    ],
+    ids=["vision-missing", "language-model-missing", "vision-a-file", "language-model-empty-folder"],
+)
+def test_assemble_names_a_part_that_is_missing_or_does_not_load(part, damage, message, stage0_towers, tmp_path, capsys):
+    from babyvlm.training.assemble import main as assemble_main
+
+    parts = {"vision": stage0_towers / "vision", "lm": stage0_towers / "lm", part: damage(tmp_path / "part")}
+    argv = ["--vision", str(parts["vision"]), "--language-model", str(parts["lm"]), "--output", str(tmp_path / "out")]
+    assert assemble_main(argv) == 1
+    errors = capsys.readouterr().err
+    (error,) = [line for line in errors.splitlines() if ": error: " in line]  # (after a part's loading bar)
+    assert "Traceback" not in errors and error.startswith(
+        f"babyvlm train assemble: error: {message.format(path=tmp_path / 'part')}"
+    ), error
+    assert not (tmp_path / "out").exists()
+
+
+def test_sft_names_an_unknown_task_of_a_devcv_folder_and_lists_its_tasks(tiny_model_dir, tmp_path, capsys):
+    from babyvlm.testing.devcv import synthetic_items, write_devcv_folder
+    from babyvlm.training import sft
+
+    items = {task: synthetic_items(task, 2, split="train") for task in ("count", "vdr_open")}
+    devcv = write_devcv_folder(tmp_path / "devcv", items, split="train")
+    argv = ["--stage", "instruct", "--model_name_or_path", str(tiny_model_dir), "--datasets", f"{devcv}:cuont@train"]
+    settings = ["--use_cpu", "true", "--report_to", "none", "--max_steps", "1", "--bf16", "false"]
+    assert sft.main([*argv, *settings, "--output_dir", str(tmp_path / "out")]) == 1
+    (error,) = [line for line in capsys.readouterr().err.splitlines() if ": error: " in line]
+    assert error == (
+        f"babyvlm train sft: error: dataset {devcv}: no config 'cuont' (a DevCV folder has one per task); "
+        "its configs: count, vdr_open"
+    )
+    assert not (tmp_path / "out").exists()
+
+
+# --- a full disk -----------------------------------------------------------------------------------------------------
+
+
+def no_space(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_a_full_disk_names_the_folder_or_file_and_leaves_nothing_half_written(tmp_path, monkeypatch):
+    from babyvlm.locking import OutputLocationError
+    from babyvlm.staging import staged_file, staged_folder
+
+    (tmp_path / "image.png").write_bytes(b"png")
+    (tmp_path / "report.json").write_text("previous")
+    monkeypatch.setattr(shutil, "copyfile", no_space)
+    with pytest.raises(OutputLocationError) as folder_failed, staged_folder(tmp_path / "out") as staging:
+        shutil.copyfile(tmp_path / "image.png", staging / "image.png")
+    with pytest.raises(OutputLocationError) as file_failed, staged_file(tmp_path / "report.json") as temporary:
+        shutil.copyfile(tmp_path / "image.png", temporary)
+    assert str(folder_failed.value) == f"output folder {tmp_path / 'out'}: no space left on device, nothing was written"
+    assert str(file_failed.value) == f"{tmp_path / 'report.json'}: no space left on device, nothing was written"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["image.png", "report.json"]
+    assert (tmp_path / "report.json").read_text() == "previous"
+
+
+def test_a_full_disk_during_a_build_is_one_line_naming_the_output_folder(release, tmp_path, monkeypatch, capsys):
+    import pyarrow.parquet
+
+    def pyarrow_out_of_space(*args, **kwargs):  # pyarrow's own error: the system's message, no errno
+        raise OSError("Error writing bytes to file. Detail: [errno 28] No space left on device")
+
+    write_json(release / "data.json", [count_item("good")])
+    monkeypatch.setattr(pyarrow.parquet.ParquetWriter, "write_table", pyarrow_out_of_space)
+    output = tmp_path / "out" / "devcv"
+    assert build_devcv_main([str(release.parents[1]), "--output", str(output), "--no-audit", "--quiet"]) == 1
+    errors = capsys.readouterr().err
+    (error,) = [line for line in errors.split("\n") if ": error: " in line]
+    assert error == f"babyvlm data devcv: error: output folder {output}: no space left on device, nothing was written"
+    assert "Traceback" not in errors and [path.name for path in output.parent.iterdir()] == []

@@ -391,6 +391,28 @@ def test_bad_image_is_named_by_its_position_through_the_processor(processor):
         processor(text="<image> a <image> b", images=[solid("red"), PIL.Image.new("RGB", (10, 0))])
 
 
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("gone.png", "image 1 ({folder}/gone.png): no such file"),
+        ("folder", "image 1 ({folder}/folder) is a folder, not an image file"),
+        ("notes.txt", "image 1 ({folder}/notes.txt) cannot be read as an image (cannot identify image file"),
+    ],
+    ids=["missing", "a-folder", "not-an-image"],
+)
+def test_an_image_path_that_is_not_an_image_file_is_named_by_position_and_path(processor, tmp_path, name, message):
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "notes.txt").write_text("not pixels")
+    solid("red").save(tmp_path / "red.png")
+    for path in (str(tmp_path / name), tmp_path / name):
+        with pytest.raises(ValueError) as caught:
+            processor(text="<image> a <image> b", images=[[str(tmp_path / "red.png")], [path]])
+        assert str(caught.value).startswith(message.format(folder=tmp_path)), caught.value
+    # Paths that are image files, as `str` or `Path`, are read as the parent reads them.
+    read = processor(text="<image> a <image> b", images=[tmp_path / "red.png", str(tmp_path / "red.png")])
+    assert torch.equal(read["pixel_values"][0], processor(text="<image> a", images=[solid("red")])["pixel_values"][0])
+
+
 @pytest.mark.parametrize("text", ["", "   ", ["a ball", ""]])
 def test_empty_prompt_is_refused(processor, text):
     with pytest.raises(ValueError, match=r"text\[\d\] is an empty prompt"):

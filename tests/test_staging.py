@@ -5,6 +5,7 @@ import doctest
 import pytest
 
 from babyvlm import staging
+from babyvlm.locking import OutputLocationError
 from babyvlm.staging import staged_file, staged_folder, write_text
 
 
@@ -33,8 +34,10 @@ def test_an_existing_folder_is_replaced_only_with_overwrite(tmp_path):
         (folder / "new.txt").write_text("new")
     assert sorted(path.name for path in target.iterdir()) == ["new.txt"]
     (tmp_path / "a_file").write_text("")
-    with pytest.raises(FileExistsError, match="is a file"), staged_folder(tmp_path / "a_file", overwrite=True):
-        pass
+    with pytest.raises(OutputLocationError, match="is a file, not a folder"):
+        with staged_folder(tmp_path / "a_file", overwrite=True):
+            pass
+    assert (tmp_path / "a_file").read_text() == ""
 
 
 def test_a_failed_file_keeps_its_previous_content_and_leaves_no_temporary(tmp_path):

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
 
+from ..checkpoint_sources import is_repo_id
 from ..command_line import command_parser, fail
 from ..modeling import BabyLlavaV2Config, BabyLlavaV2ForConditionalGeneration
 from ..processing import BabyLlavaV2ImageProcessor, BabyLlavaV2Processor, add_image_token
@@ -25,10 +26,13 @@ from .model_card import PROJECT_LICENSE, render_model_card
 def assemble(
     vision_path: str | Path, language_model_path: str | Path, output_dir: str | Path | None = None, seed: int = 0
 ):
-    """Build (and optionally save) a BabyLLaVA-V2 model and processor from a vision model and a causal LM."""
-    vision = AutoModel.from_pretrained(vision_path)
-    language_model = AutoModelForCausalLM.from_pretrained(language_model_path)
-    tokenizer = add_image_token(AutoTokenizer.from_pretrained(language_model_path))
+    """Build (and optionally save) a BabyLLaVA-V2 model and processor from a vision model and a causal LM (each a
+    local folder or a Hub repo id; a part that is neither, or does not load, is named)."""
+    check_part("vision model", vision_path)  # both before either is loaded
+    check_part("language model", language_model_path)
+    vision = load_part("vision model", AutoModel, vision_path)
+    language_model = load_part("language model", AutoModelForCausalLM, language_model_path)
+    tokenizer = add_image_token(load_part("language model's tokenizer", AutoTokenizer, language_model_path))
     if language_model.get_input_embeddings().num_embeddings < len(tokenizer):
         language_model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
 
@@ -63,6 +67,25 @@ def assemble(
             write_exposure(staging, exposure)
             (staging / "README.md").write_text(card.rstrip("\n") + "\n\n" + exposure_card_section(exposure))
     return model, processor
+
+
+def check_part(what: str, path: str | Path) -> None:
+    """A part is a model folder or a Hub repo id: anything else is named (transformers would say "Repo id must be in
+    the form …" of a missing folder)."""
+    if Path(path).is_dir():
+        return
+    if Path(path).exists():
+        raise FileNotFoundError(f"{what} {path}: a file, not a model folder")
+    if not is_repo_id(str(path)):
+        raise FileNotFoundError(f"{what} {path}: no such folder, and not a Hub repo id (owner/name)")
+
+
+def load_part(what: str, auto_class, path: str | Path):
+    """``auto_class.from_pretrained(path)``; a part that does not load is one error naming it."""
+    try:
+        return auto_class.from_pretrained(path)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{what} {path} does not load: {' '.join(str(error).split())}") from error
 
 
 def main(argv: list[str] | None = None) -> int:

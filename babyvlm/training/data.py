@@ -10,6 +10,7 @@ from datasets import (
     Image,
     List,
     concatenate_datasets,
+    get_dataset_config_names,
     interleave_datasets,
     load_dataset,
     load_dataset_builder,
@@ -54,6 +55,11 @@ def load_folder(spec: DatasetSpec) -> Dataset:
     folder on the README alone, so a parquet file changed under the same folder would train on the cached old rows.
     A numbered shard set missing a member, or fewer rows than the card declares, is an error."""
     check_card_header(spec.path)
+    if spec.name is not None and spec.name not in (configs := get_dataset_config_names(spec.path)):
+        raise ValueError(  # (datasets' own message names no folder)
+            f"dataset {spec.path}: no config {spec.name!r} (a DevCV folder has one per task); "
+            f"its configs: {', '.join(configs)}"
+        )
     builder = load_dataset_builder(spec.path, spec.name)
     source = f"dataset {spec.path} ({spec.name or 'default'}, {spec.split})"
     files = (builder.config.data_files or {}).get(spec.split)

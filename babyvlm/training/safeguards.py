@@ -11,10 +11,12 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import shutil
 from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 
 import torch
@@ -36,6 +38,25 @@ def training_folders(args, training_args, *_) -> tuple[Path, Path]:
     """``output_dir`` and ``checkpoints_dir`` (default ``<output_dir>-checkpoints``) of a recipe's arguments."""
     output_dir = Path(training_args.output_dir)
     return output_dir, Path(args.checkpoints_dir or f"{output_dir}-checkpoints")
+
+
+def leaves_no_empty_checkpoints_folder(train: Callable) -> Callable:
+    """Decorate a recipe's ``train(args, training_args, ...)``: a run that fails before its first checkpoint removes
+    the checkpoints folder it created (the Trainer creates it at the start), instead of leaving it empty."""
+
+    @functools.wraps(train)
+    def wrapped(args, training_args, *rest, **kwargs):
+        checkpoints_dir = training_folders(args, training_args)[1]
+        existed = checkpoints_dir.exists()
+        try:
+            return train(args, training_args, *rest, **kwargs)
+        except BaseException:
+            if not existed and checkpoints_dir.is_dir() and not any(checkpoints_dir.iterdir()):
+                with suppress(OSError):  # (another process of the launch removed it first)
+                    checkpoints_dir.rmdir()
+            raise
+
+    return wrapped
 
 
 class FiniteTrainingMixin:

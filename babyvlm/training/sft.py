@@ -57,6 +57,7 @@ from babyvlm.training.model_card import render_model_card, training_hyperparamet
 from babyvlm.training.safeguards import (
     FiniteSFTTrainer,
     last_complete_checkpoint,
+    leaves_no_empty_checkpoints_folder,
     save_final_model,
     training_folders,
 )
@@ -259,6 +260,7 @@ def clean_model_folder(output_dir: Path) -> None:
 
 
 @locks_outputs(training_folders)
+@leaves_no_empty_checkpoints_folder
 def train(args: RecipeArguments, training_args: SFTConfig, model_args: ModelConfig | None = None) -> Path:
     """Train the stage `args.stage` and return the model folder (`training_args.output_dir`)."""
     model_args = model_args or ModelConfig()

@@ -26,6 +26,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from babyvlm.locking import check_output_location
+
 from .ages import age_in_months, read_children
 from .cards import write_card
 from .config import BuildConfig
@@ -125,6 +127,7 @@ def build_saycam(
             check_local_checkpoint(checkpoint, kind)  # fail before any work, not in every worker
     plan = plan_build(inputs, config)  # bad inputs fail here, before the output is touched
     output = Path(output)
+    check_output_location(output)  # (the shards of a build share the folder: it takes no lock)
     if overwrite and output.exists():
         shutil.rmtree(output)
     _claim_output(output, config)

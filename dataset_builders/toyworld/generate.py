@@ -64,7 +64,7 @@ def generate_toyworld(
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; choose one of {sorted(SCALES)}")
     output = Path(output)
-    if output.exists() and any(output.iterdir()) and not overwrite:
+    if output.is_dir() and any(output.iterdir()) and not overwrite:
         raise FileExistsError(f"{output} is not empty; pass overwrite=True (--overwrite) to replace it")
 
     # An empty folder may be replaced without --overwrite (checked above).

@@ -20,6 +20,7 @@ from pathlib import Path
 from transformers import CONFIG_MAPPING
 
 from babyvlm.command_line import command_parser, fail
+from babyvlm.locking import OutputLocationError, OutputLockedError
 from babyvlm.staging import staged_folder
 
 from ..harness import QUICK_LIMIT, QUICK_MAX_NEW_TOKENS
@@ -132,7 +133,7 @@ def write_submission(
 ) -> Path:
     """Write ``output/submission.json`` and ``output/model.py`` for the checkpoint ``model`` (a folder or a Hub id)."""
     output = Path(output)
-    if output.exists() and not overwrite:
+    if output.is_dir() and not overwrite:  # (a file there is named by the folder's lock)
         raise SubmissionError(f"{output} exists; choose another folder or pass overwrite=True (--overwrite)")
     num_parameters = _check_checkpoint(model)
     metadata = {key: value for key, value in (metadata or {}).items() if value is not None}
@@ -232,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
             metadata={field: getattr(args, field) for field in METADATA_FIELDS},
             overwrite=args.overwrite,
         )
-    except SubmissionError as error:
+    except (SubmissionError, OutputLocationError, OutputLockedError) as error:
         return fail(parser, error)
     print(f"wrote {output}/submission.json and {output}/model.py (lmms-eval model {registered_name(args.name)!r})")
     missing = missing_challenge_fields(json.loads((output / "submission.json").read_text()))
