@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from babyvlm.training.stages import STAGES, get_stage
+from babyvlm.training.stages import STAGES, get_stage, trained_parts
 
 REPO = Path(__file__).resolve().parents[1]
 STAGE_YAMLS = sorted((REPO / "recipes" / "babyllava_v2").rglob("stage*_*.yaml"))
@@ -45,3 +45,12 @@ def test_a_stage_is_refused_by_a_recipe_that_does_not_train_it():
         get_stage("vision")
     with pytest.raises(ValueError, match="unknown stage 'stage2'; choose one of lm, vision, align, pretrain"):
         get_stage("stage2")
+
+
+def test_a_recipe_switches_the_vision_tower_and_the_language_model_on_or_off_by_name():
+    align, instruct = STAGES["align"], STAGES["instruct"]
+    assert trained_parts(align) == ("connector",)
+    assert trained_parts(align, language_model=True) == ("connector", "language_model")
+    assert trained_parts(align, vision=True, language_model=False) == ("vision", "connector")
+    assert trained_parts(instruct, vision=False) == ("connector", "language_model")
+    assert trained_parts(instruct, language_model=False) == ("vision", "connector")

@@ -27,7 +27,7 @@ from babyvlm.dataset_builders.annotations import (
 from babyvlm.dataset_builders.saycam.layout import parse_recording_name
 from babyvlm.dataset_builders.toyworld import cli
 from babyvlm.dataset_builders.toyworld.generate import generate_toyworld
-from babyvlm.dataset_builders.toyworld.vocabulary import COLORS, INTRO_OPENERS, NUMBER_WORDS, OUTRO_OPENERS
+from babyvlm.dataset_builders.toyworld.vocabulary import COLORS, INTRO_OPENERS, LABELS, NUMBER_WORDS, OUTRO_OPENERS
 from babyvlm.dataset_builders.toyworld.world import (
     DIRECTION_VECTORS,
     SCALES,
@@ -222,3 +222,34 @@ def test_cli_generates_and_refuses_to_clobber(tmp_path, capsys):
     assert cli.main(["--output", str(tmp_path / "w")]) == 1
     assert "not empty" in capsys.readouterr().err
     assert not list(tmp_path.glob(".w.tmp-*"))
+
+
+def test_parents_who_name_in_view_label_a_visible_object_in_the_same_scenes(tmp_path):
+    plain, named = plan_world(0, SCALES["small"]), plan_world(0, SCALES["small"], name_in_view=True)
+    assert [[e.objects for e in s.episodes] for s in plain] == [[e.objects for e in s.episodes] for s in named]
+    label_forms = [re.compile("^" + form.format(color="(\\w+)", category="(\\w+)") + "$") for form in LABELS]
+    assert not any(form.match(u.text) for s in plain for e in s.episodes for u in e.utterances for form in label_forms)
+
+    root = tmp_path / "named"
+    generate_toyworld(root, seed=0, scale="small", name_in_view=True)
+    assert json.loads((root / "toyworld.json").read_text())["name_in_view"] is True
+    frames = {(f.recording, f.time_ms): f for f in load_annotations(root / "annotations").frames}
+    fps = SCALES["small"].fps
+    labels = 0
+    for row in _transcript(root):
+        if not any(form.match(row["text"]) for form in label_forms):
+            continue
+        # "a ball", "the red ball": the named object (and its colour, when said) is on screen mid-label.
+        words = row["text"].removeprefix("look, ").removeprefix("that's ").split()
+        category, color = words[-1], words[-2] if len(words) > 1 and words[-2] in COLORS else None
+        middle = (int(row["start_ms"]) + int(row["end_ms"])) // 2
+        visible = frames[(row["recording"], middle // (1000 // fps) * (1000 // fps))].objects
+        assert any(o.category == category and color in (None, o.color) for o in visible), row
+        labels += 1
+    episodes = sum(len(s.episodes) for s in named)
+    assert episodes <= labels <= 2 * episodes  # one before the motion, one after unless nothing is left
+    by_recording = {}
+    for row in _transcript(root):
+        by_recording.setdefault(row["recording"], []).append((int(row["start_ms"]), int(row["end_ms"])))
+    for spans in by_recording.values():  # labels take part of a span: utterances still never overlap
+        assert all(start < end <= after for (start, end), (after, _) in zip(spans, spans[1:]))

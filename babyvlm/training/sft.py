@@ -61,7 +61,7 @@ from babyvlm.training.safeguards import (
     save_final_model,
     training_folders,
 )
-from babyvlm.training.stages import apply_stage_freezing, get_stage, vision_parameter_test
+from babyvlm.training.stages import apply_stage_freezing, get_stage, trained_parts, vision_parameter_test
 from babyvlm.training.timeline import ExposureCallback, ExposureCollator, ExposureCountingMixin, TimelineArguments
 from babyvlm.training.trainer import BabyVLMSFTTrainer, enable_generation_cache
 
@@ -100,6 +100,13 @@ class RecipeArguments(TimelineArguments):
         metadata={
             "help": "train the vision tower (default: as the stage says for full training; no for LoRA, where "
             "`true` also puts adapters in the vision tower)"
+        },
+    )
+    train_language_model: bool | None = field(
+        default=None,
+        metadata={
+            "help": "full training: train the language model (default: as the stage says; `true` in `align` is a "
+            "deviation of the original, whose stage 1 trains the connector alone)"
         },
     )
     processor_kwargs: dict | str | None = field(
@@ -313,9 +320,7 @@ def train(args: RecipeArguments, training_args: SFTConfig, model_args: ModelConf
                 f"(r {model_args.lora_r}, alpha {model_args.lora_alpha})"
             )
         else:
-            trains = stage.trains
-            if args.train_vision is not None:
-                trains = tuple(part for part in trains if part != "vision") + (("vision",) if args.train_vision else ())
+            trains = trained_parts(stage, vision=args.train_vision, language_model=args.train_language_model)
             trainable = apply_stage_freezing(model, stage, trains)
         collator = VisionChatCollator(
             processing_class,

@@ -113,6 +113,23 @@ def get_stage(name: str, script: str = "sft.py") -> Stage:
     return stage
 
 
+def trained_parts(stage: Stage, vision: bool | None = None, language_model: bool | None = None) -> tuple[str, ...]:
+    """The parts `stage` trains, with the vision tower and the language model switched on or off where `vision` /
+    `language_model` say so (None: as the stage says).
+
+    >>> trained_parts(STAGES["align"], language_model=True)
+    ('connector', 'language_model')
+    >>> trained_parts(STAGES["instruct"], vision=False)
+    ('connector', 'language_model')
+    """
+    wanted = {"vision": vision, "language_model": language_model}
+    return tuple(
+        part
+        for part in ("vision", "connector", "language_model")
+        if (part in stage.trains if wanted.get(part) is None else wanted[part])
+    )
+
+
 def apply_stage_freezing(model: nn.Module, stage: Stage, trains: tuple[str, ...] | None = None) -> dict[str, int]:
     """Set `requires_grad` by part (`trains`, default: the stage's); returns the trainable parameter counts."""
     parts = model_parts(model)

@@ -22,12 +22,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--scale", choices=sorted(SCALES), default="small", help="small: seconds, for tests; demo: for the CPU demo"
     )
+    parser.add_argument(
+        "--name-in-view",
+        action="store_true",
+        help="the parent also labels one object in view (`a ball`), before and after each episode's motion",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
     try:
-        summary = generate_toyworld(args.output, seed=args.seed, scale=args.scale, overwrite=args.overwrite)
+        summary = generate_toyworld(
+            args.output, seed=args.seed, scale=args.scale, overwrite=args.overwrite, name_in_view=args.name_in_view
+        )
     except (FileExistsError, ValueError) as error:
         return fail(parser, error)
     print(

@@ -53,9 +53,10 @@ class ToyWorldSummary:
 
 
 def generate_toyworld(
-    output: str | Path, seed: int = 0, scale: str = "small", overwrite: bool = False
+    output: str | Path, seed: int = 0, scale: str = "small", overwrite: bool = False, name_in_view: bool = False
 ) -> ToyWorldSummary:
-    """Generate the toy world of ``seed`` at ``scale`` (``small`` or ``demo``) into ``output``.
+    """Generate the toy world of ``seed`` at ``scale`` (``small`` or ``demo``) into ``output``; ``name_in_view``:
+    the parent also labels one object in view (``a ball``) before and after each episode's motion.
 
     The world is written to a temporary sibling folder and renamed into place when complete, so
     an interrupted run never leaves a folder that looks finished. ``output`` must not exist or be
@@ -70,13 +71,13 @@ def generate_toyworld(
     # An empty folder may be replaced without --overwrite (checked above).
     with staged_folder(output, overwrite=True) as staging:
         (staging / "annotations").mkdir()
-        summary = _write_world(staging, seed, scale)
+        summary = _write_world(staging, seed, scale, name_in_view)
     return ToyWorldSummary(output=output, **summary)
 
 
-def _write_world(root: Path, seed: int, scale_name: str) -> dict[str, int]:
+def _write_world(root: Path, seed: int, scale_name: str, name_in_view: bool) -> dict[str, int]:
     scale = SCALES[scale_name]
-    scripts = plan_world(seed, scale)
+    scripts = plan_world(seed, scale, name_in_view)
     recordings, frames, exits, transcript = [], [], [], []
     for script in scripts:
         video = Path("videos") / script.child / f"{script.name}.mp4"
@@ -112,7 +113,13 @@ def _write_world(root: Path, seed: int, scale_name: str) -> dict[str, int]:
         [(child, birth.isoformat()) for child, birth in CHILDREN.items()],
     )
     counts = {"recordings": len(recordings), "frames": len(frames), "utterances": len(transcript), "exits": len(exits)}
-    manifest = {"seed": seed, "scale": scale_name, "scale_parameters": asdict(scale), "counts": counts}
+    manifest = {
+        "seed": seed,
+        "scale": scale_name,
+        "scale_parameters": asdict(scale),
+        "name_in_view": name_in_view,
+        "counts": counts,
+    }
     (root / "toyworld.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return counts
 

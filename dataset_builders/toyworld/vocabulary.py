@@ -80,3 +80,13 @@ def enter_utterance(color: str, category: str, direction: str, variant: int = 0)
     if variant:
         return f"a {color} {category} comes into the frame from the {direction} side"
     return f"here comes a {color} {category} from the {direction}"
+
+
+# How a parent labels the one object a child is looking at (joint attention): the bare word, with an article, with
+# its colour. A label is one object, so always the singular.
+LABELS = ("{category}", "a {category}", "the {color} {category}", "that's a {category}", "look, a {color} {category}")
+
+
+def object_label(variant: int, color: str, category: str) -> str:
+    """``"ball"``, ``"a ball"``, ``"the red ball"``, ``"that's a ball"``, ``"look, a red ball"``."""
+    return LABELS[variant].format(color=color, category=category)

@@ -6,6 +6,10 @@ holds still, then lets one object leave the frame — or a new one enter — in 
 directions, and holds still again. A parent names what is seen at each step. Everything is drawn
 from a ``random.Random`` seeded with the world seed and the recording name, so the same seed gives
 the same world on every machine.
+
+With ``name_in_view`` the parent also names one object the child is looking at, as caregivers do in joint
+attention: a short label (``ball``, ``a ball``, ``the red ball``) while the scene is still, before the
+description, and again once it has settled, of an object still in view.
 """
 
 from __future__ import annotations
@@ -126,8 +130,9 @@ class RecordingScript:
         return sum(episode.num_frames for episode in self.episodes)
 
 
-def plan_world(seed: int, scale: ToyWorldScale) -> list[RecordingScript]:
-    """Script every recording of the world: recordings spread evenly over each child's 6–32 months."""
+def plan_world(seed: int, scale: ToyWorldScale, name_in_view: bool = False) -> list[RecordingScript]:
+    """Script every recording of the world: recordings spread evenly over each child's 6–32 months;
+    ``name_in_view``: the parent also labels one object in view before and after each episode's motion."""
     scripts = []
     taken: set[str] = set()
     for child, birth in CHILDREN.items():
@@ -137,7 +142,7 @@ def plan_world(seed: int, scale: ToyWorldScale) -> list[RecordingScript]:
             age = low + (high - low) * (index + rng.random()) / scale.recordings_per_child
             day = birth + timedelta(days=int(age * DAYS_PER_MONTH))
             name = _unique_name(child, day, rng.randrange(8, 18), taken)
-            scripts.append(_script_recording(name, child, age_in_months(birth, day), seed, scale))
+            scripts.append(_script_recording(name, child, age_in_months(birth, day), seed, scale, name_in_view))
     return scripts
 
 
@@ -149,17 +154,28 @@ def _unique_name(child: str, day: date, hour: int, taken: set[str]) -> str:
     return name
 
 
-def _script_recording(name: str, child: str, age_months: float, seed: int, scale: ToyWorldScale) -> RecordingScript:
+def _script_recording(
+    name: str, child: str, age_months: float, seed: int, scale: ToyWorldScale, name_in_view: bool
+) -> RecordingScript:
     rng = random.Random(f"{seed}:{name}")
+    # Labels draw from their own generator, so that a world with them shows the same scenes as one without.
+    labels = random.Random(f"{seed}:{name}:labels") if name_in_view else None
     frames_per_episode = round(scale.episode_seconds * scale.fps)
     episodes = tuple(
-        _script_episode(rng, index, index * frames_per_episode, frames_per_episode, scale)
+        _script_episode(rng, labels, index, index * frames_per_episode, frames_per_episode, scale)
         for index in range(scale.episodes_per_recording)
     )
     return RecordingScript(name=name, child=child, age_months=age_months, episodes=episodes, scale=scale)
 
 
-def _script_episode(rng: random.Random, index: int, start_frame: int, num_frames: int, scale: ToyWorldScale) -> Episode:
+def _script_episode(
+    rng: random.Random,
+    labels: random.Random | None,
+    index: int,
+    start_frame: int,
+    num_frames: int,
+    scale: ToyWorldScale,
+) -> Episode:
     main_category, other_category = rng.sample(vocabulary.CATEGORIES, 2)
     main_color, other_color = rng.sample(list(vocabulary.COLORS), 2)
     main_count = rng.randint(1, vocabulary.MAX_COUNT)
@@ -188,6 +204,8 @@ def _script_episode(rng: random.Random, index: int, start_frame: int, num_frames
 
     background = tuple(rng.randint(205, 240) for _ in range(3))
     utterances = _script_utterances(rng, objects, motion, start_frame, num_frames, fps)
+    if labels is not None:
+        utterances = _with_labels(labels, utterances, objects, motion)
     return Episode(start_frame, num_frames, background, tuple(objects), motion, utterances)
 
 
@@ -235,6 +253,41 @@ def _script_utterances(rng, objects, motion, start_frame, num_frames, fps) -> tu
     spans.append((settled + gap, end_ms - gap, outro))
 
     return tuple(Utterance(round(begin), round(end), text, round(_confidence(rng), 3)) for begin, end, text in spans)
+
+
+def _with_labels(rng, utterances, objects, motion) -> tuple[Utterance, ...]:
+    """The episode's utterances with a label of an object in view at the start of the first (the still scene) and
+    at the end of the last (the settled scene), each taking part of that utterance's span."""
+    first, *middle, last = utterances
+    newcomer = {motion.instance_id} if motion and motion.kind == "enter" else set()
+    leaver = {motion.instance_id} if motion and motion.kind == "exit" else set()
+    gap = UTTERANCE_GAP_S * 1000
+    before = _label_then(rng, first, [o for o in objects if o.instance_id not in newcomer], gap, label_first=True)
+    after = _label_then(rng, last, [o for o in objects if o.instance_id not in leaver], gap, label_first=False)
+    return (*before, *middle, *after)
+
+
+def _label_then(rng, said: Utterance, in_view, gap: float, label_first: bool) -> list[Utterance]:
+    """``said`` and a label of one object of ``in_view`` (the child's focus, drawn at random) before or after it,
+    splitting its span; ``said`` alone when nothing is in view."""
+    if not in_view:
+        return [said]
+    looked_at = rng.choice(in_view)
+    text = vocabulary.object_label(rng.randrange(len(vocabulary.LABELS)), looked_at.color, looked_at.category)
+    split = said.start_ms + (said.end_ms - said.start_ms) * (0.4 if label_first else 0.5)
+    label = Utterance(
+        round(said.start_ms if label_first else split + gap / 2),
+        round(split - gap / 2 if label_first else said.end_ms),
+        text,
+        round(_confidence(rng), 3),
+    )
+    rest = Utterance(
+        round(split + gap / 2 if label_first else said.start_ms),
+        round(said.end_ms if label_first else split - gap / 2),
+        said.text,
+        said.confidence,
+    )
+    return [label, rest] if label_first else [rest, label]
 
 
 def _confidence(rng: random.Random) -> float:
