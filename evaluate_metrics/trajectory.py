@@ -31,7 +31,7 @@ import matplotlib
 
 from babyvlm.locking import locks_outputs
 from babyvlm.staging import write_text
-from babyvlm.training.exposure import EXPOSURE_FILE, folder_age, read_exposure
+from babyvlm.training.exposure import AGE_CHECKPOINTS, EXPOSURE_FILE, folder_age, read_exposure
 
 from .acquisition import SIGNIFICANCE, aoa_correlation, task_acquisition_age, word_acquisition_age
 from .data import MissingTaskError, resolve_tasks, task_data_files
@@ -88,8 +88,29 @@ def _is_model(folder: Path) -> bool:
     return (folder / "config.json").is_file()
 
 
+def _models_by_age(parent: Path) -> list[Path]:
+    """The model folders directly in ``parent``, in age order (``age-<months>mo``), then the others by name."""
+    found = [child for child in parent.iterdir() if child.is_dir() and _is_model(child)]
+    return sorted(found, key=lambda c: (folder_age(c.name) is None, folder_age(c.name) or 0.0, c.name))
+
+
+def _folder_checkpoints(folder: Path) -> list[Path]:
+    """A folder's checkpoints: a training output folder (a model holding ``age_checkpoints/``) is its age
+    checkpoints in age order followed by its final model; any other model folder is itself; a folder of model
+    folders (or one holding ``age_checkpoints/``) is each of them in age order."""
+    ages = folder / AGE_CHECKPOINTS
+    if _is_model(folder):
+        return [*(_models_by_age(ages) if ages.is_dir() else []), folder]
+    found = _models_by_age(ages if ages.is_dir() else folder)
+    if not found:
+        raise ValueError(f"{folder}: neither a model folder (config.json) nor a folder of checkpoints")
+    return found
+
+
 def resolve_checkpoints(references: list[str]) -> list[Checkpoint]:
-    """Each reference as its checkpoints, in the order given (a folder of age checkpoints in age order)."""
+    """Each reference as its checkpoints, in the order given: a training output folder (a model with
+    ``age_checkpoints/``) as its age checkpoints in age order followed by its final model, a folder of age
+    checkpoints in age order."""
     from babyvlm.checkpoint_sources import hub_errors
     from babyvlm.hub import parse_hub_reference
 
@@ -97,20 +118,7 @@ def resolve_checkpoints(references: list[str]) -> list[Checkpoint]:
     for reference in references:
         folder = Path(reference).expanduser()
         if folder.is_dir():
-            if _is_model(folder):
-                found = [folder]
-            else:
-                parent = folder / "age_checkpoints" if (folder / "age_checkpoints").is_dir() else folder
-                found = [child for child in parent.iterdir() if child.is_dir() and _is_model(child)]
-                found.sort(
-                    key=lambda c: (
-                        folder_age(c.name) is None,
-                        folder_age(c.name) or 0.0,
-                        c.name,
-                    )
-                )
-                if not found:
-                    raise ValueError(f"{folder}: neither a model folder (config.json) nor a folder of checkpoints")
+            found = _folder_checkpoints(folder)
             checkpoints += [Checkpoint(c.name, str(c), c, read_exposure(c)) for c in found]
             continue
         hub = parse_hub_reference(reference)

@@ -39,6 +39,17 @@ def test_a_folder_of_age_checkpoints_is_each_of_them_in_age_order(tmp_path):
     assert found[0].experience("words", 0) == 10.0
 
 
+def test_a_training_output_folder_is_its_age_checkpoints_in_age_order_then_its_final_model(tmp_path):
+    run = checkpoint(tmp_path / "run", {"age_months_reached": 14.0})
+    for age in ("12", "9"):
+        checkpoint(run / "age_checkpoints" / f"age-{age}mo", {"age_months_reached": float(age)})
+    found = resolve_checkpoints([str(run)])
+    assert [c.name for c in found] == ["age-9mo", "age-12mo", "run"]
+    assert found[-1].path == run and [c.experience("months", k) for k, c in enumerate(found)] == [9.0, 12.0, 14.0]
+    checkpoint(tmp_path / "plain")
+    assert [c.name for c in resolve_checkpoints([str(tmp_path / "plain")])] == ["plain"]  # no age checkpoints
+
+
 def test_without_exposure_the_name_gives_the_age_and_anything_else_only_its_order(tmp_path):
     named = checkpoint(tmp_path / "age-18mo")
     other = checkpoint(tmp_path / "final")
