@@ -74,7 +74,8 @@ class Checkpoint:
             return float(index)
         value = (self.exposure or {}).get(AXES[axis])
         if value is None and axis == "months":
-            value = folder_age(self.path.name)
+            value = final_age(self.exposure or {})
+            value = folder_age(self.path.name) if value is None else value
         if value is None:
             why = f"{EXPOSURE_FILE} has no {AXES[axis]}" if self.exposure else f"no {EXPOSURE_FILE}"
             raise ValueError(
@@ -82,6 +83,14 @@ class Checkpoint:
                 "(--x checkpoint orders the checkpoints as given)"
             )
         return float(value)
+
+
+def final_age(exposure: dict) -> float | None:
+    """The age a final folder's training stream reached, which its ``exposure.json`` leaves out (an age checkpoint
+    records it as ``age_months_reached``): the oldest age its last stage trained on, else its lineage's."""
+    stages = exposure.get("stages") or [{}]
+    reached = stages[-1].get("age_months_range") or exposure.get("age_months_range")
+    return None if reached is None else reached[1]
 
 
 def _is_model(folder: Path) -> bool:

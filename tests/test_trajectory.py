@@ -40,7 +40,9 @@ def test_a_folder_of_age_checkpoints_is_each_of_them_in_age_order(tmp_path):
 
 
 def test_a_training_output_folder_is_its_age_checkpoints_in_age_order_then_its_final_model(tmp_path):
-    run = checkpoint(tmp_path / "run", {"age_months_reached": 14.0})
+    # a final folder records no age reached: the oldest age its last stage trained on places it
+    final = {"age_months_reached": None, "age_months_range": [6.0, 30.0], "stages": [{"age_months_range": [6.5, 14.0]}]}
+    run = checkpoint(tmp_path / "run", final)
     for age in ("12", "9"):
         checkpoint(run / "age_checkpoints" / f"age-{age}mo", {"age_months_reached": float(age)})
     found = resolve_checkpoints([str(run)])
