@@ -42,6 +42,7 @@ from tqdm.auto import tqdm
 
 from babyvlm.command_line import command_parser, fail, restart_with_passive_omp_wait_policy
 from babyvlm.evaluate_metrics.devcv.tasks import DIALOGUE, canonical_task
+from babyvlm.evaluate_metrics.probes.matching import PROBE as MATCHING
 from babyvlm.evaluate_metrics.probes.report import probe_table
 from babyvlm.evaluate_metrics.probes.vocabulary import LOOKING_WHILE_LISTENING, PICTURE_VOCABULARY
 from babyvlm.staging import write_text
@@ -83,9 +84,9 @@ class DemoSize:
     README's "The main job"."""
     recipe_overrides: dict = field(default_factory=dict)
     """Extra command-line overrides per recipe stage (the keys of `RECIPE_CONFIGS`)."""
-    trajectory_probes: tuple = (PICTURE_VOCABULARY,)
-    """The zero-shot probes the trajectory stage scores at each stage-2 checkpoint, on every item the stage-2 probes
-    read (the DevCV test split), so with their n."""
+    trajectory_probes: tuple = (MATCHING, PICTURE_VOCABULARY)
+    """The probes the trajectory stage scores at each stage-2 checkpoint, on every item the stage-2 probes read (the
+    held-out image-utterance pairs, the DevCV test split), so with their n."""
 
 
 DEFAULT = DemoSize()
@@ -94,7 +95,8 @@ SMOKE = DemoSize(
     toyworld_scale="small",
     devcv_items={"train": 8, "validation": 2, "test": 4},
     recipe_overrides={name: ["--max_steps", "2"] for name in RECIPE_CONFIGS},
-    trajectory_probes=(LOOKING_WHILE_LISTENING,),  # the small world has no Picture Vocabulary test items
+    # the small world has no Picture Vocabulary test items, and its held-out pairs are of one recording
+    trajectory_probes=(LOOKING_WHILE_LISTENING,),
 )
 
 
@@ -263,12 +265,14 @@ class Demo:
         model (`babyvlm trajectory`), on the items the stage-2 probes read."""
         from babyvlm.evaluate_metrics.trajectory import trajectory
 
+        probes = self.size.trajectory_probes
         trajectory(
             [str(self.paths["stage2_pretrain"])],
             self.paths["devcv"],
             self.paths["trajectory"],
             tasks=[],
-            probes=list(self.size.trajectory_probes),
+            probes=[probe for probe in probes if probe != MATCHING],
+            pairs=self.paths["corpora"] / "image_utterance" if MATCHING in probes else None,
             batch_size=16,
             seed=self.seed,
             progress=False,
