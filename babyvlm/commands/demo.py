@@ -84,9 +84,10 @@ class DemoSize:
     README's "The main job"."""
     recipe_overrides: dict = field(default_factory=dict)
     """Extra command-line overrides per recipe stage (the keys of `RECIPE_CONFIGS`)."""
-    trajectory_probes: tuple = (MATCHING, PICTURE_VOCABULARY)
+    trajectory_probes: tuple = (PICTURE_VOCABULARY,)
     """The probes the trajectory stage scores at each stage-2 checkpoint, on every item the stage-2 probes read (the
-    held-out image-utterance pairs, the DevCV test split), so with their n."""
+    DevCV test split; `MATCHING` adds the held-out image-utterance pairs), so with their n. Utterance-frame matching
+    is left out by default: over the five stage-2 checkpoints it took 366 s against Picture Vocabulary's 17 s."""
 
 
 DEFAULT = DemoSize()
