@@ -141,7 +141,8 @@ def test_a_finished_checkpoint_is_not_recomputed_and_a_changed_one_is(scored, tm
     trajectory([str(tmp_path / "run")], data, tmp_path / "out", **options)  # the same content: copies are not changes
     assert loaded == [] and finished.stat().st_mtime_ns == before
     changed = tmp_path / "run" / "age_checkpoints" / "age-12mo"
-    save_tiny_llava(changed, seed=7)  # new weights under the same path
+    other = tmp_path / "run" / "age_checkpoints" / "age-9mo" / "model.safetensors"
+    shutil.copyfile(other, changed / "model.safetensors")  # new weights under the same path (no model to build)
     trajectory([str(tmp_path / "run")], data, tmp_path / "out", **options)
     assert sorted(loaded) == [str(changed)] * 2 and finished.stat().st_mtime_ns == before
     evaluated = tmp_path / "out" / "checkpoints" / "age-12mo" / "eval"
@@ -183,7 +184,7 @@ def counting(function, calls: list):
 def test_a_tuned_checkpoint_is_scored_in_place_of_its_original_and_the_untuned_note_goes(scored, tmp_path):
     root, data, _ = scored
     original = root / "run" / "age_checkpoints" / "age-9mo"
-    tuned = save_tiny_llava(tmp_path / "tuned", seed=3)
+    tuned = root / "run" / "age_checkpoints" / "age-12mo"  # another model stands for the tuned one
     calls = []
 
     def tune(checkpoint):
