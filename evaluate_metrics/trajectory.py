@@ -31,7 +31,7 @@ import matplotlib
 
 from babyvlm.locking import locks_outputs
 from babyvlm.staging import write_text
-from babyvlm.training.exposure import EXPOSURE_FILE, folder_age, read_exposure
+from babyvlm.training.exposure import AGE_CHECKPOINTS, EXPOSURE_FILE, folder_age, read_exposure
 
 from .acquisition import SIGNIFICANCE, aoa_correlation, task_acquisition_age, word_acquisition_age
 from .data import MissingTaskError, resolve_tasks, task_data_files
@@ -40,6 +40,8 @@ from .devcv.uncertainty import N_RESAMPLES
 from .harness import AUTO_DTYPE
 from .predictions import RUN_FILE, run_content
 from .preflight import check_output_writable
+from .probes.matching import PROBE as MATCHING
+from .probes.matching import load_pairs, utterance_frame_matching
 from .probes.scoring import ProbeResult, plain_chat, write_result
 from .probes.vocabulary import (
     LOOKING_WHILE_LISTENING,
@@ -74,7 +76,8 @@ class Checkpoint:
             return float(index)
         value = (self.exposure or {}).get(AXES[axis])
         if value is None and axis == "months":
-            value = folder_age(self.path.name)
+            value = final_age(self.exposure or {})
+            value = folder_age(self.path.name) if value is None else value
         if value is None:
             why = f"{EXPOSURE_FILE} has no {AXES[axis]}" if self.exposure else f"no {EXPOSURE_FILE}"
             raise ValueError(
@@ -84,12 +87,41 @@ class Checkpoint:
         return float(value)
 
 
+def final_age(exposure: dict) -> float | None:
+    """The age a final folder's training stream reached, which its ``exposure.json`` leaves out (an age checkpoint
+    records it as ``age_months_reached``): the oldest age its last stage trained on, else its lineage's."""
+    stages = exposure.get("stages") or [{}]
+    reached = stages[-1].get("age_months_range") or exposure.get("age_months_range")
+    return None if reached is None else reached[1]
+
+
 def _is_model(folder: Path) -> bool:
     return (folder / "config.json").is_file()
 
 
+def _models_by_age(parent: Path) -> list[Path]:
+    """The model folders directly in ``parent``, in age order (``age-<months>mo``), then the others by name."""
+    found = [child for child in parent.iterdir() if child.is_dir() and _is_model(child)]
+    return sorted(found, key=lambda c: (folder_age(c.name) is None, folder_age(c.name) or 0.0, c.name))
+
+
+def _folder_checkpoints(folder: Path) -> list[Path]:
+    """A folder's checkpoints: a training output folder (a model holding ``age_checkpoints/``) is its age
+    checkpoints in age order followed by its final model; any other model folder is itself; a folder of model
+    folders (or one holding ``age_checkpoints/``) is each of them in age order."""
+    ages = folder / AGE_CHECKPOINTS
+    if _is_model(folder):
+        return [*(_models_by_age(ages) if ages.is_dir() else []), folder]
+    found = _models_by_age(ages if ages.is_dir() else folder)
+    if not found:
+        raise ValueError(f"{folder}: neither a model folder (config.json) nor a folder of checkpoints")
+    return found
+
+
 def resolve_checkpoints(references: list[str]) -> list[Checkpoint]:
-    """Each reference as its checkpoints, in the order given (a folder of age checkpoints in age order)."""
+    """Each reference as its checkpoints, in the order given: a training output folder (a model with
+    ``age_checkpoints/``) as its age checkpoints in age order followed by its final model, a folder of age
+    checkpoints in age order."""
     from babyvlm.checkpoint_sources import hub_errors
     from babyvlm.hub import parse_hub_reference
 
@@ -97,20 +129,7 @@ def resolve_checkpoints(references: list[str]) -> list[Checkpoint]:
     for reference in references:
         folder = Path(reference).expanduser()
         if folder.is_dir():
-            if _is_model(folder):
-                found = [folder]
-            else:
-                parent = folder / "age_checkpoints" if (folder / "age_checkpoints").is_dir() else folder
-                found = [child for child in parent.iterdir() if child.is_dir() and _is_model(child)]
-                found.sort(
-                    key=lambda c: (
-                        folder_age(c.name) is None,
-                        folder_age(c.name) or 0.0,
-                        c.name,
-                    )
-                )
-                if not found:
-                    raise ValueError(f"{folder}: neither a model folder (config.json) nor a folder of checkpoints")
+            found = _folder_checkpoints(folder)
             checkpoints += [Checkpoint(c.name, str(c), c, read_exposure(c)) for c in found]
             continue
         hub = parse_hub_reference(reference)
@@ -145,6 +164,8 @@ SCORES_FILE = "scores.json"
 checkpoint whose file matches both is finished and is not recomputed."""
 PROBES = {"picture_vocabulary": PICTURE_VOCABULARY, "looking_while_listening": LOOKING_WHILE_LISTENING}
 """``--probes``: the zero-shot probes a DevCV folder feeds, by the task whose items they read."""
+PAIRS_CONFIG = "default"
+"""The one config of an image-utterance corpus (``babyvlm data saycam``'s ``image_utterance``)."""
 _PROBE_FUNCTIONS = {
     PICTURE_VOCABULARY: zero_shot_picture_vocabulary,
     LOOKING_WHILE_LISTENING: zero_shot_looking_while_listening,
@@ -167,6 +188,8 @@ def _probe_name(name: str) -> str:
     """A ``--probes`` entry as its probe name: the task's name or alias, or the probe's own name."""
     if name in _PROBE_FUNCTIONS:
         return name
+    if name == MATCHING:
+        raise ValueError(f"{MATCHING} reads an image-utterance corpus, not DevCV items: give it with --pairs CORPUS")
     try:
         task = canonical_task(name).name
     except (KeyError, ValueError):
@@ -189,8 +212,20 @@ def _scores_of_task(statistics: dict) -> dict:
     }
 
 
+def _probe_display_name(probe: str) -> str:
+    if probe == MATCHING:
+        return "utterance-frame matching"
+    return f"zero-shot {canonical_task(_probe_task(probe)).display_name}"
+
+
+def _probe_toolbox_ages(probe: str) -> list | None:
+    """The ages the NIH Baby Toolbox measure a probe stands in for covers (none for utterance-frame matching)."""
+    return None if probe == MATCHING else canonical_task(_probe_task(probe)).toolbox_age_months
+
+
 def _scores_of_probe(result: ProbeResult) -> dict:
-    """A probe's statistics and its right-of-trials per word (or phrase), for the words' ages of acquisition."""
+    """A probe's statistics and its right-of-trials per word (or phrase), for the words' ages of acquisition (none
+    where the probe's choices are about no word: utterance-frame matching)."""
     words: dict[str, list[int]] = {}
     for label, right in zip(result.labels, result.correct):
         counts = words.setdefault(label.strip().lower(), [0, 0])
@@ -203,7 +238,7 @@ def _scores_of_probe(result: ProbeResult) -> dict:
         "ci_high": result.ci_high,
         "p_value": result.p_value,
         "chance": result.chance,
-        "display_name": f"zero-shot {canonical_task(_probe_task(result.probe)).display_name}",
+        "display_name": _probe_display_name(result.probe),
         "words": words,
     }
 
@@ -223,10 +258,12 @@ def _evaluate_checkpoint(
     probes: list[str],
     settings: dict,
     eval_options: dict,
+    pairs: tuple[Path, list[str]] | None = None,
 ) -> dict:
     """The checkpoint's scores, from its ``scores.json`` where that was computed from the same content and settings,
     else computed: the runner into ``<folder>/eval`` (resumed as ``babyvlm eval`` resumes; started over where the
-    checkpoint's or the data's content changed) and the probes into ``<folder>/probes``."""
+    checkpoint's or the data's content changed) and the probes into ``<folder>/probes``, utterance-frame matching
+    on ``pairs`` (the corpus folder and its split's files) among them."""
     split, limit = settings["split"], settings["limit"]
     eval_files = [file for _, config in eval_tasks for file in task_data_files(data_dir, config, split)]
     probe_files = [
@@ -235,6 +272,9 @@ def _evaluate_checkpoint(
         for file in task_data_files(data_dir, config, split)
     ]
     content = run_content(checkpoint.path, data_dir, [*eval_files, *probe_files], folder)
+    if pairs is not None:  # the corpus's files, by their place in it: a copied corpus is the same content
+        digests = run_content(None, pairs[0], pairs[1], folder)
+        content |= {f"pairs/{name.removeprefix('data/')}": digest for name, digest in digests.items()}
     finished = _read_json(folder / SCORES_FILE)
     if finished and finished.get("content") == content and finished.get("settings") == settings:
         logger.info("%s: finished earlier from the same content; not recomputed", checkpoint.name)
@@ -261,7 +301,7 @@ def _evaluate_checkpoint(
             **eval_options,
         )
         scores["tasks"] = {key: _scores_of_task(task) for key, task in summary["tasks"].items()}
-    if probes:
+    if probes or pairs is not None:
         chat = plain_chat(checkpoint.path, device=eval_options["device"] or str(process_state().device))
         for probe in probes:
             items = load_items(data_dir, _probe_task(probe), split, limit)
@@ -270,6 +310,18 @@ def _evaluate_checkpoint(
                 folder, result, model=checkpoint.source, data=str(data_dir), split=split, seed=settings["seed"]
             )
             scores["probes"][probe] = _scores_of_probe(result)
+        if pairs is not None:
+            corpus, pairs_split = pairs[0], settings["pairs_split"]
+            result = utterance_frame_matching(
+                chat,
+                load_pairs(corpus, pairs_split),
+                seed=settings["seed"],
+                limit=limit,
+                batch_size=eval_options["batch_size"],
+            )
+            context = {"model": checkpoint.source, "pairs": str(corpus), "split": pairs_split, "seed": settings["seed"]}
+            write_result(folder, result, **context)
+            scores["probes"][MATCHING] = _scores_of_probe(result)
     write_text(
         folder / SCORES_FILE,
         json.dumps({"content": content, "settings": settings, "scores": scores}, indent=2, sort_keys=True) + "\n",
@@ -295,6 +347,8 @@ def trajectory(
     *,
     tasks: list[str] | None = None,
     probes: list[str] | None = None,
+    pairs: str | Path | None = None,
+    pairs_split: str = "validation",
     x: str = "months",
     limit: int | None = None,
     split: str = "test",
@@ -310,7 +364,9 @@ def trajectory(
 ) -> Path:
     """Score each checkpoint (references as :func:`resolve_checkpoints` takes them, or :class:`Checkpoint`) on
     ``tasks`` of a DevCV folder (all of its tasks when None; ``[]`` none) with the runner of ``babyvlm eval``, and
-    with the zero-shot ``probes`` (:data:`PROBES`; all those the folder feeds when None), and write
+    with the zero-shot ``probes`` (:data:`PROBES`; all those the folder feeds when None) and, given an image-utterance
+    corpus ``pairs`` (as ``babyvlm probe match --pairs`` takes it), utterance-frame matching on its ``pairs_split``
+    (the held-out split by default), and write
     ``trajectory.json``, ``trajectory.csv`` and a plot per task and probe into ``output_dir``; returns the path of
     ``trajectory.json``.
 
@@ -350,13 +406,17 @@ def trajectory(
         missing = [_probe_task(probe) for probe in probes if _probe_task(probe) not in available]
         if missing:
             raise MissingTaskError(f"{data_dir} has no {', '.join(missing)} items for the zero-shot probes")
-    if not eval_tasks and not probes:
+    if not eval_tasks and not probes and pairs is None:
         raise ValueError("nothing to score: no tasks and no probes")
     for _, config in eval_tasks:
         task_data_files(data_dir, config, split)
+    if pairs is not None:
+        pairs = Path(pairs).resolve()
+        pairs = (pairs, task_data_files(pairs, PAIRS_CONFIG, pairs_split))
     settings = {
         "tasks": [task.harness_key for task, _ in eval_tasks],
         "probes": probes,
+        "pairs_split": None if pairs is None else pairs_split,
         "split": split,
         "limit": limit,
         "bootstrap": bootstrap,
@@ -381,6 +441,7 @@ def trajectory(
             probes,
             settings,
             eval_options,
+            pairs,
         )
         rows.append(
             {
@@ -407,15 +468,15 @@ def measures(document: dict) -> dict[str, dict]:
     for row in document["checkpoints"]:
         for kind in ("tasks", "probes"):
             for key, entry in row[kind].items():
-                task = canonical_task(key if kind == "tasks" else _probe_task(key))
+                task = canonical_task(key) if kind == "tasks" else None
                 found.setdefault(
                     key,
                     {
                         "kind": kind[:-1],
                         "display_name": entry["display_name"],
                         "chance": entry["chance"],
-                        "toolbox_age_months": task.toolbox_age_months,
-                        "log_likelihood": kind == "probes" or task.protocol == LOGLIKELIHOOD,
+                        "toolbox_age_months": task.toolbox_age_months if task else _probe_toolbox_ages(key),
+                        "log_likelihood": task is None or task.protocol == LOGLIKELIHOOD,
                     },
                 )
     return found

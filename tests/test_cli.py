@@ -15,7 +15,7 @@ from fixtures_devcv import write_split_layout
 from babyvlm import __version__
 from babyvlm.commands import cli
 from babyvlm.commands.cli import DEPRECATED_ALIASES, VERBS
-from babyvlm.testing.devcv import synthetic_items, write_devcv_folder
+from babyvlm.testing.devcv import synthetic_items, write_devcv_folder, write_pairs_corpus
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "recipes" / "babyllava_v2" / "tiny"
@@ -254,9 +254,12 @@ TRAJECTORY = ("--limit", "2", "--max-new-tokens", "2", "--bootstrap", "20", "--d
 
 def test_trajectory_prints_each_checkpoints_score_interval_and_n(capsys, age_checkpoints, work):
     run_folder, data = age_checkpoints
-    status, out, _ = run(capsys, "trajectory", run_folder, "--data", data, "--output", work / "trajectory", *TRAJECTORY)
+    pairs = write_pairs_corpus(work / "pairs", 3)
+    argv = ("trajectory", run_folder, "--data", data, "--pairs", pairs, "--output", work / "trajectory", *TRAJECTORY)
+    status, out, _ = run(capsys, *argv)
     assert status == 0 and (work / "trajectory" / "trajectory.json").is_file()
-    for title in ("Picture Vocabulary (baby_pv", "Object Counting (baby_count", "zero-shot Picture Vocabulary"):
+    titles = ("Picture Vocabulary (baby_pv", "Object Counting (baby_count", "zero-shot Picture Vocabulary")
+    for title in (*titles, "utterance-frame matching (utterance_frame_matching"):
         block = out.split(title)[1].split("\n\n")[0].splitlines()
         assert block[1].split() == ["checkpoint", "months", "score", "95%", "CI", "n", "p"]
         assert [line.split()[0] for line in block[2:4]] == ["age-6mo", "age-8mo"]

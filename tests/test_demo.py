@@ -9,13 +9,15 @@ import subprocess
 import sys
 
 import pytest
+from babyvlm.dataset_builders.toyworld.world import AGE_RANGE_MONTHS
 from babyvlm.modeling import BabyLlavaV2ForConditionalGeneration
 from babyvlm.processing import BabyLlavaV2Processor
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from babyvlm import command_line
 from babyvlm.commands import cli, demo
-from babyvlm.commands.demo import SMOKE, Demo, main, significance_summary
+from babyvlm.commands.demo import RECIPE_CONFIGS, SMOKE, Demo, main, significance_summary
+from babyvlm.training import pretrain_vision, sft
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +43,19 @@ def test_every_artefact_is_written(smoke_run, capsys):
     probes = summary["pretraining_probes"]
     assert set(probes) == {"utterance_frame_matching", "zero_shot_picture_vocabulary"}
     assert all("skipped" in probe or probe["n"] > 0 for probe in probes.values())
+    # the same probes along the child's timeline: stage 2's age checkpoints (the few smoke steps reach some), then
+    # its final model
+    curve = summary["trajectory"]
+    names = [row["name"] for row in curve["checkpoints"]]
+    assert curve["x"] == "months" and names[-1] == "stage2_pretrain" and len(names) >= 2
+    assert all(re.fullmatch(r"age-\d+mo", name) for name in names[:-1])
+    for row in curve["checkpoints"]:
+        assert set(row["probes"]) == set(SMOKE.trajectory_probes)
+        assert all(
+            entry["n"] > 0 and entry["ci_low"] <= entry["score"] <= entry["ci_high"] for entry in row["probes"].values()
+        )
+    for written in ("trajectory.json", "trajectory.csv", *(f"plots/{p}.png" for p in SMOKE.trajectory_probes)):
+        assert (smoke_run / "trajectory" / written).is_file(), written
     for folder in (
         "toyworld",
         "corpora",
@@ -49,6 +64,7 @@ def test_every_artefact_is_written(smoke_run, capsys):
         "stage0_vision",
         "stage1_align",
         "stage2_pretrain",
+        "trajectory",
         "eval",
     ):
         assert (smoke_run / folder).is_dir(), folder
@@ -59,7 +75,7 @@ def test_second_run_reuses_finished_stages(smoke_run, capsys):
     before = (smoke_run / "model" / "model.safetensors").stat().st_mtime_ns
     Demo(smoke_run, SMOKE).run()
     printed = capsys.readouterr().out
-    assert printed.count("finished earlier, reused") == 10
+    assert printed.count("finished earlier, reused") == 11
     assert (smoke_run / "model" / "model.safetensors").stat().st_mtime_ns == before
 
 
@@ -79,6 +95,40 @@ def test_another_stage3_task_list_reruns_only_stage3_and_evaluation(tmp_path):
     other = dataclasses.replace(SMOKE, instruct_tasks=("count",))
     after = {stage.name: stage.settings for stage in Demo(tmp_path, other).stages()}
     assert [name for name in before if before[name] != after[name]] == ["model"]
+
+
+def test_stages_0_vision_to_2_read_the_childs_timeline_and_stage_2_checkpoints_ages_of_the_world(tmp_path, monkeypatch):
+    parsed = {}
+    for recipe in (sft, pretrain_vision):
+        monkeypatch.setattr(recipe, "train", lambda arguments, *_: arguments)
+    for stage in RECIPE_CONFIGS:
+        parsed[stage] = Demo(tmp_path, SMOKE).train(stage, *(["--dataset_name", "frames"] if stage == "vision" else []))
+    assert {stage: arguments.curriculum for stage, arguments in parsed.items()} == {
+        "lm": "shuffled",  # packed text has no order
+        "vision": "chronological",
+        "align": "chronological",
+        "pretrain": "chronological",
+        "instruct": "shuffled",
+    }
+    ages = parsed["pretrain"].save_at_age_months
+    assert len(ages) >= 4 and all(AGE_RANGE_MONTHS[0] < age < AGE_RANGE_MONTHS[1] for age in ages)
+
+
+def test_the_trajectory_curve_is_printed_beside_the_stage_2_probes(tmp_path, capsys):
+    entry = {"score": 0.3, "ci_low": 0.2, "ci_high": 0.4, "n": 150, "p_value": 0.2, "chance": 0.25}
+    rows = [("age-9mo", 9.0), ("age-15mo", 15.0), ("stage2_pretrain", 31.2)]
+    curve = {
+        "x": "months",
+        "checkpoints": [{"name": name, "x": x, "probes": {"zero_shot_picture_vocabulary": entry}} for name, x in rows],
+        "acquisition": {"zero_shot_picture_vocabulary": None},
+    }
+    summary = significance_summary({"overall": None, "tasks": {}})
+    demo.print_summary(tmp_path, {**summary, "trajectory": curve})
+    printed = capsys.readouterr().out
+    assert "child's timeline" in printed and "zero_shot_picture_vocabulary" in printed
+    lines = [line for line in printed.splitlines() if line.startswith(("age-", "stage2_pretrain"))]
+    assert len(lines) == 3 and all("0.300 [0.200, 0.400] n=150" in line for line in lines)
+    assert lines[-1].split()[:2] == ["stage2_pretrain", "31.2"]
 
 
 def test_significance_summary_is_a_one_sided_binomial_test():

@@ -16,7 +16,7 @@ from babyvlm.evaluate_metrics.trajectory import (
     trajectory_document,
 )
 
-from babyvlm.testing.devcv import save_tiny_llava, synthetic_items, write_devcv_folder
+from babyvlm.testing.devcv import save_tiny_llava, synthetic_items, write_devcv_folder, write_pairs_corpus
 from babyvlm.training.exposure import EXPOSURE_FORMAT
 
 
@@ -37,6 +37,19 @@ def test_a_folder_of_age_checkpoints_is_each_of_them_in_age_order(tmp_path):
     assert [c.name for c in found] == ["age-9mo", "age-10.5mo", "age-12mo"]
     assert [c.experience("months", k) for k, c in enumerate(found)] == [9.0, 10.5, 12.0]
     assert found[0].experience("words", 0) == 10.0
+
+
+def test_a_training_output_folder_is_its_age_checkpoints_in_age_order_then_its_final_model(tmp_path):
+    # a final folder records no age reached: the oldest age its last stage trained on places it
+    final = {"age_months_reached": None, "age_months_range": [6.0, 30.0], "stages": [{"age_months_range": [6.5, 14.0]}]}
+    run = checkpoint(tmp_path / "run", final)
+    for age in ("12", "9"):
+        checkpoint(run / "age_checkpoints" / f"age-{age}mo", {"age_months_reached": float(age)})
+    found = resolve_checkpoints([str(run)])
+    assert [c.name for c in found] == ["age-9mo", "age-12mo", "run"]
+    assert found[-1].path == run and [c.experience("months", k) for k, c in enumerate(found)] == [9.0, 12.0, 14.0]
+    checkpoint(tmp_path / "plain")
+    assert [c.name for c in resolve_checkpoints([str(tmp_path / "plain")])] == ["plain"]  # no age checkpoints
 
 
 def test_without_exposure_the_name_gives_the_age_and_anything_else_only_its_order(tmp_path):
@@ -60,12 +73,13 @@ def test_a_malformed_exposure_file_is_one_line_naming_it(tmp_path):
 
 RUN = {"max_new_tokens": 2, "bootstrap": 50, "progress": False, "batch_size": 4}
 PV_PROBE, LWL_PROBE = PROBES["picture_vocabulary"], PROBES["looking_while_listening"]
+MATCHING = "utterance_frame_matching"
 
 
 @pytest.fixture(scope="module")
 def scored(tmp_path_factory):
     """Two tiny age checkpoints of one run, scored on a few Picture Vocabulary, Looking While Listening and Object
-    Counting items and the two zero-shot probes."""
+    Counting items, the two zero-shot probes and utterance-frame matching on a few held-out pairs."""
     root = tmp_path_factory.mktemp("trajectory")
     data = write_devcv_folder(
         root / "devcv",
@@ -78,7 +92,8 @@ def scored(tmp_path_factory):
     for seed, age in enumerate((9, 12)):
         folder = save_tiny_llava(root / "run" / "age_checkpoints" / f"age-{age}mo", seed=seed)
         (folder / "exposure.json").write_text(json.dumps({"format": EXPOSURE_FORMAT, "age_months_reached": age + 0.5}))
-    path = trajectory([str(root / "run")], data, root / "out", **RUN)
+    write_pairs_corpus(root / "pairs", 5)
+    path = trajectory([str(root / "run")], data, root / "out", pairs=root / "pairs", **RUN)
     return root, data, path
 
 
@@ -89,7 +104,7 @@ def test_each_checkpoint_is_scored_by_the_eval_runner_and_the_probes_in_its_own_
         summary = json.loads((folder / "eval" / "summary.json").read_text())
         assert set(summary["tasks"]) == {"baby_pv", "baby_winoground", "baby_count"}
         assert json.loads((folder / "eval" / "run.json").read_text())["content"]  # the runner's own record
-        assert {path.stem for path in (folder / "probes").glob("*.json")} == {PV_PROBE, LWL_PROBE}
+        assert {path.stem for path in (folder / "probes").glob("*.json")} == {PV_PROBE, LWL_PROBE, MATCHING}
 
 
 def test_trajectory_json_has_a_row_per_checkpoint_with_n_interval_p_value_and_chance(scored):
@@ -99,13 +114,15 @@ def test_trajectory_json_has_a_row_per_checkpoint_with_n_interval_p_value_and_ch
     assert [row["exposure"]["age_months_reached"] for row in document["checkpoints"]] == [9.5, 12.5]
     for row in document["checkpoints"]:
         assert row["tasks"]["baby_pv"]["n"] == 3 and row["probes"][LWL_PROBE]["n"] == 4  # two phrases per item
+        assert row["probes"][MATCHING]["n"] == 5 and row["probes"][MATCHING]["chance"] == 0.5
         for entry in [*row["tasks"].values(), *row["probes"].values()]:
             assert entry["ci_low"] <= entry["score"] <= entry["ci_high"]
             assert 0 <= entry["p_value"] <= 1 and 0 < entry["chance"] < 1
-    assert set(document["acquisition"]) == {"baby_pv", "baby_winoground", "baby_count", PV_PROBE, LWL_PROBE}
+    assert set(document["acquisition"]) == {"baby_pv", "baby_winoground", "baby_count", PV_PROBE, LWL_PROBE, MATCHING}
+    assert document["words"][MATCHING] == {}  # its choices are about no word
     assert "Looking While Listening" in document["note"]  # not instruction-tuned: what is meaningful
     lines = (root / "out" / "trajectory.csv").read_text().splitlines()
-    assert lines[0] == "checkpoint,months,kind,key,score,n,ci_low,ci_high,p_value,chance" and len(lines) == 1 + 2 * 5
+    assert lines[0] == "checkpoint,months,kind,key,score,n,ci_low,ci_high,p_value,chance" and len(lines) == 1 + 2 * 6
     plots = sorted(path.stem for path in (root / "out" / "plots").glob("*.png"))
     assert plots == sorted(document["acquisition"])
 
@@ -119,11 +136,14 @@ def test_a_finished_checkpoint_is_not_recomputed_and_a_changed_one_is(scored, tm
     monkeypatch.setattr(trajectory_module, "evaluate_devcv", counting(trajectory_module.evaluate_devcv, loaded))
     finished = tmp_path / "out" / "checkpoints" / "age-9mo" / "scores.json"
     before = finished.stat().st_mtime_ns
-    trajectory([str(tmp_path / "run")], data, tmp_path / "out", **RUN)  # the same content: copies are not changes
+    shutil.copytree(root / "pairs", tmp_path / "pairs")
+    options = {**RUN, "pairs": tmp_path / "pairs"}
+    trajectory([str(tmp_path / "run")], data, tmp_path / "out", **options)  # the same content: copies are not changes
     assert loaded == [] and finished.stat().st_mtime_ns == before
     changed = tmp_path / "run" / "age_checkpoints" / "age-12mo"
-    save_tiny_llava(changed, seed=7)  # new weights under the same path
-    trajectory([str(tmp_path / "run")], data, tmp_path / "out", **RUN)
+    other = tmp_path / "run" / "age_checkpoints" / "age-9mo" / "model.safetensors"
+    shutil.copyfile(other, changed / "model.safetensors")  # new weights under the same path (no model to build)
+    trajectory([str(tmp_path / "run")], data, tmp_path / "out", **options)
     assert sorted(loaded) == [str(changed)] * 2 and finished.stat().st_mtime_ns == before
     evaluated = tmp_path / "out" / "checkpoints" / "age-12mo" / "eval"
     recorded = json.loads((evaluated / "run.json").read_text())["content"]
@@ -131,6 +151,26 @@ def test_a_finished_checkpoint_is_not_recomputed_and_a_changed_one_is(scored, tm
         recorded["model/model.safetensors"] == hashlib.sha256((changed / "model.safetensors").read_bytes()).hexdigest()
     )
     assert len((evaluated / "predictions.jsonl").read_text().splitlines()) == 3 + 2 + 2  # started over, not appended
+
+
+def test_matching_alone_is_tied_to_the_pairs_content_and_other_pairs_score_it_again(scored, tmp_path, monkeypatch):
+    root, data, _ = scored
+    original = root / "run" / "age_checkpoints" / "age-9mo"
+    pairs = write_pairs_corpus(tmp_path / "pairs", 4)
+    options = {**RUN, "tasks": [], "probes": [], "pairs": pairs}
+    document = json.loads(trajectory([str(original)], data, tmp_path / "out", **options).read_text())
+    [row] = document["checkpoints"]
+    assert list(row["probes"]) == [MATCHING] and row["probes"][MATCHING]["n"] == 4
+    loaded = []
+    monkeypatch.setattr(trajectory_module, "plain_chat", counting(trajectory_module.plain_chat, loaded))
+    trajectory([str(original)], data, tmp_path / "out", **options)
+    assert loaded == []  # the same pairs: finished
+    write_pairs_corpus(pairs, 4, seed=1)  # other pairs under the same path
+    trajectory([str(original)], data, tmp_path / "out", **options)
+    assert loaded == [str(original)]
+    shard = pairs / "data" / "validation" / "00000.parquet"
+    recorded = json.loads((tmp_path / "out" / "checkpoints" / "age-9mo" / "scores.json").read_text())["content"]
+    assert recorded["pairs/data/validation/00000.parquet"] == hashlib.sha256(shard.read_bytes()).hexdigest()
 
 
 def counting(function, calls: list):
@@ -144,7 +184,7 @@ def counting(function, calls: list):
 def test_a_tuned_checkpoint_is_scored_in_place_of_its_original_and_the_untuned_note_goes(scored, tmp_path):
     root, data, _ = scored
     original = root / "run" / "age_checkpoints" / "age-9mo"
-    tuned = save_tiny_llava(tmp_path / "tuned", seed=3)
+    tuned = root / "run" / "age_checkpoints" / "age-12mo"  # another model stands for the tuned one
     calls = []
 
     def tune(checkpoint):
@@ -166,6 +206,8 @@ def test_a_tuned_checkpoint_is_scored_in_place_of_its_original_and_the_untuned_n
         ({"probes": ["count"]}, "no zero-shot probe 'count'"),
         ({"tasks": [], "probes": []}, "nothing to score"),
         ({"limit": 0}, "limit must be at least 1"),
+        ({"probes": [MATCHING]}, "reads an image-utterance corpus.*--pairs CORPUS"),
+        ({"pairs": "PAIRS", "pairs_split": "test"}, "has no split 'test'"),
         ({"x": "hours"}, "no video_hours and its name gives no age"),
     ],
 )
@@ -173,6 +215,7 @@ def test_bad_arguments_are_refused_before_a_model_loads(scored, tmp_path, monkey
     root, data, _ = scored
     monkeypatch.setattr(trajectory_module, "evaluate_devcv", None)  # any call fails loudly
     monkeypatch.setattr(trajectory_module, "plain_chat", None)
+    options = {key: root / "pairs" if value == "PAIRS" else value for key, value in options.items()}
     with pytest.raises(ValueError, match=message):
         trajectory([str(root / "run")], data, tmp_path / "out", **options)
 

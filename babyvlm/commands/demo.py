@@ -3,7 +3,12 @@
 `babyvlm demo [--output babyvlm-demo] [--force] [--smoke]` runs every part of the framework, in order:
 
     toy world -> SAYCam-format corpora -> stage 0 (tokenizer + LM, ViT self-supervision) -> stage 1 (connector)
-    -> stage 2 (joint) -> DevCV items -> stage 3 (DevCV instruction tuning) -> DevCV evaluation
+    -> stage 2 (joint) -> DevCV items -> stage-2 probes and their trajectory over stage 2's age checkpoints
+    -> stage 3 (DevCV instruction tuning) -> DevCV evaluation
+
+Stages 0 (vision) to 2 read their corpora in the child's order (`curriculum: chronological`; stage 0's LM packs its
+text, so it has no order), and stage 2 writes age checkpoints (`CHILDS_TIMELINE`), which the trajectory stage scores
+with the zero-shot probes (`babyvlm trajectory`), the final stage-2 model last.
 
 It is a thin driver: the data steps call the builders, the training steps call the recipes' training functions
 (`babyvlm.training.sft.train`, `babyvlm.training.pretrain_vision.train`, what `recipes/sft.py` and
@@ -37,7 +42,9 @@ from tqdm.auto import tqdm
 
 from babyvlm.command_line import command_parser, fail, restart_with_passive_omp_wait_policy
 from babyvlm.evaluate_metrics.devcv.tasks import DIALOGUE, canonical_task
+from babyvlm.evaluate_metrics.probes.matching import PROBE as MATCHING
 from babyvlm.evaluate_metrics.probes.report import probe_table
+from babyvlm.evaluate_metrics.probes.vocabulary import LOOKING_WHILE_LISTENING, PICTURE_VOCABULARY
 from babyvlm.staging import write_text
 from babyvlm.training.stages import STAGES
 
@@ -48,6 +55,15 @@ MEMORY_OBJECTS_PER_ITEM = 5
 # The CPU-sized YAML of each training stage, by the stage's name (`babyvlm.training.stages`), also its key in
 # `DemoSize.recipe_overrides`.
 RECIPE_CONFIGS = {name: f"{stage.label}.yaml" for name, stage in STAGES.items()}
+AGE_CHECKPOINT_MONTHS = ("9", "15", "21", "27")
+"""Stage 2's age checkpoints, 6 months apart inside the 6-32 months the toy world's recordings span
+(`AGE_RANGE_MONTHS` of `babyvlm.dataset_builders.toyworld.world`; the few steps of `--smoke` reach the first ones)."""
+CHILDS_TIMELINE = {
+    "vision": ["--curriculum", "chronological"],
+    "align": ["--curriculum", "chronological"],
+    "pretrain": ["--curriculum", "chronological", "--save_at_age_months", *AGE_CHECKPOINT_MONTHS],
+}
+"""The recipe arguments that train a stage along the child's timeline, by the keys of `RECIPE_CONFIGS`."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +84,10 @@ class DemoSize:
     README's "The main job"."""
     recipe_overrides: dict = field(default_factory=dict)
     """Extra command-line overrides per recipe stage (the keys of `RECIPE_CONFIGS`)."""
+    trajectory_probes: tuple = (PICTURE_VOCABULARY,)
+    """The probes the trajectory stage scores at each stage-2 checkpoint, on every item the stage-2 probes read (the
+    DevCV test split; `MATCHING` adds the held-out image-utterance pairs), so with their n. Utterance-frame matching
+    is left out by default: over the five stage-2 checkpoints it took 366 s against Picture Vocabulary's 17 s."""
 
 
 DEFAULT = DemoSize()
@@ -76,6 +96,8 @@ SMOKE = DemoSize(
     toyworld_scale="small",
     devcv_items={"train": 8, "validation": 2, "test": 4},
     recipe_overrides={name: ["--max_steps", "2"] for name in RECIPE_CONFIGS},
+    # the small world has no Picture Vocabulary test items, and its held-out pairs are of one recording
+    trajectory_probes=(LOOKING_WHILE_LISTENING,),
 )
 
 
@@ -101,6 +123,7 @@ class Demo:
                 "stage1_align",
                 "stage2_pretrain",
                 "probes",
+                "trajectory",
                 "model",
                 "eval",
             )
@@ -141,7 +164,13 @@ class Demo:
         recipe = {"sft.py": sft, "pretrain_vision.py": pretrain_vision}[STAGES[stage].script]
         with as_file(TINY / RECIPE_CONFIGS[stage]) as config:
             parsed = recipe.parse_args(
-                ["--config", str(config), *arguments, *self.size.recipe_overrides.get(stage, [])]
+                [
+                    "--config",
+                    str(config),
+                    *arguments,
+                    *CHILDS_TIMELINE.get(stage, []),
+                    *self.size.recipe_overrides.get(stage, []),
+                ]
             )
         sft.configure_logging()
         return recipe.train(*parsed)
@@ -232,8 +261,27 @@ class Demo:
             seed=self.seed,
         )
 
+    def trajectory(self):
+        """The zero-shot probes along the child's timeline: stage 2's age checkpoints in age order, then its final
+        model (`babyvlm trajectory`), on the items the stage-2 probes read."""
+        from babyvlm.evaluate_metrics.trajectory import trajectory
+
+        probes = self.size.trajectory_probes
+        trajectory(
+            [str(self.paths["stage2_pretrain"])],
+            self.paths["devcv"],
+            self.paths["trajectory"],
+            tasks=[],
+            probes=[probe for probe in probes if probe != MATCHING],
+            pairs=self.paths["corpora"] / "image_utterance" if MATCHING in probes else None,
+            batch_size=16,
+            seed=self.seed,
+            progress=False,
+        )
+
     def evaluate(self):
         from babyvlm.evaluate_metrics.runner import evaluate_devcv
+        from babyvlm.evaluate_metrics.trajectory import TRAJECTORY_FILE
 
         evaluate_devcv(
             self.paths["model"],
@@ -248,6 +296,7 @@ class Demo:
         summary["pretraining_probes"] = {
             path.stem: json.loads(path.read_text()) for path in sorted(self.paths["probes"].glob("*.json"))
         }
+        summary["trajectory"] = trajectory_summary(json.loads((self.paths["trajectory"] / TRAJECTORY_FILE).read_text()))
         write_text(self.output / "summary.json", json.dumps(summary, indent=2) + "\n")
 
     def stages(self) -> list[Stage]:
@@ -258,7 +307,7 @@ class Demo:
             settings["seed"] = self.seed
             if recipe:  # an edited recipe YAML or override makes its stage (and every later one) run again
                 settings["recipe"] = hashlib.sha256((TINY / RECIPE_CONFIGS[recipe]).read_bytes()).hexdigest()
-                settings["overrides"] = size.recipe_overrides.get(recipe, [])
+                settings["overrides"] = [*CHILDS_TIMELINE.get(recipe, []), *size.recipe_overrides.get(recipe, [])]
             return Stage(name, description, run, settings)
 
         return [
@@ -281,6 +330,12 @@ class Demo:
                 split_fractions=size.devcv_split_fractions,
             ),
             stage("probes", "grounding probes of the stage-2 checkpoint (before stage 3)", self.probes),
+            stage(
+                "trajectory",
+                "zero-shot probes along the child's timeline: stage 2's age checkpoints, then its final model",
+                self.trajectory,
+                probes=list(size.trajectory_probes),
+            ),
             stage(
                 "model",
                 "stage 3 (instruct): instruction tuning on DevCV train items",
@@ -353,10 +408,50 @@ def significance_summary(runner_summary: dict) -> dict:
     }
 
 
+def trajectory_summary(document: dict) -> dict:
+    """The trajectory's curve for `summary.json`: per checkpoint its place on the axis and each probe's score,
+    interval, n, p-value and chance; each probe's age of acquisition (the rest is in `trajectory/`)."""
+    statistics = ("score", "ci_low", "ci_high", "n", "p_value", "chance")
+    return {
+        "x": document["x"],
+        "checkpoints": [
+            {
+                "name": row["name"],
+                "x": row["x"],
+                "probes": {probe: {key: entry[key] for key in statistics} for probe, entry in row["probes"].items()},
+            }
+            for row in document["checkpoints"]
+        ],
+        "acquisition": {probe: entry[document["x"]] for probe, entry in document["acquisition"].items()},
+    }
+
+
+def trajectory_curve_table(curve: dict) -> str:
+    """The curve as a table: a line per checkpoint, its place on the axis, then each probe's score, interval and n."""
+    probes = list(dict.fromkeys(probe for row in curve["checkpoints"] for probe in row["probes"]))
+    width = max(12, *(len(row["name"]) + 2 for row in curve["checkpoints"]))
+    lines = [f"{'checkpoint':<{width}}{curve['x']:>8}" + "".join(f"  {probe:<33}" for probe in probes)]
+    for row in curve["checkpoints"]:
+        cells = []
+        for probe in probes:
+            entry = row["probes"].get(probe)
+            cells.append(
+                f"  {entry['score']:.3f} [{entry['ci_low']:.3f}, {entry['ci_high']:.3f}] n={entry['n']:<6}"
+                if entry
+                else f"  {'-':<33}"
+            )
+        lines.append(f"{row['name']:<{width}}{row['x']:>8.1f}" + "".join(f"{cell:<35}" for cell in cells).rstrip())
+    return "\n".join(lines)
+
+
 def print_summary(output: Path, summary: dict) -> None:
     if summary.get("pretraining_probes"):
         print("\nstage 2, before any DevCV training (zero-shot grounding probes):")
         print(probe_table(summary["pretraining_probes"]))
+    if summary.get("trajectory"):
+        print("\nzero-shot probes along the child's timeline: stage 2's age checkpoints, then its final model")
+        print(f"({output / 'trajectory'}):")
+        print(trajectory_curve_table(summary["trajectory"]))
     if summary.get("partial"):
         print(f"\n{summary['partial']}: not comparable with full runs")
     print(f"\n{'task':<26}{'metric':<22}{'score':>7}{'95% CI':>16}{'chance':>8}{'n':>6}{'p-value':>11}")

@@ -106,6 +106,12 @@ def parser() -> argparse.ArgumentParser:
         help=f"comma-separated zero-shot probes ({', '.join(PROBES)}), or none; default: those --data feeds",
     )
     parser.add_argument(
+        "--pairs",
+        metavar="CORPUS",
+        help="image-utterance corpus folder (babyvlm data saycam's image_utterance): also utterance-frame matching",
+    )
+    parser.add_argument("--pairs-split", default="validation", help="the corpus split matching reads (held out)")
+    parser.add_argument(
         "--x", default="months", choices=list(AXES), help="the axis of experience (from each exposure.json)"
     )
     parser.add_argument("--limit", type=int, help="score only the first N items of each task and probe")
@@ -147,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
             output,
             tasks=_list(args.tasks),
             probes=_list(args.probes),
+            pairs=args.pairs,
+            pairs_split=args.pairs_split,
             x=args.x,
             limit=args.limit,
             split=args.split,

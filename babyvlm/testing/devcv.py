@@ -11,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from datasets import Dataset
+from datasets import Dataset, Features, Value
 from PIL import Image
 
+from babyvlm.chat import IMAGES_FEATURE, MESSAGES_FEATURE
 from babyvlm.dataset_builders.devcv.schema import DEVCV_FEATURES
 from babyvlm.evaluate_metrics.devcv.tasks import DIRECTIONS, canonical_task
 
@@ -166,6 +167,35 @@ def write_devcv_folder(directory: str | Path, rows_by_task: dict[str, list[dict]
         configs.append(
             {"config_name": task_name, "data_files": [{"split": split, "path": f"{task_name}/{split}-*.parquet"}]}
         )
+    (directory / "README.md").write_text("---\n" + yaml.safe_dump({"configs": configs}, sort_keys=False) + "---\n")
+    return directory
+
+
+def write_pairs_corpus(
+    directory: str | Path, count: int, recordings: int = 2, split: str = "validation", seed: int = 0
+) -> Path:
+    """Write ``count`` random image-utterance pairs from ``recordings`` recordings as a corpus folder of the layout
+    ``babyvlm data saycam`` gives ``image_utterance`` (one ``default`` config), for the matching probe."""
+    directory, rng = Path(directory), random.Random(f"pairs-{seed}")
+    words = ["ball", "dog", "cup", "shoe", "look", "the", "red", "big"]
+    rows = [
+        {
+            "id": f"pair_{index:04d}",
+            "recording": f"rec{index % recordings}",
+            "messages": [
+                {"role": "user", "content": [_IMAGE_BLOCK]},
+                {"role": "assistant", "content": [_text(" ".join(rng.choices(words, k=3)))]},
+            ],
+            "images": [_image(rng)],
+        }
+        for index in range(count)
+    ]
+    features = Features(
+        {"id": Value("string"), "recording": Value("string"), "messages": MESSAGES_FEATURE, "images": IMAGES_FEATURE}
+    )
+    (directory / "data" / split).mkdir(parents=True, exist_ok=True)
+    Dataset.from_list(rows, features=features).to_parquet(directory / "data" / split / "00000.parquet")
+    configs = [{"config_name": "default", "data_files": [{"split": split, "path": f"data/{split}/*.parquet"}]}]
     (directory / "README.md").write_text("---\n" + yaml.safe_dump({"configs": configs}, sort_keys=False) + "---\n")
     return directory
 
