@@ -249,15 +249,6 @@ def recipe():
     return pretrain_vision
 
 
-@pytest.fixture
-def one_thread():
-    """A model this small runs fastest on one thread, especially on cores shared with other jobs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.parametrize("centering", ["centering", "sinkhorn_knopp"])
 @pytest.mark.slow
 def test_loss_decreases_on_a_fixed_batch(recipe, one_thread, tmp_path, centering):
