@@ -18,19 +18,13 @@ from transformers import AutoConfig, AutoTokenizer, Dinov2Config, Dinov2Model, G
 
 from babyvlm.chat import IMAGES_FEATURE, MESSAGES_FEATURE
 from babyvlm.testing.babyllava import SAMPLE_UTTERANCES, build_tiny_babyllava
-from babyvlm.testing.launch import cpu_launch
+from babyvlm.testing.launch import cpu_launch, offline_cpu_env
 from babyvlm.training import sft
 
 REPO = Path(__file__).resolve().parents[1]
 SFT = str(REPO / "recipes" / "sft.py")
 TINY = REPO / "recipes" / "babyllava_v2" / "tiny"
-ENV = {
-    **os.environ,
-    "HF_HUB_OFFLINE": "1",
-    "HF_DATASETS_OFFLINE": "1",
-    "TOKENIZERS_PARALLELISM": "false",
-    "OMP_NUM_THREADS": "1",
-}
+ENV = offline_cpu_env()
 COLOURS = {"red": (255, 0, 0), "blue": (0, 0, 255), "green": (0, 255, 0)}
 
 
@@ -76,8 +70,7 @@ def launch(config, *overrides, num_processes=1):
         str(TINY / config),
         *overrides,
     ]
-    env = {**ENV, "ACCELERATE_USE_CPU": "true"}
-    result = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=420)
+    result = subprocess.run(command, env=ENV, cwd=REPO, capture_output=True, text=True, timeout=420)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
 
 

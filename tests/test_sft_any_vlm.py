@@ -44,8 +44,7 @@ def devcv(tmp_path_factory):
 
 def launch(*arguments):
     command = [*cpu_launch(1), SFT, *arguments]
-    env = {**ENV, "ACCELERATE_USE_CPU": "true"}
-    return subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
+    return subprocess.run(command, env=ENV, cwd=REPO, capture_output=True, text=True, timeout=600)
 
 
 def evaluate(model_dir, devcv, output):

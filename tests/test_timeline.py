@@ -15,6 +15,7 @@ import PIL.Image
 import pytest
 import torch
 from safetensors.torch import load_file
+from test_recipes import ENV, REPO, SFT, TINY
 from transformers import AutoModelForImageTextToText
 
 from babyvlm.chat import IMAGES_FEATURE, MESSAGES_FEATURE
@@ -23,17 +24,6 @@ from babyvlm.testing.launch import cpu_launch
 from babyvlm.training import sft
 from babyvlm.training.exposure import Curriculum, age_folder_name, age_thresholds
 
-REPO = Path(__file__).resolve().parents[1]
-SFT = str(REPO / "recipes" / "sft.py")
-TINY = REPO / "recipes" / "babyllava_v2" / "tiny"
-ENV = {
-    **os.environ,
-    "HF_HUB_OFFLINE": "1",
-    "HF_DATASETS_OFFLINE": "1",
-    "TOKENIZERS_PARALLELISM": "false",
-    "OMP_NUM_THREADS": "1",
-    "ACCELERATE_USE_CPU": "true",
-}
 WORDS = ["ball", "red ball", "look at the dog", "more milk please"]
 
 
