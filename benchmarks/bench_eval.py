@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import subprocess
 import sys
@@ -34,7 +33,7 @@ from babyvlm.evaluate_metrics.runner import evaluate_devcv
 from babyvlm.testing import TINY_FAMILIES, save_tiny_model
 from babyvlm.testing.babyllava import build_tiny_babyllava
 from babyvlm.testing.devcv import synthetic_items, write_devcv_folder
-from babyvlm.testing.launch import cpu_launch
+from babyvlm.testing.launch import cpu_launch, offline_cpu_env
 
 ITEMS = {"picture_vocabulary": 140, "count": 40, "vdr_open": 12, "memory": 3, "looking_while_listening": 5}
 
@@ -58,9 +57,14 @@ def timed_cli(model: Path, data: Path, output: Path, processes: int, args) -> tu
     runner += ["--output", str(output), "--batch-size", str(args.batch_size), "--no-progress"]
     runner += ["--max-new-tokens", str(args.max_new_tokens), "--max-new-tokens-per-round", str(args.max_new_tokens)]
     launch = cpu_launch(processes, args.threads) if processes > 1 else [sys.executable]
-    environment = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": str(args.threads)}
     start = time.perf_counter()
-    run = subprocess.run(launch + runner, env=environment, check=True, capture_output=True, text=True)
+    run = subprocess.run(
+        launch + runner,
+        env=offline_cpu_env(OMP_NUM_THREADS=str(args.threads)),
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     wall = time.perf_counter() - start
     items, answering = ANSWERED.search(run.stderr).groups()
     return wall, float(answering), int(items), (output / "results.json").read_text()

@@ -54,6 +54,18 @@ def tiny_model_and_processor(tiny_model_dir):
 
 
 @pytest.fixture
+def one_thread():
+    """torch on one thread, as the tests' training processes run (OMP_NUM_THREADS=1): a run in this process repeats
+    their arithmetic bit for bit, and a model this small runs fastest so, especially on cores shared with other jobs."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def devcv_samples() -> Path:
     """The real DevCV samples from ../shared; skips when that folder is not beside the checkout."""
     if not SHARED_SAMPLES.is_dir():

@@ -10,8 +10,11 @@ import sys
 
 import pytest
 from babyvlm.dataset_builders.toyworld.world import AGE_RANGE_MONTHS
+from babyvlm.evaluate_metrics.devcv.tasks import TASKS
+from babyvlm.evaluate_metrics.runner import summarize
 from babyvlm.modeling import BabyLlavaV2ForConditionalGeneration
 from babyvlm.processing import BabyLlavaV2Processor
+from scipy.stats import binomtest
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from babyvlm import command_line
@@ -131,36 +134,45 @@ def test_the_trajectory_curve_is_printed_beside_the_stage_2_probes(tmp_path, cap
     assert lines[-1].split()[:2] == ["stage2_pretrain", "31.2"]
 
 
+def runner_entries(task: str, scores: list[float], rounds: int = 1) -> list[dict]:
+    """Prediction entries of `task` with these primary scores, as the runner writes them."""
+    metric = TASKS[task].primary_metric
+    dialogue = {"labels_fallback": False} if rounds > 1 else {}
+    return [
+        {"id": f"{task}_{k}", "scores": {metric: score}, "gold": ["A"] * rounds, "unparsable": 0, "extra_scores": {}}
+        | dialogue
+        for k, score in enumerate(scores)
+    ]
+
+
 def test_significance_summary_is_a_one_sided_binomial_test():
-    runner_summary = {
-        "overall": 0.5,
-        "tasks": {
-            "baby_pv": {
-                "task": "picture_vocabulary",
-                "primary_metric": "acc",
-                "metrics": {"acc": 0.5},
-                "chance": 0.25,
-                "n": 100,
-            },
-            "baby_memory": {
-                "task": "memory",
-                "primary_metric": "acc_testing_adjusted",
-                "metrics": {"acc_testing_adjusted": 0.25},
-                "chance": 0.25,
-                "n": 20,
-            },
+    # 50 of 100 Picture Vocabulary items right; Memory's 20 items (15 rounds) with 25 of their 100 objects
+    runner_summary = summarize(
+        {
+            TASKS["picture_vocabulary"]: runner_entries("picture_vocabulary", [1.0, 0.0] * 50),
+            TASKS["memory"]: runner_entries("memory", [0.2] * 15 + [0.4] * 5, rounds=15),
         },
-    }
+        n_resamples=200,
+    )
     summary = significance_summary(runner_summary)
     pv, memory = summary["tasks"]["picture_vocabulary"], summary["tasks"]["memory"]
     assert (pv["successes"], pv["trials"]) == (50, 100) and pv["p_value"] < 1e-6 and pv["above_chance"]
+    assert pv["p_value"] == pytest.approx(binomtest(50, 100, 0.25, alternative="greater").pvalue)
     assert memory["trials"] == 100 and 0.4 < memory["p_value"] < 0.6 and not memory["above_chance"]
+    assert memory["p_value"] == pytest.approx(binomtest(25, 100, 0.25, alternative="greater").pvalue)
     assert summary["tasks_above_chance"] == ["picture_vocabulary"] and summary["partial"] is None
 
 
 def test_a_partial_evaluation_is_labelled_in_the_printed_table(tmp_path, capsys):
     scope = {"partial": True, "items_evaluated": 2, "items_available": 150, "limit": 2}
-    task = {"task": "count", "primary_metric": "acc", "metrics": {"acc": 0.5}, "chance": 1 / 12, "n": 2}
+    task = {
+        "task": "count",
+        "primary_metric": "acc",
+        "metrics": {"acc": 0.5},
+        "chance": 1 / 12,
+        "n": 2,
+        "p_value": 0.16,
+    }
     summary = significance_summary({"overall": 0.1, "tasks": {"baby_count": task}, "scope": scope})
     demo.print_summary(tmp_path, summary)
     assert "partial: 2 of 150 items (--limit 2): not comparable with full runs" in capsys.readouterr().out

@@ -1,7 +1,6 @@
 """Data-parallel evaluation: two CPU processes under ``accelerate launch`` give the single-process run."""
 
 import json
-import os
 import re
 import subprocess
 from types import SimpleNamespace
@@ -13,7 +12,7 @@ from babyvlm.evaluate_metrics.runner import evaluate_devcv
 
 from babyvlm.testing import save_tiny_model
 from babyvlm.testing.devcv import synthetic_items, write_devcv_folder
-from babyvlm.testing.launch import cpu_launch
+from babyvlm.testing.launch import cpu_launch, offline_cpu_env
 
 RUN = {"max_new_tokens": 3, "max_new_tokens_per_round": 3, "batch_size": 2}
 
@@ -45,8 +44,7 @@ def test_two_processes_give_the_single_process_results_and_resume_per_shard(tmp_
     command += ["--model", str(model), "--data", str(data), "--output", str(parallel), "--no-progress"]
     command += ["--max-new-tokens", str(RUN["max_new_tokens"]), "--batch-size", str(RUN["batch_size"])]
     command += ["--max-new-tokens-per-round", str(RUN["max_new_tokens_per_round"])]
-    environment = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
-    finished = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=600)
+    finished = subprocess.run(command, env=offline_cpu_env(), capture_output=True, text=True, timeout=600)
     assert finished.returncode == 0, finished.stderr[-3000:]
     assert re.search(r"answered \d+ items in [\d.]+ s \([\d.]+ items/s, 2 processes\)", finished.stderr)
 

@@ -25,20 +25,14 @@ from safetensors.torch import load_file
 from transformers import AutoConfig, Dinov2Model
 
 from babyvlm.testing.babyllava import tiny_config
-from babyvlm.testing.launch import cpu_launch
+from babyvlm.testing.launch import cpu_launch, offline_cpu_env
 from babyvlm.training.dino_data import MultiCropAugmentation, collate_crops
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "recipes" / "pretrain_vision.py"
 TINY_YAML = REPO / "recipes" / "babyllava_v2" / "tiny" / "stage0_vision.yaml"
 # One thread everywhere: the resumed run must repeat the reference run's arithmetic bit for bit.
-ENV = {
-    **os.environ,
-    "HF_HUB_OFFLINE": "1",
-    "HF_DATASETS_OFFLINE": "1",
-    "OMP_NUM_THREADS": "1",
-    "ACCELERATE_USE_CPU": "true",
-}
+ENV = offline_cpu_env()
 SHORT_RUN = [
     "--max_steps",
     "4",
@@ -250,15 +244,6 @@ def recipe():
     from babyvlm.training import pretrain_vision
 
     return pretrain_vision
-
-
-@pytest.fixture
-def one_thread():
-    """A model this small runs fastest on one thread, especially on cores shared with other jobs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("centering", ["centering", "sinkhorn_knopp"])

@@ -18,18 +18,13 @@ from transformers import AutoConfig, AutoTokenizer, Dinov2Config, Dinov2Model, G
 
 from babyvlm.chat import IMAGES_FEATURE, MESSAGES_FEATURE
 from babyvlm.testing.babyllava import SAMPLE_UTTERANCES, build_tiny_babyllava
-from babyvlm.testing.launch import cpu_launch
+from babyvlm.testing.launch import cpu_launch, offline_cpu_env
+from babyvlm.training import sft
 
 REPO = Path(__file__).resolve().parents[1]
 SFT = str(REPO / "recipes" / "sft.py")
 TINY = REPO / "recipes" / "babyllava_v2" / "tiny"
-ENV = {
-    **os.environ,
-    "HF_HUB_OFFLINE": "1",
-    "HF_DATASETS_OFFLINE": "1",
-    "TOKENIZERS_PARALLELISM": "false",
-    "OMP_NUM_THREADS": "1",
-}
+ENV = offline_cpu_env()
 COLOURS = {"red": (255, 0, 0), "blue": (0, 0, 255), "green": (0, 255, 0)}
 
 
@@ -67,12 +62,6 @@ def data(tmp_path_factory):
     return root
 
 
-def run(command, timeout=420, **kwargs):
-    result = subprocess.run(command, env=ENV, cwd=REPO, capture_output=True, text=True, timeout=timeout, **kwargs)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
-    return result
-
-
 def launch(config, *overrides, num_processes=1):
     command = [
         *cpu_launch(num_processes),
@@ -81,8 +70,7 @@ def launch(config, *overrides, num_processes=1):
         str(TINY / config),
         *overrides,
     ]
-    env = {**ENV, "ACCELERATE_USE_CPU": "true"}
-    result = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=420)
+    result = subprocess.run(command, env=ENV, cwd=REPO, capture_output=True, text=True, timeout=420)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
 
 
@@ -106,10 +94,14 @@ def assert_model_repository(
     return card
 
 
-@pytest.mark.slow
-def test_every_stage_runs_through_accelerate_launch(data, tmp_path):
-    steps = ["--max_steps", "2", "--logging_steps", "1", "--per_device_train_batch_size", "4"]
-    lm, align, pretrain, instruct = (tmp_path / name for name in ("lm", "align", "pretrain", "instruct"))
+@pytest.fixture(scope="module")
+def stages(data, tmp_path_factory):
+    """The four stages chained through `accelerate launch`, stage 2 (pretrain) on two CPU processes (DDP): one run,
+    whose stages and whose DDP the two tests below check."""
+    root = tmp_path_factory.mktemp("stages")
+    steps = ["--max_steps", "3", "--logging_steps", "1", "--per_device_train_batch_size", "4"]
+    ddp_steps = [*steps[:-1], "2"]  # 2 samples per process
+    lm, align, pretrain, instruct = (root / name for name in ("lm", "align", "pretrain", "instruct"))
     launch(
         "stage0_lm.yaml",
         "--datasets",
@@ -127,8 +119,6 @@ def test_every_stage_runs_through_accelerate_launch(data, tmp_path):
         "64",
         *steps,
     )
-    # the chat template's role markers, learnt by the BPE beside the utterances, cost two tokens each
-    assert AutoTokenizer.from_pretrained(lm).tokenize(" USER: ASSISTANT:") == ["Ġuser", ":", "Ġassistant", ":"]
     launch(
         "stage1_align.yaml",
         "--vision_model_path",
@@ -149,7 +139,8 @@ def test_every_stage_runs_through_accelerate_launch(data, tmp_path):
         str(data / "chat"),
         "--output_dir",
         str(pretrain),
-        *steps,
+        *ddp_steps,
+        num_processes=2,
     )
     launch(
         "stage3_instruct.yaml",
@@ -162,13 +153,20 @@ def test_every_stage_runs_through_accelerate_launch(data, tmp_path):
         str(instruct),
         *steps,
     )
+    return {"lm": lm, "align": align, "pretrain": pretrain, "instruct": instruct}
 
-    for directory, stage in ((lm, "lm"), (align, "align"), (pretrain, "pretrain"), (instruct, "instruct")):
+
+@pytest.mark.slow
+def test_every_stage_runs_through_accelerate_launch(data, stages):
+    lm, align, pretrain, instruct = stages.values()
+    # the chat template's role markers, learnt by the BPE beside the utterances, cost two tokens each
+    assert AutoTokenizer.from_pretrained(lm).tokenize(" USER: ASSISTANT:") == ["Ġuser", ":", "Ġassistant", ":"]
+    for stage, directory in stages.items():
         assert_model_repository(
             directory, stage, pipeline_tag="text-generation" if stage == "lm" else "image-text-to-text"
         )
         # checkpoints live beside the model, not in it
-        assert (directory.with_name(f"{directory.name}-checkpoints") / "checkpoint-2").is_dir()
+        assert (directory.with_name(f"{directory.name}-checkpoints") / "checkpoint-3").is_dir()
         # the Trainer trains with use_cache=False; the saved checkpoint generates with the KV cache again
         assert AutoConfig.from_pretrained(directory).get_text_config().use_cache, directory
         assert GenerationConfig.from_pretrained(directory).use_cache, directory
@@ -199,32 +197,21 @@ def test_every_stage_runs_through_accelerate_launch(data, tmp_path):
 
 
 @pytest.mark.slow
-def test_ddp_with_two_cpu_processes(data, tmp_path):
-    output = tmp_path / "ddp"
-    launch(
-        "stage2_pretrain.yaml",
-        "--model_name_or_path",
-        str(data / "tiny-vlm"),
-        "--datasets",
-        str(data / "chat"),
-        "--output_dir",
-        str(output),
-        "--max_steps",
-        "3",
-        "--per_device_train_batch_size",
-        "2",
-        "--logging_steps",
-        "1",
-        num_processes=2,
-    )
-    state = json.loads((tmp_path / "ddp-checkpoints" / "checkpoint-3" / "trainer_state.json").read_text())
+def test_ddp_with_two_cpu_processes(stages):
+    pretrain = stages["pretrain"]
+    state = json.loads((pretrain.with_name("pretrain-checkpoints") / "checkpoint-3" / "trainer_state.json").read_text())
     # 3 steps x 2 processes x 2 samples = 12 of the 24 samples: half an epoch only if both ranks trained
     assert state["epoch"] == pytest.approx(0.5)
     assert all(torch.isfinite(torch.tensor(entry["loss"])) for entry in state["log_history"] if "loss" in entry)
 
 
+def train_in_process(*arguments):
+    """`recipes/sft.py` with these arguments, run in this process (the same `main`): exit status 0."""
+    assert sft.main([str(argument) for argument in arguments]) == 0
+
+
 @pytest.mark.slow
-def test_resume_after_kill_reaches_the_same_weights(data, tmp_path):
+def test_resume_after_kill_reaches_the_same_weights(data, tmp_path, one_thread):
     arguments = [
         "--config",
         str(TINY / "stage2_pretrain.yaml"),
@@ -245,7 +232,8 @@ def test_resume_after_kill_reaches_the_same_weights(data, tmp_path):
         "--learning_rate",
         "1e-3",
     ]
-    run([sys.executable, SFT, *arguments, "--output_dir", str(tmp_path / "uninterrupted")])
+    # only the killed run needs a process of its own; the others run in this one, on one thread as that one does
+    train_in_process(*arguments, "--output_dir", tmp_path / "uninterrupted")
 
     interrupted = tmp_path / "interrupted"
     process = subprocess.Popen(
@@ -264,7 +252,7 @@ def test_resume_after_kill_reaches_the_same_weights(data, tmp_path):
     process.wait()
     assert not (interrupted / "model.safetensors").exists(), "killed too late: the run had already finished"
 
-    run([sys.executable, SFT, *arguments, "--output_dir", str(interrupted)])
+    train_in_process(*arguments, "--output_dir", interrupted)
     expected, resumed = weights(tmp_path / "uninterrupted"), weights(interrupted)
     for name in expected:
         torch.testing.assert_close(resumed[name], expected[name], rtol=0, atol=1e-6, msg=name)

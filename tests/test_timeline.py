@@ -2,6 +2,7 @@
 run under one and two processes and after a kill."""
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -14,24 +15,15 @@ import PIL.Image
 import pytest
 import torch
 from safetensors.torch import load_file
+from test_recipes import ENV, REPO, SFT, TINY
 from transformers import AutoModelForImageTextToText
 
 from babyvlm.chat import IMAGES_FEATURE, MESSAGES_FEATURE
 from babyvlm.testing.babyllava import build_tiny_babyllava
 from babyvlm.testing.launch import cpu_launch
+from babyvlm.training import sft
 from babyvlm.training.exposure import Curriculum, age_folder_name, age_thresholds
 
-REPO = Path(__file__).resolve().parents[1]
-SFT = str(REPO / "recipes" / "sft.py")
-TINY = REPO / "recipes" / "babyllava_v2" / "tiny"
-ENV = {
-    **os.environ,
-    "HF_HUB_OFFLINE": "1",
-    "HF_DATASETS_OFFLINE": "1",
-    "TOKENIZERS_PARALLELISM": "false",
-    "OMP_NUM_THREADS": "1",
-    "ACCELERATE_USE_CPU": "true",
-}
 WORDS = ["ball", "red ball", "look at the dog", "more milk please"]
 
 
@@ -100,6 +92,11 @@ def run(command, timeout=420):
     return result
 
 
+def train_in_process(arguments: list[str]) -> None:
+    """`recipes/sft.py` with these arguments, run in this process (the same `main`): exit status 0."""
+    assert sft.main(arguments) == 0
+
+
 def independent_count(rows: list[dict]) -> dict:
     return {
         "utterances": len(rows),
@@ -127,10 +124,10 @@ def test_a_curriculum_on_a_corpus_without_ages_is_one_line_naming_it():
         Curriculum.parse("by-age")
 
 
-def test_a_full_epoch_counts_the_whole_corpus_in_every_folder(corpus, tmp_path):
+def test_a_full_epoch_counts_the_whole_corpus_in_every_folder(corpus, tmp_path, one_thread):
     root, rows = corpus
     output = tmp_path / "shuffled"
-    run([sys.executable, SFT, *arguments(root, output, "--per_device_train_batch_size", "4")])
+    train_in_process(arguments(root, output, "--per_device_train_batch_size", "4"))
     document = json.loads((output / "exposure.json").read_text())
     expected = independent_count(rows)
     assert document["format"] == "babyvlm-exposure/1" and document["age_months_reached"] is None
@@ -145,11 +142,12 @@ def test_a_full_epoch_counts_the_whole_corpus_in_every_folder(corpus, tmp_path):
     assert checkpoint["words"] == expected["words"]
 
 
-def test_chronological_age_checkpoints_count_what_was_fed_and_load(corpus, tmp_path):
+def test_chronological_age_checkpoints_count_what_was_fed_and_load(corpus, tmp_path, caplog, one_thread):
     root, rows = corpus
     output = tmp_path / "chrono"
     extra = ["--per_device_train_batch_size", "4", "--curriculum", "chronological", "--save_at_age_months", "9", "12"]
-    result = run([sys.executable, SFT, *arguments(root, output, *extra)])
+    with caplog.at_level(logging.INFO, logger="babyvlm"):
+        train_in_process(arguments(root, output, *extra))
     ordered = chronological(rows)
     for age in (9, 12):
         folder = output / "age_checkpoints" / age_folder_name(age)
@@ -163,23 +161,29 @@ def test_chronological_age_checkpoints_count_what_was_fed_and_load(corpus, tmp_p
         assert {"config.json", "model.safetensors", "README.md", "tokenizer_config.json"} <= {
             path.name for path in folder.iterdir()
         }
-    assert "age checkpoints written: age-09mo, age-12mo" in result.stderr
+    assert "age checkpoints written: age-09mo, age-12mo" in caplog.text
 
 
 @pytest.mark.slow
-def test_a_chronological_run_is_the_same_under_two_processes_and_after_a_kill(corpus, tmp_path):
+def test_a_chronological_run_is_the_same_under_two_processes_and_after_a_kill(corpus, tmp_path, one_thread):
     root, _ = corpus
     common = ["--curriculum", "chronological", "--save_every_age_months", "3", "--max_steps", "12"]
     common += ["--save_strategy", "steps", "--save_steps", "3", "--save_total_limit", "10"]
+    # the one-process run and the resumption run in this process, on one thread as the launched processes do
     one = tmp_path / "one"
-    run([sys.executable, SFT, *arguments(root, one, *common, "--per_device_train_batch_size", "2")])
+    train_in_process(arguments(root, one, *common, "--per_device_train_batch_size", "2"))
     two = tmp_path / "two"
     run([*cpu_launch(2), SFT, *arguments(root, two, *common, "--per_device_train_batch_size", "1")])
 
     killed = tmp_path / "killed"
-    command = [sys.executable, SFT, *arguments(root, killed, *common, "--per_device_train_batch_size", "2")]
+    killed_run = arguments(root, killed, *common, "--per_device_train_batch_size", "2")
     process = subprocess.Popen(
-        command, env=ENV, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        [sys.executable, SFT, *killed_run],
+        env=ENV,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     deadline = time.monotonic() + 300
     while not (tmp_path / "killed-checkpoints" / "checkpoint-3" / "exposure_tally.json").exists():
@@ -188,7 +192,7 @@ def test_a_chronological_run_is_the_same_under_two_processes_and_after_a_kill(co
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     assert not (killed / "model.safetensors").exists(), "killed too late: the run had already finished"
-    run(command)
+    train_in_process(killed_run)
 
     def folders(output):
         return [output, *sorted((output / "age_checkpoints").iterdir())]

@@ -2,7 +2,6 @@
 and writes its logs from a tiny SFT run, offline and into folders the run is given."""
 
 import json
-import os
 import sqlite3
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from packaging.requirements import Requirement
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from babyvlm.testing.babyllava import SAMPLE_UTTERANCES
+from babyvlm.testing.launch import offline_cpu_env
 
 REPO = Path(__file__).resolve().parents[1]
 TRACKERS = ("tensorboard", "trackio", "wandb")  # as documented in recipes/README.md
@@ -52,17 +52,9 @@ def test_each_documented_tracker_writes_its_logs_offline(tmp_path):
         "project": PROJECT,
     }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "HF_DATASETS_OFFLINE": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-        "OMP_NUM_THREADS": "1",
-        "TRACKIO_DIR": str(tmp_path / "trackio"),
-        "WANDB_MODE": "offline",
-        "WANDB_DIR": str(tmp_path),
-        "WANDB_SILENT": "true",
-    }
+    env = offline_cpu_env(
+        TRACKIO_DIR=str(tmp_path / "trackio"), WANDB_MODE="offline", WANDB_DIR=str(tmp_path), WANDB_SILENT="true"
+    )
     command = [sys.executable, str(REPO / "recipes" / "sft.py"), "--config", str(tmp_path / "config.yaml")]
     result = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=420)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]

@@ -1,7 +1,9 @@
-"""`accelerate launch` command lines for CPU processes, as the tests and benchmarks run recipes and the runner."""
+"""`accelerate launch` command lines and environments for CPU processes, as the tests and benchmarks run recipes
+and the runner."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 
@@ -18,3 +20,18 @@ def cpu_launch(num_processes: int, threads_per_process: int = 1) -> list[str]:
         *("--num_cpu_threads_per_process", str(threads_per_process)),
         *("--mixed_precision", "no", "--dynamo_backend", "no"),
     ]
+
+
+def offline_cpu_env(**extra: str) -> dict[str, str]:
+    """The environment of a training or evaluation process started from this one: offline (Hub and datasets from the
+    local files only), on the CPU under accelerate, one thread per process (the processes share the cores, and one
+    thread repeats a run's arithmetic bit for bit), then ``extra``."""
+    return {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "OMP_NUM_THREADS": "1",
+        "ACCELERATE_USE_CPU": "true",
+        **extra,
+    }
