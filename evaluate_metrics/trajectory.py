@@ -39,7 +39,6 @@ from .devcv.tasks import LOGLIKELIHOOD, DevCVTask, canonical_task
 from .devcv.uncertainty import N_RESAMPLES
 from .harness import AUTO_DTYPE
 from .predictions import RUN_FILE, run_content
-from .preflight import check_output_writable
 from .probes.matching import PROBE as MATCHING
 from .probes.matching import load_pairs, utterance_frame_matching
 from .probes.scoring import ProbeResult, plain_chat, write_result
@@ -335,7 +334,6 @@ def _check_positive(name: str, value: int | None) -> None:
 
 
 def _output_folder(checkpoints, data_dir, output_dir, **_) -> list:
-    check_output_writable(output_dir)
     return [output_dir]
 
 
