@@ -5,8 +5,9 @@ loses at most the batch in flight. A restarted run reads the log back, skips the
 it and drops a torn last line. ``run.json`` records what produced the log; resuming with a
 different model, data, split or generation setting is refused instead of mixing two runs. The record
 holds the content digests of the model's files and of the dataset's shards (:func:`run_content`), so
-weights replaced in place or a dataset rebuilt under the same folder are a different run too; a
-refused run starts over with ``restart`` (``--restart``).
+weights replaced in place or a dataset rebuilt under the same folder are a different run too, and the same
+files moved or copied to other folders are the same run (it resumes); a refused run starts over with
+``restart`` (``--restart``).
 
 Under data parallelism each process appends to its own shard file,
 ``predictions.shard-<rank>-of-<processes>.jsonl``, and every process reads all the folder's files,
@@ -75,8 +76,8 @@ class PredictionLog:
         if run_file.exists() and self._files():
             previous = json.loads(run_file.read_text())
             previous.pop(SCOPE_KEY, None)
-            if previous != run_config:
-                different = _differences(previous, run_config)
+            if _identity(previous) != _identity(run_config):
+                different = _differences(_identity(previous), _identity(run_config))
                 raise RunMismatchError(
                     f"{self.output_dir} holds predictions of another run (different {different}); "
                     "pass --restart to start it over, or choose a new output folder"
@@ -129,6 +130,19 @@ class PredictionLog:
             os.fsync(handle.fileno())
         for shard in shards:
             shard.unlink()
+
+
+def _identity(run_config: dict) -> dict:
+    """What makes two runs the same run: every setting, with the model's and the data's folders standing for
+    themselves only where no content digest stands for them (a Hub id, an API model), so a model or dataset
+    moved or copied elsewhere resumes its run and one changed in place does not."""
+    content = run_config.get("content") or {}
+    by_content = {"model": "model/", "data": "data/"}
+    return {
+        key: value
+        for key, value in run_config.items()
+        if not (key in by_content and any(name.startswith(by_content[key]) for name in content))
+    }
 
 
 def _differences(previous: dict, current: dict) -> str:

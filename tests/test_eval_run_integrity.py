@@ -73,6 +73,19 @@ def test_a_dataset_rebuilt_in_the_same_folder_refuses_the_resume_naming_the_shar
     assert set(content) >= {"model/model.safetensors", "model/config.json", "data/count/test-00000-of-00001.parquet"}
 
 
+def test_a_run_is_tied_to_content_so_the_same_model_and_data_moved_elsewhere_resume_it(model_dir, data_dir, tmp_path):
+    output = tmp_path / "eval"
+    evaluate_devcv(model_dir, data_dir, output, **RUN)
+    answers = (output / PREDICTIONS_FILE).read_text()
+    moved_model, moved_data = shutil.move(model_dir, tmp_path / "moved-model"), shutil.move(data_dir, tmp_path / "d2")
+    evaluate_devcv(moved_model, moved_data, output, **{**RUN, "limit": 3})
+    lines = (output / PREDICTIONS_FILE).read_text().splitlines()
+    assert len(lines) == 3 and "\n".join(lines[:2]) + "\n" == answers  # the two finished items kept, one added
+    assert json.loads((output / "run.json").read_text())["model"] == str(moved_model)
+    with pytest.raises(RunMismatchError, match=r"different max_new_tokens"):
+        evaluate_devcv(moved_model, moved_data, output, **{**RUN, "max_new_tokens": 3})
+
+
 def test_digests_are_cached_by_file_identity_and_a_rewrite_is_rehashed(tmp_path, monkeypatch):
     path = tmp_path / "weights.bin"
     path.write_bytes(b"first")
