@@ -67,6 +67,11 @@ class BabyLlavaV2Config(LlavaConfig):
             `"full"` keeps the CLS token, `"default"` drops it (Llava's naming).
         vision_feature_use_final_norm (`bool`, *optional*, defaults to `True`):
             Apply the tower's final LayerNorm to the selected layer.
+        projector_input_norm (`bool`, *optional*, defaults to `False`):
+            Put a LayerNorm (its own, trained with the connector) between the selected vision features and the
+            connector. An extra of this package, off in the original: a DINO-trained tower's features can be
+            nearly the same for every frame, and normalising each token makes their differences what the
+            connector sees. On, the connector gains `multi_modal_projector.input_norm.{weight,bias}`.
         image_seq_length (`int`, *optional*):
             Tokens per image. Always derived from the vision settings above; stored for the processor.
 
@@ -90,6 +95,7 @@ class BabyLlavaV2Config(LlavaConfig):
     vision_feature_select_strategy: str = "full"
     vision_feature_layer: int = -1
     vision_feature_use_final_norm: bool = True
+    projector_input_norm: bool = False
 
     def __post_init__(self, **kwargs):
         # A partial sub-config dict overrides only the keys it names (e.g. a tiny test model keeps the tokenizer's

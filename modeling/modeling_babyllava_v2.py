@@ -3,11 +3,14 @@
 What differs from Llava:
 - feature selection can apply the ViT's final LayerNorm (`vision_feature_use_final_norm`), which the original
   BabyLLaVA-V2 does: it feeds all 197 post-norm tokens of the last layer to the connector;
+- an optional LayerNorm before the connector (`projector_input_norm`, off by default, so the weights stay Llava's);
 - a mismatch between `<image>` tokens and image features raises one `ValueError` with both counts;
 - labels at `<image>` positions are always ignored by the loss, whatever the collator did.
 """
 
 import torch
+from torch import nn
+from transformers import AutoModel
 from transformers.cache_utils import Cache
 from transformers.generation import GenerationMixin
 from transformers.modeling_outputs import BaseModelOutputWithPooling
@@ -15,6 +18,7 @@ from transformers.models.llava.modeling_llava import (
     LlavaCausalLMOutputWithPast,
     LlavaForConditionalGeneration,
     LlavaModel,
+    LlavaMultiModalProjector,
     LlavaPreTrainedModel,
 )
 from transformers.processing_utils import Unpack
@@ -33,8 +37,28 @@ class BabyLlavaV2PreTrainedModel(LlavaPreTrainedModel):
     _no_split_modules = ["Dinov2Layer", "LlamaDecoderLayer"]
 
 
+class BabyLlavaV2MultiModalProjector(LlavaMultiModalProjector):
+    """Llava's two-layer connector, with a LayerNorm on its input when `config.projector_input_norm` is set."""
+
+    def __init__(self, config: BabyLlavaV2Config):
+        super().__init__(config)
+        self.input_norm = nn.LayerNorm(config.vision_config.hidden_size) if config.projector_input_norm else None
+
+    def forward(self, image_features):
+        if self.input_norm is not None:
+            image_features = self.input_norm(image_features)
+        return super().forward(image_features)
+
+
 class BabyLlavaV2Model(BabyLlavaV2PreTrainedModel, LlavaModel):
     """Vision tower + connector + language model, without the LM head."""
+
+    def __init__(self, config: BabyLlavaV2Config):
+        BabyLlavaV2PreTrainedModel.__init__(self, config)  # LlavaModel's modules, in its order, with our connector
+        self.vision_tower = AutoModel.from_config(config.vision_config)
+        self.multi_modal_projector = BabyLlavaV2MultiModalProjector(config)
+        self.language_model = AutoModel.from_config(config.text_config)
+        self.post_init()
 
     @merge_with_config_defaults
     @can_return_tuple

@@ -186,9 +186,10 @@ def test_train_vision_one_step(capsys, tmp_path):
     assert status == 0 and (tmp_path / "vision" / "config.json").is_file()
 
 
-def test_train_assemble(capsys, tmp_path):
+@pytest.mark.parametrize("norm_flag", [[], ["--projector-input-norm"]])
+def test_train_assemble(capsys, tmp_path, norm_flag):
     from babyvlm.processing import train_tokenizer
-    from transformers import Dinov2Model, LlamaForCausalLM
+    from transformers import AutoConfig, Dinov2Model, LlamaForCausalLM
 
     from babyvlm.testing.babyllava import SAMPLE_UTTERANCES, tiny_config
 
@@ -207,8 +208,10 @@ def test_train_assemble(capsys, tmp_path):
         tmp_path / "lm",
         "--output",
         tmp_path / "assembled",
+        *norm_flag,
     )
     assert status == 0 and "assembled BabyLLaVA-V2" in out
+    assert AutoConfig.from_pretrained(tmp_path / "assembled").projector_input_norm is bool(norm_flag)
 
 
 def test_eval_compare_submit_and_explore(capsys, monkeypatch, tiny_model_dir, generated, work):

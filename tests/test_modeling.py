@@ -78,6 +78,62 @@ def test_weight_names_match_llava():
     } <= set(model.state_dict())
 
 
+def test_projector_input_norm_off_builds_exactly_the_llava_model():
+    model = make_model()
+    assert model.config.projector_input_norm is False and model.model.multi_modal_projector.input_norm is None
+    torch.manual_seed(0)
+    llava = LlavaForConditionalGeneration(LlavaConfig(**model.config.to_dict()))
+    ours, theirs = model.state_dict(), llava.state_dict()
+    assert set(ours) == set(theirs)
+    for name, weight in ours.items():
+        torch.testing.assert_close(weight, theirs[name], msg=name)
+
+
+def test_projector_input_norm_normalises_the_selected_features_before_the_connector():
+    off, on = make_model(), make_model(projector_input_norm=True)
+    norm = on.model.multi_modal_projector.input_norm
+    assert isinstance(norm, torch.nn.LayerNorm) and norm.normalized_shape == (on.config.vision_config.hidden_size,)
+    # a fresh norm is the identity affine; everything else is initialised exactly as without it
+    torch.testing.assert_close(norm.weight, torch.ones_like(norm.weight))
+    torch.testing.assert_close(norm.bias, torch.zeros_like(norm.bias))
+    extra = {"model.multi_modal_projector.input_norm.weight", "model.multi_modal_projector.input_norm.bias"}
+    assert set(on.state_dict()) == set(off.state_dict()) | extra
+    for name, weight in off.state_dict().items():
+        torch.testing.assert_close(on.state_dict()[name], weight, msg=name)
+    pixel_values = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        features = torch.stack(on.get_image_features(pixel_values).pooler_output)
+        tower = on.model.vision_tower(pixel_values).last_hidden_state
+        projector = on.model.multi_modal_projector
+        expected = projector.linear_2(projector.act(projector.linear_1(norm(tower))))
+        without = torch.stack(off.get_image_features(pixel_values).pooler_output)
+        ids = prompt_ids(on)
+        logits_on = on(input_ids=ids, pixel_values=pixel_values[:1]).logits
+        logits_off = off(input_ids=ids, pixel_values=pixel_values[:1]).logits
+    assert features.shape == without.shape == (2, on.config.image_seq_length, on.config.text_config.hidden_size)
+    torch.testing.assert_close(features, expected)
+    assert not torch.allclose(features, without)
+    assert not torch.allclose(logits_on, logits_off)
+
+
+def test_projector_input_norm_saves_and_loads(tmp_path):
+    model = make_model(projector_input_norm=True)
+    with torch.no_grad():
+        model.model.multi_modal_projector.input_norm.weight.uniform_(0.5, 1.5)
+        model.model.multi_modal_projector.input_norm.bias.normal_()
+    model.save_pretrained(tmp_path)
+    reloaded = AutoModelForImageTextToText.from_pretrained(tmp_path).eval()
+    assert reloaded.config.projector_input_norm is True
+    for name, weight in model.state_dict().items():
+        torch.testing.assert_close(reloaded.state_dict()[name], weight, msg=name)
+    pixel_values = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            reloaded(input_ids=prompt_ids(model), pixel_values=pixel_values).logits,
+            model(input_ids=prompt_ids(model), pixel_values=pixel_values).logits,
+        )
+
+
 def test_image_features_are_post_norm_last_layer_with_cls():
     model = make_model()
     pixel_values = torch.randn(2, 3, 32, 32)

@@ -24,10 +24,15 @@ from .model_card import PROJECT_LICENSE, render_model_card
 
 
 def assemble(
-    vision_path: str | Path, language_model_path: str | Path, output_dir: str | Path | None = None, seed: int = 0
+    vision_path: str | Path,
+    language_model_path: str | Path,
+    output_dir: str | Path | None = None,
+    seed: int = 0,
+    projector_input_norm: bool = False,
 ):
     """Build (and optionally save) a BabyLLaVA-V2 model and processor from a vision model and a causal LM (each a
-    local folder or a Hub repo id; a part that is neither, or does not load, is named)."""
+    local folder or a Hub repo id; a part that is neither, or does not load, is named). `projector_input_norm` is
+    the config option of that name (a LayerNorm before the connector; off in the original)."""
     check_part("vision model", vision_path)  # both before either is loaded
     check_part("language model", language_model_path)
     vision = load_part("vision model", AutoModel, vision_path)
@@ -40,6 +45,7 @@ def assemble(
         vision_config=vision.config.to_dict(),
         text_config=language_model.config.to_dict(),
         image_token_index=tokenizer.image_token_id,
+        projector_input_norm=projector_input_norm,
     )
     torch.manual_seed(seed)  # the connector is the only freshly initialised part
     model = BabyLlavaV2ForConditionalGeneration(config)
@@ -57,7 +63,12 @@ def assemble(
             "Stage-0 vision and language checkpoints joined by a freshly initialised connector; the start of stage 1.",
             [],
             f"vision: {vision_path}; language model: {language_model_path}",
-            {"connector_seed": seed, "image_seq_length": config.image_seq_length, "vocab_size": len(tokenizer)},
+            {
+                "connector_seed": seed,
+                "projector_input_norm": projector_input_norm,
+                "image_seq_length": config.image_seq_length,
+                "vocab_size": len(tokenizer),
+            },
             license=PROJECT_LICENSE,
         )
         exposure = exposure_document(parent_stages(vision_path, language_model_path))
@@ -101,9 +112,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--language-model", required=True, help="causal LM folder with its tokenizer (stage-0 output)")
     parser.add_argument("--output", required=True, help="where to write the BabyLLaVA-V2 checkpoint")
     parser.add_argument("--seed", type=int, default=0, help="seed of the connector initialisation")
+    parser.add_argument(
+        "--projector-input-norm",
+        action="store_true",
+        help="a LayerNorm between the vision features and the connector (off in the original)",
+    )
     args = parser.parse_args(argv)
     try:
-        model, processor = assemble(args.vision, args.language_model, args.output, args.seed)
+        model, processor = assemble(args.vision, args.language_model, args.output, args.seed, args.projector_input_norm)
     except (FileNotFoundError, FileExistsError, OSError, ValueError) as error:
         return fail(parser, error)
     print(

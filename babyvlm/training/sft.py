@@ -91,6 +91,10 @@ class RecipeArguments(TimelineArguments):
     language_model_path: str | None = field(
         default=None, metadata={"help": "align: stage-0 LM (+ tokenizer) to assemble"}
     )
+    projector_input_norm: bool = field(
+        default=False,
+        metadata={"help": "align: assemble with a LayerNorm before the connector (off in the original)"},
+    )
     chat_template: str | None = field(
         default=None,
         metadata={"help": "template name or Jinja string (default: the stage's for BabyLLaVA-V2, else the model's)"},
@@ -240,7 +244,12 @@ def build_vlm(args: RecipeArguments, model_args: ModelConfig, training_args: SFT
         processor = AutoProcessor.from_pretrained(path, revision=model_args.model_revision, **(options or {}))
         return model, processor, path
     if args.stage == "align" and args.vision_model_path and args.language_model_path:
-        model, processor = assemble(args.vision_model_path, args.language_model_path, seed=training_args.seed)
+        model, processor = assemble(
+            args.vision_model_path,
+            args.language_model_path,
+            seed=training_args.seed,
+            projector_input_norm=args.projector_input_norm,
+        )
         if model_args.attn_implementation:
             model.set_attn_implementation(model_args.attn_implementation)
         model = model.to(from_scratch_dtype(model_args))
