@@ -111,10 +111,9 @@ def test_the_organisers_results_file_records_what_the_model_args_resolved_to(org
     config = json.loads(results_file.read_text())["config"]
     assert config["model_args"] == f"pretrained={tiny_model_dir},conv_template=baby_v1"  # as given
     resolved = config["resolved_model_args"]
-    # `dtype=auto` on a CPU: float32; prompts cut at the tokenizer's model_max_length, of which the tiny one has none.
+    # `dtype=auto` on a CPU: float32; prompts cut at the saved tokenizer's model_max_length.
     assert resolved["dtype"] == "float32" and resolved["truncation"] == "model_max_length"
-    assert AutoTokenizer.from_pretrained(tiny_model_dir).model_max_length > 10**9
-    assert resolved["context_limit"] is None
+    assert resolved["context_limit"] == AutoTokenizer.from_pretrained(tiny_model_dir).model_max_length == 8192
     assert resolved["batch_size"] == 16 and resolved["device"] == "cpu"
     # lmms-eval's stop strings cut single-turn answers; Memory's rounds are stripped only.
     assert resolved["stop_strings"] == {"baby_count": ["\n\n"], "baby_memory": [], "baby_pv": ["\n\n"]}
