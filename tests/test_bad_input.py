@@ -449,6 +449,24 @@ def test_a_broken_dataset_card_is_named_by_eval_audit_and_training(release, tmp_
         load_spec(DatasetSpec(data, None, "train"))
 
 
+@pytest.mark.parametrize("contents", ["text", "parquet without images"])
+def test_the_audit_of_a_folder_that_is_not_a_devcv_dataset_names_it(contents, tmp_path, capsys):
+    from babyvlm.dataset_builders.devcv.audit import main as audit_main
+
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    if contents == "text":
+        (folder / "notes.txt").write_text("not a dataset\n")
+    else:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.table({"question": ["q"], "answer": ["a"]}), folder / "test.parquet")
+    assert audit_main([str(folder)]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"babyvlm data audit: error: {folder}: not a DevCV dataset folder (its ")
+
+
 # --- every command's output folder ----------------------------------------------------------------------------------
 
 

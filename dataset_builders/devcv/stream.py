@@ -20,7 +20,10 @@ def iter_undecoded_rows(
     """
     check_card_header(path)
     cache_dir = None if cache_dir is None else str(cache_dir)
-    for split in load_dataset(str(path), config, streaming=True, cache_dir=cache_dir).values():
+    for name, split in load_dataset(str(path), config, streaming=True, cache_dir=cache_dir).items():
+        if split.features is None or "images" not in split.features:
+            found = "no known columns" if split.features is None else "columns " + ", ".join(split.features)
+            raise ValueError(f"{path}: not a DevCV dataset folder (its {name} split has {found}, no images)")
         if columns is not None:
             split = split.select_columns(columns)
         yield from split.cast_column("images", List(Image(decode=False)))
