@@ -22,10 +22,11 @@ from pathlib import Path
 
 from PIL import Image
 
-from babyvlm.command_line import command_parser
+from babyvlm.command_line import command_parser, fail
 
 from .harness import AUTO_DTYPE, DTYPES, resolve_dtype
-from .inference import ChatModel, Conversation
+from .inference import ChatModel, Conversation, IncompatibleModelError
+from .preflight import check_model_path
 
 
 class BadRequest(ValueError):
@@ -139,15 +140,20 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """``babyvlm serve MODEL --host HOST --port PORT``."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     import uvicorn
 
-    chat = ChatModel.from_pretrained(
-        args.model,
-        max_new_tokens=args.max_new_tokens,
-        device=args.device,
-        dtype=resolve_dtype(args.dtype, args.device),
-    )
+    try:
+        check_model_path(args.model)  # a missing folder or refused weights: one line before minutes of loading
+        chat = ChatModel.from_pretrained(
+            args.model,
+            max_new_tokens=args.max_new_tokens,
+            device=args.device,
+            dtype=resolve_dtype(args.dtype, args.device),
+        )
+    except (FileNotFoundError, IncompatibleModelError, ValueError) as error:
+        return fail(parser, error)
     name = args.name or Path(args.model).name
     uvicorn.run(create_app(chat, name), host=args.host, port=args.port)
     return 0

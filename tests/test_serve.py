@@ -56,3 +56,12 @@ def test_eval_against_the_served_babyllava_v2_answers_as_the_local_run(tmp_path,
     )
     assert _outputs(remote) == _outputs(local)
     assert summary["api_usage"]["requests"] == 3 + 15  # one per single-turn item, one per Memory round
+
+
+def test_serving_a_model_folder_that_does_not_exist_is_one_line_before_any_server_starts(tmp_path, capsys):
+    from babyvlm.evaluate_metrics import serve
+
+    missing = tmp_path / "nope"
+    assert serve.main([str(missing)]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"babyvlm serve: error: model folder {missing} does not exist")
