@@ -6,10 +6,8 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -25,7 +23,7 @@ from safetensors.torch import load_file
 from transformers import AutoConfig, Dinov2Model
 
 from babyvlm.testing.babyllava import tiny_config
-from babyvlm.testing.launch import cpu_launch, offline_cpu_env
+from babyvlm.testing.launch import cpu_launch, kill_once_written, offline_cpu_env
 from babyvlm.training.dino_data import MultiCropAugmentation, collate_crops
 
 REPO = Path(__file__).resolve().parents[1]
@@ -168,15 +166,8 @@ def test_resume_after_kill_skips_an_interrupted_save_and_reaches_the_same_weight
     output_dir = tmp_path / "killed"
     checkpoints = checkpoints_of(output_dir)
     command = [sys.executable, *recipe_command(frames, output_dir)]
-    process = subprocess.Popen(
-        command, env=ENV, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
     first = checkpoints / "checkpoint_0" / "trainer_state.json"
-    deadline = time.monotonic() + 240
-    while not first.is_file() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+    kill_once_written(command, first, env=ENV, cwd=REPO, timeout=240)
     assert json.loads(first.read_text())["global_step"] == 2
     # A tiny step is faster than the polling: make whatever the run wrote after step 2 look like a kill during the
     # second save (accelerate's folder there, no state file yet) and drop the export.

@@ -1,11 +1,8 @@
 """The training recipes end to end on tiny models: every stage, DDP on two CPU processes, resume after a kill."""
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import datasets
@@ -18,7 +15,7 @@ from transformers import AutoConfig, AutoTokenizer, Dinov2Config, Dinov2Model, G
 
 from babyvlm.chat import IMAGES_FEATURE, MESSAGES_FEATURE
 from babyvlm.testing.babyllava import SAMPLE_UTTERANCES, build_tiny_babyllava
-from babyvlm.testing.launch import cpu_launch, offline_cpu_env
+from babyvlm.testing.launch import cpu_launch, kill_once_written, offline_cpu_env
 from babyvlm.training import sft
 
 REPO = Path(__file__).resolve().parents[1]
@@ -236,20 +233,8 @@ def test_resume_after_kill_reaches_the_same_weights(data, tmp_path, one_thread):
     train_in_process(*arguments, "--output_dir", tmp_path / "uninterrupted")
 
     interrupted = tmp_path / "interrupted"
-    process = subprocess.Popen(
-        [sys.executable, SFT, *arguments, "--output_dir", str(interrupted)],
-        env=ENV,
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 300
-    while not (tmp_path / "interrupted-checkpoints" / "checkpoint-4" / "trainer_state.json").exists():
-        assert process.poll() is None and time.monotonic() < deadline, "the run ended before its first checkpoint"
-        time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+    marker = tmp_path / "interrupted-checkpoints" / "checkpoint-4" / "trainer_state.json"
+    kill_once_written([sys.executable, SFT, *arguments, "--output_dir", str(interrupted)], marker, env=ENV, cwd=REPO)
     assert not (interrupted / "model.safetensors").exists(), "killed too late: the run had already finished"
 
     train_in_process(*arguments, "--output_dir", interrupted)

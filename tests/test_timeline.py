@@ -3,11 +3,8 @@ run under one and two processes and after a kill."""
 
 import json
 import logging
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import datasets
@@ -20,7 +17,7 @@ from transformers import AutoModelForImageTextToText
 
 from babyvlm.chat import IMAGES_FEATURE, MESSAGES_FEATURE
 from babyvlm.testing.babyllava import build_tiny_babyllava
-from babyvlm.testing.launch import cpu_launch
+from babyvlm.testing.launch import cpu_launch, kill_once_written
 from babyvlm.training import sft
 from babyvlm.training.exposure import Curriculum, age_folder_name, age_thresholds
 
@@ -177,20 +174,8 @@ def test_a_chronological_run_is_the_same_under_two_processes_and_after_a_kill(co
 
     killed = tmp_path / "killed"
     killed_run = arguments(root, killed, *common, "--per_device_train_batch_size", "2")
-    process = subprocess.Popen(
-        [sys.executable, SFT, *killed_run],
-        env=ENV,
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 300
-    while not (tmp_path / "killed-checkpoints" / "checkpoint-3" / "exposure_tally.json").exists():
-        assert process.poll() is None and time.monotonic() < deadline, "the run ended before its first checkpoint"
-        time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+    marker = tmp_path / "killed-checkpoints" / "checkpoint-3" / "exposure_tally.json"
+    kill_once_written([sys.executable, SFT, *killed_run], marker, env=ENV, cwd=REPO)
     assert not (killed / "model.safetensors").exists(), "killed too late: the run had already finished"
     train_in_process(killed_run)
 

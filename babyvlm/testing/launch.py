@@ -4,7 +4,11 @@ and the runner."""
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import sys
+import time
+from pathlib import Path
 
 
 def cpu_launch(num_processes: int, threads_per_process: int = 1) -> list[str]:
@@ -35,3 +39,17 @@ def offline_cpu_env(**extra: str) -> dict[str, str]:
         "ACCELERATE_USE_CPU": "true",
         **extra,
     }
+
+
+def kill_once_written(command: list[str], marker: Path, *, env: dict[str, str], cwd: str | Path, timeout: float = 300):
+    """Run ``command`` in a session of its own and ``kill -9`` all of it as soon as ``marker`` exists, as a crash
+    right after a checkpoint would; a run that ends first, or writes nothing in ``timeout`` seconds, fails."""
+    process = subprocess.Popen(
+        command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    deadline = time.monotonic() + timeout
+    while not marker.exists():
+        assert process.poll() is None and time.monotonic() < deadline, "the run ended before its first checkpoint"
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
