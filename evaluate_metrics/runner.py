@@ -755,6 +755,20 @@ def _api_settings(args: argparse.Namespace) -> dict:
     return settings
 
 
+EVALUATION_ERRORS = (
+    KeyError,
+    FileNotFoundError,
+    IncompatibleModelError,
+    MissingTaskError,
+    RunMismatchError,
+    ValueError,
+    APIModelError,
+    NotApplicableError,
+    OutputLockedError,
+)
+"""What an evaluation raises for its input (model, data, output folder, settings): one line, not a traceback."""
+
+
 def main(argv: list[str] | None = None) -> int:
     """``babyvlm eval``."""
     parser = _parser()
@@ -798,17 +812,7 @@ def main(argv: list[str] | None = None) -> int:
                 if value is not None
             },
         )
-    except (
-        KeyError,
-        FileNotFoundError,
-        IncompatibleModelError,
-        MissingTaskError,
-        RunMismatchError,
-        ValueError,
-        APIModelError,
-        NotApplicableError,
-        OutputLockedError,
-    ) as error:
+    except EVALUATION_ERRORS as error:
         return fail(parser, error)
     if summary is not None:  # rank 0 of a data-parallel run
         sys.stdout.write(markdown_table(summary))

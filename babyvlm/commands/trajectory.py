@@ -24,14 +24,11 @@ import datasets
 from babyvlm.command_line import command_parser, fail
 from babyvlm.digests import file_digests, model_files
 from babyvlm.evaluate_metrics.acquisition import read_aoa_norms
-from babyvlm.evaluate_metrics.answering import NotApplicableError, UnsupportedOptionError
-from babyvlm.evaluate_metrics.data import MissingTaskError
+from babyvlm.evaluate_metrics.answering import UnsupportedOptionError
 from babyvlm.evaluate_metrics.devcv.uncertainty import N_RESAMPLES
 from babyvlm.evaluate_metrics.harness import AUTO_DTYPE, DTYPES
-from babyvlm.evaluate_metrics.inference import IncompatibleModelError
-from babyvlm.evaluate_metrics.predictions import RunMismatchError
+from babyvlm.evaluate_metrics.runner import EVALUATION_ERRORS
 from babyvlm.evaluate_metrics.trajectory import AXES, PROBES, Checkpoint, trajectory, trajectory_table
-from babyvlm.locking import OutputLockedError
 from babyvlm.staging import write_text
 
 INSTRUCTED_FOLDER = "instructed"
@@ -168,17 +165,7 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             progress=not args.no_progress,
         )
-    except (
-        KeyError,
-        FileNotFoundError,
-        IncompatibleModelError,
-        MissingTaskError,
-        RunMismatchError,
-        UnsupportedOptionError,
-        ValueError,
-        NotApplicableError,
-        OutputLockedError,
-    ) as error:
+    except (*EVALUATION_ERRORS, UnsupportedOptionError) as error:
         return fail(trajectory_parser, error)
     sys.stdout.write(trajectory_table(json.loads(path.read_text())))
     print(f"\nwritten: {path}, {path.with_suffix('.csv').name}, plots/")
